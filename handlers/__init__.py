@@ -1,0 +1,28 @@
+"""HTTP and WebSocket glue: parse and check input, know the caller, call a use case, answer.
+
+Each module ends with `routes()`; `default_handlers()` assembles them (the route table is
+data, as in Jupyter Server).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from . import admin, assets, event, pusher, set as set_api
+
+
+def default_handlers() -> list[Any]:
+    """Every route of the main port, most specific first."""
+    out: list[Any] = []
+    for module in (pusher, event, set_api, admin, assets):
+        out.extend(module.routes())
+    return out
+
+
+def legacy_ws_handlers() -> list[Any]:
+    """WoLive's WebSocket port (9090): the Pusher socket only."""
+    return [r for r in pusher.routes() if r[0].startswith("/app/")]
+
+
+def legacy_api_handlers() -> list[Any]:
+    """WoLive's HTTP API port (2080): the Pusher HTTP API only."""
+    return [r for r in pusher.routes() if r[0].startswith("/apps/")]

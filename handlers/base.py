@@ -1,0 +1,216 @@
+"""The base handler: dependencies from settings, who is calling, answers and errors in one place.
+
+Every JSON answer is `{code, msg, data?}` (the WoLive document's shape); a handler raises
+`ApiError` (or lets a `ChatError` / store error escape) and `write_error` renders it, so no
+caller ever sees a traceback.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from typing import Any, Optional, cast
+
+import tornado.web
+
+from realtime.chat import Agent, Chat, ChatError
+from realtime.hub import Hub
+from store import Conflict, NotFound, Store
+
+log = logging.getLogger("wolive.http")
+
+AGENT_COOKIE = "wolive_agent"
+#: Days an agent stays logged in without coming back.
+AGENT_COOKIE_DAYS = 7
+#: Largest POST body a JSON/form API accepts (bytes); uploads have their own limit.
+MAX_API_BODY_BYTES = 256 * 1024
+
+
+class ApiError(tornado.web.HTTPError):
+    """Answer `{code, msg}` with HTTP `status`."""
+
+    def __init__(self, status: int, code: int, msg: str) -> None:
+        super().__init__(status, reason=None, log_message=msg)
+        self.code = code
+        self.msg = msg
+
+
+def password_tag(password_hash: str) -> str:
+    """Bound into the session cookie, so changing the password ends every other session."""
+    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
+
+
+class BaseHandler(tornado.web.RequestHandler):
+    """Typed access to what `wolive.make_app` put in settings, plus the calling agent."""
+
+    #: Pages render HTML errors; APIs (the default) answer JSON.
+    html_errors = False
+
+    @property
+    def store(self) -> Store:
+        return cast(Store, self.settings["wolive_store"])
+
+    @property
+    def hub(self) -> Hub:
+        return cast(Hub, self.settings["wolive_hub"])
+
+    @property
+    def chat(self) -> Chat:
+        return cast(Chat, self.settings["wolive_chat"])
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return cast(dict, self.settings["wolive_config"])
+
+    # ---- who is calling -----------------------------------------------------------------
+
+    async def prepare(self) -> None:
+        self.agent_row: Optional[dict[str, Any]] = None
+        raw = self.get_signed_cookie(AGENT_COOKIE, max_age_days=AGENT_COOKIE_DAYS)
+        if raw:
+            try:
+                sid_s, tag = raw.decode().split(":", 1)
+                row = await self.store.get_service(int(sid_s))
+            except (ValueError, NotFound):
+                row = None
+            if row and tag == password_tag(row["password"]):
+                self.agent_row = row
+
+    def get_current_user(self) -> Optional[Agent]:
+        row = getattr(self, "agent_row", None)
+        if not row:
+            return None
+        return Agent(service_id=row["service_id"], business_id=row["business_id"],
+                     level=row["level"], nick_name=row["nick_name"], avatar=row["avatar"])
+
+    @property
+    def agent(self) -> Agent:
+        """The logged-in agent; raises `ApiError` 401 when nobody is."""
+        agent = self.current_user
+        if agent is None:
+            raise ApiError(401, 1, "not logged in / 请先登录")
+        return cast(Agent, agent)
+
+    def login_agent(self, row: dict[str, Any]) -> None:
+        self.set_signed_cookie(AGENT_COOKIE, f"{row['service_id']}:{password_tag(row['password'])}",
+                               expires_days=AGENT_COOKIE_DAYS, httponly=True, samesite="Lax",
+                               secure=self.request.protocol == "https")
+        self.agent_row = row
+
+    # ---- input --------------------------------------------------------------------------
+
+    def body_args(self) -> dict[str, Any]:
+        """Arguments from a JSON body, a form body or the query, in that order of preference."""
+        if not hasattr(self, "_body_args"):
+            args: dict[str, Any] = {}
+            ctype = self.request.headers.get("Content-Type", "")
+            if ctype.startswith("application/json") and self.request.body:
+                try:
+                    parsed = json.loads(self.request.body)
+                except ValueError:
+                    raise ApiError(400, 1, "body is not valid JSON") from None
+                if not isinstance(parsed, dict):
+                    raise ApiError(400, 1, "JSON body must be an object")
+                args.update(parsed)
+            for name in list(self.request.arguments):
+                if name not in args:
+                    args[name] = self.get_argument(name, strip=False)
+            self._body_args = args
+        return self._body_args
+
+    def arg(self, name: str, default: Optional[str] = None, max_len: int = 255,
+            required: bool = False) -> str:
+        """One text argument; raises `ApiError` 400 when missing, not text, or too long."""
+        value = self.body_args().get(name, default)
+        if value is None:
+            if required:
+                raise ApiError(400, 1, f"missing parameter: {name}")
+            return ""
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str):
+            raise ApiError(400, 1, f"parameter {name} must be text")
+        if len(value) > max_len:
+            raise ApiError(413 if max_len > 1000 else 400, 1,
+                           f"parameter {name} is over {max_len} characters")
+        if required and not value.strip():
+            raise ApiError(400, 1, f"missing parameter: {name}")
+        return value
+
+    def int_arg(self, name: str, default: int = 0) -> int:
+        raw = self.arg(name, None, max_len=20)
+        if raw == "":
+            return default
+        try:
+            return int(raw)
+        except ValueError:
+            raise ApiError(400, 1, f"parameter {name} must be a whole number") from None
+
+    def client_ip(self) -> str:
+        return self.request.remote_ip or ""
+
+    # ---- answers ------------------------------------------------------------------------
+
+    def answer(self, code: int = 0, msg: str = "", data: Any = None, status: int = 200) -> None:
+        self.set_status(status)
+        body: dict[str, Any] = {"code": code, "msg": msg}
+        if data is not None:
+            body["data"] = data
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.finish(json.dumps(body, ensure_ascii=False, default=str))
+
+    def _handle_request_exception(self, e: BaseException) -> None:
+        # Map use-case and store errors to answers here, in one place.
+        if isinstance(e, ChatError):
+            if not self._finished:
+                self.answer(e.code, e.msg, status=e.status)
+            return
+        if isinstance(e, NotFound):
+            e = ApiError(404, 1, f"not found: {e}")
+        elif isinstance(e, Conflict):
+            e = ApiError(409, 1, f"conflict: {e}")
+        super()._handle_request_exception(e)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, ApiError):
+            code, msg = exc.code, exc.msg
+        elif isinstance(exc, tornado.web.HTTPError):
+            code, msg = 1, exc.log_message or self._reason
+        else:
+            code, msg = 1, "internal error / 服务器内部错误"
+        if status_code == 403 and "XSRF" in (msg or ""):
+            msg = "missing or wrong _xsrf token: reload the page"
+        if self.html_errors:
+            self.set_header("Content-Type", "text/html; charset=UTF-8")
+            self.finish(self.render_string("error.html", status=status_code, msg=msg))
+        else:
+            self.answer(code, msg, status=status_code)
+
+
+class VisitorApiHandler(BaseHandler):
+    """Endpoints called by visitor windows and by sites' own code: the caller proves itself
+    with its unguessable channel, not a cookie, so there is nothing for CSRF to ride on."""
+
+    def check_xsrf_cookie(self) -> None:
+        return None
+
+    def set_default_headers(self) -> None:
+        # The document's nginx config answered these URLs with a wildcard CORS header.
+        self.set_header("Access-Control-Allow-Origin", "*")
+
+    def options(self, *args: Any) -> None:
+        self.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+        self.set_header("Access-Control-Allow-Headers", "Content-Type")
+        self.set_status(204)
+        self.finish()
+
+
+class AgentApiHandler(BaseHandler):
+    """Console endpoints: a logged-in agent, and the `_xsrf` token on every POST."""
+
+    async def prepare(self) -> None:
+        await super().prepare()
+        if self.current_user is None:
+            raise ApiError(401, 1, "not logged in / 请先登录")
+

@@ -1,0 +1,29 @@
+"""The demo site: a host page on another origin (its own port) with the WoLive snippet pasted
+in, so anyone can try the floating button as a site owner's visitors would."""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import tornado.web
+
+TEMPLATES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                         "templates")
+
+
+class DemoPage(tornado.web.RequestHandler):
+    def initialize(self, wolive: Any) -> None:
+        self.wolive = wolive
+
+    def get(self) -> None:
+        cfg = self.wolive.config["server"]
+        ports = self.wolive.app.settings.get("wolive_ports", {})
+        base = cfg["public_url"].rstrip("/") or \
+            f"{self.request.protocol}://{self.request.host_name}:{ports.get('main', cfg['port'])}"
+        self.render("demo.html", base=base,
+                    business_id=self.get_query_argument("business_id", "admin")[:100])
+
+
+def make_demo_app(wolive: Any) -> tornado.web.Application:
+    return tornado.web.Application([(r"/", DemoPage, {"wolive": wolive})],
+                                   template_path=TEMPLATES)

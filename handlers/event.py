@@ -1,0 +1,122 @@
+"""Visitor-facing API (`/admin/event/...`) and the visitor chat window (`/index/index/home`).
+
+Parameter names are the WoLive document's. A visitor proves who it is with `channel`, the
+unguessable name the server gave its window (or the signed cookie the window set).
+"""
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Any, Optional
+
+from realtime.chat import MAX_MESSAGE_CHARS, ChatError
+
+from .base import ApiError, BaseHandler, VisitorApiHandler
+
+VISITOR_COOKIE = "wolive_visitor"
+
+
+class VisitorMixin(BaseHandler):
+    def visitor_channel_arg(self, business_id: str, visiter_id: str) -> str:
+        """The `channel` parameter, or the one in the window's signed cookie."""
+        channel = self.arg("channel", max_len=64)
+        if channel:
+            return channel
+        raw = self.get_signed_cookie(VISITOR_COOKIE, max_age_days=365)
+        if raw:
+            try:
+                bid, vid, ch = json.loads(raw)
+            except ValueError:
+                return ""
+            if bid == business_id and vid == visiter_id:
+                return str(ch)
+        return ""
+
+
+class NoticeHandler(VisitorApiHandler, VisitorMixin):
+    """`/admin/event/notice`: assign the visitor to an agent (document codes 0, 1, 2, 3)."""
+
+    async def post(self) -> None:
+        visiter_id = self.arg("visiter_id", required=True, max_len=200)
+        business_id = self.arg("business_id", required=True, max_len=100)
+        special = self.int_arg("special", 0) or None
+        answer = await self.chat.notice(
+            visiter_id, business_id, self.visitor_channel_arg(business_id, visiter_id),
+            visiter_name=self.arg("visiter_name", max_len=255),
+            avatar=self.arg("avatar", max_len=1024), record=self.arg("record", max_len=2048),
+            ip=self.client_ip(), special=special)
+        self.answer(answer.code, answer.msg, answer.data or None)
+
+    get = post
+
+
+class VisitorChatsHandler(VisitorApiHandler, VisitorMixin):
+    """`/admin/event/chats`: a visitor's message to its agent. Failure code 3 (document)."""
+
+    async def post(self) -> None:
+        visiter_id = self.arg("visiter_id", required=True, max_len=200)
+        business_id = self.arg("business_id", required=True, max_len=100)
+        content = self.arg("content", required=True, max_len=MAX_MESSAGE_CHARS * 4)
+        message = await self.chat.visitor_send(
+            visiter_id, business_id, self.visitor_channel_arg(business_id, visiter_id), content)
+        self.answer(0, "success", message)
+
+
+class VisitorHistoryHandler(VisitorApiHandler, VisitorMixin):
+    """`/admin/event/history`: the visitor's own conversation, oldest first (`before` = cid)."""
+
+    async def get(self) -> None:
+        visiter_id = self.arg("visiter_id", required=True, max_len=200)
+        business_id = self.arg("business_id", required=True, max_len=100)
+        rows = await self.chat.history_for_visitor(
+            visiter_id, business_id, self.visitor_channel_arg(business_id, visiter_id),
+            before_cid=self.int_arg("before", 0), limit=self.int_arg("limit", 50))
+        self.answer(0, "", rows)
+
+    post = get
+
+
+class HomeHandler(BaseHandler):
+    """`/index/index/home`: the visitor chat window, opened by the floating button.
+
+    Query: `business_id` (required), `visiter_id` (made here when empty), `visiter_name`,
+    `avatar`, `from_url` (the host page), `special` (an agent id from a personal link).
+    """
+
+    html_errors = True
+
+    async def get(self) -> None:
+        business_id = self.get_query_argument("business_id", "")[:100]
+        visiter_id = self.get_query_argument("visiter_id", "")[:200]
+        if not visiter_id:
+            visiter_id = "v" + secrets.token_hex(12)
+        try:
+            visitor = await self.chat.visit(
+                visiter_id, business_id, self.get_query_argument("visiter_name", ""),
+                self.get_query_argument("avatar", ""), self.client_ip(),
+                self.get_query_argument("from_url", "") or self.request.headers.get(
+                    "Referer", ""))
+        except ChatError as exc:
+            raise ApiError(exc.status if exc.status >= 400 else 400, exc.code, exc.msg) from None
+        self.set_signed_cookie(VISITOR_COOKIE, json.dumps(
+            [business_id, visiter_id, visitor["channel"]]), expires_days=365, httponly=True,
+            samesite="Lax")
+        self.render("chat.html", boot=self.boot(visitor))
+
+    def boot(self, visitor: dict[str, Any]) -> dict[str, Any]:
+        special: Optional[str] = self.get_query_argument("special", "") or None
+        return {
+            "visiter_id": visitor["visiter_id"], "visiter_name": visitor["visiter_name"],
+            "avatar": visitor["avatar"], "business_id": visitor["business_id"],
+            "channel": visitor["channel"], "record": visitor["from_url"],
+            "special": special, "pusher": self.settings["wolive_pusher_client"],
+        }
+
+
+def routes() -> list[tuple[str, type]]:
+    return [
+        (r"/admin/event/notice", NoticeHandler),
+        (r"/admin/event/chats", VisitorChatsHandler),
+        (r"/admin/event/history", VisitorHistoryHandler),
+        (r"/index/index/home", HomeHandler),
+    ]

@@ -1,0 +1,124 @@
+/* Shared by the console and the visitor window: API calls, the Pusher connection, messages.
+ * Every piece of user text goes into the page through textContent, never innerHTML. */
+(function (root) {
+  'use strict';
+  var W = {};
+
+  function cookie(name) {
+    var m = document.cookie.match('(?:^|; )' + name + '=([^;]*)');
+    return m ? decodeURIComponent(m[1]) : '';
+  }
+
+  /* POST (or GET) form-encoded params; resolves to the {code, msg, data} answer. */
+  W.api = function (method, url, params) {
+    var body = new URLSearchParams();
+    Object.keys(params || {}).forEach(function (k) {
+      if (params[k] !== undefined && params[k] !== null) { body.append(k, params[k]); }
+    });
+    var opts = { method: method, credentials: 'same-origin', headers: {} };
+    if (method === 'GET') {
+      url += (url.indexOf('?') < 0 ? '?' : '&') + body.toString();
+    } else {
+      opts.body = body;
+      var x = cookie('_xsrf');
+      if (x) { opts.headers['X-XSRFToken'] = x; }
+    }
+    return fetch(url, opts).then(function (r) {
+      return r.json().catch(function () { return { code: -1, msg: 'HTTP ' + r.status }; });
+    });
+  };
+
+  /* A Pusher client against this server (same host; WoLive's 9090 port when configured). */
+  W.pusher = function (cfg, onState) {
+    var tls = location.protocol === 'https:';
+    var port = cfg.ws_port || Number(location.port) || (tls ? 443 : 80);
+    var p = new Pusher(cfg.key, {
+      cluster: 'wolive', wsHost: location.hostname, wsPort: port, wssPort: port,
+      forceTLS: tls, enabledTransports: ['ws', 'wss'], disableStats: true
+    });
+    if (onState) {
+      p.connection.bind('state_change', function (s) { onState(s.current, s.previous); });
+    }
+    return p;
+  };
+
+  W.el = function (tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) { e.className = cls; }
+    if (text !== undefined && text !== null) { e.textContent = String(text); }
+    return e;
+  };
+
+  W.time = function (ts) {
+    var d = new Date(ts * 1000), now = new Date();
+    var hm = ('0' + d.getHours()).slice(-2) + ':' + ('0' + d.getMinutes()).slice(-2);
+    if (d.toDateString() === now.toDateString()) { return hm; }
+    return (d.getMonth() + 1) + '-' + d.getDate() + ' ' + hm;
+  };
+
+  /* A message list that shows each cid once, in cid order, whatever order they arrive in. */
+  W.MessageList = function (container) {
+    this.box = container;
+    this.seen = {};
+  };
+  W.MessageList.prototype.clear = function () {
+    this.box.textContent = '';
+    this.seen = {};
+  };
+  W.MessageList.prototype.add = function (m, mine) {
+    if (m.cid) {
+      if (this.seen[m.cid]) { return false; }
+      this.seen[m.cid] = true;
+    }
+    var row = W.el('div', 'msg ' + (mine ? 'mine' : 'theirs'));
+    if (m.cid) { row.dataset.cid = m.cid; }
+    row.appendChild(W.el('div', 'bubble', m.content));
+    row.appendChild(W.el('div', 'time', W.time(m.timestamp || Date.now() / 1000)));
+    var before = null;
+    if (m.cid) {
+      var rows = this.box.querySelectorAll('.msg[data-cid]');
+      for (var i = rows.length - 1; i >= 0; i--) {
+        if (Number(rows[i].dataset.cid) > m.cid) { before = rows[i]; } else { break; }
+      }
+    }
+    var atBottom = this.box.scrollHeight - this.box.scrollTop - this.box.clientHeight < 80;
+    this.box.insertBefore(row, before);
+    if (atBottom || mine) { this.box.scrollTop = this.box.scrollHeight; }
+    return true;
+  };
+  W.MessageList.prototype.system = function (text) {
+    var row = W.el('div', 'msg system');
+    row.appendChild(W.el('div', 'bubble', text));
+    this.box.appendChild(row);
+    this.box.scrollTop = this.box.scrollHeight;
+    return row;
+  };
+
+  /* Enter sends, Shift+Enter is a new line. */
+  W.composer = function (form, textarea, send) {
+    form.addEventListener('submit', function (e) {
+      e.preventDefault();
+      var text = textarea.value.trim();
+      if (!text) { return; }
+      textarea.disabled = true;
+      send(text).then(function (ok) {
+        textarea.disabled = false;
+        if (ok) { textarea.value = ''; }
+        textarea.focus();
+      });
+    });
+    textarea.addEventListener('keydown', function (e) {
+      if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+        e.preventDefault();
+        form.requestSubmit ? form.requestSubmit() : form.dispatchEvent(new Event('submit'));
+      }
+    });
+  };
+
+  W.CONN_TEXT = {
+    connecting: '正在连接… Connecting…', unavailable: '网络断开，正在重连… Reconnecting…',
+    failed: '无法连接 · Cannot connect', disconnected: '已断开 · Disconnected'
+  };
+
+  root.Wolive = W;
+})(window);

@@ -1,0 +1,6 @@
+"""Storage: the WoLive tables and one repository API over SQLite and MySQL/MariaDB."""
+from .errors import ConfigError, Conflict, NotFound, StoreError
+from .repo import SCHEMA_VERSION, Conversation, Store, normalise_url
+
+__all__ = ["Store", "Conversation", "SCHEMA_VERSION", "normalise_url", "StoreError",
+           "NotFound", "Conflict", "ConfigError"]

@@ -1,0 +1,446 @@
+"""One repository API over SQLite (aiosqlite) and MySQL/MariaDB (aiomysql).
+
+SQLAlchemy Core 2.x handles the dialect differences and pooling; this module holds the SQL
+the use cases need and nothing else (no Tornado, no HTTP errors: it raises `store.errors`).
+Every write runs in its own transaction and is committed before the method returns, so a
+caller that pushes an event after `await store.x(...)` never pushes an uncommitted write
+(ARCHITECTURE.md, "Events go out after commit").
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, Optional
+from urllib.parse import urlsplit
+
+from sqlalchemy import and_, case, event, func, insert, select, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from . import schema as t
+from .errors import Conflict, ConfigError, NotFound
+
+Row = dict[str, Any]
+
+#: Latest schema version this code knows. Version 1: the ten WoLive tables + wolive_schema.
+SCHEMA_VERSION = 1
+
+#: SQLite waits this long for a competing writer before failing (ms); one process, short
+#: transactions, so a wait this long means something is stuck.
+SQLITE_BUSY_TIMEOUT_MS = 5000
+
+
+def normalise_url(url: str, base_dir: str = ".") -> str:
+    """Turn a config database URL into a SQLAlchemy async URL.
+
+    Accepts ``sqlite:///relative/or/absolute.db`` and ``mysql://user:pass@host:port/db``
+    (``mariadb://`` too); drivers are chosen here, so config never names one.
+    Relative SQLite paths are taken from `base_dir`. Raises `ConfigError` on any other scheme.
+    """
+    scheme = urlsplit(url).scheme.lower()
+    if scheme in ("sqlite", "sqlite+aiosqlite"):
+        path = url.split(":///", 1)[1] if ":///" in url else ""
+        if not path:
+            raise ConfigError("database.url: a SQLite URL needs a file path: sqlite:///data/wolive.db")
+        if not os.path.isabs(path):
+            path = os.path.join(base_dir, path)
+        return "sqlite+aiosqlite:///" + path
+    if scheme in ("mysql", "mariadb", "mysql+aiomysql"):
+        u = make_url(url).set(drivername="mysql+aiomysql")
+        query = dict(u.query)
+        query.setdefault("charset", "utf8mb4")
+        return u.set(query=query).render_as_string(hide_password=False)
+    raise ConfigError(f"database.url: unknown scheme {scheme!r}; use sqlite:/// or mysql://")
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """A row of an agent's conversation list: the queue row, the visitor, the last message."""
+
+    visiter_id: str
+    business_id: str
+    service_id: int
+    state: str
+    visiter_name: str
+    avatar: str
+    channel: str
+    online: bool
+    last_content: str
+    last_timestamp: int
+    unread: int
+
+    def as_dict(self) -> Row:
+        return self.__dict__.copy()
+
+
+class Store:
+    """The repository. Build with `await Store.open(url)`; close with `await store.close()`."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+
+    # ---- life -------------------------------------------------------------------------
+
+    @classmethod
+    async def open(cls, url: str, base_dir: str = ".", migrate: bool = True) -> "Store":
+        """Connect (creating a SQLite file and its folder if needed) and migrate.
+
+        Raises `ConfigError` when the URL is unusable or the server cannot be reached.
+        """
+        sa_url = normalise_url(url, base_dir)
+        if sa_url.startswith("sqlite"):
+            os.makedirs(os.path.dirname(sa_url.split(":///", 1)[1]) or ".", exist_ok=True)
+            engine = create_async_engine(sa_url)
+
+            @event.listens_for(engine.sync_engine, "connect")
+            def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+                cur = dbapi_conn.cursor()
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+                cur.execute("PRAGMA foreign_keys=ON")
+                cur.close()
+        else:
+            engine = create_async_engine(sa_url, pool_pre_ping=True, pool_recycle=3600,
+                                         pool_size=10, max_overflow=20)
+        store = cls(engine)
+        try:
+            if migrate:
+                await store.migrate()
+            else:
+                async with engine.connect() as conn:
+                    await conn.execute(select(1))
+        except OperationalError as exc:
+            await engine.dispose()
+            raise ConfigError(f"database.url: cannot use the database: {exc.orig}") from exc
+        return store
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def migrate(self) -> int:
+        """Create or upgrade the schema; idempotent. Returns the schema version now in force."""
+        async with self.engine.begin() as conn:
+            await conn.run_sync(t.metadata.create_all, checkfirst=True)
+            have = (await conn.execute(select(func.max(t.schema_version.c.version)))).scalar()
+            if have is None or have < SCHEMA_VERSION:
+                for version in range((have or 0) + 1, SCHEMA_VERSION + 1):
+                    await conn.execute(insert(t.schema_version).values(
+                        version=version, applied_at=int(time.time())))
+        return SCHEMA_VERSION
+
+    async def schema_version(self) -> int:
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(
+                select(func.max(t.schema_version.c.version)))).scalar() or 0)
+
+    # ---- helpers ----------------------------------------------------------------------
+
+    @staticmethod
+    async def _one(conn: AsyncConnection, stmt: Any) -> Optional[Row]:
+        row = (await conn.execute(stmt)).mappings().first()
+        return dict(row) if row is not None else None
+
+    async def _fetch_one(self, stmt: Any) -> Optional[Row]:
+        async with self.engine.connect() as conn:
+            return await self._one(conn, stmt)
+
+    async def _fetch_all(self, stmt: Any) -> list[Row]:
+        async with self.engine.connect() as conn:
+            return [dict(r) for r in (await conn.execute(stmt)).mappings().all()]
+
+    # ---- install and agents ------------------------------------------------------------
+
+    async def has_super_manager(self) -> bool:
+        row = await self._fetch_one(
+            select(t.service.c.service_id).where(t.service.c.level == "super_manager").limit(1))
+        return row is not None
+
+    async def install(self, business_id: str, user_name: str, nick_name: str,
+                      password_hash: str, distribution_rule: str = "auto") -> Row:
+        """Create the first business and its super_manager in one transaction.
+
+        Raises `Conflict` when a super_manager already exists (the installer runs once).
+        Returns the new agent row.
+        """
+        async with self.engine.begin() as conn:
+            if self.dialect == "mysql":
+                # Serialise concurrent installers on MySQL; SQLite's single writer already does.
+                await conn.execute(select(t.service.c.service_id).with_for_update())
+            exists = await self._one(conn, select(t.service.c.service_id).where(
+                t.service.c.level == "super_manager").limit(1))
+            if exists:
+                raise Conflict("already installed")
+            have_business = await self._one(conn, select(t.business.c.wid).where(
+                t.business.c.business_id == business_id))
+            if not have_business:
+                await conn.execute(insert(t.business).values(
+                    business_id=business_id, distribution_rule=distribution_rule))
+            try:
+                res = await conn.execute(insert(t.service).values(
+                    user_name=user_name, nick_name=nick_name, password=password_hash,
+                    business_id=business_id, level="super_manager", parent_id=0,
+                    state="offline"))
+            except IntegrityError as exc:
+                raise Conflict("user_name taken") from exc
+            sid = res.inserted_primary_key[0]
+            return await self._one(conn, select(t.service).where(
+                t.service.c.service_id == sid)) or {}
+
+    async def add_service(self, business_id: str, user_name: str, nick_name: str,
+                          password_hash: str, level: str = "service", parent_id: int = 0,
+                          avatar: Optional[str] = None) -> Row:
+        """Add an agent. Raises `Conflict` when `user_name` is taken. Returns the row."""
+        values: Row = dict(user_name=user_name, nick_name=nick_name, password=password_hash,
+                           business_id=business_id, level=level, parent_id=parent_id)
+        if avatar:
+            values["avatar"] = avatar
+        async with self.engine.begin() as conn:
+            try:
+                res = await conn.execute(insert(t.service).values(**values))
+            except IntegrityError as exc:
+                raise Conflict("user_name taken") from exc
+            sid = res.inserted_primary_key[0]
+            return await self._one(conn, select(t.service).where(
+                t.service.c.service_id == sid)) or {}
+
+    async def get_service(self, service_id: int) -> Row:
+        """Raises `NotFound`."""
+        row = await self._fetch_one(select(t.service).where(t.service.c.service_id == service_id))
+        if row is None:
+            raise NotFound(f"agent {service_id}")
+        return row
+
+    async def find_service_by_name(self, user_name: str) -> Optional[Row]:
+        return await self._fetch_one(select(t.service).where(t.service.c.user_name == user_name))
+
+    async def set_service_password(self, service_id: int, password_hash: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(update(t.service).where(t.service.c.service_id == service_id)
+                               .values(password=password_hash))
+
+    async def set_service_state(self, service_id: int, state: str) -> bool:
+        """Write `wolive_service.state`; True when the row changed."""
+        async with self.engine.begin() as conn:
+            res = await conn.execute(update(t.service).where(and_(
+                t.service.c.service_id == service_id, t.service.c.state != state))
+                .values(state=state))
+            return bool(res.rowcount)
+
+    async def reset_presence(self) -> None:
+        """Mark everyone offline: run at start-up, when no socket can be open yet."""
+        async with self.engine.begin() as conn:
+            await conn.execute(update(t.service).where(t.service.c.state == "online")
+                               .values(state="offline"))
+            await conn.execute(update(t.visiter).where(t.visiter.c.state == "online")
+                               .values(state="offline"))
+
+    async def online_services_with_load(self, business_id: str) -> list[Row]:
+        """The business's online agents, each with `load` = its open (normal) conversations."""
+        load = (select(func.count()).select_from(t.queue).where(and_(
+            t.queue.c.service_id == t.service.c.service_id,
+            t.queue.c.state == "normal")).scalar_subquery())
+        return await self._fetch_all(
+            select(t.service.c.service_id, load.label("load"))
+            .where(and_(t.service.c.business_id == business_id,
+                        t.service.c.state == "online"))
+            .order_by(t.service.c.service_id))
+
+    # ---- businesses ---------------------------------------------------------------------
+
+    async def get_business(self, business_id: str) -> Row:
+        """Raises `NotFound`."""
+        row = await self._fetch_one(select(t.business).where(
+            t.business.c.business_id == business_id))
+        if row is None:
+            raise NotFound(f"business {business_id}")
+        return row
+
+    async def add_business(self, business_id: str, distribution_rule: str = "auto") -> Row:
+        async with self.engine.begin() as conn:
+            try:
+                await conn.execute(insert(t.business).values(
+                    business_id=business_id, distribution_rule=distribution_rule))
+            except IntegrityError as exc:
+                raise Conflict("business exists") from exc
+        return await self.get_business(business_id)
+
+    async def set_business(self, business_id: str, **values: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(update(t.business).where(
+                t.business.c.business_id == business_id).values(**values))
+
+    # ---- visitors -----------------------------------------------------------------------
+
+    async def upsert_visiter(self, visiter_id: str, business_id: str, visiter_name: str,
+                             channel: str, avatar: str, ip: str, from_url: str) -> Row:
+        """Record a visit: insert the visitor or refresh its name, avatar, IP and page."""
+        values = dict(visiter_name=visiter_name, channel=channel, avatar=avatar, ip=ip,
+                      from_url=from_url[:255])
+        key = and_(t.visiter.c.visiter_id == visiter_id, t.visiter.c.business_id == business_id)
+        async with self.engine.begin() as conn:
+            res = await conn.execute(update(t.visiter).where(key).values(
+                timestamp=func.current_timestamp(), **values))
+            if not res.rowcount:
+                try:
+                    async with conn.begin_nested():
+                        await conn.execute(insert(t.visiter).values(
+                            visiter_id=visiter_id, business_id=business_id, **values))
+                except IntegrityError:
+                    # A second tab inserted it first: refresh instead.
+                    await conn.execute(update(t.visiter).where(key).values(**values))
+            return await self._one(conn, select(t.visiter).where(key)) or {}
+
+    async def get_visiter(self, visiter_id: str, business_id: str) -> Row:
+        """Raises `NotFound`."""
+        row = await self._fetch_one(select(t.visiter).where(and_(
+            t.visiter.c.visiter_id == visiter_id, t.visiter.c.business_id == business_id)))
+        if row is None:
+            raise NotFound(f"visitor {visiter_id}")
+        return row
+
+    async def find_visiter_by_channel(self, channel: str) -> Optional[Row]:
+        return await self._fetch_one(select(t.visiter).where(t.visiter.c.channel == channel))
+
+    async def set_visiter_state(self, channel: str, state: str) -> Optional[Row]:
+        """Write `wolive_visiter.state` by channel; returns the visitor (None if unknown)."""
+        async with self.engine.begin() as conn:
+            await conn.execute(update(t.visiter).where(t.visiter.c.channel == channel)
+                               .values(state=state))
+            return await self._one(conn, select(t.visiter).where(t.visiter.c.channel == channel))
+
+    # ---- queue (who talks to whom) -----------------------------------------------------------
+
+    async def get_queue(self, visiter_id: str, business_id: str) -> Optional[Row]:
+        return await self._fetch_one(select(t.queue).where(and_(
+            t.queue.c.visiter_id == visiter_id, t.queue.c.business_id == business_id)))
+
+    async def put_queue(self, visiter_id: str, business_id: str, service_id: int) -> Row:
+        """Assign the visitor to `service_id` (0 = waiting to be claimed), state normal.
+
+        A blacklisted visitor stays blacklisted: raises `Conflict`.
+        """
+        key = and_(t.queue.c.visiter_id == visiter_id, t.queue.c.business_id == business_id)
+        async with self.engine.begin() as conn:
+            row = await self._one(conn, select(t.queue).where(key))
+            if row and row["state"] == "in_black_list":
+                raise Conflict("blacklisted")
+            if row:
+                await conn.execute(update(t.queue).where(key).values(
+                    service_id=service_id, state="normal",
+                    timestamp=func.current_timestamp()))
+            else:
+                try:
+                    async with conn.begin_nested():
+                        await conn.execute(insert(t.queue).values(
+                            visiter_id=visiter_id, business_id=business_id,
+                            service_id=service_id, state="normal"))
+                except IntegrityError:
+                    await conn.execute(update(t.queue).where(key).values(
+                        service_id=service_id, state="normal"))
+            return await self._one(conn, select(t.queue).where(key)) or {}
+
+    async def waiting_position(self, visiter_id: str, business_id: str) -> int:
+        """1-based place of a waiting visitor among the business's waiting visitors."""
+        me = await self.get_queue(visiter_id, business_id)
+        if me is None or me["service_id"] != 0:
+            return 0
+        async with self.engine.connect() as conn:
+            ahead = (await conn.execute(select(func.count()).select_from(t.queue).where(and_(
+                t.queue.c.business_id == business_id, t.queue.c.service_id == 0,
+                t.queue.c.state == "normal", t.queue.c.qid < me["qid"])))).scalar()
+        return int(ahead or 0) + 1
+
+    async def conversations(self, service_id: int, limit: int = 200) -> list[Conversation]:
+        """The agent's open conversations, newest activity first, with unread counts."""
+        c, v, q = t.chats, t.visiter, t.queue
+        last_cid = (select(func.max(c.c.cid)).where(and_(
+            c.c.visiter_id == q.c.visiter_id, c.c.business_id == q.c.business_id))
+            .scalar_subquery())
+        unread = (select(func.count()).select_from(c).where(and_(
+            c.c.visiter_id == q.c.visiter_id, c.c.business_id == q.c.business_id,
+            c.c.direction == "to_service", c.c.state == "unread")).scalar_subquery())
+        stmt = (select(q.c.visiter_id, q.c.business_id, q.c.service_id, q.c.state,
+                       v.c.visiter_name, v.c.avatar, v.c.channel, v.c.state.label("vstate"),
+                       last_cid.label("last_cid"), unread.label("unread"))
+                .join(v, and_(v.c.visiter_id == q.c.visiter_id,
+                              v.c.business_id == q.c.business_id))
+                .where(and_(q.c.service_id == service_id, q.c.state == "normal"))
+                .order_by(case((last_cid.is_(None), 0), else_=1).desc(),
+                          last_cid.desc(), q.c.qid.desc())
+                .limit(limit))
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(stmt)).mappings().all()
+            cids = [r["last_cid"] for r in rows if r["last_cid"]]
+            last: dict[int, Row] = {}
+            if cids:
+                for m in (await conn.execute(select(c.c.cid, c.c.content, c.c.timestamp)
+                                             .where(c.c.cid.in_(cids)))).mappings():
+                    last[m["cid"]] = dict(m)
+        out = []
+        for r in rows:
+            m = last.get(r["last_cid"] or 0, {})
+            out.append(Conversation(
+                visiter_id=r["visiter_id"], business_id=r["business_id"],
+                service_id=r["service_id"], state=r["state"], visiter_name=r["visiter_name"],
+                avatar=r["avatar"], channel=r["channel"], online=r["vstate"] == "online",
+                last_content=m.get("content", ""), last_timestamp=m.get("timestamp", 0),
+                unread=int(r["unread"] or 0)))
+        return out
+
+    # ---- messages -----------------------------------------------------------------------
+
+    async def add_chat(self, visiter_id: str, service_id: int, business_id: str, content: str,
+                       direction: str, timestamp: Optional[int] = None) -> Row:
+        """Store one message (committed on return). Returns the row with its `cid`."""
+        values = dict(visiter_id=visiter_id, service_id=service_id, business_id=business_id,
+                      content=content, direction=direction, state="unread",
+                      timestamp=int(timestamp if timestamp is not None else time.time()))
+        async with self.engine.begin() as conn:
+            res = await conn.execute(insert(t.chats).values(**values))
+            values["cid"] = res.inserted_primary_key[0]
+        return values
+
+    async def chats_of(self, visiter_id: str, business_id: str, before_cid: int = 0,
+                       limit: int = 50) -> list[Row]:
+        """A conversation's messages, oldest first; the `limit` newest before `before_cid`."""
+        c = t.chats
+        cond = [c.c.visiter_id == visiter_id, c.c.business_id == business_id]
+        if before_cid:
+            cond.append(c.c.cid < before_cid)
+        rows = await self._fetch_all(select(c).where(and_(*cond))
+                                     .order_by(c.c.cid.desc()).limit(limit))
+        rows.reverse()
+        return rows
+
+    async def mark_read(self, visiter_id: str, business_id: str, direction: str) -> int:
+        """Mark the conversation's unread messages going `direction` read; returns how many."""
+        c = t.chats
+        async with self.engine.begin() as conn:
+            res = await conn.execute(update(c).where(and_(
+                c.c.visiter_id == visiter_id, c.c.business_id == business_id,
+                c.c.direction == direction, c.c.state == "unread")).values(state="readed"))
+            return int(res.rowcount or 0)
+
+    async def active_greeting(self, service_id: int) -> str:
+        row = await self._fetch_one(select(t.sentence.c.content).where(and_(
+            t.sentence.c.service_id == service_id, t.sentence.c.state == "using")))
+        return row["content"] if row else ""
+
+    async def set_greeting(self, service_id: int, content: str) -> None:
+        async with self.engine.begin() as conn:
+            res = await conn.execute(update(t.sentence).where(
+                t.sentence.c.service_id == service_id).values(content=content, state="using"))
+            if not res.rowcount:
+                await conn.execute(insert(t.sentence).values(
+                    service_id=service_id, content=content, state="using"))
+
+    async def add_message(self, business_id: str, name: str, moblie: str, email: str,
+                          content: str) -> Row:
+        async with self.engine.begin() as conn:
+            res = await conn.execute(insert(t.message).values(
+                business_id=business_id, name=name, moblie=moblie, email=email,
+                content=content))
+            return {"mid": res.inserted_primary_key[0]}

@@ -1,0 +1,201 @@
+"""The WoLive tables, as SQLAlchemy Core metadata.
+
+The ten tables, their names and their columns are those of the WoLive document
+(`shared/seed/wolive-doc.md`, "数据库结构"), so an existing WoLive database can be pointed at.
+Two things differ on purpose (WOLIVE-NOTES, "Flaws of the original"): tables are InnoDB with
+utf8mb4 on MySQL/MariaDB (transactions; emoji survive), and `wolive_schema` records which
+migrations have run.
+"""
+from __future__ import annotations
+
+from sqlalchemy import (
+    Column, Enum, Index, Integer, MetaData, String, Table, Text, UniqueConstraint, text,
+)
+from sqlalchemy.dialects import mysql
+
+metadata = MetaData()
+
+# MySQL-only table options; other dialects ignore the prefixed keywords.
+_MYSQL = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4",
+          "mysql_collate": "utf8mb4_unicode_ci"}
+
+_NOW = text("CURRENT_TIMESTAMP")
+
+#: MEDIUMTEXT on MySQL (16 MB), TEXT elsewhere: the document's type for chat content.
+MediumText = Text().with_variant(mysql.MEDIUMTEXT(), "mysql")
+#: LONGTEXT on MySQL, TEXT elsewhere: the document's type for FAQ bodies.
+LongText = Text().with_variant(mysql.LONGTEXT(), "mysql")
+
+
+def _enum(*values: str, name: str) -> Enum:
+    # native_enum on MySQL gives the document's ENUM(...); elsewhere a VARCHAR + CHECK.
+    return Enum(*values, name=name, native_enum=True, create_constraint=True,
+                validate_strings=True)
+
+
+service = Table(
+    "wolive_service", metadata,
+    Column("service_id", Integer, primary_key=True, autoincrement=True),
+    Column("user_name", String(255), nullable=False),
+    Column("nick_name", String(255), nullable=False),
+    Column("password", String(255), nullable=False),
+    Column("phone", String(255), server_default=""),
+    Column("email", String(255), server_default=""),
+    Column("business_id", String(255), nullable=False),
+    Column("avatar", String(1024), nullable=False,
+           server_default="/assets/images/admin/avatar-admin2.png"),
+    Column("level", _enum("super_manager", "manager", "service", name="service_level"),
+           nullable=False, server_default="service"),
+    Column("parent_id", Integer, nullable=False, server_default="0"),
+    Column("state", _enum("online", "offline", name="service_state"), nullable=False,
+           server_default="offline"),
+    Index("pid", "parent_id"),
+    Index("web", "business_id"),
+    # Not in the document: login looks agents up by name, and two agents must not share one.
+    UniqueConstraint("user_name", name="user_name"),
+    **_MYSQL,
+)
+
+visiter = Table(
+    "wolive_visiter", metadata,
+    Column("vid", Integer, primary_key=True, autoincrement=True),
+    Column("visiter_id", String(200), nullable=False),
+    Column("visiter_name", String(255), nullable=False),
+    Column("channel", String(255), nullable=False),
+    Column("avatar", String(1024), nullable=False),
+    Column("ip", String(255), nullable=False),
+    Column("from_url", String(255), nullable=False),
+    Column("timestamp", mysql.TIMESTAMP().with_variant(String(32), "sqlite"), nullable=False,
+           server_default=_NOW),
+    Column("business_id", String(100), nullable=False),
+    Column("state", _enum("online", "offline", name="visiter_state"), nullable=False,
+           server_default="offline"),
+    UniqueConstraint("visiter_id", "business_id", name="id"),
+    Index("visiter", "visiter_id"),
+    Index("time", "timestamp"),
+    Index("visiter_channel", "channel"),
+    **_MYSQL,
+)
+
+business = Table(
+    "wolive_business", metadata,
+    Column("wid", Integer, primary_key=True, autoincrement=True),
+    Column("business_id", String(100), nullable=False),
+    Column("distribution_rule", _enum("auto", "claim", name="distribution_rule"),
+           server_default="claim"),
+    Column("video_state", _enum("close", "open", name="video_state"), nullable=False,
+           server_default="close"),
+    Column("audio_state", _enum("close", "open", name="audio_state"), nullable=False,
+           server_default="close"),
+    Column("voice_state", _enum("close", "open", name="voice_state"), nullable=False,
+           server_default="open"),
+    Column("voice_address", String(255), nullable=False,
+           server_default="/upload/voice/default.mp3"),
+    Column("state", _enum("close", "open", name="business_state"), nullable=False,
+           server_default="open"),
+    UniqueConstraint("business_id", name="bussiness"),
+    **_MYSQL,
+)
+
+chats = Table(
+    "wolive_chats", metadata,
+    Column("cid", Integer, primary_key=True, autoincrement=True),
+    Column("visiter_id", String(200), nullable=False),
+    Column("service_id", Integer, nullable=False),
+    Column("business_id", String(100), nullable=False),
+    Column("content", MediumText, nullable=False),
+    Column("timestamp", Integer, nullable=False),
+    Column("state", _enum("readed", "unread", name="chat_state"), nullable=False,
+           server_default="unread"),
+    Column("direction", _enum("to_visiter", "to_service", name="chat_direction")),
+    Index("chats_visiter", "visiter_id"),
+    Index("service", "service_id"),
+    Index("chats_time", "timestamp"),
+    Index("chat", "business_id"),
+    **_MYSQL,
+)
+
+message = Table(
+    "wolive_message", metadata,
+    Column("mid", Integer, primary_key=True, autoincrement=True),
+    Column("content", Text, nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("moblie", String(255), nullable=False),  # sic: the document's spelling
+    Column("email", String(255), nullable=False),
+    Column("business_id", String(100)),
+    Column("timestamp", mysql.TIMESTAMP().with_variant(String(32), "sqlite"), nullable=False,
+           server_default=_NOW),
+    Index("message_timestamp", "timestamp"),
+    Index("message_web", "business_id"),
+    **_MYSQL,
+)
+
+question = Table(
+    "wolive_question", metadata,
+    Column("qid", Integer, primary_key=True, autoincrement=True),
+    Column("business_id", String(225), nullable=False),
+    Column("question", LongText, nullable=False),
+    Column("answer", LongText, nullable=False),
+    Column("answer_read", LongText, nullable=False),
+    **_MYSQL,
+)
+
+queue = Table(
+    "wolive_queue", metadata,
+    Column("qid", Integer, primary_key=True, autoincrement=True),
+    Column("visiter_id", String(200), nullable=False),
+    Column("service_id", Integer, nullable=False),
+    Column("business_id", String(100), nullable=False),
+    Column("state", _enum("normal", "complete", "in_black_list", name="queue_state"),
+           nullable=False, server_default="normal"),
+    Column("timestamp", mysql.TIMESTAMP().with_variant(String(32), "sqlite"), nullable=False,
+           server_default=_NOW),
+    UniqueConstraint("visiter_id", "business_id", name="queue_id"),
+    Index("se", "service_id"),
+    Index("vi", "visiter_id"),
+    Index("business", "business_id"),
+    **_MYSQL,
+)
+
+sentence = Table(
+    "wolive_sentence", metadata,
+    Column("sid", Integer, primary_key=True, autoincrement=True),
+    Column("content", Text, nullable=False),
+    Column("service_id", Integer, nullable=False),
+    Column("state", _enum("using", "unuse", name="sentence_state"), server_default="unuse"),
+    UniqueConstraint("service_id", name="sentence_se"),
+    **_MYSQL,
+)
+
+tablist = Table(
+    "wolive_tablist", metadata,
+    Column("tid", Integer, primary_key=True, autoincrement=True),
+    Column("title", String(255), nullable=False),
+    Column("content", Text, nullable=False),
+    Column("content_read", Text, nullable=False),
+    Column("business_id", String(2555), nullable=False),
+    **_MYSQL,
+)
+
+weixin = Table(
+    "wolive_weixin", metadata,
+    Column("wid", Integer, primary_key=True, autoincrement=True),
+    Column("service_id", Integer, nullable=False),
+    Column("open_id", String(255), nullable=False),
+    Index("weixin_service_id", "service_id"),
+    **_MYSQL,
+)
+
+#: The migrations that have run; one row per version.
+schema_version = Table(
+    "wolive_schema", metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("applied_at", Integer, nullable=False),
+    **_MYSQL,
+)
+
+#: The document's ten tables, by their documented names.
+WOLIVE_TABLES = (
+    "wolive_service", "wolive_visiter", "wolive_business", "wolive_chats", "wolive_message",
+    "wolive_question", "wolive_queue", "wolive_sentence", "wolive_tablist", "wolive_weixin",
+)

@@ -1,0 +1,369 @@
+"""wolive: a live customer-service chat server. Run: ``python wolive.py --config config.yaml``.
+
+This is the composition root: it loads and checks the config (failing fast with the bad key
+named), builds the store, the Pusher hub, the presence tracker and the Tornado applications,
+wires signals, and shuts down in order (refuse new sockets, close open ones with 4200 so
+clients reconnect, drain, close the pool). Nothing imports it but tests.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import logging
+import os
+import secrets
+import signal
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import tornado.httpserver
+import tornado.ioloop
+import tornado.netutil
+import tornado.web
+import yaml
+
+import handlers
+from handlers import demo
+from realtime.chat import Chat
+from realtime.hub import App, Hub
+from realtime.presence import PresenceTracker
+from store import ConfigError as StoreConfigError
+from store import Store
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+log = logging.getLogger("wolive")
+
+#: How often dead sockets are looked for (seconds).
+SWEEP_INTERVAL_S = 15
+#: Longest a clean shutdown waits for writes in flight (seconds).
+SHUTDOWN_DRAIN_S = 5
+
+
+class ConfigProblem(Exception):
+    """A config that cannot be used; the message names the key."""
+
+
+# ---- config ------------------------------------------------------------------------------
+
+_Opt = Optional[int]
+#: Every key, its type and its default. config.yaml documents each one.
+SCHEMA: dict[str, Any] = {
+    "server": {
+        "host": (str, "127.0.0.1"),
+        "port": (int, 8000),
+        "public_url": (str, ""),
+        "legacy_ws_port": ((int, type(None)), None),
+        "legacy_api_port": ((int, type(None)), None),
+        "demo_port": ((int, type(None)), None),
+        "data_dir": (str, "data"),
+        "xheaders": (bool, False),
+        "cookie_secret": (str, ""),
+        "channel_secret": (str, ""),
+    },
+    "database": {
+        "url": (str, "sqlite:///data/wolive.db"),
+    },
+    "pusher": {
+        "apps": (list, [{"id": "1", "key": "wolive", "secret": ""}]),
+    },
+    "chat": {
+        "max_message_chars": (int, 5000),
+    },
+    "security": {
+        "bcrypt_rounds": (int, 12),
+    },
+    "log_level": (str, "info"),
+}
+_APP_KEYS = {"id": str, "key": str, "secret": str, "enabled": bool}
+
+
+def _check(schema: dict[str, Any], given: Any, path: str) -> dict[str, Any]:
+    if given is None:
+        given = {}
+    if not isinstance(given, dict):
+        raise ConfigProblem(f"{path or 'config'}: must be a mapping")
+    out: dict[str, Any] = {}
+    for key in given:
+        if key not in schema:
+            raise ConfigProblem(f"{path}{key}: unknown key")
+    for key, spec in schema.items():
+        if isinstance(spec, dict):
+            out[key] = _check(spec, given.get(key), f"{path}{key}.")
+            continue
+        typ, default = spec
+        value = given.get(key, default)
+        if isinstance(value, bool) and typ is int:
+            raise ConfigProblem(f"{path}{key}: must be a whole number, not {value!r}")
+        if not isinstance(value, typ):
+            names = typ.__name__ if isinstance(typ, type) else " or ".join(
+                "null" if t is type(None) else t.__name__ for t in typ)
+            raise ConfigProblem(f"{path}{key}: must be {names}, not {value!r}")
+        out[key] = value
+    return out
+
+
+def load_config(path: Optional[str], overrides: Optional[dict[str, Any]] = None
+                ) -> dict[str, Any]:
+    """Read and check a YAML config. Raises `ConfigProblem` naming the bad key."""
+    data: Any = {}
+    if path:
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = yaml.safe_load(f) or {}
+        except OSError as exc:
+            raise ConfigProblem(f"{path}: cannot read: {exc.strerror}") from None
+        except yaml.YAMLError as exc:
+            raise ConfigProblem(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    for dotted, value in (overrides or {}).items():
+        node = data
+        *parents, last = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = value
+    cfg = _check(SCHEMA, data, "")
+    for port_key in ("port", "legacy_ws_port", "legacy_api_port", "demo_port"):
+        port = cfg["server"][port_key]
+        if port is not None and not 0 <= port <= 65535:
+            raise ConfigProblem(f"server.{port_key}: {port} is not a port number")
+    apps = cfg["pusher"]["apps"]
+    if not apps:
+        raise ConfigProblem("pusher.apps: at least one app is needed")
+    for i, app in enumerate(apps):
+        if not isinstance(app, dict):
+            raise ConfigProblem(f"pusher.apps[{i}]: must be a mapping")
+        for k, v in app.items():
+            if k not in _APP_KEYS:
+                raise ConfigProblem(f"pusher.apps[{i}].{k}: unknown key")
+            if not isinstance(v, _APP_KEYS[k]):
+                raise ConfigProblem(f"pusher.apps[{i}].{k}: must be {_APP_KEYS[k].__name__}")
+        for k in ("id", "key"):
+            if not app.get(k):
+                raise ConfigProblem(f"pusher.apps[{i}].{k}: required")
+    if not 4 <= cfg["security"]["bcrypt_rounds"] <= 16:
+        raise ConfigProblem("security.bcrypt_rounds: must be 4-16")
+    if cfg["log_level"].upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigProblem("log_level: must be debug, info, warning or error")
+    base = os.path.dirname(os.path.abspath(path)) if path else os.getcwd()
+    cfg["_base_dir"] = base
+    data_dir = cfg["server"]["data_dir"]
+    cfg["server"]["data_dir"] = data_dir if os.path.isabs(data_dir) else os.path.join(
+        base, data_dir)
+    return cfg
+
+
+def fill_secrets(cfg: dict[str, Any]) -> None:
+    """Secrets left empty in config are generated once and kept in `data_dir/secrets.json`
+    (mode 0600), never a shared default."""
+    data_dir = cfg["server"]["data_dir"]
+    path = os.path.join(data_dir, "secrets.json")
+    kept: dict[str, str] = {}
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            kept = json.load(f)
+    changed = False
+
+    def need(name: str) -> str:
+        nonlocal changed
+        if name not in kept:
+            kept[name] = secrets.token_hex(32)
+            changed = True
+        return kept[name]
+
+    for key in ("cookie_secret", "channel_secret"):
+        if not cfg["server"][key]:
+            cfg["server"][key] = need(key)
+    for app in cfg["pusher"]["apps"]:
+        if not app.get("secret"):
+            app["secret"] = need(f"app_secret_{app['id']}")
+        app.setdefault("enabled", True)
+    if changed:
+        os.makedirs(data_dir, exist_ok=True)
+        fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(kept, f, indent=1)
+        os.replace(path + ".tmp", path)
+
+
+# ---- the server --------------------------------------------------------------------------
+
+@dataclass
+class Wolive:
+    """Everything one running server holds; `make_app` builds it, `stop` takes it down."""
+
+    config: dict[str, Any]
+    store: Store
+    hub: Hub
+    presence: PresenceTracker
+    chat: Chat
+    app: tornado.web.Application
+    legacy_ws_app: tornado.web.Application
+    legacy_api_app: tornado.web.Application
+    servers: list[tornado.httpserver.HTTPServer] = field(default_factory=list)
+    sweeper: Optional[tornado.ioloop.PeriodicCallback] = None
+
+    def listen(self) -> dict[str, int]:
+        """Bind every configured port; returns {name: port} (a port 0 gets a free one)."""
+        srv = self.config["server"]
+        bound: dict[str, int] = {}
+        plan: list[tuple[str, Optional[int], tornado.web.Application]] = [
+            ("main", srv["port"], self.app),
+            ("legacy_ws", srv["legacy_ws_port"], self.legacy_ws_app),
+            ("legacy_api", srv["legacy_api_port"], self.legacy_api_app),
+        ]
+        if srv["demo_port"] is not None:
+            plan.append(("demo", srv["demo_port"], demo.make_demo_app(self)))
+        for name, port, app in plan:
+            if port is None:
+                continue
+            sockets = tornado.netutil.bind_sockets(port, srv["host"])
+            server = tornado.httpserver.HTTPServer(app, xheaders=srv["xheaders"],
+                                                   max_body_size=32 * 1024 * 1024)
+            server.add_sockets(sockets)
+            self.servers.append(server)
+            bound[name] = sockets[0].getsockname()[1]
+        self.app.settings["wolive_ports"] = bound
+        self.sweeper = tornado.ioloop.PeriodicCallback(self.hub.sweep, SWEEP_INTERVAL_S * 1000)
+        self.sweeper.start()
+        return bound
+
+    async def stop(self) -> None:
+        """Refuse new sockets, close open ones with 4200, drain, close the pool."""
+        for server in self.servers:
+            server.stop()
+        if self.sweeper:
+            self.sweeper.stop()
+        self.hub.shutdown()
+        await self.presence.drain(SHUTDOWN_DRAIN_S)
+        for server in self.servers:
+            try:
+                await asyncio.wait_for(server.close_all_connections(), SHUTDOWN_DRAIN_S)
+            except asyncio.TimeoutError:
+                log.warning("connections still open after %s s; closing anyway",
+                            SHUTDOWN_DRAIN_S)
+        await self.store.close()
+
+
+async def make_app(cfg: dict[str, Any]) -> Wolive:
+    """Build the server from a checked config (see `load_config`). Raises `ConfigProblem`."""
+    fill_secrets(cfg)
+    try:
+        store = await Store.open(cfg["database"]["url"], base_dir=cfg["_base_dir"])
+    except StoreConfigError as exc:
+        raise ConfigProblem(str(exc)) from None
+    await store.reset_presence()
+    apps = [App(id=a["id"], key=a["key"], secret=a["secret"], enabled=a["enabled"])
+            for a in cfg["pusher"]["apps"]]
+    hub = Hub(apps)
+    chat = Chat(store, hub, cfg["server"]["channel_secret"],
+                max_message_chars=cfg["chat"]["max_message_chars"])
+    hub.policy = chat.policy
+    presence = PresenceTracker(store, hub)
+    from realtime.protocol import MAX_FRAME_BYTES
+    settings: dict[str, Any] = dict(
+        template_path=os.path.join(ROOT, "templates"),
+        cookie_secret=cfg["server"]["cookie_secret"],
+        xsrf_cookies=True,
+        xsrf_cookie_kwargs={"samesite": "Lax"},
+        websocket_max_message_size=MAX_FRAME_BYTES,
+        compress_response=True,
+        wolive_config=cfg, wolive_store=store, wolive_hub=hub, wolive_chat=chat,
+        wolive_pusher_client={"key": apps[0].key, "ws_port": cfg["server"]["legacy_ws_port"]},
+    )
+    app = tornado.web.Application(handlers.default_handlers(), **settings)
+    legacy_ws = tornado.web.Application(handlers.legacy_ws_handlers(), **settings)
+    legacy_api = tornado.web.Application(handlers.legacy_api_handlers(), **settings)
+    return Wolive(config=cfg, store=store, hub=hub, presence=presence, chat=chat, app=app,
+                  legacy_ws_app=legacy_ws, legacy_api_app=legacy_api)
+
+
+# ---- command line ------------------------------------------------------------------------
+
+async def create_admin(cfg: dict[str, Any], business_id: str, user_name: str,
+                       password: str) -> None:
+    """The installer, scripted: creates the business and its super_manager once."""
+    from handlers.admin import BUSINESS_ID_RE, USER_NAME_RE, check_new_password, hash_password
+    from handlers.base import ApiError
+    from store import Conflict
+    if not BUSINESS_ID_RE.match(business_id):
+        raise ConfigProblem("--business-id: 1-100 letters, digits, _ - .")
+    if not USER_NAME_RE.match(user_name):
+        raise ConfigProblem("--create-admin: 2-64 letters, digits, _ - . @")
+    try:
+        check_new_password(password)
+    except ApiError as exc:
+        raise ConfigProblem(f"password: {exc.msg}") from None
+    fill_secrets(cfg)
+    store = await Store.open(cfg["database"]["url"], base_dir=cfg["_base_dir"])
+    try:
+        hashed = await hash_password(password, cfg["security"]["bcrypt_rounds"])
+        await store.install(business_id, user_name, user_name, hashed)
+    except Conflict:
+        raise ConfigProblem("--create-admin: a super_manager exists already") from None
+    finally:
+        await store.close()
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="wolive.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default=None, help="YAML config (see config.yaml)")
+    parser.add_argument("--create-admin", metavar="USER_NAME",
+                        help="create the first business and its super_manager, then exit; "
+                             "the password comes from $WOLIVE_ADMIN_PASSWORD or a prompt")
+    parser.add_argument("--business-id", default="admin",
+                        help="business id for --create-admin (default: admin)")
+    args = parser.parse_args(argv)
+    try:
+        cfg = load_config(args.config)
+    except ConfigProblem as exc:
+        print(f"wolive: config error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=cfg["log_level"].upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.create_admin:
+        password = os.environ.get("WOLIVE_ADMIN_PASSWORD") or (
+            getpass.getpass("password: ") if sys.stdin.isatty() else sys.stdin.readline().strip())
+        try:
+            asyncio.run(create_admin(cfg, args.business_id, args.create_admin, password))
+        except (ConfigProblem, StoreConfigError) as exc:
+            print(f"wolive: {exc}", file=sys.stderr)
+            return 2
+        print(f"wolive: created business {args.business_id!r} and super_manager "
+              f"{args.create_admin!r}")
+        return 0
+    try:
+        return asyncio.run(serve(cfg))
+    except ConfigProblem as exc:
+        print(f"wolive: config error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"wolive: cannot listen: {exc}", file=sys.stderr)
+        return 1
+
+
+async def serve(cfg: dict[str, Any]) -> int:
+    server = await make_app(cfg)
+    try:
+        bound = server.listen()
+    except OSError:
+        await server.store.close()
+        raise
+    host = cfg["server"]["host"]
+    shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    log.info("wolive listening: %s", ", ".join(f"{k} http://{shown}:{v}" for k, v in
+                                                  bound.items()))
+    print(f"wolive ready on http://{shown}:{bound['main']}/", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down")
+    await server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
