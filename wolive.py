@@ -354,7 +354,9 @@ async def serve(cfg: dict[str, Any]) -> int:
     shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
     log.info("wolive listening: %s", ", ".join(f"{k} http://{shown}:{v}" for k, v in
                                                   bound.items()))
-    print(f"wolive ready on http://{shown}:{bound['main']}/", flush=True)
+    extra = "".join(f", {name} http://{shown}:{port}/" for name, port in bound.items()
+                    if name != "main")
+    print(f"wolive ready on http://{shown}:{bound['main']}/{extra}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -1,0 +1,207 @@
+"""Test clients: an HTTP client that keeps cookies (like a browser) and a raw Pusher socket."""
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from http.cookies import SimpleCookie
+from typing import Any, Optional
+from urllib.parse import urlencode
+
+from tornado.httpclient import AsyncHTTPClient, HTTPResponse
+from tornado.websocket import WebSocketClientConnection, websocket_connect
+
+
+class Client:
+    """Cookies in, cookies out, `_xsrf` on every POST: what a browser tab does."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.cookies: dict[str, str] = {}
+        self.http = AsyncHTTPClient()
+
+    def cookie_header(self) -> str:
+        return "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+
+    def _keep(self, resp: HTTPResponse) -> None:
+        for raw in resp.headers.get_list("Set-Cookie"):
+            c: SimpleCookie = SimpleCookie()
+            c.load(raw)
+            for name, morsel in c.items():
+                if morsel["expires"] and "1970" in morsel["expires"] or morsel.value == "":
+                    self.cookies.pop(name, None)
+                else:
+                    self.cookies[name] = morsel.value
+
+    async def fetch(self, path: str, method: str = "GET", form: Optional[dict[str, Any]] = None,
+                    json_body: Any = None, headers: Optional[dict[str, str]] = None,
+                    xsrf: bool = True, body: Optional[bytes] = None) -> HTTPResponse:
+        hdrs = dict(headers or {})
+        if self.cookies:
+            hdrs["Cookie"] = self.cookie_header()
+        url = self.base_url + path
+        payload: Optional[bytes] = body
+        if method == "GET" and form:
+            url += ("&" if "?" in url else "?") + urlencode(form)
+        elif form is not None:
+            data = dict(form)
+            if xsrf and "_xsrf" in self.cookies:
+                data.setdefault("_xsrf", self.cookies["_xsrf"])
+            payload = urlencode(data).encode()
+            hdrs.setdefault("Content-Type", "application/x-www-form-urlencoded")
+        elif json_body is not None:
+            payload = json.dumps(json_body).encode()
+            hdrs.setdefault("Content-Type", "application/json")
+            if xsrf and "_xsrf" in self.cookies:
+                hdrs.setdefault("X-XSRFToken", self.cookies["_xsrf"])
+        if method == "POST" and payload is None:
+            payload = b""
+        resp = await self.http.fetch(url, method=method, body=payload, headers=hdrs,
+                                     follow_redirects=False, raise_error=False)
+        self._keep(resp)
+        return resp
+
+    async def json(self, path: str, method: str = "GET", **kw: Any) -> tuple[int, dict[str, Any]]:
+        resp = await self.fetch(path, method, **kw)
+        assert resp.headers.get("Content-Type", "").startswith("application/json"), \
+            (resp.code, resp.headers.get("Content-Type"), resp.body[:300])
+        return resp.code, json.loads(resp.body)
+
+    async def get_xsrf(self, path: str = "/admin/login/index") -> str:
+        resp = await self.fetch(path)
+        if "_xsrf" not in self.cookies:
+            m = re.search(rb'name="_xsrf" value="([^"]+)"', resp.body)
+            assert m, f"no _xsrf on {path}: {resp.code}"
+            self.cookies["_xsrf"] = m.group(1).decode()
+        return self.cookies["_xsrf"]
+
+    async def install(self, business_id: str, user: str, password: str) -> HTTPResponse:
+        await self.get_xsrf("/install")
+        return await self.fetch("/install", "POST", form={
+            "business_id": business_id, "user_name": user, "nick_name": user.title(),
+            "password": password, "password2": password})
+
+    async def login(self, user: str, password: str) -> HTTPResponse:
+        await self.get_xsrf()
+        return await self.fetch("/admin/login/index", "POST",
+                                form={"username": user, "password": password})
+
+
+class PusherSocket:
+    """A raw Pusher protocol 7 client, for asserting exact frames."""
+
+    def __init__(self, conn: WebSocketClientConnection) -> None:
+        self.conn = conn
+        self.socket_id = ""
+        self.pending: list[dict[str, Any]] = []
+
+    @classmethod
+    async def connect(cls, ws_base: str, key: str = "wolive", cookie: str = "",
+                      origin: Optional[str] = None, query: str = "protocol=7&client=test"
+                      ) -> "PusherSocket":
+        from tornado.httpclient import HTTPRequest
+        headers = {}
+        if cookie:
+            headers["Cookie"] = cookie
+        if origin:
+            headers["Origin"] = origin
+        req = HTTPRequest(f"{ws_base}/app/{key}?{query}", headers=headers)
+        sock = cls(await websocket_connect(req))
+        first = await sock.recv()
+        if first["event"] == "pusher:connection_established":
+            sock.socket_id = first["data"]["socket_id"]
+        else:
+            sock.pending.insert(0, first)
+        return sock
+
+    async def recv(self, timeout: float = 5.0) -> dict[str, Any]:
+        if self.pending:
+            return self.pending.pop(0)
+        raw = await asyncio.wait_for(self.conn.read_message(), timeout)
+        if raw is None:
+            return {"event": "__closed__", "code": self.conn.close_code,
+                    "reason": self.conn.close_reason}
+        frame = json.loads(raw)
+        if isinstance(frame.get("data"), str):
+            try:
+                frame["data"] = json.loads(frame["data"])
+            except ValueError:
+                pass
+        return frame
+
+    async def expect(self, event: str, channel: Optional[str] = None,
+                     timeout: float = 5.0) -> dict[str, Any]:
+        """The next frame with `event` (and `channel`); frames before it are kept."""
+        skipped = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        try:
+            while True:
+                frame = await self.recv(max(0.01, deadline - loop.time()))
+                if frame["event"] == event and (channel is None or frame.get("channel") == channel):
+                    return frame
+                if frame["event"] == "__closed__":
+                    raise AssertionError(f"socket closed waiting for {event}: {frame}")
+                skipped.append(frame)
+        finally:
+            self.pending = skipped + self.pending
+
+    async def nothing(self, within: float = 0.3) -> None:
+        """Assert no frame arrives within `within` seconds."""
+        try:
+            frame = await self.recv(within)
+        except asyncio.TimeoutError:
+            return
+        raise AssertionError(f"unexpected frame: {frame}")
+
+    def send(self, event: str, data: Any = None, channel: Optional[str] = None) -> None:
+        frame: dict[str, Any] = {"event": event}
+        if data is not None:
+            frame["data"] = data
+        if channel is not None:
+            frame["channel"] = channel
+        self.conn.write_message(json.dumps(frame))
+
+    async def subscribe(self, channel: str, auth: Optional[str] = None) -> dict[str, Any]:
+        """Subscribe and return the answer: succeeded or subscription_error."""
+        self.send("pusher:subscribe", {"channel": channel, "auth": auth or ""})
+        skipped = []
+        while True:
+            frame = await self.recv()
+            if frame.get("channel") == channel and frame["event"] in (
+                    "pusher_internal:subscription_succeeded", "pusher:subscription_error"):
+                self.pending = skipped + self.pending
+                return frame
+            if frame["event"] == "pusher:error":
+                self.pending = skipped + self.pending
+                return frame
+            skipped.append(frame)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def db_rows(db_url: str, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    """Read rows straight from the database a server uses (SQLite file or MariaDB), with
+    plain drivers: what is really stored, not what the server says. `sql` uses %s params."""
+    if db_url.startswith("sqlite:///"):
+        import sqlite3
+        conn = sqlite3.connect(db_url[len("sqlite:///"):])
+        conn.row_factory = sqlite3.Row
+        try:
+            return [dict(r) for r in conn.execute(sql.replace("%s", "?"), params).fetchall()]
+        finally:
+            conn.close()
+    import pymysql
+    import pymysql.cursors
+    from urllib.parse import urlsplit
+    u = urlsplit(db_url)
+    conn = pymysql.connect(host=u.hostname, port=u.port or 3306, user=u.username or "root",
+                           password=u.password or "", database=u.path.lstrip("/"),
+                           charset="utf8mb4", cursorclass=pymysql.cursors.DictCursor)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql, params)
+            return list(cur.fetchall())
+    finally:
+        conn.close()
