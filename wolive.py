@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import copy
 import getpass
 import json
 import logging
@@ -94,7 +95,7 @@ def _check(schema: dict[str, Any], given: Any, path: str) -> dict[str, Any]:
             out[key] = _check(spec, given.get(key), f"{path}{key}.")
             continue
         typ, default = spec
-        value = given.get(key, default)
+        value = given.get(key, copy.deepcopy(default))
         if isinstance(value, bool) and typ is int:
             raise ConfigProblem(f"{path}{key}: must be a whole number, not {value!r}")
         if not isinstance(value, typ):
@@ -142,6 +143,12 @@ def load_config(path: Optional[str], overrides: Optional[dict[str, Any]] = None
         for k in ("id", "key"):
             if not app.get(k):
                 raise ConfigProblem(f"pusher.apps[{i}].{k}: required")
+        app.setdefault("secret", "")
+        app.setdefault("enabled", True)
+    for k in ("id", "key"):
+        values = [a[k] for a in apps]
+        if len(set(values)) != len(values):
+            raise ConfigProblem(f"pusher.apps: two apps share one {k}")
     if not 4 <= cfg["security"]["bcrypt_rounds"] <= 16:
         raise ConfigProblem("security.bcrypt_rounds: must be 4-16")
     if cfg["log_level"].upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -178,7 +185,6 @@ def fill_secrets(cfg: dict[str, Any]) -> None:
     for app in cfg["pusher"]["apps"]:
         if not app.get("secret"):
             app["secret"] = need(f"app_secret_{app['id']}")
-        app.setdefault("enabled", True)
     if changed:
         os.makedirs(data_dir, exist_ok=True)
         fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

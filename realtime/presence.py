@@ -35,6 +35,9 @@ class PresenceTracker:
         self.grace_s = grace_s
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._want: dict[str, bool] = {}
+        # Channels last written online; absent means offline (start-up writes everyone
+        # offline), so a reload inside the grace writes and pushes nothing.
+        self._online: set[str] = set()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         hub.adapter.add_occupancy_listener(self.on_occupancy)
 
@@ -68,16 +71,21 @@ class PresenceTracker:
         try:
             while True:
                 want = self._want[channel]
-                try:
-                    await self._write(channel, want)
-                except Exception:
-                    log.exception("presence write failed for %s", channel)
+                if want != (channel in self._online):
+                    try:
+                        await self._write(channel, want)
+                    except Exception:
+                        log.exception("presence write failed for %s", channel)
+                    else:
+                        if want:
+                            self._online.add(channel)
+                        else:
+                            self._online.discard(channel)
                 if self._want.get(channel) == want:
                     break
         finally:
             self._tasks.pop(channel, None)
-            if channel in self._want and not self._want[channel]:
-                self._want.pop(channel, None)
+            self._want.pop(channel, None)
 
     async def _write(self, channel: str, online: bool) -> None:
         state = "online" if online else "offline"

@@ -11,6 +11,7 @@
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
@@ -109,9 +110,16 @@ def cfg(tmp_path: Path, db_url: str) -> dict[str, Any]:
 
 @pytest.fixture
 def wolive_server(io_loop: Any, cfg: dict[str, Any]) -> Iterator[wolive.Wolive]:
+    from helpers import OPEN_SOCKETS
     server = io_loop.run_sync(lambda: wolive.make_app(cfg))
     yield server
-    io_loop.run_sync(server.stop)
+
+    async def close_all() -> None:
+        while OPEN_SOCKETS:
+            OPEN_SOCKETS.pop().close()
+        await asyncio.sleep(0.01)
+        await server.stop()
+    io_loop.run_sync(close_all)
 
 
 @pytest.fixture
@@ -195,10 +203,10 @@ def start_server(tmp_path: Path, db_url: str, create_admin: bool = True,
                         "--create-admin", ADMIN_USER, "--business-id", BUSINESS],
                        check=True, env=env, capture_output=True, text=True, timeout=60)
     log_path = tmp_path / "server.log"
-    out = open(log_path, "w", encoding="utf-8")
-    proc = subprocess.Popen([sys.executable, str(ROOT / "wolive.py"), "--config",
-                             str(config_path)], stdout=out, stderr=subprocess.STDOUT,
-                            env=env, text=True)
+    with open(log_path, "w", encoding="utf-8") as out:  # the child keeps its own copy
+        proc = subprocess.Popen([sys.executable, str(ROOT / "wolive.py"), "--config",
+                                 str(config_path)], stdout=out, stderr=subprocess.STDOUT,
+                                env=env, text=True)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         text = log_path.read_text(encoding="utf-8")

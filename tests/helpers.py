@@ -87,10 +87,15 @@ class Client:
                                 form={"username": user, "password": password})
 
 
+OPEN_SOCKETS: list["PusherSocket"] = []
+
+
 class PusherSocket:
-    """A raw Pusher protocol 7 client, for asserting exact frames."""
+    """A raw Pusher protocol 7 client, for asserting exact frames. Tests' sockets are
+    closed by the `wolive_server` fixture (OPEN_SOCKETS)."""
 
     def __init__(self, conn: WebSocketClientConnection) -> None:
+        OPEN_SOCKETS.append(self)
         self.conn = conn
         self.socket_id = ""
         self.pending: list[dict[str, Any]] = []
@@ -182,14 +187,17 @@ class PusherSocket:
 
 
 def db_rows(db_url: str, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
-    """Read rows straight from the database a server uses (SQLite file or MariaDB), with
-    plain drivers: what is really stored, not what the server says. `sql` uses %s params."""
+    """Run `sql` (%s params) straight on the database a server uses (SQLite file or MariaDB)
+    with plain drivers, commit, and return the rows: what is really stored, not what the
+    server says."""
     if db_url.startswith("sqlite:///"):
         import sqlite3
         conn = sqlite3.connect(db_url[len("sqlite:///"):])
         conn.row_factory = sqlite3.Row
         try:
-            return [dict(r) for r in conn.execute(sql.replace("%s", "?"), params).fetchall()]
+            rows = [dict(r) for r in conn.execute(sql.replace("%s", "?"), params).fetchall()]
+            conn.commit()
+            return rows
         finally:
             conn.close()
     import pymysql
@@ -202,6 +210,33 @@ def db_rows(db_url: str, sql: str, params: tuple[Any, ...] = ()) -> list[dict[st
     try:
         with conn.cursor() as cur:
             cur.execute(sql, params)
-            return list(cur.fetchall())
+            rows = list(cur.fetchall())
+        conn.commit()
+        return rows
     finally:
         conn.close()
+
+
+async def open_visitor_window(base_url: str, business_id: str, visiter_id: str = "",
+                              **query: str) -> tuple[Client, dict[str, Any]]:
+    """GET the visitor chat window as the floating button would; returns its boot data."""
+    c = Client(base_url)
+    resp = await c.fetch("/index/index/home", form={"business_id": business_id,
+                                                    "visiter_id": visiter_id, **query})
+    assert resp.code == 200, resp.body[:300]
+    m = re.search(rb'<script id="boot" type="application/json">(.*?)</script>', resp.body, re.S)
+    assert m, "no boot data in the visitor window"
+    return c, json.loads(m.group(1))
+
+
+async def wait_for(predicate: Any, timeout: float = 5.0, interval: float = 0.05) -> Any:
+    """Poll `predicate()` (sync) until it returns something truthy; fail after `timeout` s."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if loop.time() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(interval)

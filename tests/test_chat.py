@@ -1,0 +1,218 @@
+"""A visitor and an agent: assignment codes, messages both ways stored then pushed, bad input."""
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from helpers import Client, PusherSocket, db_rows, open_visitor_window, wait_for
+
+PASSWORD = "s3cret-enough"
+BIZ = "shop1"
+
+
+async def setup_agent(base_url: str, ws_base: str, db: str, online: bool = True
+                      ) -> tuple[Client, PusherSocket | None]:
+    agent = Client(base_url)
+    resp = await agent.install(BIZ, "boss", PASSWORD)
+    assert resp.code == 302
+    if not online:
+        return agent, None
+    sock = await PusherSocket.connect(ws_base, cookie=agent.cookie_header())
+    answer = await sock.subscribe("kefu1")
+    assert answer["event"] == "pusher_internal:subscription_succeeded", answer
+    await wait_for(lambda: db_rows(db, "SELECT state FROM wolive_service WHERE service_id=1")
+                   [0]["state"] == "online")
+    return agent, sock
+
+
+async def notice(visitor: Client, boot: dict[str, Any], **extra: Any) -> tuple[int, dict]:
+    return await visitor.json("/admin/event/notice", "POST", form={
+        "visiter_id": boot["visiter_id"], "business_id": boot["business_id"],
+        "channel": boot["channel"], "visiter_name": boot["visiter_name"],
+        "avatar": boot["avatar"], "record": "http://shop.example/item/1", **extra})
+
+
+@pytest.mark.gen_test
+async def test_notice_code_0_assigns_online_agent_and_pushes(
+        base_url: str, ws_base: str, cfg: dict) -> None:
+    db = cfg["database"]["url"]
+    agent, agent_sock = await setup_agent(base_url, ws_base, db)
+    assert agent_sock is not None
+    ud = await PusherSocket.connect(ws_base, cookie=agent.cookie_header())
+    assert (await ud.subscribe("ud1"))["event"] == "pusher_internal:subscription_succeeded"
+    visitor, boot = await open_visitor_window(base_url, BIZ, "visitor-1", visiter_name="小红")
+    vsock = await PusherSocket.connect(ws_base)
+    assert (await vsock.subscribe("cu" + boot["channel"]))["event"] == \
+        "pusher_internal:subscription_succeeded"
+
+    code, body = await notice(visitor, boot)
+    assert code == 200 and body["code"] == 0, body
+    assert body["data"]["service_id"] == 1 and body["data"]["nick_name"] == "Boss"
+    assert "password" not in body["data"]
+    pushed = await ud.expect("on_notice", "ud1")
+    assert pushed["data"]["visiter_id"] == "visitor-1"
+    assert pushed["data"]["visiter_name"] == "小红"
+    assert (await vsock.expect("cu_notice"))["data"]["service_id"] == 1
+    queue = db_rows(db, "SELECT service_id, state FROM wolive_queue WHERE visiter_id='visitor-1'")
+    assert queue == [{"service_id": 1, "state": "normal"}]
+    visitors = db_rows(db, "SELECT visiter_name, channel, business_id FROM wolive_visiter")
+    assert visitors == [{"visiter_name": "小红", "channel": boot["channel"], "business_id": BIZ}]
+
+
+@pytest.mark.gen_test
+async def test_notice_code_3_when_nobody_online(base_url: str, ws_base: str, cfg: dict) -> None:
+    await setup_agent(base_url, ws_base, cfg["database"]["url"], online=False)
+    visitor, boot = await open_visitor_window(base_url, BIZ, "visitor-3")
+    code, body = await notice(visitor, boot)
+    assert (code, body["code"], body["msg"]) == (200, 3, "请留言")
+    assert db_rows(cfg["database"]["url"], "SELECT * FROM wolive_queue") == []
+
+
+@pytest.mark.gen_test
+async def test_notice_code_1_when_business_closed(base_url: str, ws_base: str, cfg: dict) -> None:
+    db = cfg["database"]["url"]
+    await setup_agent(base_url, ws_base, db)
+    db_rows(db, "UPDATE wolive_business SET state = 'close' WHERE business_id = %s", (BIZ,))
+    visitor, boot = await open_visitor_window(base_url, BIZ, "visitor-2")
+    code, body = await notice(visitor, boot)
+    assert (code, body["code"]) == (200, 1)
+    assert body["msg"] == "该网站已经停止客服咨询！"
+    assert db_rows(db, "SELECT * FROM wolive_queue") == []
+
+
+@pytest.mark.gen_test
+async def test_notice_code_2_queues_under_claim_rule(base_url: str, ws_base: str, cfg: dict) -> None:
+    db = cfg["database"]["url"]
+    agent, _ = await setup_agent(base_url, ws_base, db)
+    all_sock = await PusherSocket.connect(ws_base, cookie=agent.cookie_header())
+    assert (await all_sock.subscribe("all" + BIZ))["event"] == \
+        "pusher_internal:subscription_succeeded"
+    db_rows(db, "UPDATE wolive_business SET distribution_rule = 'claim'")
+    for n in (1, 2):
+        visitor, boot = await open_visitor_window(base_url, BIZ, f"waiting-{n}")
+        code, body = await notice(visitor, boot)
+        assert body["code"] == 2 and body["msg"] == "等待认领" and body["data"]["position"] == n
+        assert (await all_sock.expect("on_notice"))["data"]["visiter_id"] == f"waiting-{n}"
+    assert db_rows(db, "SELECT service_id FROM wolive_queue ORDER BY qid") == \
+        [{"service_id": 0}, {"service_id": 0}]
+
+
+@pytest.mark.gen_test
+async def test_messages_both_ways_stored_then_pushed(base_url: str, ws_base: str, cfg: dict) -> None:
+    db = cfg["database"]["url"]
+    agent, agent_sock = await setup_agent(base_url, ws_base, db)
+    assert agent_sock is not None
+    visitor, boot = await open_visitor_window(base_url, BIZ, "visitor-9", visiter_name="Ann")
+    vsock = await PusherSocket.connect(ws_base)
+    await vsock.subscribe("cu" + boot["channel"])
+    assert (await notice(visitor, boot))[1]["code"] == 0
+
+    # Visitor → agent: the document's parameters, plus the visitor's channel.
+    code, body = await visitor.json("/admin/event/chats", "POST", form={
+        "visiter_id": "visitor-9", "service_id": 1, "business_id": BIZ,
+        "channel": boot["channel"], "content": "你好 👋 <b>bold?</b>",
+        "avatar": "", "record": ""})
+    assert (code, body["code"], body["msg"]) == (200, 0, "success")
+    frame = await agent_sock.expect("cu-event", "kefu1")
+    msg = frame["data"]["message"]
+    assert msg["content"] == "你好 👋 <b>bold?</b>" and msg["visiter_id"] == "visitor-9"
+    assert msg["visiter_name"] == "Ann" and msg["cid"] == body["data"]["cid"]
+    stored = db_rows(db, "SELECT * FROM wolive_chats WHERE cid = %s", (msg["cid"],))[0]
+    assert (stored["direction"], stored["service_id"], stored["business_id"], stored["state"]) \
+        == ("to_service", 1, BIZ, "unread")
+    assert stored["content"] == "你好 👋 <b>bold?</b>"
+
+    # The console's list shows it, unread.
+    code, body = await agent.json("/admin/set/getchats")
+    assert body["data"][0]["visiter_id"] == "visitor-9" and body["data"][0]["unread"] == 1
+    assert body["data"][0]["last_content"] == "你好 👋 <b>bold?</b>"
+
+    # Agent → visitor.
+    code, body = await agent.json("/admin/set/chats", "POST", form={
+        "visiter_id": "visitor-9", "content": "Hi Ann, how can I help?", "avatar": ""})
+    assert (code, body["code"], body["msg"]) == (200, 0, "success")
+    frame = await vsock.expect("my-event", "cu" + boot["channel"])
+    assert frame["data"]["message"]["content"] == "Hi Ann, how can I help?"
+    assert frame["data"]["message"]["nick_name"] == "Boss"
+    rows = db_rows(db, "SELECT direction, content FROM wolive_chats ORDER BY cid")
+    assert rows == [{"direction": "to_service", "content": "你好 👋 <b>bold?</b>"},
+                    {"direction": "to_visiter", "content": "Hi Ann, how can I help?"}]
+
+    # Reading marks read; both sides can load the history.
+    code, body = await agent.json("/admin/set/getwatch", "POST", form={"visiter_id": "visitor-9"})
+    assert body["data"]["marked"] == 1
+    code, body = await visitor.json("/admin/event/history", form={
+        "visiter_id": "visitor-9", "business_id": BIZ, "channel": boot["channel"]})
+    assert [m["direction"] for m in body["data"]] == ["to_service", "to_visiter"]
+
+
+@pytest.mark.gen_test
+async def test_visitor_channel_is_unguessable_and_checked(base_url: str, ws_base: str, cfg: dict) -> None:
+    db = cfg["database"]["url"]
+    await setup_agent(base_url, ws_base, db)
+    visitor, boot = await open_visitor_window(base_url, BIZ, "victim")
+    _, boot2 = await open_visitor_window(base_url, BIZ, "victim2")
+    assert boot["channel"] != boot2["channel"]
+    # The original derived it as hex(visiter_id/business_id); ours is not derivable.
+    assert "victim".encode().hex() not in boot["channel"]
+    assert len(boot["channel"]) >= 40
+    assert (await notice(visitor, boot))[1]["code"] == 0
+    attacker = Client(base_url)
+    for channel in ("", boot2["channel"], "v" + "0" * 40):
+        code, body = await attacker.json("/admin/event/chats", "POST", form={
+            "visiter_id": "victim", "business_id": BIZ, "channel": channel, "content": "hi"})
+        assert code == 403 and body["code"] == 3
+        code, body = await attacker.json("/admin/event/history", form={
+            "visiter_id": "victim", "business_id": BIZ, "channel": channel})
+        assert code == 403
+    assert db_rows(db, "SELECT * FROM wolive_chats") == []
+
+
+@pytest.mark.gen_test
+async def test_bad_input_gets_code_and_msg_and_writes_nothing(
+        base_url: str, ws_base: str, cfg: dict) -> None:
+    db = cfg["database"]["url"]
+    agent, _ = await setup_agent(base_url, ws_base, db)
+    visitor, boot = await open_visitor_window(base_url, BIZ, "visitor-b")
+    assert (await notice(visitor, boot))[1]["code"] == 0
+    ids = {"visiter_id": "visitor-b", "business_id": BIZ, "channel": boot["channel"]}
+    cases: list[tuple[str, dict[str, Any], int]] = [
+        ("/admin/event/chats", {**ids, "content": ""}, 400),
+        ("/admin/event/chats", {**ids, "content": "x" * 5001}, 413),
+        ("/admin/event/chats", {k: v for k, v in ids.items() if k != "visiter_id"} | {
+            "content": "hi"}, 400),
+        ("/admin/event/chats", {**ids, "visiter_id": "bad id with spaces", "content": "x"}, 400),
+        ("/admin/event/notice", {"visiter_id": "v", "business_id": "no-such-shop",
+                                 "channel": "x"}, 403),
+        ("/admin/event/notice", {}, 400),
+        ("/admin/event/notice", {**ids, "special": "abc"}, 400),
+    ]
+    for path, form, status in cases:
+        code, body = await visitor.json(path, "POST", form=form)
+        assert code == status, (path, form, body)
+        assert body["code"] != 0 and body["msg"], body
+    code, body = await visitor.json("/admin/event/chats", "POST", body=b"{not json",
+                                    headers={"Content-Type": "application/json"})
+    assert code == 400 and body["msg"] == "body is not valid JSON"
+    # Unknown business in the window URL: a readable page, not a traceback.
+    resp = await visitor.fetch("/index/index/home", form={"business_id": "nope"})
+    assert resp.code == 404 and b"unknown business_id" in resp.body
+    # Agent side.
+    for form, status in [({"visiter_id": "visitor-b", "content": ""}, 400),
+                         ({"visiter_id": "visitor-b", "content": "y" * 5001}, 413),
+                         ({"visiter_id": "stranger", "content": "hi"}, 404),
+                         ({"content": "hi"}, 400)]:
+        code, body = await agent.json("/admin/set/chats", "POST", form=form)
+        assert code == status and body["code"] == 1 and body["msg"], (form, body)
+    assert db_rows(db, "SELECT * FROM wolive_chats") == []
+
+
+@pytest.mark.gen_test
+async def test_unknown_business_in_notice_is_404(base_url: str, ws_base: str, cfg: dict,
+                                                wolive_server: Any) -> None:
+    await setup_agent(base_url, ws_base, cfg["database"]["url"])
+    channel = wolive_server.chat.channel_for("ghost", "v1")
+    code, body = await Client(base_url).json("/admin/event/notice", "POST", form={
+        "visiter_id": "v1", "business_id": "ghost", "channel": channel})
+    assert code == 404 and body["code"] == 1 and "ghost" in body["msg"]

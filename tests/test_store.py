@@ -1,0 +1,100 @@
+"""Schema: the ten WoLive tables with their documented columns, on SQLite and MariaDB."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import ROOT
+from helpers import db_rows
+from store import SCHEMA_VERSION, Store
+from store.schema import WOLIVE_TABLES
+
+
+def documented_columns() -> dict[str, list[str]]:
+    """Columns per table, read from the WoLive document's CREATE TABLE statements."""
+    doc = (ROOT.parent / "shared" / "seed" / "wolive-doc.md")
+    if not doc.exists():
+        pytest.skip("the WoLive document is not beside the checkout")
+    text = doc.read_text(encoding="utf-8")
+    out: dict[str, list[str]] = {}
+    for m in re.finditer(r"CREATE TABLE `(\w+)` \((.*?)\n\)", text, re.S):
+        cols = re.findall(r"^\s+`(\w+)` ", m.group(2), re.M)
+        out[m.group(1)] = cols
+    return out
+
+
+def columns(db_url: str, table: str) -> list[str]:
+    if db_url.startswith("sqlite"):
+        return [r["name"] for r in db_rows(db_url, f"PRAGMA table_info({table})")]
+    return [r["COLUMN_NAME"] for r in db_rows(
+        db_url, "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = "
+        "DATABASE() AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION", (table,))]
+
+
+@pytest.mark.gen_test
+async def test_schema_created_with_documented_tables_and_columns(db_url: str, tmp_path: Path) -> None:
+    store = await Store.open(db_url)
+    await store.close()
+    doc = documented_columns()
+    assert sorted(doc) == sorted(WOLIVE_TABLES)
+    for table, cols in doc.items():
+        assert columns(db_url, table) == cols, table
+    assert [r["version"] for r in db_rows(db_url, "SELECT version FROM wolive_schema")] == \
+        list(range(1, SCHEMA_VERSION + 1))
+
+
+@pytest.mark.gen_test
+async def test_migrate_is_idempotent_and_keeps_data(db_url: str) -> None:
+    store = await Store.open(db_url)
+    await store.install("shop1", "boss", "Boss", "x")
+    await store.close()
+    store = await Store.open(db_url)
+    assert await store.migrate() == SCHEMA_VERSION
+    assert await store.schema_version() == SCHEMA_VERSION
+    assert (await store.find_service_by_name("boss"))["level"] == "super_manager"
+    await store.close()
+    assert len(db_rows(db_url, "SELECT * FROM wolive_schema")) == SCHEMA_VERSION
+
+
+@pytest.mark.mariadb
+@pytest.mark.gen_test
+async def test_mariadb_tables_are_innodb_utf8mb4(fresh_mysql_db: str) -> None:
+    store = await Store.open(fresh_mysql_db)
+    await store.close()
+    rows = db_rows(fresh_mysql_db, "SELECT TABLE_NAME, ENGINE, TABLE_COLLATION FROM "
+                   "information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()")
+    by_name = {r["TABLE_NAME"]: r for r in rows}
+    for table in WOLIVE_TABLES:
+        assert by_name[table]["ENGINE"] == "InnoDB", table
+        assert by_name[table]["TABLE_COLLATION"].startswith("utf8mb4"), table
+    enum = db_rows(fresh_mysql_db, "SELECT COLUMN_TYPE FROM information_schema.COLUMNS WHERE "
+                   "TABLE_SCHEMA = DATABASE() AND TABLE_NAME='wolive_service' AND "
+                   "COLUMN_NAME='level'")[0]["COLUMN_TYPE"]
+    assert enum == "enum('super_manager','manager','service')"
+
+
+@pytest.mark.gen_test
+async def test_emoji_and_chinese_survive(db_url: str) -> None:
+    store = await Store.open(db_url)
+    text = "你好 👋🏽 — ok"
+    row = await store.add_chat("v1", 1, "shop1", text, "to_service")
+    await store.close()
+    assert db_rows(db_url, "SELECT content FROM wolive_chats WHERE cid = %s",
+                   (row["cid"],))[0]["content"] == text
+
+
+@pytest.mark.gen_test
+async def test_install_runs_once(db_url: str) -> None:
+    from store import Conflict
+    store = await Store.open(db_url)
+    await store.install("shop1", "boss", "Boss", "x")
+    with pytest.raises(Conflict):
+        await store.install("shop2", "other", "Other", "y")
+    await store.close()
+    assert len(db_rows(db_url, "SELECT * FROM wolive_service")) == 1
+    assert len(db_rows(db_url, "SELECT * FROM wolive_business")) == 1
+
+
