@@ -41,6 +41,12 @@ class Caller:
 ChannelPolicy = Callable[["Session", str], Optional[str]]
 """policy(session, channel) → None to allow a public channel, or the reason to refuse."""
 
+HubListener = Callable[[App, dict[str, Any]], None]
+"""listener(app, event): told of every webhook-worthy happening, as a Pusher webhook event
+dict: {"name": "channel_occupied" | "channel_vacated" | "member_added" | "member_removed" |
+"client_event" | "cache_miss" | "subscription_count", "channel": ..., ...} (Pusher webhook
+docs for the other fields). Called synchronously on the socket's path: never block."""
+
 
 class Hub:
     """Every app and socket of this process. Build once per server (wolive.make_app)."""
@@ -53,11 +59,32 @@ class Hub:
         self.adapter = adapter or LocalAdapter()
         self.policy = policy
         self.sessions: dict[str, Session] = {}
+        self._listeners: list[HubListener] = []
+        self.adapter.add_occupancy_listener(self._on_occupancy)
         self.closing = False
         # socket_id = "<process random>.<counter>": matches ^\d+\.\d+$ and never repeats
         # within a process; the random part keeps ids of two processes apart.
         self._node = random.randint(1, 2**31 - 1)
         self._counter = itertools.count(random.randint(1, 1000))
+
+    # ---- listeners (webhooks and the like) ----------------------------------------------
+
+    def add_listener(self, listener: HubListener) -> None:
+        self._listeners.append(listener)
+
+    def emit(self, app: App, event: dict[str, Any]) -> None:
+        """Tell every listener; a failing listener is logged and never stops the others."""
+        for listener in self._listeners:
+            try:
+                listener(app, event)
+            except Exception:
+                log.exception("hub listener failed on %s", event.get("name"))
+
+    def _on_occupancy(self, app_id: str, channel: str, occupied: bool) -> None:
+        app = self.apps_by_id.get(app_id)
+        if app is not None:
+            self.emit(app, {"name": "channel_occupied" if occupied else "channel_vacated",
+                            "channel": channel})
 
     def next_socket_id(self) -> str:
         return f"{self._node}.{next(self._counter)}"
