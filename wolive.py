@@ -16,6 +16,7 @@ import logging
 import os
 import secrets
 import signal
+import ssl
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -61,6 +62,8 @@ SCHEMA: dict[str, Any] = {
         "demo_port": ((int, type(None)), None),
         "data_dir": (str, "data"),
         "xheaders": (bool, False),
+        "tls_cert": (str, ""),
+        "tls_key": (str, ""),
         "cookie_secret": (str, ""),
         "channel_secret": (str, ""),
     },
@@ -149,6 +152,17 @@ def load_config(path: Optional[str], overrides: Optional[dict[str, Any]] = None
         values = [a[k] for a in apps]
         if len(set(values)) != len(values):
             raise ConfigProblem(f"pusher.apps: two apps share one {k}")
+    tls = [cfg["server"]["tls_cert"], cfg["server"]["tls_key"]]
+    if any(tls) and not all(tls):
+        raise ConfigProblem("server.tls_cert: tls_cert and tls_key go together")
+    for key in ("tls_cert", "tls_key"):
+        value = cfg["server"][key]
+        if value:
+            full = value if os.path.isabs(value) else os.path.join(
+                os.path.dirname(os.path.abspath(path)) if path else os.getcwd(), value)
+            if not os.access(full, os.R_OK):
+                raise ConfigProblem(f"server.{key}: cannot read {full}")
+            cfg["server"][key] = full
     if not 4 <= cfg["security"]["bcrypt_rounds"] <= 16:
         raise ConfigProblem("security.bcrypt_rounds: must be 4-16")
     if cfg["log_level"].upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -226,6 +240,7 @@ class Wolive:
                 continue
             sockets = tornado.netutil.bind_sockets(port, srv["host"])
             server = tornado.httpserver.HTTPServer(app, xheaders=srv["xheaders"],
+                                                   ssl_options=self.ssl_context(),
                                                    max_body_size=32 * 1024 * 1024)
             server.add_sockets(sockets)
             self.servers.append(server)
@@ -234,6 +249,19 @@ class Wolive:
         self.sweeper = tornado.ioloop.PeriodicCallback(self.hub.sweep, SWEEP_INTERVAL_S * 1000)
         self.sweeper.start()
         return bound
+
+    def ssl_context(self) -> Optional[ssl.SSLContext]:
+        """With `server.tls_cert` and `tls_key`, every listener speaks https/wss."""
+        srv = self.config["server"]
+        if not srv["tls_cert"]:
+            return None
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            ctx.load_cert_chain(srv["tls_cert"], srv["tls_key"])
+        except (ssl.SSLError, OSError) as exc:
+            raise ConfigProblem(f"server.tls_cert: cannot load the certificate and key: {exc}"
+                                ) from None
+        return ctx
 
     async def stop(self) -> None:
         """Refuse new sockets, close open ones with 4200, drain, close the pool."""
@@ -358,11 +386,12 @@ async def serve(cfg: dict[str, Any]) -> int:
         raise
     host = cfg["server"]["host"]
     shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
-    log.info("wolive listening: %s", ", ".join(f"{k} http://{shown}:{v}" for k, v in
+    scheme = "https" if cfg["server"]["tls_cert"] else "http"
+    log.info("wolive listening: %s", ", ".join(f"{k} {scheme}://{shown}:{v}" for k, v in
                                                   bound.items()))
-    extra = "".join(f", {name} http://{shown}:{port}/" for name, port in bound.items()
+    extra = "".join(f", {name} {scheme}://{shown}:{port}/" for name, port in bound.items()
                     if name != "main")
-    print(f"wolive ready on http://{shown}:{bound['main']}/{extra}", flush=True)
+    print(f"wolive ready on {scheme}://{shown}:{bound['main']}/{extra}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

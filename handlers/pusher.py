@@ -67,7 +67,8 @@ class PusherSocket(tornado.websocket.WebSocketHandler):
 
     async def _caller(self) -> Caller:
         origin = self.request.headers.get("Origin", "")
-        if origin and urlsplit(origin).netloc != self.request.host:
+        # Same host name, any of our ports (WoLive's 9090 socket serves pages on 80/443).
+        if origin and urlsplit(origin).hostname != self.request.host_name:
             return Caller()
         raw = self.get_signed_cookie(AGENT_COOKIE, max_age_days=AGENT_COOKIE_DAYS)
         if not raw:

@@ -20,7 +20,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import urlsplit
@@ -187,6 +187,7 @@ class RunningServer:
     config_path: Path
     proc: subprocess.Popen[str]
     log_path: Path
+    ports: dict[str, str] = field(default_factory=dict)  # legacy_ws, legacy_api, demo URLs
     app_key: str = "wolive"
 
     def logs(self) -> str:
@@ -210,12 +211,12 @@ def start_server(tmp_path: Path, db_url: str, create_admin: bool = True,
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         text = log_path.read_text(encoding="utf-8")
-        m = re.search(r"wolive ready on (http://\S+?)/(?:, demo (http://\S+?)/)?\s*$", text,
-                      re.M)
+        m = re.search(r"wolive ready on (https?://\S+?)/(.*)$", text, re.M)
         if m:
             base = m.group(1)
-            return RunningServer(base_url=base, demo_url=m.group(2) or "",
-                                 ws_url=base.replace("http://", "ws://"), db_url=db_url,
+            ports = {name: url for name, url in re.findall(r", (\w+) (https?://\S+?)/", m.group(2))}
+            return RunningServer(base_url=base, demo_url=ports.get("demo", ""), ports=ports,
+                                 ws_url=base.replace("http", "ws", 1), db_url=db_url,
                                  config_path=config_path, proc=proc, log_path=log_path)
         if proc.poll() is not None:
             break
