@@ -30,10 +30,10 @@ if [ $want_test = 1 ]; then
       echo "setup: installing Debian's chromium for the browser tests" >&2
       export DEBIAN_FRONTEND=noninteractive
       apt-get update -qq
-      apt-get install -y -qq chromium fonts-noto-cjk >/dev/null
+      apt-get install -y -qq chromium fonts-noto-cjk fonts-noto-color-emoji >/dev/null
     else
       echo "setup: chromium is missing; browser tests will be skipped" \
-           "(sudo apt-get install chromium fonts-noto-cjk)" >&2
+           "(sudo apt-get install chromium fonts-noto-cjk fonts-noto-color-emoji)" >&2
     fi
   fi
 fi

@@ -14,8 +14,11 @@
   var pusher = W.pusher(boot.pusher, function (state, prev) {
     conn.hidden = state === 'connected';
     conn.textContent = W.CONN_TEXT[state] || state;
-    document.getElementById('me-dot').classList.toggle('on', state === 'connected');
-    document.getElementById('me-state').textContent = state === 'connected' ? '在线 · Online' : '离线 · Offline';
+    var stateText = state === 'connected' ? '在线 · Online' : '离线 · Offline';
+    var dot = document.getElementById('me-dot');
+    dot.classList.toggle('on', state === 'connected');
+    dot.title = stateText; dot.setAttribute('aria-label', stateText);
+    document.getElementById('me-state').textContent = stateText;
     if (state === 'connected' && prev !== 'connecting' && prev !== 'initialized') { refresh(); }
   });
   window.woliveConsole.pusher = pusher;
@@ -40,7 +43,10 @@
   }
 
   function setVisitorOnline(vid, on) {
-    if (convs[vid]) { convs[vid].online = on; render(); }
+    if (convs[vid]) {
+      convs[vid].online = on; render();
+      if (vid === active) { paneTitle(convs[vid]); }
+    }
   }
 
   function loadConversations() {
@@ -82,9 +88,7 @@
     active = vid;
     var c = convs[vid];
     document.getElementById('workbench').classList.add('has-active');
-    var head = document.getElementById('pane-head');
-    head.textContent = c.visiter_name;
-    head.appendChild(W.el('small', '', c.online ? '在线 · online' : '离线 · offline'));
+    paneTitle(c);
     list.clear();
     input.disabled = false; sendBtn.disabled = false; input.focus();
     c.unread = 0; render();
@@ -95,6 +99,25 @@
     });
     W.api('POST', '/admin/set/getwatch', { visiter_id: vid });
   }
+
+  function paneTitle(c) {
+    var title = document.getElementById('pane-title');
+    title.className = '';
+    title.textContent = c.visiter_name;
+    title.appendChild(W.el('small', '', c.online ? '在线 · online' : '离线 · offline'));
+  }
+
+  /* Phones show the list or the conversation; 返回 goes back to the list. */
+  document.getElementById('back').addEventListener('click', function () {
+    active = null;
+    list.clear();
+    input.disabled = true; sendBtn.disabled = true;
+    var title = document.getElementById('pane-title');
+    title.className = 'pane-idle';
+    title.textContent = '← 选择一个对话 · Pick a conversation';
+    document.getElementById('workbench').classList.remove('has-active');
+    render();
+  });
 
   function refresh() {
     loadConversations();

@@ -94,8 +94,16 @@
     return row;
   };
 
-  /* Enter sends, Shift+Enter is a new line. */
+  /* Enter sends, Shift+Enter is a new line; the box grows with its text (up to its CSS max). */
   W.composer = function (form, textarea, send) {
+    function fit() {
+      textarea.style.height = '';
+      if (textarea.value && textarea.scrollHeight > textarea.clientHeight) {
+        textarea.style.height = (textarea.scrollHeight + textarea.offsetHeight -
+                                 textarea.clientHeight) + 'px';
+      }
+    }
+    textarea.addEventListener('input', fit);
     form.addEventListener('submit', function (e) {
       e.preventDefault();
       var text = textarea.value.trim();
@@ -103,7 +111,7 @@
       textarea.disabled = true;
       send(text).then(function (ok) {
         textarea.disabled = false;
-        if (ok) { textarea.value = ''; }
+        if (ok) { textarea.value = ''; fit(); }
         textarea.focus();
       });
     });
