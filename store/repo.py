@@ -20,9 +20,8 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from . import schema as t
+from .base import Row, StoreBase
 from .errors import Conflict, ConfigError, NotFound
-
-Row = dict[str, Any]
 
 #: Latest schema version this code knows. Version 1: the ten WoLive tables + wolive_schema.
 SCHEMA_VERSION = 1
@@ -75,12 +74,12 @@ class Conversation:
         return self.__dict__.copy()
 
 
-class Store:
-    """The repository. Build with `await Store.open(url)`; close with `await store.close()`."""
+class Store(StoreBase):
+    """The repository. Build with `await Store.open(url)`; close with `await store.close()`.
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
-        self.dialect = engine.dialect.name
+    Areas of the product add their SQL as mixins (subclasses of `StoreBase` in their own
+    module of this package) listed in this class's bases.
+    """
 
     # ---- life -------------------------------------------------------------------------
 
@@ -135,21 +134,6 @@ class Store:
         async with self.engine.connect() as conn:
             return int((await conn.execute(
                 select(func.max(t.schema_version.c.version)))).scalar() or 0)
-
-    # ---- helpers ----------------------------------------------------------------------
-
-    @staticmethod
-    async def _one(conn: AsyncConnection, stmt: Any) -> Optional[Row]:
-        row = (await conn.execute(stmt)).mappings().first()
-        return dict(row) if row is not None else None
-
-    async def _fetch_one(self, stmt: Any) -> Optional[Row]:
-        async with self.engine.connect() as conn:
-            return await self._one(conn, stmt)
-
-    async def _fetch_all(self, stmt: Any) -> list[Row]:
-        async with self.engine.connect() as conn:
-            return [dict(r) for r in (await conn.execute(stmt)).mappings().all()]
 
     # ---- install and agents ------------------------------------------------------------
 

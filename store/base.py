@@ -1,0 +1,31 @@
+"""The base every repository mixin builds on: the engine and small query helpers."""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+Row = dict[str, Any]
+
+
+class StoreBase:
+    """Holds the engine. Mixins (one module per product area) subclass this and are listed
+    in `store.repo.Store`'s bases; each method commits its own transaction."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+
+    @staticmethod
+    async def _one(conn: AsyncConnection, stmt: Any) -> Optional[Row]:
+        row = (await conn.execute(stmt)).mappings().first()
+        return dict(row) if row is not None else None
+
+    async def _fetch_one(self, stmt: Any) -> Optional[Row]:
+        async with self.engine.connect() as conn:
+            return await self._one(conn, stmt)
+
+    async def _fetch_all(self, stmt: Any) -> list[Row]:
+        async with self.engine.connect() as conn:
+            return [dict(r) for r in (await conn.execute(stmt)).mappings().all()]
+
