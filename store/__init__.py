@@ -2,5 +2,13 @@
 from .errors import ConfigError, Conflict, NotFound, StoreError
 from .repo import SCHEMA_VERSION, Conversation, Store, normalise_url
 
-__all__ = ["Store", "Conversation", "SCHEMA_VERSION", "normalise_url", "StoreError",
-           "NotFound", "Conflict", "ConfigError"]
+__all__ = [
+           "SCHEMA_VERSION",
+           "ConfigError",
+           "Conflict",
+           "Conversation",
+           "NotFound",
+           "Store",
+           "StoreError",
+           "normalise_url",
+]

@@ -1,7 +1,7 @@
 """The base every repository mixin builds on: the engine and small query helpers."""
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -17,11 +17,11 @@ class StoreBase:
         self.dialect = engine.dialect.name
 
     @staticmethod
-    async def _one(conn: AsyncConnection, stmt: Any) -> Optional[Row]:
+    async def _one(conn: AsyncConnection, stmt: Any) -> Row | None:
         row = (await conn.execute(stmt)).mappings().first()
         return dict(row) if row is not None else None
 
-    async def _fetch_one(self, stmt: Any) -> Optional[Row]:
+    async def _fetch_one(self, stmt: Any) -> Row | None:
         async with self.engine.connect() as conn:
             return await self._one(conn, stmt)
 

@@ -11,17 +11,17 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import and_, case, event, func, insert, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from . import schema as t
 from .base import Row, StoreBase
-from .errors import Conflict, ConfigError, NotFound
+from .errors import ConfigError, Conflict, NotFound
 
 #: Latest schema version this code knows. Version 1: the ten WoLive tables + wolive_schema.
 SCHEMA_VERSION = 1
@@ -84,7 +84,7 @@ class Store(StoreBase):
     # ---- life -------------------------------------------------------------------------
 
     @classmethod
-    async def open(cls, url: str, base_dir: str = ".", migrate: bool = True) -> "Store":
+    async def open(cls, url: str, base_dir: str = ".", migrate: bool = True) -> Store:
         """Connect (creating a SQLite file and its folder if needed) and migrate.
 
         Raises `ConfigError` when the URL is unusable or the server cannot be reached.
@@ -175,7 +175,7 @@ class Store(StoreBase):
 
     async def add_service(self, business_id: str, user_name: str, nick_name: str,
                           password_hash: str, level: str = "service", parent_id: int = 0,
-                          avatar: Optional[str] = None) -> Row:
+                          avatar: str | None = None) -> Row:
         """Add an agent. Raises `Conflict` when `user_name` is taken. Returns the row."""
         values: Row = dict(user_name=user_name, nick_name=nick_name, password=password_hash,
                            business_id=business_id, level=level, parent_id=parent_id)
@@ -197,7 +197,7 @@ class Store(StoreBase):
             raise NotFound(f"agent {service_id}")
         return row
 
-    async def find_service_by_name(self, user_name: str) -> Optional[Row]:
+    async def find_service_by_name(self, user_name: str) -> Row | None:
         return await self._fetch_one(select(t.service).where(t.service.c.user_name == user_name))
 
     async def set_service_password(self, service_id: int, password_hash: str) -> None:
@@ -285,10 +285,10 @@ class Store(StoreBase):
             raise NotFound(f"visitor {visiter_id}")
         return row
 
-    async def find_visiter_by_channel(self, channel: str) -> Optional[Row]:
+    async def find_visiter_by_channel(self, channel: str) -> Row | None:
         return await self._fetch_one(select(t.visiter).where(t.visiter.c.channel == channel))
 
-    async def set_visiter_state(self, channel: str, state: str) -> Optional[Row]:
+    async def set_visiter_state(self, channel: str, state: str) -> Row | None:
         """Write `wolive_visiter.state` by channel; returns the visitor (None if unknown)."""
         async with self.engine.begin() as conn:
             await conn.execute(update(t.visiter).where(t.visiter.c.channel == channel)
@@ -297,7 +297,7 @@ class Store(StoreBase):
 
     # ---- queue (who talks to whom) -----------------------------------------------------------
 
-    async def get_queue(self, visiter_id: str, business_id: str) -> Optional[Row]:
+    async def get_queue(self, visiter_id: str, business_id: str) -> Row | None:
         return await self._fetch_one(select(t.queue).where(and_(
             t.queue.c.visiter_id == visiter_id, t.queue.c.business_id == business_id)))
 
@@ -377,7 +377,7 @@ class Store(StoreBase):
     # ---- messages -----------------------------------------------------------------------
 
     async def add_chat(self, visiter_id: str, service_id: int, business_id: str, content: str,
-                       direction: str, timestamp: Optional[int] = None) -> Row:
+                       direction: str, timestamp: int | None = None) -> Row:
         """Store one message (committed on return). Returns the row with its `cid`."""
         values = dict(visiter_id=visiter_id, service_id=service_id, business_id=business_id,
                       content=content, direction=direction, state="unread",

@@ -9,7 +9,16 @@ migrations have run.
 from __future__ import annotations
 
 from sqlalchemy import (
-    Column, Enum, Index, Integer, MetaData, String, Table, Text, UniqueConstraint, text,
+    Column,
+    Enum,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects import mysql
 
