@@ -187,7 +187,7 @@ class Chat:
         return NoticeAnswer(0, "", data)
 
     async def visitor_send(self, visiter_id: str, business_id: str, channel: str,
-                           content: str) -> dict[str, Any]:
+                           content: str, msg_type: str = "text") -> dict[str, Any]:
         """`/admin/event/chats`: store a visitor's message, then push `kefu{id}` `cu-event`.
 
         The agent is the one the visitor is assigned to (the `service_id` a client sends is
@@ -195,7 +195,7 @@ class Chat:
         blacklisted (the document's failure code for this URL)."""
         self.check_ids(visiter_id, business_id)
         self.check_visitor(business_id, visiter_id, channel)
-        content = self.check_content(content)
+        content = self.check_content(content) if msg_type == "text" else content
         try:
             visitor = await self.store.get_visiter(visiter_id, business_id)
         except NotFound:
@@ -206,12 +206,13 @@ class Chat:
         if queue["state"] == "in_black_list":
             raise ChatError(4, "you are blocked by this site / 您已被禁止咨询", 403)
         row = await self.store.add_chat(visiter_id, queue["service_id"], business_id,
-                                        content, "to_service")
+                                        content, "to_service", msg_type=msg_type)
         message = {
             "cid": row["cid"], "visiter_id": visiter_id, "visiter_name":
             visitor["visiter_name"], "avatar": visitor["avatar"], "channel": visitor["channel"],
             "business_id": business_id, "service_id": queue["service_id"],
-            "content": content, "timestamp": row["timestamp"], "direction": "to_service"}
+            "content": content, "msg_type": msg_type, "timestamp": row["timestamp"],
+            "direction": "to_service"}
         target = f"kefu{queue['service_id']}" if queue["service_id"] else f"all{business_id}"
         self.hub.trigger(target, "cu-event", {"message": message})
         return message
@@ -239,16 +240,19 @@ class Chat:
             raise ChatError(1, "this visitor is talking to another agent", 403)
         return visitor
 
-    async def agent_send(self, agent: Agent, visiter_id: str, content: str) -> dict[str, Any]:
-        """`/admin/set/chats`: store the agent's reply, then push `cu{channel}` `my-event`."""
-        content = self.check_content(content)
+    async def agent_send(self, agent: Agent, visiter_id: str, content: str,
+                         msg_type: str = "text") -> dict[str, Any]:
+        """`/admin/set/chats`: store the agent's reply, then push `cu{channel}` `my-event`.
+
+        `msg_type` "image" / "file": `content` is an upload's URL path (see store.add_chat)."""
+        content = self.check_content(content) if msg_type == "text" else content
         visitor = await self._conversation_for(agent, visiter_id)
         row = await self.store.add_chat(visiter_id, agent.service_id, agent.business_id,
-                                        content, "to_visiter")
+                                        content, "to_visiter", msg_type=msg_type)
         message = {
             "cid": row["cid"], "visiter_id": visiter_id, "service_id": agent.service_id,
             "nick_name": agent.nick_name, "avatar": agent.avatar,
-            "business_id": agent.business_id, "content": content,
+            "business_id": agent.business_id, "content": content, "msg_type": msg_type,
             "timestamp": row["timestamp"], "direction": "to_visiter"}
         self.hub.trigger(f"cu{visitor['channel']}", "my-event", {"message": message})
         return message
@@ -269,3 +273,23 @@ class Chat:
 
 def now_s() -> int:
     return int(time.time())
+
+
+def may_join(agent: Optional[Agent], channel: str) -> Optional[dict[str, Any]]:
+    """Who may join which private/presence channel through wolive's own `/pusher/auth`.
+
+    A logged-in agent may join `private-agent-{its service_id}`,
+    `private-encrypted-agent-{its service_id}` (answer `{}`: no channel_data) and
+    `presence-business-{its business_id}` (answer the member: `{"user_id":
+    str(service_id), "user_info": {"nick_name", "avatar"}}`). Everyone else, and every other
+    channel, gets None (refused). Apps that sign their own channels with an official server
+    library do not go through here."""
+    if agent is None:
+        return None
+    if channel in (f"private-agent-{agent.service_id}",
+                   f"private-encrypted-agent-{agent.service_id}"):
+        return {}
+    if channel == f"presence-business-{agent.business_id}":
+        return {"user_id": str(agent.service_id),
+                "user_info": {"nick_name": agent.nick_name, "avatar": agent.avatar}}
+    return None

@@ -21,10 +21,11 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from . import schema as t
 from .base import Row, StoreBase
+from .migrations import MIGRATIONS
 from .errors import ConfigError, Conflict, NotFound
 
-#: Latest schema version this code knows. Version 1: the ten WoLive tables + wolive_schema.
-SCHEMA_VERSION = 1
+#: Latest schema version this code knows (store/migrations.py lists them).
+SCHEMA_VERSION = len(MIGRATIONS)
 
 #: SQLite waits this long for a competing writer before failing (ms); one process, short
 #: transactions, so a wait this long means something is stuck.
@@ -124,10 +125,10 @@ class Store(StoreBase):
         async with self.engine.begin() as conn:
             await conn.run_sync(t.metadata.create_all, checkfirst=True)
             have = (await conn.execute(select(func.max(t.schema_version.c.version)))).scalar()
-            if have is None or have < SCHEMA_VERSION:
-                for version in range((have or 0) + 1, SCHEMA_VERSION + 1):
-                    await conn.execute(insert(t.schema_version).values(
-                        version=version, applied_at=int(time.time())))
+            for version in range((have or 0) + 1, SCHEMA_VERSION + 1):
+                await conn.run_sync(MIGRATIONS[version - 1])
+                await conn.execute(insert(t.schema_version).values(
+                    version=version, applied_at=int(time.time())))
         return SCHEMA_VERSION
 
     async def schema_version(self) -> int:
@@ -377,10 +378,15 @@ class Store(StoreBase):
     # ---- messages -----------------------------------------------------------------------
 
     async def add_chat(self, visiter_id: str, service_id: int, business_id: str, content: str,
-                       direction: str, timestamp: int | None = None) -> Row:
-        """Store one message (committed on return). Returns the row with its `cid`."""
+                       direction: str, timestamp: int | None = None,
+                       msg_type: str = "text") -> Row:
+        """Store one message (committed on return). Returns the row with its `cid`.
+
+        `msg_type` is "text" (content is plain text), "image" or "file" (content is the
+        stored file's URL path; a file's original name travels after a newline)."""
         values = dict(visiter_id=visiter_id, service_id=service_id, business_id=business_id,
                       content=content, direction=direction, state="unread",
+                      msg_type=msg_type,
                       timestamp=int(timestamp if timestamp is not None else time.time()))
         async with self.engine.begin() as conn:
             res = await conn.execute(insert(t.chats).values(**values))

@@ -117,6 +117,9 @@ chats = Table(
     Column("state", _enum("readed", "unread", name="chat_state"), nullable=False,
            server_default="unread"),
     Column("direction", _enum("to_visiter", "to_service", name="chat_direction")),
+    # Not in the document (migration 2): how to read `content`, never as HTML.
+    Column("msg_type", _enum("text", "image", "file", name="chat_msg_type"), nullable=False,
+           server_default="text"),
     Index("chats_visiter", "visiter_id"),
     Index("service", "service_id"),
     Index("chats_time", "timestamp"),

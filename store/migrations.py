@@ -1,0 +1,40 @@
+"""Versioned schema migrations, applied in order at start-up and recorded in `wolive_schema`.
+
+`metadata.create_all` makes any missing table with today's columns; each migration brings an
+older database (ours, or an existing WoLive one being pointed at) up to date and is a no-op
+where its change is already there, so running them on a fresh database is harmless.
+Never drop or rename the WoLive document's tables or columns (ARCHITECTURE.md, "Storage").
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from sqlalchemy import inspect, text
+from sqlalchemy.engine import Connection
+
+
+def _columns(conn: Connection, table: str) -> set[str]:
+    return {c["name"] for c in inspect(conn).get_columns(table)}
+
+
+def _v1_wolive_tables(conn: Connection) -> None:
+    """The ten WoLive tables (made by create_all)."""
+
+
+def _v2_chat_message_type(conn: Connection) -> None:
+    """`wolive_chats.msg_type`: text, image or file, so content is never trusted as HTML."""
+    if "msg_type" in _columns(conn, "wolive_chats"):
+        return
+    if conn.dialect.name == "mysql":
+        ddl = ("ALTER TABLE wolive_chats ADD COLUMN msg_type ENUM('text','image','file') "
+               "NOT NULL DEFAULT 'text'")
+    else:
+        ddl = "ALTER TABLE wolive_chats ADD COLUMN msg_type VARCHAR(5) NOT NULL DEFAULT 'text'"
+    conn.execute(text(ddl))
+
+
+#: Migration for version N is MIGRATIONS[N - 1]. Append only.
+MIGRATIONS: list[Callable[[Connection], None]] = [
+    _v1_wolive_tables,
+    _v2_chat_message_type,
+]
