@@ -206,6 +206,10 @@ class VisitorApiHandler(BaseHandler):
         self.finish()
 
 
+#: Agent levels, lowest first (WoLive document, `wolive_service.level`).
+LEVELS = {"service": 1, "manager": 2, "super_manager": 3}
+
+
 class AgentApiHandler(BaseHandler):
     """Console endpoints: a logged-in agent, and the `_xsrf` token on every POST."""
 
@@ -213,4 +217,19 @@ class AgentApiHandler(BaseHandler):
         await super().prepare()
         if self.current_user is None:
             raise ApiError(401, 1, "not logged in / 请先登录")
+
+    def require_level(self, level: str) -> Agent:
+        """The agent, if its level is at least `level`; else `ApiError` 403."""
+        agent = self.agent
+        if LEVELS.get(agent.level, 0) < LEVELS[level]:
+            raise ApiError(403, 1, f"needs level {level} / 权限不足")
+        return agent
+
+    def require_business(self, business_id: str) -> Agent:
+        """The agent, if it may touch `business_id`: its own, or any for a super_manager.
+        Else `ApiError` 403 (no agent reads or changes another business's data)."""
+        agent = self.agent
+        if agent.level != "super_manager" and agent.business_id != business_id:
+            raise ApiError(403, 1, "not your business / 无权访问其他商户")
+        return agent
 
