@@ -33,8 +33,14 @@ def _v2_chat_message_type(conn: Connection) -> None:
     conn.execute(text(ddl))
 
 
+def _v3_service_load(conn: Connection) -> None:
+    """`wolive_service_load` (made by create_all): agents' last assignment and reply times,
+    the tie-break of auto-assignment (fewest open conversations, then idle longest)."""
+
+
 #: Migration for version N is MIGRATIONS[N - 1]. Append only.
 MIGRATIONS: list[Callable[[Connection], None]] = [
     _v1_wolive_tables,
     _v2_chat_message_type,
+    _v3_service_load,
 ]

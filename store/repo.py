@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import and_, case, event, func, insert, select, update
+from sqlalchemy import and_, case, event, func, insert, or_, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -70,6 +70,9 @@ class Conversation:
     last_content: str
     last_timestamp: int
     unread: int
+    from_url: str = ""
+    #: `wolive_queue.timestamp` ("YYYY-MM-DD HH:MM:SS", UTC): when it was queued/assigned.
+    queued_at: str = ""
 
     def as_dict(self) -> Row:
         return self.__dict__.copy()
@@ -223,15 +226,48 @@ class Store(StoreBase):
                                .values(state="offline"))
 
     async def online_services_with_load(self, business_id: str) -> list[Row]:
-        """The business's online agents, each with `load` = its open (normal) conversations."""
+        """The business's online agents, by `service_id`: `[{service_id, load,
+        idle_since_ms}]`. `load` = its open (`normal`) conversations in `wolive_queue`;
+        `idle_since_ms` = the later of its last assignment and last reply (ms since the
+        epoch, 0 = never; `wolive_service_load`)."""
+        sl = t.service_load
         load = (select(func.count()).select_from(t.queue).where(and_(
             t.queue.c.service_id == t.service.c.service_id,
             t.queue.c.state == "normal")).scalar_subquery())
-        return await self._fetch_all(
-            select(t.service.c.service_id, load.label("load"))
+        rows = await self._fetch_all(
+            select(t.service.c.service_id, load.label("load"),
+                   func.coalesce(sl.c.last_assigned_ms, 0).label("assigned"),
+                   func.coalesce(sl.c.last_active_ms, 0).label("active"))
+            .select_from(t.service.outerjoin(sl, sl.c.service_id == t.service.c.service_id))
             .where(and_(t.service.c.business_id == business_id,
                         t.service.c.state == "online"))
             .order_by(t.service.c.service_id))
+        return [{"service_id": r["service_id"], "load": int(r["load"] or 0),
+                 "idle_since_ms": max(int(r["assigned"]), int(r["active"]))} for r in rows]
+
+    async def note_service_activity(self, service_id: int, assigned: bool = False,
+                                    active: bool = False, at_ms: int | None = None) -> None:
+        """Record that the agent was just given a visitor (`assigned`) and/or just replied
+        (`active`), at `at_ms` (default now, ms since the epoch)."""
+        now = int(at_ms if at_ms is not None else time.time() * 1000)
+        values: Row = {}
+        if assigned:
+            values["last_assigned_ms"] = now
+        if active:
+            values["last_active_ms"] = now
+        if not values:
+            return
+        sl = t.service_load
+        async with self.engine.begin() as conn:
+            res = await conn.execute(update(sl).where(sl.c.service_id == service_id)
+                                     .values(**values))
+            if not res.rowcount:
+                try:
+                    async with conn.begin_nested():
+                        await conn.execute(insert(sl).values(service_id=service_id, **values))
+                except IntegrityError:
+                    await conn.execute(update(sl).where(sl.c.service_id == service_id)
+                                       .values(**values))
 
     # ---- businesses ---------------------------------------------------------------------
 
@@ -328,18 +364,84 @@ class Store(StoreBase):
             return await self._one(conn, select(t.queue).where(key)) or {}
 
     async def waiting_position(self, visiter_id: str, business_id: str) -> int:
-        """1-based place of a waiting visitor among the business's waiting visitors."""
+        """1-based place of a waiting visitor among the business's waiting visitors (oldest
+        `wolive_queue.timestamp` first, then `qid`); 0 when it is not waiting."""
+        q = t.queue
         me = await self.get_queue(visiter_id, business_id)
-        if me is None or me["service_id"] != 0:
+        if me is None or me["service_id"] != 0 or me["state"] != "normal":
             return 0
         async with self.engine.connect() as conn:
-            ahead = (await conn.execute(select(func.count()).select_from(t.queue).where(and_(
-                t.queue.c.business_id == business_id, t.queue.c.service_id == 0,
-                t.queue.c.state == "normal", t.queue.c.qid < me["qid"])))).scalar()
+            ahead = (await conn.execute(select(func.count()).select_from(q).where(and_(
+                q.c.business_id == business_id, q.c.service_id == 0, q.c.state == "normal",
+                or_(q.c.timestamp < me["timestamp"],
+                    and_(q.c.timestamp == me["timestamp"], q.c.qid < me["qid"])))))).scalar()
         return int(ahead or 0) + 1
+
+    async def claim_waiting(self, visiter_id: str, business_id: str, service_id: int) -> bool:
+        """Give a waiting visitor (`service_id = 0`, `normal`) to `service_id`, atomically:
+        one conditional UPDATE, so of any number of concurrent claimers (any process, SQLite
+        or MariaDB, even MyISAM) exactly one sees True."""
+        q = t.queue
+        async with self.engine.begin() as conn:
+            res = await conn.execute(update(q).where(and_(
+                q.c.visiter_id == visiter_id, q.c.business_id == business_id,
+                q.c.service_id == 0, q.c.state == "normal"))
+                .values(service_id=service_id, timestamp=func.current_timestamp()))
+            return res.rowcount == 1
+
+    async def change_queue(self, visiter_id: str, business_id: str, expect_service_id: int,
+                           expect_state: str, service_id: int | None = None,
+                           state: str | None = None) -> bool:
+        """Compare-and-set on a queue row: write `service_id` / `state` only while the row
+        still has `expect_service_id` and `expect_state`. True when it was written (False:
+        someone changed it meanwhile, or there is no such row)."""
+        q = t.queue
+        values: Row = {"timestamp": func.current_timestamp()}
+        if service_id is not None:
+            values["service_id"] = service_id
+        if state is not None:
+            values["state"] = state
+        async with self.engine.begin() as conn:
+            res = await conn.execute(update(q).where(and_(
+                q.c.visiter_id == visiter_id, q.c.business_id == business_id,
+                q.c.service_id == expect_service_id, q.c.state == expect_state))
+                .values(**values))
+            return res.rowcount == 1
 
     async def conversations(self, service_id: int, limit: int = 200) -> list[Conversation]:
         """The agent's open conversations, newest activity first, with unread counts."""
+        q = t.queue
+        return await self._conversations(
+            and_(q.c.service_id == service_id, q.c.state == "normal"), "activity", limit)
+
+    async def waiting(self, business_id: str, limit: int = 200) -> list[Conversation]:
+        """The business's visitors waiting to be claimed (`service_id = 0`, `normal`),
+        oldest first (`wolive_queue.timestamp`, then `qid`): the order of `waiting_position`."""
+        q = t.queue
+        return await self._conversations(
+            and_(q.c.business_id == business_id, q.c.service_id == 0, q.c.state == "normal"),
+            "oldest", limit)
+
+    async def blacklisted(self, business_id: str, service_id: int | None = None,
+                          limit: int = 500) -> list[Conversation]:
+        """The business's blacklisted visitors (`in_black_list`), latest first; only those
+        of `service_id` when given."""
+        q = t.queue
+        cond = [q.c.business_id == business_id, q.c.state == "in_black_list"]
+        if service_id is not None:
+            cond.append(q.c.service_id == service_id)
+        return await self._conversations(and_(*cond), "newest", limit)
+
+    async def conversation(self, visiter_id: str, business_id: str) -> Conversation | None:
+        """One visitor's queue row as a conversation-list entry; None without a row."""
+        q = t.queue
+        rows = await self._conversations(
+            and_(q.c.visiter_id == visiter_id, q.c.business_id == business_id), "newest", 1)
+        return rows[0] if rows else None
+
+    async def _conversations(self, where: Any, order: str, limit: int) -> list[Conversation]:
+        """Queue rows matching `where`, joined with the visitor and its last message.
+        `order`: "activity" (newest message first), "oldest" / "newest" (queue time)."""
         c, v, q = t.chats, t.visiter, t.queue
         last_cid = (select(func.max(c.c.cid)).where(and_(
             c.c.visiter_id == q.c.visiter_id, c.c.business_id == q.c.business_id))
@@ -347,14 +449,22 @@ class Store(StoreBase):
         unread = (select(func.count()).select_from(c).where(and_(
             c.c.visiter_id == q.c.visiter_id, c.c.business_id == q.c.business_id,
             c.c.direction == "to_service", c.c.state == "unread")).scalar_subquery())
+        if order == "activity":
+            order_by: list[Any] = [case((last_cid.is_(None), 0), else_=1).desc(),
+                                   last_cid.desc(), q.c.qid.desc()]
+        elif order == "oldest":
+            order_by = [q.c.timestamp.asc(), q.c.qid.asc()]
+        else:
+            order_by = [q.c.timestamp.desc(), q.c.qid.desc()]
         stmt = (select(q.c.visiter_id, q.c.business_id, q.c.service_id, q.c.state,
-                       v.c.visiter_name, v.c.avatar, v.c.channel, v.c.state.label("vstate"),
+                       q.c.timestamp.label("queued_at"),
+                       v.c.visiter_name, v.c.avatar, v.c.channel, v.c.from_url,
+                       v.c.state.label("vstate"),
                        last_cid.label("last_cid"), unread.label("unread"))
                 .join(v, and_(v.c.visiter_id == q.c.visiter_id,
                               v.c.business_id == q.c.business_id))
-                .where(and_(q.c.service_id == service_id, q.c.state == "normal"))
-                .order_by(case((last_cid.is_(None), 0), else_=1).desc(),
-                          last_cid.desc(), q.c.qid.desc())
+                .where(where)
+                .order_by(*order_by)
                 .limit(limit))
         async with self.engine.connect() as conn:
             rows = (await conn.execute(stmt)).mappings().all()
@@ -372,8 +482,18 @@ class Store(StoreBase):
                 service_id=r["service_id"], state=r["state"], visiter_name=r["visiter_name"],
                 avatar=r["avatar"], channel=r["channel"], online=r["vstate"] == "online",
                 last_content=m.get("content", ""), last_timestamp=m.get("timestamp", 0),
-                unread=int(r["unread"] or 0)))
+                unread=int(r["unread"] or 0), from_url=r["from_url"],
+                queued_at=str(r["queued_at"] or "")))
         return out
+
+    async def unread_count(self, visiter_id: str, business_id: str,
+                           direction: str = "to_service") -> int:
+        """Unread messages of one conversation going `direction` (`wolive_chats.state`)."""
+        c = t.chats
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(select(func.count()).select_from(c).where(and_(
+                c.c.visiter_id == visiter_id, c.c.business_id == business_id,
+                c.c.direction == direction, c.c.state == "unread")))).scalar() or 0)
 
     # ---- messages -----------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ migrations have run.
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     Enum,
     Index,
@@ -195,6 +196,17 @@ weixin = Table(
     Column("service_id", Integer, nullable=False),
     Column("open_id", String(255), nullable=False),
     Index("weixin_service_id", "service_id"),
+    **_MYSQL,
+)
+
+#: Not in the document (migration 3): when each agent was last given a visitor and last
+#: replied, in milliseconds since the epoch, so auto-assignment can break a load tie in
+#: favour of the agent idle longest. An agent with no row has never been busy (idle since 0).
+service_load = Table(
+    "wolive_service_load", metadata,
+    Column("service_id", Integer, primary_key=True, autoincrement=False),
+    Column("last_assigned_ms", BigInteger, nullable=False, server_default="0"),
+    Column("last_active_ms", BigInteger, nullable=False, server_default="0"),
     **_MYSQL,
 )
 
