@@ -1,35 +1,44 @@
-"""The Pusher endpoints: the WebSocket `/app/{key}` and the HTTP API `/apps/{app_id}/...`.
+"""The Pusher endpoints: the WebSocket `/app/{key}`, the HTTP API `/apps/{app_id}/...`, and
+wolive's own channel authorization (`/pusher/auth`) and user authentication
+(`/pusher/user-auth`) endpoints for the agent console.
 
-Thin glue: protocol logic lives in `realtime.hub`, signatures in `realtime.signing`.
+Thin glue: protocol logic lives in `realtime.hub`, the HTTP API's use cases in
+`realtime.pusher_api`, who may join what in `realtime.chat.may_join`, signatures in
+`realtime.signing`.
 """
 from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Optional, cast
+from collections.abc import Callable
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import tornado.web
 import tornado.websocket
 
 from realtime import protocol as p
+from realtime import pusher_api
+from realtime.chat import may_join
 from realtime.hub import App, Caller, Hub, Session
 from realtime.signing import SignatureProblem, verify_api_request
+from store import NotFound
 
-from .base import AGENT_COOKIE, AGENT_COOKIE_DAYS, BaseHandler, password_tag
+from .base import AGENT_COOKIE, AGENT_COOKIE_DAYS, ApiError, BaseHandler, password_tag
 
 log = logging.getLogger("wolive.pusher")
 
-#: Channels one HTTP publish may name (Pusher REST API limit).
-MAX_CHANNELS_PER_PUBLISH = 100
+#: Largest HTTP API body (bytes): a full batch (10 events of 10 KB, every character
+#: JSON-escaped) fits; anything bigger is refused with 413 before it is parsed.
+MAX_API_BODY_BYTES = 256 * 1024
 
 
 class _WSConnection:
     """`realtime.adapter.Connection` over a Tornado WebSocket."""
 
-    __slots__ = ("socket_id", "handler", "open")
+    __slots__ = ("handler", "open", "socket_id")
 
-    def __init__(self, socket_id: str, handler: "PusherSocket") -> None:
+    def __init__(self, socket_id: str, handler: PusherSocket) -> None:
         self.socket_id = socket_id
         self.handler = handler
         self.open = True
@@ -53,7 +62,7 @@ class _WSConnection:
 class PusherSocket(tornado.websocket.WebSocketHandler):
     """`/app/{key}`: one Pusher connection (protocol 7)."""
 
-    session: Optional[Session] = None
+    session: Session | None = None
 
     @property
     def hub(self) -> Hub:
@@ -76,7 +85,7 @@ class PusherSocket(tornado.websocket.WebSocketHandler):
         try:
             sid_s, tag = raw.decode().split(":", 1)
             row = await self.settings["wolive_store"].get_service(int(sid_s))
-        except Exception:  # bad cookie or unknown agent: an anonymous socket
+        except (ValueError, NotFound):  # bad cookie or unknown agent: an anonymous socket
             return Caller()
         if tag != password_tag(row["password"]):
             return Caller()
@@ -121,23 +130,34 @@ class PusherSocket(tornado.websocket.WebSocketHandler):
 
 
 class PusherApiHandler(BaseHandler):
-    """Base of the HTTP API: signed requests only (PUSHER-COMPAT, "HTTP API"); JSON always."""
+    """Base of the HTTP API: signed requests only (PUSHER-COMPAT, "HTTP API"); JSON always,
+    `{"error": ...}` on failure: 400 malformed, 401 signature, 403 disabled app, 404 unknown
+    app, 413 too large."""
 
     app: App
 
     def check_xsrf_cookie(self) -> None:
         return None  # signed by the app secret instead
 
+    def find_app(self) -> App | None:
+        """The app named by the path's first group (`/apps/{app_id}/...`)."""
+        return self.hub.apps_by_id.get(self.path_args[0] if self.path_args else "")
+
+    def query(self) -> dict[str, str]:
+        """The query string, URL-decoded (what the signature is computed over)."""
+        return {k: self.get_query_argument(k) for k in self.request.query_arguments}
+
     async def prepare(self) -> None:
-        app_id = self.path_args[0] if self.path_args else ""
-        app = self.hub.apps_by_id.get(app_id)
+        app = self.find_app()
         if app is None:
-            raise tornado.web.HTTPError(404, log_message=f"unknown app {app_id}")
+            raise tornado.web.HTTPError(404, log_message="unknown app")
         if not app.enabled:
             raise tornado.web.HTTPError(403, log_message="app disabled")
-        params = {k: self.get_query_argument(k) for k in self.request.query_arguments}
+        if len(self.request.body) > MAX_API_BODY_BYTES:
+            raise tornado.web.HTTPError(413, log_message="body is over "
+                                        f"{MAX_API_BODY_BYTES // 1024} KB")
         try:
-            verify_api_request(self.request.method or "", self.request.path, params,
+            verify_api_request(self.request.method or "", self.request.path, self.query(),
                                self.request.body, app.key, app.secret)
         except SignatureProblem as exc:
             raise tornado.web.HTTPError(exc.status, log_message=exc.reason) from None
@@ -149,48 +169,134 @@ class PusherApiHandler(BaseHandler):
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps({"error": msg}))
 
-    def json_body(self) -> dict[str, Any]:
+    def json_body(self) -> Any:
+        """The body as JSON (400 when it is not)."""
         try:
-            body = json.loads(self.request.body or b"{}")
+            return json.loads(self.request.body or b"{}")
         except ValueError:
             raise tornado.web.HTTPError(400, log_message="body is not JSON") from None
-        if not isinstance(body, dict):
-            raise tornado.web.HTTPError(400, log_message="body must be a JSON object")
-        return body
+
+    def reply(self, use_case: Callable[..., dict[str, Any]], *args: Any) -> None:
+        """Answer `use_case(hub, app, *args)` as JSON; its `ApiProblem` becomes the status."""
+        try:
+            answer = use_case(self.hub, self.app, *args)
+        except pusher_api.ApiProblem as exc:
+            raise tornado.web.HTTPError(exc.status, log_message=exc.message) from None
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(answer, ensure_ascii=False))
 
 
 class EventsHandler(PusherApiHandler):
-    """`POST /apps/{app_id}/events`: publish one event to one or more channels."""
+    """`POST /apps/{app_id}/events`: publish one event to 1-100 channels."""
 
     def post(self, app_id: str) -> None:
-        body = self.json_body()
-        name, data = body.get("name"), body.get("data")
-        if not isinstance(name, str) or not name or len(name) > 200:
-            raise tornado.web.HTTPError(400, log_message="name must be a string of 1-200")
-        if not isinstance(data, str):
-            raise tornado.web.HTTPError(400, log_message="data must be a string")
-        if len(data.encode()) > p.MAX_EVENT_DATA_BYTES:
-            raise tornado.web.HTTPError(413, log_message="data is over 10 KB")
-        channels = body.get("channels")
-        if channels is None and "channel" in body:
-            channels = [body["channel"]]
-        if not isinstance(channels, list) or not channels:
-            raise tornado.web.HTTPError(400, log_message="channel or channels is required")
-        if len(channels) > MAX_CHANNELS_PER_PUBLISH:
-            raise tornado.web.HTTPError(400, log_message="at most 100 channels")
-        if not all(p.valid_channel_name(c) for c in channels):
-            raise tornado.web.HTTPError(400, log_message="invalid channel name")
-        socket_id = body.get("socket_id")
-        if socket_id is not None and not isinstance(socket_id, str):
-            raise tornado.web.HTTPError(400, log_message="socket_id must be a string")
-        for channel in channels:
-            self.hub.trigger(channel, name, data, app=self.app, except_socket_id=socket_id)
+        self.reply(pusher_api.publish, self.json_body())
+
+
+class BatchEventsHandler(PusherApiHandler):
+    """`POST /apps/{app_id}/batch_events`: publish 1-10 events."""
+
+    def post(self, app_id: str) -> None:
+        self.reply(pusher_api.publish_batch, self.json_body())
+
+
+class ChannelsHandler(PusherApiHandler):
+    """`GET /apps/{app_id}/channels`: occupied channels."""
+
+    def get(self, app_id: str) -> None:
+        self.reply(pusher_api.channels, self.query())
+
+
+class ChannelHandler(PusherApiHandler):
+    """`GET /apps/{app_id}/channels/{name}`: one channel's state."""
+
+    def get(self, app_id: str, name: str) -> None:
+        self.reply(pusher_api.channel, name, self.query())
+
+
+class UsersHandler(PusherApiHandler):
+    """`GET /apps/{app_id}/channels/{name}/users`: a presence channel's users."""
+
+    def get(self, app_id: str, name: str) -> None:
+        self.reply(pusher_api.users, name)
+
+
+class TerminateHandler(PusherApiHandler):
+    """`POST /apps/{app_id}/users/{user_id}/terminate_connections` (the Node library)."""
+
+    def post(self, app_id: str, user_id: str) -> None:
+        self.reply(pusher_api.terminate, user_id)
+
+
+class TerminateByKeyHandler(PusherApiHandler):
+    """`POST /users/{user_id}/terminate_connections`: the Python library leaves out the
+    `/apps/{id}` prefix, so the app is the one whose key signed the request."""
+
+    def find_app(self) -> App | None:
+        app = self.hub.apps_by_key.get(self.get_query_argument("auth_key", ""))
+        if app is None:
+            raise tornado.web.HTTPError(401, log_message="Unknown auth_key")
+        return app
+
+    def post(self, user_id: str) -> None:
+        self.reply(pusher_api.terminate, user_id)
+
+
+class ChannelAuthHandler(BaseHandler):
+    """`POST /pusher/auth` (form `socket_id`, `channel_name`: pusher-js's default
+    channelAuthorization request): signs only the channels `realtime.chat.may_join` allows
+    the logged-in agent. Needs the agent cookie and the `_xsrf` token (header
+    `X-XSRFToken`), so another site cannot obtain signatures. 403 JSON otherwise."""
+
+    def post(self) -> None:
+        socket_id = self.arg("socket_id", required=True, max_len=64)
+        channel = self.arg("channel_name", required=True, max_len=p.MAX_CHANNEL_NAME)
+        if not pusher_api.SOCKET_ID_RE.match(socket_id):
+            raise ApiError(400, 1, "socket_id must look like 123.456")
+        if not p.valid_channel_name(channel):
+            raise ApiError(400, 1, "invalid channel_name")
+        member = may_join(self.current_user, channel)
+        if member is None:
+            raise ApiError(403, 1, "you may not join this channel / 无权订阅该频道")
+        self.send_json(self.hub.authorize_channel(self.hub.default_app, socket_id, channel,
+                                                  member or None))
+
+    def send_json(self, answer: dict[str, str]) -> None:
         self.set_header("Content-Type", "application/json")
-        self.finish("{}")
+        self.finish(json.dumps(answer, ensure_ascii=False))
+
+
+class UserAuthHandler(ChannelAuthHandler):
+    """`POST /pusher/user-auth` (form `socket_id`: pusher-js's `signin()` request): a
+    logged-in agent signs in as user `agent-{service_id}` with user_info {nick_name,
+    avatar}. Cookie and `_xsrf` as for `/pusher/auth`; 403 JSON for anyone else."""
+
+    def post(self) -> None:
+        socket_id = self.arg("socket_id", required=True, max_len=64)
+        if not pusher_api.SOCKET_ID_RE.match(socket_id):
+            raise ApiError(400, 1, "socket_id must look like 123.456")
+        agent = self.current_user
+        if agent is None:
+            raise ApiError(403, 1, "not logged in / 请先登录")
+        user = {"id": f"agent-{agent.service_id}",
+                "user_info": {"nick_name": agent.nick_name, "avatar": agent.avatar}}
+        self.send_json(self.hub.authenticate_user(self.hub.default_app, socket_id, user))
+
+
+_APP = r"/apps/([0-9A-Za-z_\-]+)"
 
 
 def routes() -> list[tuple[str, type]]:
+    """The WebSocket, the HTTP API and the console's auth endpoints."""
     return [
         (r"/app/([^/]+)", PusherSocket),
-        (r"/apps/([0-9A-Za-z_\-]+)/events", EventsHandler),
+        (_APP + r"/events", EventsHandler),
+        (_APP + r"/batch_events", BatchEventsHandler),
+        (_APP + r"/channels", ChannelsHandler),
+        (_APP + r"/channels/([^/]+)", ChannelHandler),
+        (_APP + r"/channels/([^/]+)/users", UsersHandler),
+        (_APP + r"/users/([^/]+)/terminate_connections", TerminateHandler),
+        (r"/users/([^/]+)/terminate_connections", TerminateByKeyHandler),
+        (r"/pusher/auth", ChannelAuthHandler),
+        (r"/pusher/user-auth", UserAuthHandler),
     ]

@@ -6,14 +6,29 @@ fan-out and occupancy across nodes behind the same methods, without touching han
 from __future__ import annotations
 
 import logging
+import time
 from abc import ABC, abstractmethod
-from typing import Callable, Iterable, Optional, Protocol
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 log = logging.getLogger("wolive.realtime")
 
+_UNSET = object()
+
 
 class Connection(Protocol):
-    """What the realtime layer needs of a socket; the WebSocket handler provides it."""
+    """What the realtime layer needs of a socket; the WebSocket handler provides it.
+
+    Optional fast path for fan-out (docs/performance.md): a connection class may also
+    define `prepare_frame(frame: str) -> object` as a static method, giving the frame in
+    the form its sockets put on the wire (for a WebSocket: header + UTF-8 payload, the same
+    bytes for every subscriber, since server frames are unmasked), and
+    `send_prepared(prepared: object) -> bool`, with `send`'s meaning. `publish` then
+    prepares a frame once per connection class instead of once per socket. A class without
+    them is sent to with `send` as before.
+    """
 
     socket_id: str
 
@@ -27,6 +42,21 @@ class Connection(Protocol):
 OccupancyListener = Callable[[str, str, bool], None]
 """Called as listener(app_id, channel, occupied) when a channel gains its first subscriber
 (True) or loses its last one (False)."""
+
+
+@dataclass(frozen=True)
+class CachedEvent:
+    """The last event of a cache channel: the frame as sent, and when it stops counting
+    (`time.monotonic()` seconds)."""
+
+    event: str
+    frame: str
+    expires_at: float
+
+
+#: Cache channels remembered per app at most; past it the oldest entry is forgotten, so an
+#: API caller cannot grow memory without bound by publishing to ever new names.
+MAX_CACHED_CHANNELS_PER_APP = 10_000
 
 
 class Adapter(ABC):
@@ -55,7 +85,7 @@ class Adapter(ABC):
 
     @abstractmethod
     def publish(self, app_id: str, channel: str, frame: str,
-                except_socket_id: Optional[str] = None) -> int:
+                except_socket_id: str | None = None) -> int:
         """Send an encoded frame to every subscriber but `except_socket_id`; returns how many
         sockets took it. A closed socket is dropped and delivery goes on."""
 
@@ -71,13 +101,49 @@ class Adapter(ABC):
     def subscribers(self, app_id: str, channel: str) -> Iterable[Connection]:
         """The sockets subscribed to `channel` on this node."""
 
+    # ---- presence membership (Pusher "Presence channels") -------------------------------
+
+    @abstractmethod
+    def add_member(self, app_id: str, channel: str, socket_id: str, user_id: str,
+                   user_info: Any) -> bool:
+        """Record `socket_id` as `user_id` on a presence channel; True when the user was not
+        a member before (the moment `member_added` is due). A user's first `user_info`
+        stays until it leaves."""
+
+    @abstractmethod
+    def remove_member(self, app_id: str, channel: str, socket_id: str) -> str | None:
+        """Forget `socket_id` on a presence channel; returns the user id when that was its
+        last socket (the moment `member_removed` is due), else None."""
+
+    @abstractmethod
+    def members(self, app_id: str, channel: str) -> dict[str, Any]:
+        """The members of a presence channel, user_id → user_info, in joining order."""
+
+    # ---- cache channels (Pusher "Cache channels") ---------------------------------------
+
+    @abstractmethod
+    def cache_put(self, app_id: str, channel: str, event: str, frame: str,
+                  ttl_s: float) -> None:
+        """Remember `frame` (event `event`) as the channel's last event for `ttl_s` seconds."""
+
+    @abstractmethod
+    def cache_get(self, app_id: str, channel: str) -> CachedEvent | None:
+        """The channel's unexpired last event, or None."""
+
 
 class LocalAdapter(Adapter):
     """In-process registry: one dict per app, channel → {socket_id: connection}."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
         self._apps: dict[str, dict[str, dict[str, Connection]]] = {}
+        # (app_id, channel) → user_id → (user_info, socket ids); insertion-ordered.
+        self._members: dict[tuple[str, str], dict[str, tuple[Any, set[str]]]] = {}
+        # (app_id, channel, socket_id) → user_id
+        self._member_of: dict[tuple[str, str, str], str] = {}
+        self._cache: dict[str, OrderedDict[str, CachedEvent]] = {}
+        #: Seconds, monotonic: when cached events expire (tests move it forward).
+        self.clock = clock
 
     def subscribe(self, app_id: str, channel: str, conn: Connection) -> bool:
         chans = self._apps.setdefault(app_id, {})
@@ -102,15 +168,24 @@ class LocalAdapter(Adapter):
         return True
 
     def publish(self, app_id: str, channel: str, frame: str,
-                except_socket_id: Optional[str] = None) -> int:
+                except_socket_id: str | None = None) -> int:
         members = self._apps.get(app_id, {}).get(channel)
         if not members:
             return 0
         sent = 0
+        # Wire form of the frame per connection class (None: that class has no fast path).
+        prepared: dict[type, Any] = {}
+        # A copy: a send may close a socket, and closing unsubscribes it from `members`.
         for socket_id, conn in list(members.items()):
             if socket_id == except_socket_id:
                 continue
-            if conn.send(frame):
+            cls = conn.__class__
+            wire = prepared.get(cls, _UNSET)
+            if wire is _UNSET:
+                prepare = getattr(cls, "prepare_frame", None)
+                wire = prepared[cls] = prepare(frame) if prepare is not None else None
+            if conn.send(frame) if wire is None else \
+                    conn.send_prepared(wire):  # type: ignore[attr-defined]
                 sent += 1
         return sent
 
@@ -123,3 +198,58 @@ class LocalAdapter(Adapter):
 
     def subscribers(self, app_id: str, channel: str) -> Iterable[Connection]:
         return list(self._apps.get(app_id, {}).get(channel, {}).values())
+
+    def add_member(self, app_id: str, channel: str, socket_id: str, user_id: str,
+                   user_info: Any) -> bool:
+        key = (app_id, channel, socket_id)
+        if key in self._member_of:
+            return False
+        self._member_of[key] = user_id
+        users = self._members.setdefault((app_id, channel), {})
+        entry = users.get(user_id)
+        if entry is None:
+            users[user_id] = (user_info, {socket_id})
+            return True
+        entry[1].add(socket_id)
+        return False
+
+    def remove_member(self, app_id: str, channel: str, socket_id: str) -> str | None:
+        user_id = self._member_of.pop((app_id, channel, socket_id), None)
+        if user_id is None:
+            return None
+        users = self._members.get((app_id, channel), {})
+        entry = users.get(user_id)
+        if entry is None:
+            return None
+        entry[1].discard(socket_id)
+        if entry[1]:
+            return None
+        del users[user_id]
+        if not users:
+            self._members.pop((app_id, channel), None)
+        return user_id
+
+    def members(self, app_id: str, channel: str) -> dict[str, Any]:
+        return {uid: info for uid, (info, _) in self._members.get((app_id, channel), {}).items()}
+
+    def cache_put(self, app_id: str, channel: str, event: str, frame: str,
+                  ttl_s: float) -> None:
+        entries = self._cache.setdefault(app_id, OrderedDict())
+        entries.pop(channel, None)
+        now = self.clock()
+        entries[channel] = CachedEvent(event, frame, now + ttl_s)
+        # Oldest first: drop expired entries, then the oldest while over the bound.
+        while entries:
+            first = next(iter(entries.values()))
+            if first.expires_at > now and len(entries) <= MAX_CACHED_CHANNELS_PER_APP:
+                break
+            entries.popitem(last=False)
+
+    def cache_get(self, app_id: str, channel: str) -> CachedEvent | None:
+        entry = self._cache.get(app_id, {}).get(channel)
+        if entry is None:
+            return None
+        if entry.expires_at <= self.clock():
+            del self._cache[app_id][channel]
+            return None
+        return entry

@@ -1,64 +1,120 @@
 """The Pusher hub: apps, live sessions, the protocol state machine of one socket.
 
-The WebSocket handler is thin (handlers/pusher_ws.py): it hands each text frame to
-`Session.on_frame` and calls `Session.on_close`; everything the protocol says lives here.
+The WebSocket handler is thin (handlers/pusher.py): it hands each text frame to
+`Session.on_frame` and calls `Session.on_close`; everything the protocol says lives here:
+channel types (public, private, private-encrypted, presence, cache, server-to-user),
+`pusher:signin`, client events and their rate limit, presence membership events, the cache
+replay, and the webhook-worthy happenings told to `Hub` listeners.
+
+Sources: the Pusher Channels protocol 7 and the facts the real clients enforce
+(`shared/PUSHER-COMPAT.md`).
 """
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 import logging
 import random
 import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any
 
 from . import protocol as p
 from .adapter import Adapter, Connection, LocalAdapter
-from .signing import channel_auth, same
+from .signing import channel_auth, derive_master_key, same, shared_secret, user_auth
 
 log = logging.getLogger("wolive.realtime")
 
 
 @dataclass(frozen=True)
 class App:
-    """One Pusher app: `id` (numeric string for the Python library), `key`, `secret`."""
+    """One Pusher app: `id` (numeric string for the Python library), `key`, `secret`.
+
+    `encryption_master_key` (32 bytes) keys `private-encrypted-` channels when wolive signs
+    them itself (`/pusher/auth`); None means one derived from the secret
+    (`signing.derive_master_key`)."""
 
     id: str
     key: str
-    secret: str
+    secret: str = field(repr=False)
     enabled: bool = True
+    encryption_master_key: bytes | None = field(default=None, repr=False)
+
+    def master_key(self) -> bytes:
+        """The app's encryption master key (32 bytes)."""
+        return self.encryption_master_key or derive_master_key(self.secret)
 
 
 @dataclass
 class Caller:
     """Who holds a socket, as far as the server knows: a logged-in agent or nobody."""
 
-    service_id: Optional[int] = None
-    business_id: Optional[str] = None
+    service_id: int | None = None
+    business_id: str | None = None
 
 
-ChannelPolicy = Callable[["Session", str], Optional[str]]
+@dataclass(frozen=True)
+class SignedInUser:
+    """A socket's user after `pusher:signin`: `id` from the signed user_data, `user_data` the
+    exact JSON string signed, `user_info` its optional `user_info` member."""
+
+    id: str
+    user_data: str
+    user_info: Any = None
+
+
+@dataclass(frozen=True)
+class ChannelCounts:
+    """What the HTTP API reports of one channel: sockets subscribed, and for a presence
+    channel the distinct users (None for other channels)."""
+
+    subscription_count: int
+    user_count: int | None
+
+
+ChannelPolicy = Callable[["Session", str], str | None]
 """policy(session, channel) → None to allow a public channel, or the reason to refuse."""
 
-HubListener = Callable[[App, dict[str, Any]], None]
+HubListener = Callable[["App", dict[str, Any]], None]
 """listener(app, event): told of every webhook-worthy happening, as a Pusher webhook event
-dict: {"name": "channel_occupied" | "channel_vacated" | "member_added" | "member_removed" |
-"client_event" | "cache_miss" | "subscription_count", "channel": ..., ...} (Pusher webhook
-docs for the other fields). Called synchronously on the socket's path: never block."""
+dict (Pusher webhook docs), called synchronously on the socket's path: never block.
+
+- {"name": "channel_occupied" | "channel_vacated", "channel"}
+- {"name": "member_added" | "member_removed", "channel", "user_id"}: a user's first socket
+  joined / last socket left a presence channel
+- {"name": "client_event", "channel", "event", "data" (the JSON string sent on),
+  "socket_id", "user_id" (presence channels only)}
+- {"name": "cache_miss", "channel"}: a socket subscribed to a cache channel with nothing
+  cached
+"""
+
+
+class _Refused(Exception):
+    """A subscription refused: sent as `pusher:subscription_error` {type, error, status}."""
+
+    def __init__(self, reason: str, status: int, kind: str = "AuthError") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+        self.kind = kind
 
 
 class Hub:
     """Every app and socket of this process. Build once per server (wolive.make_app)."""
 
-    def __init__(self, apps: list[App], adapter: Optional[Adapter] = None,
-                 policy: Optional[ChannelPolicy] = None) -> None:
+    def __init__(self, apps: list[App], adapter: Adapter | None = None,
+                 policy: ChannelPolicy | None = None) -> None:
         self.apps_by_key = {a.key: a for a in apps}
         self.apps_by_id = {a.id: a for a in apps}
         self.default_app = apps[0]
         self.adapter = adapter or LocalAdapter()
         self.policy = policy
         self.sessions: dict[str, Session] = {}
+        # (app id, user id) → the sessions signed in as that user (`pusher:signin`).
+        self.users: dict[tuple[str, str], set[Session]] = {}
         self._listeners: list[HubListener] = []
         self.adapter.add_occupancy_listener(self._on_occupancy)
         self.closing = False
@@ -70,6 +126,7 @@ class Hub:
     # ---- listeners (webhooks and the like) ----------------------------------------------
 
     def add_listener(self, listener: HubListener) -> None:
+        """Register `listener` for every event listed in `HubListener`."""
         self._listeners.append(listener)
 
     def emit(self, app: App, event: dict[str, Any]) -> None:
@@ -87,25 +144,105 @@ class Hub:
                             "channel": channel})
 
     def next_socket_id(self) -> str:
+        """A fresh socket id, `^\\d+\\.\\d+$` as every server library checks."""
         return f"{self._node}.{next(self._counter)}"
 
     # ---- server-side pushes -------------------------------------------------------------
 
-    def trigger(self, channel: str, event: str, data: Any, app: Optional[App] = None,
-                except_socket_id: Optional[str] = None) -> int:
+    def trigger(self, channel: str, event: str, data: Any, app: App | None = None,
+                except_socket_id: str | None = None) -> int:
         """Publish `event` with `data` (a JSON string, or anything JSON-encodable) on
-        `channel`; returns the sockets reached on this node."""
+        `channel`; returns the sockets reached on this node. On a cache channel the event
+        is also kept for `CACHE_TTL_S` and replayed to later subscribers."""
         app = app or self.default_app
         frame = p.encode(event, data, channel=channel)
+        if p.is_cache_channel(channel):
+            self.adapter.cache_put(app.id, channel, event, frame, p.CACHE_TTL_S)
         return self.adapter.publish(app.id, channel, frame, except_socket_id)
 
-    def occupied(self, channel: str, app: Optional[App] = None) -> bool:
+    def occupied(self, channel: str, app: App | None = None) -> bool:
+        """True while at least one socket holds `channel`."""
         return self.adapter.subscription_count((app or self.default_app).id, channel) > 0
+
+    # ---- queries (the HTTP API's answers) -----------------------------------------------
+
+    def counts(self, app: App, channel: str) -> ChannelCounts:
+        """Sockets on `channel`, and distinct users when it is a presence channel."""
+        users = (len(self.adapter.members(app.id, channel))
+                 if p.channel_kind(channel) == "presence" else None)
+        return ChannelCounts(self.adapter.subscription_count(app.id, channel), users)
+
+    def occupied_channels(self, app: App, prefix: str = "") -> dict[str, ChannelCounts]:
+        """Occupied channels whose name starts with `prefix` (never the per-user
+        `#server-to-user-` ones), with their counts."""
+        out = {}
+        for name in sorted(self.adapter.channels(app.id, prefix)):
+            if not name.startswith(p.SERVER_TO_USER_PREFIX):
+                out[name] = self.counts(app, name)
+        return out
+
+    def members(self, app: App, channel: str) -> dict[str, Any]:
+        """A presence channel's members, user_id → user_info, in joining order."""
+        return self.adapter.members(app.id, channel)
+
+    # ---- signing for wolive's own auth endpoints ----------------------------------------
+
+    @staticmethod
+    def authorize_channel(app: App, socket_id: str, channel: str,
+                          member: dict[str, Any] | None = None) -> dict[str, str]:
+        """The answer of a channel authorization endpoint (Pusher "Authorizing users"):
+        {"auth"} for a private channel, plus "channel_data" (the JSON string signed) for a
+        presence channel (`member` = {"user_id", "user_info"}), plus "shared_secret"
+        (base64) for a private-encrypted one."""
+        channel_data = None
+        if p.channel_kind(channel) == "presence":
+            channel_data = json.dumps(member or {}, ensure_ascii=False,
+                                      separators=(",", ":"))
+        answer = {"auth": channel_auth(app.key, app.secret, socket_id, channel, channel_data)}
+        if channel_data is not None:
+            answer["channel_data"] = channel_data
+        if p.channel_kind(channel) == "private-encrypted":
+            answer["shared_secret"] = base64.b64encode(
+                shared_secret(channel, app.master_key())).decode("ascii")
+        return answer
+
+    @staticmethod
+    def authenticate_user(app: App, socket_id: str, user: dict[str, Any]) -> dict[str, str]:
+        """The answer of a user authentication endpoint: {"auth", "user_data"} where
+        user_data is the JSON string of `user` ({"id", "user_info"?, ...}) that was signed."""
+        user_data = json.dumps(user, ensure_ascii=False, separators=(",", ":"))
+        return {"auth": user_auth(app.key, app.secret, socket_id, user_data),
+                "user_data": user_data}
+
+    # ---- users --------------------------------------------------------------------------
+
+    def terminate_user(self, app: App, user_id: str) -> int:
+        """Close every socket of `app` signed in as `user_id` with 4009 (pusher-js does not
+        reconnect); returns how many were closed on this node."""
+        sessions = list(self.users.get((app.id, user_id), ()))
+        for s in sessions:
+            s.fail(p.Errors.TERMINATED)
+        return len(sessions)
+
+    def _signed_in(self, session: Session, old: SignedInUser | None) -> None:
+        if old is not None:
+            self._signed_out(session, old)
+        if session.user is not None:
+            self.users.setdefault((session.app.id, session.user.id), set()).add(session)
+
+    def _signed_out(self, session: Session, user: SignedInUser) -> None:
+        key = (session.app.id, user.id)
+        held = self.users.get(key)
+        if held is not None:
+            held.discard(session)
+            if not held:
+                del self.users[key]
 
     # ---- life ---------------------------------------------------------------------------
 
-    def sweep(self, now: Optional[float] = None) -> int:
-        """Close sockets silent for longer than activity_timeout + grace with 4201."""
+    def sweep(self, now: float | None = None) -> int:
+        """Close sockets silent for longer than activity_timeout + grace with 4201.
+        `now` is `time.monotonic()` seconds (tests pass a later one)."""
         now = now if now is not None else time.monotonic()
         limit = p.ACTIVITY_TIMEOUT_S + p.DEAD_SOCKET_GRACE_S
         dead = [s for s in self.sessions.values() if now - s.last_seen > limit]
@@ -120,7 +257,7 @@ class Hub:
             s.fail(p.Errors.SERVER_SHUTDOWN)
 
 
-@dataclass
+@dataclass(eq=False)
 class Session:
     """The protocol state of one socket (Pusher protocol 7)."""
 
@@ -131,17 +268,24 @@ class Session:
     channels: set[str] = field(default_factory=set)
     last_seen: float = field(default_factory=time.monotonic)
     closed: bool = False
+    #: Set by a valid `pusher:signin`.
+    user: SignedInUser | None = None
+    #: Presence channels held → the user id this socket holds them as.
+    presence_ids: dict[str, str] = field(default_factory=dict)
+    #: When the last accepted client events were sent (`time.monotonic()` seconds).
+    _client_events: deque[float] = field(default_factory=deque)
 
     @property
     def socket_id(self) -> str:
         return self.conn.socket_id
 
     def start(self) -> None:
+        """Register the session and send `pusher:connection_established`."""
         self.hub.sessions[self.socket_id] = self
         self.conn.send(p.encode("pusher:connection_established", {
             "socket_id": self.socket_id, "activity_timeout": p.ACTIVITY_TIMEOUT_S}))
 
-    def fail(self, error: p.ErrorCode, message: Optional[str] = None) -> None:
+    def fail(self, error: p.ErrorCode, message: str | None = None) -> None:
         """Send `pusher:error`; a fatal error then closes the socket with the same code."""
         self.conn.send(p.error_frame(error.code, message or error.message))
         if error.fatal:
@@ -149,13 +293,16 @@ class Session:
             self.on_close()
 
     def on_close(self) -> None:
+        """The socket is gone: leave every channel (presence members and occupancy are
+        announced to the others) and forget the signed-in user."""
         if self.closed:
             return
         self.closed = True
         self.hub.sessions.pop(self.socket_id, None)
         for channel in list(self.channels):
-            self.hub.adapter.unsubscribe(self.app.id, channel, self.conn)
-        self.channels.clear()
+            self._leave(channel)
+        if self.user is not None:
+            self.hub._signed_out(self, self.user)
 
     def on_frame(self, text: Any) -> None:
         """Handle one client frame; a malformed one gets `pusher:error`, never a close."""
@@ -170,7 +317,11 @@ class Session:
             elif event == "pusher:subscribe":
                 self._subscribe(frame.get("data"))
             elif event == "pusher:unsubscribe":
-                self._unsubscribe(frame.get("data"))
+                self._leave(self._channel_of(frame.get("data")))
+            elif event == "pusher:signin":
+                self._signin(frame.get("data"))
+            elif event.startswith("client-"):
+                self._client_event(frame)
             else:
                 raise p.ProtocolError(p.Errors.GENERIC, f"Unsupported event {event[:64]!r}")
         except p.ProtocolError as exc:
@@ -186,36 +337,194 @@ class Session:
             raise p.ProtocolError(p.Errors.GENERIC, "Invalid channel name")
         return str(channel)
 
-    def _deny(self, channel: str, reason: str, status: int = 403) -> None:
+    def _deny(self, channel: str, reason: str, status: int = 403,
+              kind: str = "AuthError") -> None:
         self.conn.send(p.encode("pusher:subscription_error",
-                                {"type": "AuthError", "error": reason, "status": status},
+                                {"type": kind, "error": reason, "status": status},
                                 channel=channel))
+
+    def _signed(self, channel: str, auth: Any, channel_data: str | None = None) -> bool:
+        expected = channel_auth(self.app.key, self.app.secret, self.socket_id, channel,
+                                channel_data)
+        return isinstance(auth, str) and same(auth, expected)
 
     def _subscribe(self, data: Any) -> None:
         channel = self._channel_of(data)
+        if channel in self.channels:  # pusher-js never does this; answer as before
+            self._send_succeeded(channel)
+            return
         kind = p.channel_kind(channel)
-        if kind in ("private", "private-encrypted"):
-            auth = data.get("auth")
-            expected = channel_auth(self.app.key, self.app.secret, self.socket_id, channel)
-            if not isinstance(auth, str) or not same(auth, expected):
-                return self._deny(channel, "Invalid signature", 401)
-        elif kind == "public":
-            reason = self.hub.policy(self, channel) if self.hub.policy else None
-            if reason:
-                return self._deny(channel, reason)
-        else:
-            return self._deny(channel, f"{kind} channels are not supported yet", 400)
+        member: tuple[str, Any] | None = None
+        try:
+            if kind == "server-to-user":
+                wanted = channel[len(p.SERVER_TO_USER_PREFIX):]
+                if self.user is None or self.user.id != wanted:
+                    raise _Refused("only a socket signed in as this user may subscribe", 403)
+            elif kind == "presence":
+                member = self._presence_member(channel, data)
+            elif kind in ("private", "private-encrypted"):
+                if not self._signed(channel, data.get("auth")):
+                    raise _Refused("Invalid signature", 401)
+            else:
+                reason = self.hub.policy(self, channel) if self.hub.policy else None
+                if reason:
+                    raise _Refused(reason, 403)
+        except _Refused as refused:
+            self._deny(channel, refused.reason, refused.status, refused.kind)
+            return
+        adapter, app_id = self.hub.adapter, self.app.id
         self.channels.add(channel)
-        self.hub.adapter.subscribe(self.app.id, channel, self.conn)
-        self.conn.send(p.encode("pusher_internal:subscription_succeeded", {},
+        adapter.subscribe(app_id, channel, self.conn)
+        first = False
+        if member is not None:
+            self.presence_ids[channel] = member[0]
+            first = adapter.add_member(app_id, channel, self.socket_id, member[0], member[1])
+        self._send_succeeded(channel)
+        if member is not None and first:
+            adapter.publish(app_id, channel, p.encode(
+                "pusher_internal:member_added", {"user_id": member[0], "user_info": member[1]},
+                channel=channel), except_socket_id=self.socket_id)
+            self.hub.emit(self.app, {"name": "member_added", "channel": channel,
+                                     "user_id": member[0]})
+        if p.is_cache_channel(channel):
+            cached = adapter.cache_get(app_id, channel)
+            if cached is not None:
+                self.conn.send(cached.frame)
+            else:
+                self.conn.send(p.encode("pusher:cache_miss", channel=channel))
+                self.hub.emit(self.app, {"name": "cache_miss", "channel": channel})
+
+    def _presence_member(self, channel: str, data: dict[str, Any]) -> tuple[str, Any]:
+        """Check a presence subscribe; returns (user_id, user_info). The signature covers
+        the raw `channel_data` string the client sent (the Python library puts spaces in its
+        JSON, so re-encoding would break it). Without channel_data, a signed-in socket joins
+        as its user (pusher-js 8 does this when `pusher.signin()` ran). Raises `_Refused`."""
+        auth, raw = data.get("auth"), data.get("channel_data")
+        if raw is None:
+            if self.user is None:
+                raise _Refused("channel_data is required (or sign in first)", 400)
+            if not self._signed(channel, auth):
+                raise _Refused("Invalid signature", 401)
+            user_id, info = self.user.id, self.user.user_info
+        else:
+            if not isinstance(raw, str):
+                raise _Refused("channel_data must be a JSON string", 400)
+            if not self._signed(channel, auth, raw):
+                raise _Refused("Invalid signature", 401)
+            try:
+                parsed = json.loads(raw)
+            except ValueError:
+                raise _Refused("channel_data is not JSON", 400) from None
+            uid = parsed.get("user_id") if isinstance(parsed, dict) else None
+            if isinstance(uid, int) and not isinstance(uid, bool):
+                uid = str(uid)
+            if not isinstance(uid, str) or not uid or len(uid) > p.MAX_USER_ID:
+                raise _Refused("channel_data needs a user_id (a string of 1-200)", 400)
+            user_id, info = uid, parsed.get("user_info")
+        if p.json_size(info) > p.MAX_USER_INFO_BYTES:
+            raise _Refused(f"user_info is over {p.MAX_USER_INFO_BYTES} bytes", 413,
+                           "LimitReached")
+        members = self.hub.adapter.members(self.app.id, channel)
+        if user_id not in members and len(members) >= p.MAX_PRESENCE_MEMBERS:
+            raise _Refused(f"presence channel is full ({p.MAX_PRESENCE_MEMBERS} members)",
+                           403, "LimitReached")
+        return user_id, info
+
+    def _send_succeeded(self, channel: str) -> None:
+        data: dict[str, Any] = {}
+        if channel in self.presence_ids:
+            members = self.hub.adapter.members(self.app.id, channel)
+            data = {"presence": {"ids": list(members), "hash": members,
+                                 "count": len(members)}}
+        self.conn.send(p.encode("pusher_internal:subscription_succeeded", data,
                                 channel=channel))
 
-    def _unsubscribe(self, data: Any) -> None:
-        channel = self._channel_of(data)
-        if channel in self.channels:
-            self.channels.discard(channel)
-            self.hub.adapter.unsubscribe(self.app.id, channel, self.conn)
+    def _leave(self, channel: str) -> None:
+        """Unsubscribe; on a presence channel, `member_removed` goes to the others when this
+        was the user's last socket there (before `channel_vacated`)."""
+        if channel not in self.channels:
+            return
+        self.channels.discard(channel)
+        adapter, app_id = self.hub.adapter, self.app.id
+        if self.presence_ids.pop(channel, None) is not None:
+            gone = adapter.remove_member(app_id, channel, self.socket_id)
+            if gone is not None:
+                adapter.publish(app_id, channel, p.encode(
+                    "pusher_internal:member_removed", {"user_id": gone}, channel=channel),
+                    except_socket_id=self.socket_id)
+                self.hub.emit(self.app, {"name": "member_removed", "channel": channel,
+                                         "user_id": gone})
+        adapter.unsubscribe(app_id, channel, self.conn)
+
+    # ---- user sign-in -------------------------------------------------------------------
+
+    def _signin(self, data: Any) -> None:
+        """`pusher:signin` {auth, user_data}: auth signs `socket_id::user::user_data`;
+        user_data is a JSON object with a string `id`. Answers `pusher:signin_success`
+        {user_data}; a bad one gets a non-fatal 4009 `pusher:error`."""
+        if not isinstance(data, dict) or not isinstance(data.get("auth"), str) or \
+                not isinstance(data.get("user_data"), str):
+            raise p.ProtocolError(p.Errors.SIGNIN_FAILED,
+                                  "pusher:signin needs auth and user_data strings")
+        raw = data["user_data"]
+        if not same(data["auth"], user_auth(self.app.key, self.app.secret, self.socket_id,
+                                            raw)):
+            raise p.ProtocolError(p.Errors.SIGNIN_FAILED, "Sign-in refused: invalid signature")
+        try:
+            parsed = json.loads(raw)
+        except ValueError:
+            parsed = None
+        if not isinstance(parsed, dict) or not p.valid_user_id(parsed.get("id")):
+            raise p.ProtocolError(p.Errors.SIGNIN_FAILED,
+                                  "Sign-in refused: user_data needs an id of 1-200 "
+                                  "channel-name characters")
+        old = self.user
+        if old is not None and old.id != parsed["id"]:
+            self._leave(p.SERVER_TO_USER_PREFIX + old.id)
+        self.user = SignedInUser(parsed["id"], raw, parsed.get("user_info"))
+        self.hub._signed_in(self, old)
+        self.conn.send(p.encode("pusher:signin_success", {"user_data": raw}))
+
+    # ---- client events ------------------------------------------------------------------
+
+    def _client_event(self, frame: dict[str, Any]) -> None:
+        """A `client-*` event from this socket to the others on the channel (Pusher "Client
+        events"): only on a private- or presence- channel this socket holds, never echoed,
+        `user_id` added on presence, data ≤ 10 KB, at most 10 per second (4301 beyond)."""
+        event, channel = frame["event"], frame.get("channel")
+        if not isinstance(channel, str) or channel not in self.channels:
+            raise p.ProtocolError(p.Errors.CLIENT_EVENT_REJECTED,
+                                  "Client event rejected: subscribe to the channel first")
+        if not p.accepts_client_events(channel):
+            raise p.ProtocolError(p.Errors.CLIENT_EVENT_REJECTED,
+                                  "Client event rejected: only private- and presence- "
+                                  "channels take client events")
+        if len(event) > p.MAX_EVENT_NAME:
+            raise p.ProtocolError(p.Errors.CLIENT_EVENT_REJECTED,
+                                  "Client event rejected: event name over 200 characters")
+        data = frame.get("data")
+        if data is not None and p.json_size(data) > p.MAX_EVENT_DATA_BYTES:
+            raise p.ProtocolError(p.Errors.CLIENT_EVENT_REJECTED,
+                                  "Client event rejected: data over 10 KB")
+        now = time.monotonic()
+        window = self._client_events
+        while window and now - window[0] >= p.CLIENT_EVENT_WINDOW_S:
+            window.popleft()
+        if len(window) >= p.MAX_CLIENT_EVENTS_PER_WINDOW:
+            raise p.ProtocolError(p.Errors.CLIENT_EVENT_RATE_LIMIT)
+        window.append(now)
+        user_id = self.presence_ids.get(channel)
+        out = p.encode(event, data, channel=channel, user_id=user_id)
+        self.hub.adapter.publish(self.app.id, channel, out, except_socket_id=self.socket_id)
+        happening: dict[str, Any] = {
+            "name": "client_event", "channel": channel, "event": event,
+            "data": data if isinstance(data, str) or data is None else dumps(data),
+            "socket_id": self.socket_id}
+        if user_id is not None:
+            happening["user_id"] = user_id
+        self.hub.emit(self.app, happening)
 
 
 def dumps(data: Any) -> str:
+    """Compact JSON, UTF-8 kept as is."""
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))

@@ -81,3 +81,23 @@ def visitor_channel(server_secret: str, business_id: str, visiter_id: str) -> st
     secret, stable for one visitor, and a valid Pusher channel name (WOLIVE-NOTES, "Identity
     and channels": the original hex-encoded the ids, so anyone could derive anyone's)."""
     return "v" + hmac_sha256_hex(server_secret, f"visitor-channel\n{business_id}\n{visiter_id}")[:40]
+
+
+def user_auth(key: str, secret: str, socket_id: str, user_data: str) -> str:
+    """`key:hex(HMAC(secret, socket_id::user::user_data))` for `pusher:signin` (Pusher "User
+    authentication"); `user_data` is the exact JSON string the client sends."""
+    return f"{key}:{hmac_sha256_hex(secret, f'{socket_id}::user::{user_data}')}"
+
+
+def derive_master_key(secret: str) -> bytes:
+    """The 32-byte encryption master key of an app that has none configured:
+    SHA-256 of `"wolive-encryption-master-key\\n" + secret`. A backend that publishes to
+    `private-encrypted-` channels with an official library passes it (base64) as
+    `encryptionMasterKeyBase64` / `encryption_master_key_base64`."""
+    return hashlib.sha256(f"wolive-encryption-master-key\n{secret}".encode()).digest()
+
+
+def shared_secret(channel: str, master_key: bytes) -> bytes:
+    """The per-channel key of a `private-encrypted-` channel: SHA-256(channel + master key),
+    as the official server libraries compute it (pusher-http-node `channelSharedSecret`)."""
+    return hashlib.sha256(channel.encode("utf-8") + master_key).digest()

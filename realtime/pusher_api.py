@@ -1,0 +1,168 @@
+"""The Pusher HTTP API's use cases: check a request body or query, act on the hub, shape the
+answer. The handlers (handlers/pusher.py) only verify the signature, parse JSON and write.
+
+Source: Pusher Channels HTTP API reference ("Events", "Channels", "Users") and
+PUSHER-COMPAT.md. Every refusal is an `ApiProblem` carrying the HTTP status: 400 malformed,
+413 event data over 10 KB. Answers are plain dicts, written as JSON.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from . import protocol as p
+from .hub import App, Hub
+
+SOCKET_ID_RE = re.compile(r"^\d+\.\d+$")
+#: `info` attributes the API reports (Pusher REST API): distinct users of a presence
+#: channel, sockets of any channel. Unknown attributes are ignored, as Pusher does.
+USER_COUNT = "user_count"
+SUBSCRIPTION_COUNT = "subscription_count"
+
+
+class ApiProblem(Exception):
+    """A refused HTTP API request: answer `status` with {"error": message}."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Publish:
+    """One event to publish: `data` is the string sent on as is (encrypted payloads
+    included); `socket_id` is excluded from delivery; `info` the attributes asked for."""
+
+    name: str
+    data: str
+    channels: tuple[str, ...]
+    socket_id: str | None
+    info: frozenset[str]
+
+
+def parse_info(raw: Any) -> frozenset[str]:
+    """`info` = "user_count,subscription_count" (comma-separated). Raises `ApiProblem`."""
+    if raw is None or raw == "":
+        return frozenset()
+    if not isinstance(raw, str):
+        raise ApiProblem(400, "info must be a comma-separated string")
+    return frozenset(a.strip() for a in raw.split(",") if a.strip())
+
+
+def parse_publish(body: Any, in_batch: bool = False) -> Publish:
+    """Check one event of `POST /events` (`channel` or `channels`) or of a batch (`channel`).
+    Raises `ApiProblem`: 400 malformed, 413 data over 10 KB."""
+    where = "each batch event" if in_batch else "the body"
+    if not isinstance(body, dict):
+        raise ApiProblem(400, f"{where} must be a JSON object")
+    name, data = body.get("name"), body.get("data")
+    if not isinstance(name, str) or not 0 < len(name) <= p.MAX_EVENT_NAME:
+        raise ApiProblem(400, "name must be a string of 1-200 characters")
+    if not isinstance(data, str):
+        raise ApiProblem(400, "data must be a string (JSON-encode objects first)")
+    if p.json_size(data) > p.MAX_EVENT_DATA_BYTES:
+        raise ApiProblem(413, f"data is over {p.MAX_EVENT_DATA_BYTES // 1024} KB")
+    channels = body.get("channels")
+    if channels is None and "channel" in body:
+        channels = [body["channel"]]
+    if in_batch and (not isinstance(body.get("channel"), str) or "channels" in body):
+        raise ApiProblem(400, "each batch event needs one channel")
+    if not isinstance(channels, list) or not channels:
+        raise ApiProblem(400, "channel or channels is required")
+    if len(channels) > p.MAX_CHANNELS_PER_PUBLISH:
+        raise ApiProblem(400, f"at most {p.MAX_CHANNELS_PER_PUBLISH} channels")
+    if not all(p.valid_channel_name(c) for c in channels):
+        raise ApiProblem(400, "invalid channel name")
+    socket_id = body.get("socket_id")
+    if socket_id is not None and (not isinstance(socket_id, str)
+                                  or not SOCKET_ID_RE.match(socket_id)):
+        raise ApiProblem(400, "socket_id must look like 123.456")
+    return Publish(name, data, tuple(channels), socket_id, parse_info(body.get("info")))
+
+
+def attributes(hub: Hub, app: App, channel: str, info: frozenset[str]) -> dict[str, int]:
+    """The `info` attributes of one channel: user_count only for presence channels."""
+    counts = hub.counts(app, channel)
+    out: dict[str, int] = {}
+    if USER_COUNT in info and counts.user_count is not None:
+        out[USER_COUNT] = counts.user_count
+    if SUBSCRIPTION_COUNT in info:
+        out[SUBSCRIPTION_COUNT] = counts.subscription_count
+    return out
+
+
+def _publish(hub: Hub, app: App, event: Publish) -> None:
+    for channel in event.channels:
+        hub.trigger(channel, event.name, event.data, app=app,
+                    except_socket_id=event.socket_id)
+
+
+def publish(hub: Hub, app: App, body: Any) -> dict[str, Any]:
+    """`POST /apps/{id}/events`: {} or, with `info`, {"channels": {name: attributes}}."""
+    event = parse_publish(body)
+    _publish(hub, app, event)
+    if not event.info:
+        return {}
+    return {"channels": {c: attributes(hub, app, c, event.info) for c in event.channels}}
+
+
+def publish_batch(hub: Hub, app: App, body: Any) -> dict[str, Any]:
+    """`POST /apps/{id}/batch_events` {"batch": [event, ...]} (1-10 events, each checked
+    before any is sent): {"batch": [attributes or {} per event]}."""
+    batch = body.get("batch") if isinstance(body, dict) else None
+    if not isinstance(batch, list) or not batch:
+        raise ApiProblem(400, "batch must be a non-empty list of events")
+    if len(batch) > p.MAX_BATCH_EVENTS:
+        raise ApiProblem(400, f"at most {p.MAX_BATCH_EVENTS} events per batch")
+    events = [parse_publish(e, in_batch=True) for e in batch]
+    for event in events:
+        _publish(hub, app, event)
+    return {"batch": [attributes(hub, app, e.channels[0], e.info) if e.info else {}
+                      for e in events]}
+
+
+def channels(hub: Hub, app: App, query: Mapping[str, str]) -> dict[str, Any]:
+    """`GET /apps/{id}/channels?filter_by_prefix=&info=`: {"channels": {name: attributes}}
+    for occupied channels. `user_count` needs `filter_by_prefix` to start with presence-
+    (else 400, as Pusher answers)."""
+    prefix = query.get("filter_by_prefix", "")
+    info = parse_info(query.get("info"))
+    if USER_COUNT in info and not prefix.startswith("presence-"):
+        raise ApiProblem(400, "info=user_count needs filter_by_prefix=presence-")
+    return {"channels": {name: attributes(hub, app, name, info)
+                         for name in hub.occupied_channels(app, prefix)}}
+
+
+def _channel_name(name: str) -> str:
+    if not p.valid_channel_name(name):
+        raise ApiProblem(400, "invalid channel name")
+    return name
+
+
+def channel(hub: Hub, app: App, name: str, query: Mapping[str, str]) -> dict[str, Any]:
+    """`GET /apps/{id}/channels/{name}?info=`: {"occupied", "user_count"?,
+    "subscription_count"?}. user_count on a non-presence channel is a 400."""
+    info = parse_info(query.get("info"))
+    if USER_COUNT in info and p.channel_kind(_channel_name(name)) != "presence":
+        raise ApiProblem(400, "user_count is only available for presence channels")
+    counts = hub.counts(app, name)
+    return {"occupied": counts.subscription_count > 0, **attributes(hub, app, name, info)}
+
+
+def users(hub: Hub, app: App, name: str) -> dict[str, Any]:
+    """`GET /apps/{id}/channels/{name}/users`: {"users": [{"id"}, ...]}; presence only."""
+    if p.channel_kind(_channel_name(name)) != "presence":
+        raise ApiProblem(400, "users are only available for presence channels")
+    return {"users": [{"id": uid} for uid in hub.members(app, name)]}
+
+
+def terminate(hub: Hub, app: App, user_id: str) -> dict[str, Any]:
+    """`POST /apps/{id}/users/{user_id}/terminate_connections` (and the Python library's
+    `/users/{user_id}/terminate_connections`): closes the user's signed-in sockets."""
+    if not p.valid_user_id(user_id):
+        raise ApiProblem(400, "user_id must be 1-200 channel-name characters")
+    hub.terminate_user(app, user_id)
+    return {}
