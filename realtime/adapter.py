@@ -246,10 +246,11 @@ class LocalAdapter(Adapter):
             entries.popitem(last=False)
 
     def cache_get(self, app_id: str, channel: str) -> CachedEvent | None:
-        entry = self._cache.get(app_id, {}).get(channel)
-        if entry is None:
+        entries = self._cache.get(app_id)
+        entry = entries.get(channel) if entries is not None else None
+        if entries is None or entry is None:
             return None
         if entry.expires_at <= self.clock():
-            del self._cache[app_id][channel]
+            del entries[channel]
             return None
         return entry
