@@ -293,23 +293,3 @@ def may_join(agent: Optional[Agent], channel: str) -> Optional[dict[str, Any]]:
         return {"user_id": str(agent.service_id),
                 "user_info": {"nick_name": agent.nick_name, "avatar": agent.avatar}}
     return None
-
-
-def may_join(agent: Agent | None, channel: str) -> dict[str, Any] | None:
-    """Who may join which private/presence channel through wolive's own `/pusher/auth`.
-
-    A logged-in agent may join `private-agent-{its service_id}`,
-    `private-encrypted-agent-{its service_id}` (answer `{}`: no channel_data) and
-    `presence-business-{its business_id}` (answer the member: `{"user_id":
-    str(service_id), "user_info": {"nick_name", "avatar"}}`). Everyone else, and every other
-    channel, gets None (refused). Apps that sign their own channels with an official server
-    library do not go through here."""
-    if agent is None:
-        return None
-    if channel in (f"private-agent-{agent.service_id}",
-                   f"private-encrypted-agent-{agent.service_id}"):
-        return {}
-    if channel == f"presence-business-{agent.business_id}":
-        return {"user_id": str(agent.service_id),
-                "user_info": {"nick_name": agent.nick_name, "avatar": agent.avatar}}
-    return None
