@@ -32,6 +32,8 @@ from handlers import demo
 from realtime.chat import Chat
 from realtime.hub import App, Hub
 from realtime.presence import PresenceTracker
+from realtime.webhooks import SHUTDOWN_DRAIN_S as WEBHOOK_DRAIN_S
+from realtime.webhooks import WebhookConfigError, Webhooks, parse_webhooks
 from store import ConfigError as StoreConfigError
 from store import Store
 
@@ -81,7 +83,7 @@ SCHEMA: dict[str, Any] = {
     },
     "log_level": (str, "info"),
 }
-_APP_KEYS = {"id": str, "key": str, "secret": str, "enabled": bool}
+_APP_KEYS = {"id": str, "key": str, "secret": str, "enabled": bool, "webhooks": list}
 
 
 def _check(schema: dict[str, Any], given: Any, path: str) -> dict[str, Any]:
@@ -148,6 +150,10 @@ def load_config(path: Optional[str], overrides: Optional[dict[str, Any]] = None
                 raise ConfigProblem(f"pusher.apps[{i}].{k}: required")
         app.setdefault("secret", "")
         app.setdefault("enabled", True)
+        try:
+            app["webhooks"] = [t.to_config() for t in parse_webhooks(app.get("webhooks"))]
+        except WebhookConfigError as exc:
+            raise ConfigProblem(f"pusher.apps[{i}].{exc}") from None
     for k in ("id", "key"):
         values = [a[k] for a in apps]
         if len(set(values)) != len(values):
@@ -223,6 +229,7 @@ class Wolive:
     legacy_api_app: tornado.web.Application
     servers: list[tornado.httpserver.HTTPServer] = field(default_factory=list)
     sweeper: Optional[tornado.ioloop.PeriodicCallback] = None
+    webhooks: Optional[Webhooks] = None
 
     def listen(self) -> dict[str, int]:
         """Bind every configured port; returns {name: port} (a port 0 gets a free one)."""
@@ -271,6 +278,8 @@ class Wolive:
             self.sweeper.stop()
         self.hub.shutdown()
         await self.presence.drain(SHUTDOWN_DRAIN_S)
+        if self.webhooks:
+            await self.webhooks.close(WEBHOOK_DRAIN_S)
         for server in self.servers:
             try:
                 await asyncio.wait_for(server.close_all_connections(), SHUTDOWN_DRAIN_S)
@@ -295,6 +304,9 @@ async def make_app(cfg: dict[str, Any]) -> Wolive:
                 max_message_chars=cfg["chat"]["max_message_chars"])
     hub.policy = chat.policy
     presence = PresenceTracker(store, hub)
+    webhooks = Webhooks({app: parse_webhooks(raw.get("webhooks"))
+                         for app, raw in zip(apps, cfg["pusher"]["apps"])})
+    hub.add_listener(webhooks.on_event)
     from realtime.protocol import MAX_FRAME_BYTES
     settings: dict[str, Any] = dict(
         template_path=os.path.join(ROOT, "templates"),
@@ -310,7 +322,7 @@ async def make_app(cfg: dict[str, Any]) -> Wolive:
     legacy_ws = tornado.web.Application(handlers.legacy_ws_handlers(), **settings)
     legacy_api = tornado.web.Application(handlers.legacy_api_handlers(), **settings)
     return Wolive(config=cfg, store=store, hub=hub, presence=presence, chat=chat, app=app,
-                  legacy_ws_app=legacy_ws, legacy_api_app=legacy_api)
+                  legacy_ws_app=legacy_ws, legacy_api_app=legacy_api, webhooks=webhooks)
 
 
 # ---- command line ------------------------------------------------------------------------
