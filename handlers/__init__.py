@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import admin, assets, event, pusher, set as set_api
+from . import admin, assets, event, manager, pusher, set as set_api
 
 
 def default_handlers() -> list[Any]:
     """Every route of the main port, most specific first."""
     out: list[Any] = []
-    for module in (pusher, event, set_api, admin, assets):
+    for module in (pusher, event, set_api, manager, admin, assets):
         out.extend(module.routes())
     return out
 

@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from . import schema as t
+from .agents import AgentStore
 from .base import Row, StoreBase
 from .migrations import MIGRATIONS
 from .errors import ConfigError, Conflict, NotFound
@@ -78,7 +79,7 @@ class Conversation:
         return self.__dict__.copy()
 
 
-class Store(StoreBase):
+class Store(AgentStore, StoreBase):
     """The repository. Build with `await Store.open(url)`; close with `await store.close()`.
 
     Areas of the product add their SQL as mixins (subclasses of `StoreBase` in their own
