@@ -77,6 +77,7 @@ SCHEMA: dict[str, Any] = {
     },
     "chat": {
         "max_message_chars": (int, 5000),
+        "max_conversations_per_agent": (int, 0),
     },
     "security": {
         "bcrypt_rounds": (int, 12),
@@ -301,7 +302,8 @@ async def make_app(cfg: dict[str, Any]) -> Wolive:
             for a in cfg["pusher"]["apps"]]
     hub = Hub(apps)
     chat = Chat(store, hub, cfg["server"]["channel_secret"],
-                max_message_chars=cfg["chat"]["max_message_chars"])
+                max_message_chars=cfg["chat"]["max_message_chars"],
+                max_conversations_per_agent=cfg["chat"]["max_conversations_per_agent"])
     hub.policy = chat.policy
     presence = PresenceTracker(store, hub)
     webhooks = Webhooks({app: parse_webhooks(raw.get("webhooks"))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from typing import Any, Optional
+from typing import Any
 
 from realtime.chat import MAX_MESSAGE_CHARS, ChatError
 
@@ -76,6 +76,22 @@ class VisitorHistoryHandler(VisitorApiHandler, VisitorMixin):
     post = get
 
 
+class PositionHandler(VisitorApiHandler, VisitorMixin):
+    """`/admin/event/position`: a waiting visitor's place in the queue.
+
+    Params `visiter_id`, `business_id`, `channel`. Data `{position, state, service_id}`
+    (`position` 1-based while `state` is "waiting", else 0)."""
+
+    async def get(self) -> None:
+        visiter_id = self.arg("visiter_id", required=True, max_len=200)
+        business_id = self.arg("business_id", required=True, max_len=100)
+        data = await self.chat.position(
+            visiter_id, business_id, self.visitor_channel_arg(business_id, visiter_id))
+        self.answer(0, "", data)
+
+    post = get
+
+
 class HomeHandler(BaseHandler):
     """`/index/index/home`: the visitor chat window, opened by the floating button.
 
@@ -97,14 +113,14 @@ class HomeHandler(BaseHandler):
                 self.get_query_argument("from_url", "") or self.request.headers.get(
                     "Referer", ""))
         except ChatError as exc:
-            raise ApiError(exc.status if exc.status >= 400 else 400, exc.code, exc.msg) from None
+            raise ApiError(max(exc.status, 400), exc.code, exc.msg) from None
         self.set_signed_cookie(VISITOR_COOKIE, json.dumps(
             [business_id, visiter_id, visitor["channel"]]), expires_days=365, httponly=True,
             samesite="Lax")
         self.render("chat.html", boot=self.boot(visitor))
 
     def boot(self, visitor: dict[str, Any]) -> dict[str, Any]:
-        special: Optional[str] = self.get_query_argument("special", "") or None
+        special: str | None = self.get_query_argument("special", "") or None
         return {
             "visiter_id": visitor["visiter_id"], "visiter_name": visitor["visiter_name"],
             "avatar": visitor["avatar"], "business_id": visitor["business_id"],
@@ -118,5 +134,6 @@ def routes() -> list[tuple[str, type]]:
         (r"/admin/event/notice", NoticeHandler),
         (r"/admin/event/chats", VisitorChatsHandler),
         (r"/admin/event/history", VisitorHistoryHandler),
+        (r"/admin/event/position", PositionHandler),
         (r"/index/index/home", HomeHandler),
     ]

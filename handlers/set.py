@@ -1,9 +1,24 @@
-"""Conversation API for the console (`/admin/set/...`): a logged-in agent, `_xsrf` on POST."""
+"""Conversation API for the console (`/admin/set/...`): a logged-in agent, `_xsrf` on POST.
+
+URLs and parameter names are the WoLive document's ("对话平台Api"); who may touch which
+visitor is `realtime.chat.Chat._queue_for`'s rule (a `service` agent its own conversations,
+a manager its business's, nobody another business's).
+"""
 from __future__ import annotations
 
 from realtime.chat import MAX_MESSAGE_CHARS
 
 from .base import AgentApiHandler
+
+
+class ConsoleHandler(AgentApiHandler):
+    """A console call about one visitor, named by `visiter_id` or by its `channel`."""
+
+    async def visiter_arg(self) -> str:
+        """The visitor meant: `visiter_id`, else the one whose `channel` this is (in the
+        agent's business). `ChatError` 400 when neither is given, 404 when unknown."""
+        return await self.chat.resolve_visiter(
+            self.agent, self.arg("visiter_id", max_len=200), self.arg("channel", max_len=255))
 
 
 class AgentChatsHandler(AgentApiHandler):
@@ -25,6 +40,52 @@ class GetChatsHandler(AgentApiHandler):
     post = get
 
 
+class GetWaitHandler(AgentApiHandler):
+    """`/admin/set/getwait`: the business's visitors waiting to be claimed, oldest first."""
+
+    async def get(self) -> None:
+        self.answer(0, "", await self.chat.waiting_list(self.agent))
+
+    post = get
+
+
+class ClaimHandler(ConsoleHandler):
+    """`/admin/set/get`: claim a waiting visitor (`visiter_id`); exactly one agent wins,
+    the others get code 2."""
+
+    async def post(self) -> None:
+        self.answer(0, "success", await self.chat.claim(self.agent, await self.visiter_arg()))
+
+
+class GetChatNowHandler(ConsoleHandler):
+    """`/admin/set/getchatnow`: restore a conversation removed from the list (the
+    `wolive_queue` row's `visiter_id`); answers its conversation-list entry."""
+
+    async def post(self) -> None:
+        self.answer(0, "", await self.chat.restore(self.agent, await self.visiter_arg()))
+
+
+class GetBlackDataHandler(AgentApiHandler):
+    """`/admin/set/getblackdata`: blacklisted visitors."""
+
+    async def get(self) -> None:
+        self.answer(0, "", await self.chat.blacklist_of(self.agent))
+
+    post = get
+
+
+class GetMessageHandler(ConsoleHandler):
+    """`/admin/set/getmessage`: the visitor's unread message count (`channel` or
+    `visiter_id`)."""
+
+    async def get(self) -> None:
+        visiter_id = await self.visiter_arg()
+        count = await self.chat.unread_for_agent(self.agent, visiter_id)
+        self.answer(0, "", {"visiter_id": visiter_id, "count": count})
+
+    post = get
+
+
 class HistoryHandler(AgentApiHandler):
     """`/admin/set/history`: one conversation's messages, oldest first; `before` = a cid."""
 
@@ -36,19 +97,64 @@ class HistoryHandler(AgentApiHandler):
         self.answer(0, "", rows)
 
 
-class WatchHandler(AgentApiHandler):
-    """`/admin/set/getwatch`: mark the visitor's messages read (`visiter_id`)."""
+class WatchHandler(ConsoleHandler):
+    """`/admin/set/getwatch`: mark the visitor's messages read (`channel` or `visiter_id`)."""
 
     async def post(self) -> None:
-        visiter_id = self.arg("visiter_id", required=True, max_len=200)
-        count = await self.chat.mark_read_by_agent(self.agent, visiter_id)
+        count = await self.chat.mark_read_by_agent(self.agent, await self.visiter_arg())
         self.answer(0, "success", {"marked": count})
+
+
+class BlacklistHandler(ConsoleHandler):
+    """`/admin/set/blacklist`: blacklist the visitor (`channel` or `visiter_id`)."""
+
+    async def post(self) -> None:
+        self.answer(0, "success", await self.chat.blacklist(self.agent,
+                                                            await self.visiter_arg()))
+
+
+class UnblackHandler(ConsoleHandler):
+    """`/admin/set/unblack`: take the visitor off the blacklist (`channel` or
+    `visiter_id`)."""
+
+    async def post(self) -> None:
+        self.answer(0, "success", await self.chat.unblack(self.agent, await self.visiter_arg()))
+
+
+class TransferHandler(ConsoleHandler):
+    """`/admin/set/transfer` (also `/admin/set/getswitch`): give the conversation
+    (`visiter_id`) to another online agent of the business (`service_id`)."""
+
+    async def post(self) -> None:
+        visiter_id = await self.visiter_arg()
+        to = self.int_arg("service_id", 0)
+        if to <= 0:
+            self.answer(1, "missing parameter: service_id", status=400)
+            return
+        self.answer(0, "success", await self.chat.transfer(self.agent, visiter_id, to))
+
+
+class CloseHandler(ConsoleHandler):
+    """`/admin/set/close`: end the conversation (`wolive_queue.state = complete`)."""
+
+    async def post(self) -> None:
+        self.answer(0, "success", await self.chat.close(self.agent, await self.visiter_arg()))
 
 
 def routes() -> list[tuple[str, type]]:
     return [
         (r"/admin/set/chats", AgentChatsHandler),
         (r"/admin/set/getchats", GetChatsHandler),
+        (r"/admin/set/getwait", GetWaitHandler),
+        (r"/admin/set/get", ClaimHandler),
+        (r"/admin/set/getchatnow", GetChatNowHandler),
+        (r"/admin/set/getblackdata", GetBlackDataHandler),
+        (r"/admin/set/getmessage", GetMessageHandler),
         (r"/admin/set/history", HistoryHandler),
         (r"/admin/set/getwatch", WatchHandler),
+        (r"/admin/set/blacklist", BlacklistHandler),
+        (r"/admin/set/unblack", UnblackHandler),
+        (r"/admin/set/transfer", TransferHandler),
+        (r"/admin/set/getswitch", TransferHandler),
+        (r"/admin/set/close", CloseHandler),
     ]

@@ -6,10 +6,11 @@ Every write is committed by the store before its event is pushed.
 """
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from store import Conflict, NotFound, Store
 
@@ -25,6 +26,11 @@ MAX_AVATAR = 1024
 VISITER_ID_RE = re.compile(r"^[A-Za-z0-9_\-.:@]{1,200}$")
 BUSINESS_ID_RE = re.compile(r"^[A-Za-z0-9_\-.]{1,100}$")
 DEFAULT_VISITOR_AVATAR = "/assets/images/index/avatar-visitor.png"
+#: Open conversations an agent may be given by auto-assignment before visitors wait in the
+#: queue instead; 0 = no cap. Configurable (`chat.max_conversations_per_agent`).
+MAX_CONVERSATIONS_PER_AGENT = 0
+
+BLOCKED_MSG = "you are blocked by this site / 您已被禁止咨询"
 
 
 class ChatError(Exception):
@@ -65,11 +71,17 @@ class Chat:
     """The chat use cases of one server. `secret` derives visitor channels."""
 
     def __init__(self, store: Store, hub: Hub, secret: str,
-                 max_message_chars: int = MAX_MESSAGE_CHARS) -> None:
+                 max_message_chars: int = MAX_MESSAGE_CHARS,
+                 max_conversations_per_agent: int = MAX_CONVERSATIONS_PER_AGENT) -> None:
         self.store = store
         self.hub = hub
         self.secret = secret
         self.max_message_chars = max_message_chars
+        self.max_conversations_per_agent = max_conversations_per_agent
+        # One auto-assignment at a time per business, so two visitors arriving together
+        # cannot both take an agent's last free place (the cap). Claims need no lock: they
+        # are a conditional UPDATE (see `claim`).
+        self._assign_locks: dict[str, asyncio.Lock] = {}
 
     # ---- identity -----------------------------------------------------------------------
 
@@ -97,7 +109,7 @@ class Chat:
             raise ChatError(1, f"content is over {self.max_message_chars} characters", 413)
         return content
 
-    def policy(self, session: Session, channel: str) -> Optional[str]:
+    def policy(self, session: Session, channel: str) -> str | None:
         """Who may subscribe to WoLive's public-looking channels (closes the original's
         "every channel public" flaw): `kefu{id}` and `ud{id}` only that agent's console,
         `all{business_id}` only that business's agents. Visitor channels are unguessable."""
@@ -106,10 +118,9 @@ class Chat:
             if session.caller.service_id != int(m.group(2)):
                 return "only that agent's console may subscribe"
             return None
-        if channel.startswith("all"):
-            if session.caller.business_id is None or \
-                    channel != f"all{session.caller.business_id}":
-                return "only the business's agents may subscribe"
+        if channel.startswith("all") and (session.caller.business_id is None or
+                                          channel != f"all{session.caller.business_id}"):
+            return "only the business's agents may subscribe"
         return None
 
     # ---- visitor side -------------------------------------------------------------------
@@ -131,11 +142,19 @@ class Chat:
 
     async def notice(self, visiter_id: str, business_id: str, channel: str,
                      visiter_name: str = "", avatar: str = "", record: str = "",
-                     ip: str = "", special: Optional[int] = None) -> NoticeAnswer:
-        """`/admin/event/notice`: assign the visitor (WoLive document, "访客分配接口").
+                     ip: str = "", special: int | None = None) -> NoticeAnswer:
+        """`/admin/event/notice`: assign the visitor (WoLive document, "访客分配接口";
+        WOLIVE-NOTES, "Assigning a visitor").
 
-        Codes: 0 assigned (data: the agent and its greeting), 1 business closed,
-        2 waiting to be claimed (data: place in the queue), 3 nobody online, 4 blacklisted.
+        Codes: 0 assigned (data: the agent and its greeting; pushes `ud{id}` `on_notice` and
+        `cu{channel}` `cu_notice`), 1 business closed, 2 waiting in the queue (data:
+        `position`, 1-based; pushes `all{business_id}` `on_notice` when it joins), 3 nobody
+        online, 4 blacklisted. Raises `ChatError` 400/403/404 for bad ids, a wrong channel
+        or an unknown business.
+
+        Whom: `special` (an online agent of the business) first; then the agent of an open
+        conversation when it is online; then under `claim` the queue; under `auto` a
+        returning visitor's last agent when online and under the cap, else `pick_agent`.
         """
         self.check_ids(visiter_id, business_id)
         self.check_visitor(business_id, visiter_id, channel)
@@ -148,51 +167,153 @@ class Chat:
         visitor = await self.visit(visiter_id, business_id, visiter_name, avatar, ip, record)
         queue = await self.store.get_queue(visiter_id, business_id)
         if queue and queue["state"] == "in_black_list":
-            return NoticeAnswer(4, "you are blocked by this site / 您已被禁止咨询")
-        online = await self.store.online_services_with_load(business_id)
-        if not online:
-            return NoticeAnswer(3, "请留言")
-        chosen: Optional[int] = None
-        online_ids = {r["service_id"] for r in online}
-        if special and special in online_ids:
-            chosen = special
-        elif business["distribution_rule"] == "claim":
-            if not (queue and queue["state"] == "normal" and queue["service_id"] in online_ids):
-                await self.store.put_queue(visiter_id, business_id, 0)
-                place = await self.store.waiting_position(visiter_id, business_id)
-                self.hub.trigger(f"all{business_id}", "on_notice", {
-                    "visiter_id": visiter_id, "visiter_name": visitor["visiter_name"],
-                    "avatar": visitor["avatar"], "channel": visitor["channel"],
-                    "business_id": business_id, "from_url": visitor["from_url"]})
-                return NoticeAnswer(2, "等待认领", {"position": place})
-            chosen = queue["service_id"]
-        elif queue and queue["service_id"] in online_ids:
-            chosen = queue["service_id"]  # a returning visitor goes back to its agent
-        else:
-            chosen = min(online, key=lambda r: (r["load"], r["service_id"]))["service_id"]
-        try:
-            await self.store.put_queue(visiter_id, business_id, chosen)
-        except Conflict:
-            return NoticeAnswer(4, "you are blocked by this site / 您已被禁止咨询")
-        agent = await self.store.get_service(chosen)
-        greeting = await self.store.active_greeting(chosen)
-        data = public_agent(agent)
-        data["greeting"] = greeting
-        self.hub.trigger(f"ud{chosen}", "on_notice", {
-            "visiter_id": visiter_id, "visiter_name": visitor["visiter_name"],
-            "avatar": visitor["avatar"], "channel": visitor["channel"],
-            "business_id": business_id, "from_url": visitor["from_url"],
-            "state": visitor["state"]})
-        self.hub.trigger(f"cu{visitor['channel']}", "cu_notice", data)
+            return NoticeAnswer(4, BLOCKED_MSG)
+        auto = business["distribution_rule"] != "claim"
+        if auto and await self.assign_waiting(business_id):
+            # Places freed up (e.g. an agent came online): the oldest waiting went first,
+            # perhaps this visitor.
+            queue = await self.store.get_queue(visiter_id, business_id)
+            if queue and queue["state"] == "in_black_list":
+                return NoticeAnswer(4, BLOCKED_MSG)
+        joined = False
+        async with self._lock(business_id):
+            online = await self.store.online_services_with_load(business_id)
+            if not online:
+                return NoticeAnswer(3, "请留言")
+            by_id = {r["service_id"]: r for r in online}
+            is_open = bool(queue and queue["state"] == "normal")
+            current = queue["service_id"] if queue and is_open else 0
+            chosen: int | None = None
+            if special and special in by_id:
+                chosen = special
+            elif current and current in by_id:
+                chosen = current  # an open conversation stays with its agent
+            elif is_open and current == 0:
+                chosen = None  # waiting already: keeps its place
+            elif not auto:
+                chosen = None
+            else:
+                last = queue["service_id"] if queue else 0
+                cap = self.max_conversations_per_agent
+                if last in by_id and (not cap or by_id[last]["load"] < cap):
+                    chosen = last  # a returning visitor goes back to its agent
+                else:
+                    chosen = pick_agent(online, cap)
+            if chosen is None:
+                joined = not (is_open and current == 0)
+                if joined:
+                    try:
+                        await self.store.enqueue(visiter_id, business_id)
+                    except Conflict:
+                        return NoticeAnswer(4, BLOCKED_MSG)
+            else:
+                try:
+                    await self.store.put_queue(visiter_id, business_id, chosen)
+                except Conflict:
+                    return NoticeAnswer(4, BLOCKED_MSG)
+                if chosen != current:
+                    await self.store.note_service_activity(chosen, assigned=True)
+        if chosen is None:
+            place = await self.store.waiting_position(visiter_id, business_id)
+            if joined:
+                self.hub.trigger(f"all{business_id}", "on_notice", visitor_event(visitor))
+            return NoticeAnswer(2, "等待认领", {"position": place})
+        data = await self._agent_card(chosen)
+        await self._announce(visitor, business_id, chosen, current if is_open else None,
+                             data, "assigned")
         return NoticeAnswer(0, "", data)
+
+    async def assign_waiting(self, business_id: str) -> int:
+        """Under `auto`, give waiting visitors (oldest first) to online agents with room
+        (`pick_agent`), e.g. after a conversation closes. Each hand-over is the same
+        conditional UPDATE as a claim, so it never takes a visitor an agent just claimed.
+        Returns how many were assigned; pushes as `notice` does, plus `all{business_id}`
+        `claimed`."""
+        try:
+            business = await self.store.get_business(business_id)
+        except NotFound:
+            return 0
+        if business["distribution_rule"] == "claim" or business["state"] == "close":
+            return 0
+        done: list[tuple[dict[str, Any], int]] = []
+        async with self._lock(business_id):
+            online = await self.store.online_services_with_load(business_id)
+            if not online:
+                return 0
+            for row in await self.store.waiting(business_id):
+                chosen = pick_agent(online, self.max_conversations_per_agent)
+                if chosen is None:
+                    break
+                if not await self.store.claim_waiting(row.visiter_id, business_id, chosen):
+                    continue
+                await self.store.note_service_activity(chosen, assigned=True)
+                for r in online:
+                    if r["service_id"] == chosen:
+                        r["load"] += 1
+                        r["idle_since_ms"] = int(time.time() * 1000)
+                done.append((row.as_dict(), chosen))
+        for row, chosen in done:
+            visitor = await self.store.get_visiter(row["visiter_id"], business_id)
+            await self._announce(visitor, business_id, chosen, 0,
+                                 await self._agent_card(chosen), "assigned")
+        return len(done)
+
+    def _lock(self, business_id: str) -> asyncio.Lock:
+        lock = self._assign_locks.get(business_id)
+        if lock is None:
+            lock = self._assign_locks[business_id] = asyncio.Lock()
+        return lock
+
+    async def _agent_card(self, service_id: int) -> dict[str, Any]:
+        """What the visitor is told about its agent: `public_agent` + `greeting`."""
+        data = public_agent(await self.store.get_service(service_id))
+        data["greeting"] = await self.store.active_greeting(service_id)
+        return data
+
+    async def _announce(self, visitor: dict[str, Any], business_id: str, chosen: int,
+                        previous: int | None, card: dict[str, Any], reason: str) -> None:
+        """Tell everyone a visitor now talks to `chosen` (after the write committed):
+        `ud{chosen}` `on_notice` (the visitor), `cu{channel}` `cu_notice` (`card`); the
+        previous agent's `kefu{id}` `getswitch`, or `all{business_id}` `claimed` when the
+        visitor was waiting (`previous` 0)."""
+        vid = visitor["visiter_id"]
+        self.hub.trigger(f"ud{chosen}", "on_notice", visitor_event(visitor))
+        self.hub.trigger(f"cu{visitor['channel']}", "cu_notice", card)
+        moved = {"visiter_id": vid, "service_id": chosen, "nick_name": card["nick_name"],
+                 "reason": reason}
+        if previous == 0:
+            self.hub.trigger(f"all{business_id}", "claimed", moved)
+        elif previous and previous != chosen:
+            self.hub.trigger(f"kefu{previous}", "getswitch", moved)
+
+    async def position(self, visiter_id: str, business_id: str,
+                       channel: str) -> dict[str, Any]:
+        """`/admin/event/position`: where the visitor stands. `{position, state,
+        service_id}`: `position` 1-based while waiting, else 0; `state` "waiting",
+        "assigned", "complete", "in_black_list" or "none" (never queued). Raises
+        `ChatError` 400/403."""
+        self.check_ids(visiter_id, business_id)
+        self.check_visitor(business_id, visiter_id, channel)
+        queue = await self.store.get_queue(visiter_id, business_id)
+        if queue is None:
+            return {"position": 0, "state": "none", "service_id": 0}
+        if queue["state"] != "normal":
+            return {"position": 0, "state": queue["state"], "service_id": queue["service_id"]}
+        if queue["service_id"]:
+            return {"position": 0, "state": "assigned", "service_id": queue["service_id"]}
+        return {"position": await self.store.waiting_position(visiter_id, business_id),
+                "state": "waiting", "service_id": 0}
 
     async def visitor_send(self, visiter_id: str, business_id: str, channel: str,
                            content: str, msg_type: str = "text") -> dict[str, Any]:
-        """`/admin/event/chats`: store a visitor's message, then push `kefu{id}` `cu-event`.
+        """`/admin/event/chats`: store a visitor's message, then push `kefu{id}` `cu-event`
+        (`all{business_id}` `cu-event` while the visitor waits to be claimed).
 
         The agent is the one the visitor is assigned to (the `service_id` a client sends is
-        not trusted). Raises `ChatError`: 3 when the visitor is unknown, not assigned or
-        blacklisted (the document's failure code for this URL)."""
+        not trusted). A closed (`complete`) conversation reopens with the same agent.
+        Raises `ChatError`: 3 when the visitor is unknown or was never queued (the
+        document's failure code for this URL); 4 (HTTP 403) when blacklisted, storing
+        nothing."""
         self.check_ids(visiter_id, business_id)
         self.check_visitor(business_id, visiter_id, channel)
         content = self.check_content(content) if msg_type == "text" else content
@@ -204,7 +325,13 @@ class Chat:
         if queue is None:
             raise ChatError(3, "not assigned to an agent yet: call /admin/event/notice", 409)
         if queue["state"] == "in_black_list":
-            raise ChatError(4, "you are blocked by this site / 您已被禁止咨询", 403)
+            raise ChatError(4, BLOCKED_MSG, 403)
+        # The document ("getchatnow"): a visitor who writes again is back in the list.
+        if queue["state"] == "complete" and not await self.store.change_queue(
+                visiter_id, business_id, queue["service_id"], "complete", state="normal"):
+            queue = await self.store.get_queue(visiter_id, business_id) or queue
+            if queue["state"] == "in_black_list":
+                raise ChatError(4, BLOCKED_MSG, 403)
         row = await self.store.add_chat(visiter_id, queue["service_id"], business_id,
                                         content, "to_service", msg_type=msg_type)
         message = {
@@ -227,8 +354,31 @@ class Chat:
 
     # ---- agent side ---------------------------------------------------------------------
 
-    async def _conversation_for(self, agent: Agent, visiter_id: str) -> dict[str, Any]:
-        """The visitor row, if `agent` may talk to it. Raises `ChatError`."""
+    async def resolve_visiter(self, agent: Agent, visiter_id: str = "",
+                              channel: str = "") -> str:
+        """The `visiter_id` a console call means: given, or found by the visitor's
+        `channel` (the document's parameter for getmessage/getwatch/blacklist; a leading
+        `cu` is allowed). Only visitors of the agent's business exist for it: else
+        `ChatError` 404; neither given: 400."""
+        if visiter_id:
+            return visiter_id
+        channel = channel.strip()
+        if not channel:
+            raise ChatError(1, "missing parameter: visiter_id or channel", 400)
+        row = await self.store.find_visiter_by_channel(channel)
+        if row is None and channel.startswith("cu"):
+            row = await self.store.find_visiter_by_channel(channel[2:])
+        if row is None or row["business_id"] != agent.business_id:
+            raise ChatError(1, "no such visitor in your business", 404)
+        return str(row["visiter_id"])
+
+    async def _queue_for(self, agent: Agent, visiter_id: str, write: bool = True
+                         ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The visitor and its queue row, if `agent` may act on them. The levels rule: a
+        `service` agent touches only its own conversations (and, to read or blacklist, the
+        business's waiting visitors: `write=False`); a manager or super_manager its
+        business's; nobody another business's (rows are looked up in the agent's own
+        business only). Raises `ChatError` 404 (no such visitor / never queued), 403."""
         try:
             visitor = await self.store.get_visiter(visiter_id, agent.business_id)
         except NotFound:
@@ -236,19 +386,30 @@ class Chat:
         queue = await self.store.get_queue(visiter_id, agent.business_id)
         if queue is None:
             raise ChatError(1, "no conversation with this visitor", 404)
-        if queue["service_id"] != agent.service_id and agent.level == "service":
-            raise ChatError(1, "this visitor is talking to another agent", 403)
-        return visitor
+        if agent.level == "service" and queue["service_id"] != agent.service_id and \
+                (write or queue["service_id"] != 0):
+            raise ChatError(1, "this visitor is talking to another agent / 不是您的访客", 403)
+        return visitor, queue
+
+    async def _conversation_for(self, agent: Agent, visiter_id: str,
+                                write: bool = True) -> dict[str, Any]:
+        """The visitor row, if `agent` may talk to it (see `_queue_for`). Raises
+        `ChatError`."""
+        return (await self._queue_for(agent, visiter_id, write))[0]
 
     async def agent_send(self, agent: Agent, visiter_id: str, content: str,
                          msg_type: str = "text") -> dict[str, Any]:
         """`/admin/set/chats`: store the agent's reply, then push `cu{channel}` `my-event`.
 
-        `msg_type` "image" / "file": `content` is an upload's URL path (see store.add_chat)."""
+        `msg_type` "image" / "file": `content` is an upload's URL path (see store.add_chat).
+        A blacklisted visitor gets nothing (`ChatError` 4)."""
         content = self.check_content(content) if msg_type == "text" else content
-        visitor = await self._conversation_for(agent, visiter_id)
+        visitor, queue = await self._queue_for(agent, visiter_id)
+        if queue["state"] == "in_black_list":
+            raise ChatError(4, "this visitor is blacklisted / 该访客已被拉黑", 409)
         row = await self.store.add_chat(visiter_id, agent.service_id, agent.business_id,
                                         content, "to_visiter", msg_type=msg_type)
+        await self.store.note_service_activity(agent.service_id, active=True)
         message = {
             "cid": row["cid"], "visiter_id": visiter_id, "service_id": agent.service_id,
             "nick_name": agent.nick_name, "avatar": agent.avatar,
@@ -258,24 +419,209 @@ class Chat:
         return message
 
     async def conversations(self, agent: Agent) -> list[dict[str, Any]]:
+        """`/admin/set/getchats`: the agent's open conversations (`wolive_queue` rows
+        `normal` with its `service_id`), newest activity first."""
         return [c.as_dict() for c in await self.store.conversations(agent.service_id)]
+
+    async def waiting_list(self, agent: Agent) -> list[dict[str, Any]]:
+        """`/admin/set/getwait`: the agent's business's visitors waiting to be claimed,
+        oldest first, each with its 1-based `position`."""
+        rows = [c.as_dict() for c in await self.store.waiting(agent.business_id)]
+        for n, row in enumerate(rows, 1):
+            row["position"] = n
+        return rows
+
+    async def blacklist_of(self, agent: Agent) -> list[dict[str, Any]]:
+        """`/admin/set/getblackdata`: blacklisted visitors, latest first: the business's for
+        a manager, the agent's own for a `service` agent."""
+        only = agent.service_id if agent.level == "service" else None
+        return [c.as_dict() for c in await self.store.blacklisted(agent.business_id, only)]
 
     async def history_for_agent(self, agent: Agent, visiter_id: str, before_cid: int = 0,
                                 limit: int = 50) -> list[dict[str, Any]]:
-        await self._conversation_for(agent, visiter_id)
+        await self._conversation_for(agent, visiter_id, write=False)
         return await self.store.chats_of(visiter_id, agent.business_id, before_cid,
                                          min(limit, 100))
 
     async def mark_read_by_agent(self, agent: Agent, visiter_id: str) -> int:
-        await self._conversation_for(agent, visiter_id)
+        """`/admin/set/getwatch`: mark the visitor's messages read; returns how many."""
+        await self._conversation_for(agent, visiter_id, write=False)
         return await self.store.mark_read(visiter_id, agent.business_id, "to_service")
+
+    async def unread_for_agent(self, agent: Agent, visiter_id: str) -> int:
+        """`/admin/set/getmessage`: the visitor's unread messages to the agents."""
+        await self._conversation_for(agent, visiter_id, write=False)
+        return await self.store.unread_count(visiter_id, agent.business_id)
+
+    async def claim(self, agent: Agent, visiter_id: str) -> dict[str, Any]:
+        """`/admin/set/get`: take a waiting visitor (WOLIVE-NOTES: "the claim must be atomic
+        — exactly one agent wins"). One conditional UPDATE decides; the winner's visitor
+        gets `cu{channel}` `cu_notice` (the agent and its greeting), the winner's consoles
+        `ud{id}` `on_notice`, the business's agents `all{business_id}` `claimed`
+        `{visiter_id, service_id, nick_name, reason}`. Returns the conversation entry.
+
+        Raises `ChatError`: 2 (409) already claimed / no longer waiting, 4 (409)
+        blacklisted, 404 unknown visitor or not queued."""
+        try:
+            visitor = await self.store.get_visiter(visiter_id, agent.business_id)
+        except NotFound:
+            raise ChatError(1, "no such visitor in your business", 404) from None
+        queue = await self.store.get_queue(visiter_id, agent.business_id)
+        if queue is None:
+            raise ChatError(1, "this visitor is not waiting / 该访客不在排队中", 404)
+        if queue["state"] == "in_black_list":
+            raise ChatError(4, "this visitor is blacklisted / 该访客已被拉黑", 409)
+        if not await self.store.claim_waiting(visiter_id, agent.business_id, agent.service_id):
+            raise ChatError(2, "already claimed / 已被认领", 409)
+        await self.store.note_service_activity(agent.service_id, assigned=True)
+        await self._announce(visitor, agent.business_id, agent.service_id, 0,
+                             await self._agent_card(agent.service_id), "claimed")
+        return await self._entry(visiter_id, agent.business_id)
+
+    async def restore(self, agent: Agent, visiter_id: str) -> dict[str, Any]:
+        """`/admin/set/getchatnow`: bring back a conversation the agent removed from its
+        list (the document: "不小心删除对话表中的通话对象"): its closed (`complete`) queue
+        row with this agent opens again. Returns the conversation entry. Raises
+        `ChatError` 4 (409) blacklisted, 403/404 as `_queue_for`."""
+        _, queue = await self._queue_for(agent, visiter_id)
+        if queue["state"] == "in_black_list":
+            raise ChatError(4, "this visitor is blacklisted: unblack it first / 该访客已被拉黑",
+                            409)
+        if queue["state"] == "complete" and queue["service_id"] == agent.service_id:
+            await self.store.change_queue(visiter_id, agent.business_id, agent.service_id,
+                                          "complete", state="normal")
+        return await self._entry(visiter_id, agent.business_id)
+
+    async def transfer(self, agent: Agent, visiter_id: str, to_service_id: int
+                       ) -> dict[str, Any]:
+        """`/admin/set/transfer` (WoLive's later `getswitch`): hand an open conversation to
+        another online agent of the same business. Pushes `ud{new}` `on_notice`,
+        `cu{channel}` `cu_notice` (the new agent), and the old agent's `kefu{old}`
+        `getswitch` `{visiter_id, service_id, nick_name, reason}` so its console drops it
+        (`all{business_id}` `claimed` when the visitor was waiting).
+
+        Raises `ChatError`: 1 (400) to the same agent, 1 (404) no such agent in the
+        business, 1 (409) not an open conversation, 3 (409) the agent is offline, 2 (409)
+        the conversation changed meanwhile; 403/404 as `_queue_for`."""
+        visitor, queue = await self._queue_for(agent, visiter_id)
+        if queue["state"] != "normal":
+            raise ChatError(1, f"not an open conversation ({queue['state']})", 409)
+        try:
+            target = await self.store.get_service(to_service_id)
+        except NotFound:
+            target = None
+        if target is None or target["business_id"] != agent.business_id:
+            raise ChatError(1, "no such agent in your business / 没有该客服", 404)
+        if to_service_id == queue["service_id"]:
+            raise ChatError(1, "the visitor already talks to that agent", 400)
+        if target["state"] != "online":
+            raise ChatError(3, "that agent is offline / 该客服不在线", 409)
+        if not await self.store.change_queue(visiter_id, agent.business_id,
+                                             queue["service_id"], "normal",
+                                             service_id=to_service_id):
+            raise ChatError(2, "the conversation changed meanwhile; reload", 409)
+        await self.store.note_service_activity(to_service_id, assigned=True)
+        card = await self._agent_card(to_service_id)
+        await self._announce(visitor, agent.business_id, to_service_id, queue["service_id"],
+                             card, "transferred")
+        await self.assign_waiting(agent.business_id)
+        return {"visiter_id": visiter_id, "service_id": to_service_id,
+                "nick_name": card["nick_name"]}
+
+    async def close(self, agent: Agent, visiter_id: str) -> dict[str, Any]:
+        """`/admin/set/close`: the conversation is over (`wolive_queue.state = complete`);
+        it leaves the agent's list and load. Pushes `kefu{agent}` `closed` `{visiter_id}`
+        (`all{business_id}` `claimed` for a waiting visitor), then under `auto` gives the
+        freed place to the oldest waiting visitor. Already closed: code 0 again.
+
+        Raises `ChatError`: 1 (409) blacklisted, 2 (409) changed meanwhile; 403/404 as
+        `_queue_for`."""
+        _, queue = await self._queue_for(agent, visiter_id)
+        if queue["state"] == "complete":
+            return {"visiter_id": visiter_id, "state": "complete"}
+        if queue["state"] == "in_black_list":
+            raise ChatError(1, "this visitor is blacklisted, not in a conversation", 409)
+        if not await self.store.change_queue(visiter_id, agent.business_id,
+                                             queue["service_id"], "normal", state="complete"):
+            raise ChatError(2, "the conversation changed meanwhile; reload", 409)
+        self._gone(agent.business_id, visiter_id, queue["service_id"], "closed")
+        await self.assign_waiting(agent.business_id)
+        return {"visiter_id": visiter_id, "state": "complete"}
+
+    async def blacklist(self, agent: Agent, visiter_id: str) -> dict[str, Any]:
+        """`/admin/set/blacklist`: `wolive_queue.state = in_black_list`; the visitor's
+        messages and notices are refused (code 4) from now on. A waiting visitor may be
+        blacklisted by any agent of the business (it becomes that agent's). Pushes
+        `kefu{agent}` `blacklisted` `{visiter_id}` (`all{business_id}` `claimed` when it was
+        waiting). Already blacklisted: code 0 again. Raises `ChatError` 2 (409) changed
+        meanwhile; 403/404 as `_queue_for`."""
+        _, queue = await self._queue_for(agent, visiter_id, write=False)
+        if queue["state"] == "in_black_list":
+            return {"visiter_id": visiter_id, "state": "in_black_list"}
+        owner = queue["service_id"] or agent.service_id
+        if not await self.store.change_queue(visiter_id, agent.business_id,
+                                             queue["service_id"], queue["state"],
+                                             service_id=owner, state="in_black_list"):
+            raise ChatError(2, "the conversation changed meanwhile; reload", 409)
+        if queue["state"] == "normal":
+            self._gone(agent.business_id, visiter_id, queue["service_id"], "blacklisted")
+            await self.assign_waiting(agent.business_id)
+        return {"visiter_id": visiter_id, "state": "in_black_list"}
+
+    async def unblack(self, agent: Agent, visiter_id: str) -> dict[str, Any]:
+        """`/admin/set/unblack`: take the visitor off the blacklist (state `complete`: it
+        may write or be assigned again). Raises `ChatError` 1 (409) not blacklisted,
+        2 (409) changed meanwhile; 403/404 as `_queue_for`."""
+        _, queue = await self._queue_for(agent, visiter_id)
+        if queue["state"] != "in_black_list":
+            raise ChatError(1, "this visitor is not blacklisted", 409)
+        if not await self.store.change_queue(visiter_id, agent.business_id,
+                                             queue["service_id"], "in_black_list",
+                                             state="complete"):
+            raise ChatError(2, "the conversation changed meanwhile; reload", 409)
+        return {"visiter_id": visiter_id, "state": "complete"}
+
+    def _gone(self, business_id: str, visiter_id: str, service_id: int, event: str) -> None:
+        """A conversation left an agent's list (`kefu{id}` `event`), or a visitor left the
+        waiting list (`all{business_id}` `claimed`, with `reason` = `event`)."""
+        if service_id:
+            self.hub.trigger(f"kefu{service_id}", event, {"visiter_id": visiter_id})
+        else:
+            self.hub.trigger(f"all{business_id}", "claimed", {
+                "visiter_id": visiter_id, "service_id": 0, "nick_name": "", "reason": event})
+
+    async def _entry(self, visiter_id: str, business_id: str) -> dict[str, Any]:
+        row = await self.store.conversation(visiter_id, business_id)
+        if row is None:
+            raise ChatError(1, "no conversation with this visitor", 404)
+        return row.as_dict()
+
+
+def pick_agent(online: list[dict[str, Any]], cap: int = 0) -> int | None:
+    """Auto-assignment's choice among online agents `[{service_id, load, idle_since_ms}]`:
+    the fewest open conversations, ties to the one idle longest (smallest `idle_since_ms`),
+    then the lowest id; agents at `cap` (> 0) are passed over. None when all are full.
+    (WOLIVE-NOTES: the original's "fewest queue rows ever" replaced by current load.)"""
+    free = [r for r in online if not cap or r["load"] < cap]
+    if not free:
+        return None
+    return int(min(free, key=lambda r: (r["load"], r["idle_since_ms"], r["service_id"]))
+               ["service_id"])
+
+
+def visitor_event(visitor: dict[str, Any]) -> dict[str, Any]:
+    """The `on_notice` payload: who the visitor is (never its IP)."""
+    return {"visiter_id": visitor["visiter_id"], "visiter_name": visitor["visiter_name"],
+            "avatar": visitor["avatar"], "channel": visitor["channel"],
+            "business_id": visitor["business_id"], "from_url": visitor["from_url"],
+            "state": visitor["state"]}
 
 
 def now_s() -> int:
     return int(time.time())
 
 
-def may_join(agent: Optional[Agent], channel: str) -> Optional[dict[str, Any]]:
+def may_join(agent: Agent | None, channel: str) -> dict[str, Any] | None:
     """Who may join which private/presence channel through wolive's own `/pusher/auth`.
 
     A logged-in agent may join `private-agent-{its service_id}`,

@@ -101,11 +101,23 @@ class Store(AgentStore, StoreBase):
 
             @event.listens_for(engine.sync_engine, "connect")
             def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+                # Let SQLAlchemy, not the sqlite3 module, say where transactions begin: the
+                # module's implicit BEGIN (only before a write) makes a SAVEPOINT after a
+                # SELECT commit on RELEASE, breaking atomicity (SQLAlchemy docs, "Serializable
+                # isolation / Savepoints / Transactional DDL" for pysqlite/aiosqlite).
+                dbapi_conn.isolation_level = None
                 cur = dbapi_conn.cursor()
                 cur.execute("PRAGMA journal_mode=WAL")
                 cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
                 cur.execute("PRAGMA foreign_keys=ON")
                 cur.close()
+
+            @event.listens_for(engine.sync_engine, "begin")
+            def _begin(conn: Any) -> None:
+                # IMMEDIATE: take the write lock up front (waiting up to busy_timeout), so a
+                # transaction that reads then writes can never fail to upgrade its lock when
+                # another connection wrote meanwhile (SQLITE_BUSY_SNAPSHOT under WAL).
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
         else:
             engine = create_async_engine(sa_url, pool_pre_ping=True, pool_recycle=3600,
                                          pool_size=10, max_overflow=20)

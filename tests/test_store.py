@@ -121,3 +121,21 @@ async def test_existing_wolive_database_is_migrated(fresh_mysql_db: str) -> None
     rows = await store.chats_of("v1", "admin")
     await store.close()
     assert [(r["content"], r["msg_type"]) for r in rows] == [("old", "text")]
+
+
+@pytest.mark.gen_test
+async def test_savepoint_after_a_read_stays_inside_the_transaction(db_url: str) -> None:
+    """A failed transaction undoes everything, even work done in a SAVEPOINT after a SELECT
+    (pysqlite's own transaction handling would have committed it on RELEASE)."""
+    from sqlalchemy import insert, select
+
+    from store import schema as t
+    store = await Store.open(db_url)
+    with pytest.raises(RuntimeError):
+        async with store.engine.begin() as conn:
+            await conn.execute(select(t.business.c.wid))
+            async with conn.begin_nested():
+                await conn.execute(insert(t.business).values(business_id="ghost"))
+            raise RuntimeError("roll it all back")
+    await store.close()
+    assert db_rows(db_url, "SELECT * FROM wolive_business") == []

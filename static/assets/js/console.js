@@ -26,6 +26,10 @@
   kefu.bind('cu-event', function (d) { incoming(d.message); });
   kefu.bind('geton', function (d) { setVisitorOnline(d.visiter_id, true); });
   kefu.bind('logout', function (d) { setVisitorOnline(d.visiter_id, false); });
+  /* A conversation left this agent's list: transferred away, closed or blacklisted. */
+  ['getswitch', 'closed', 'blacklisted'].forEach(function (ev) {
+    kefu.bind(ev, function () { loadConversations(); });
+  });
   pusher.subscribe('ud' + boot.service_id).bind('on_notice', function () { loadConversations(); });
   pusher.subscribe('all' + boot.business_id).bind('on_notice', function () { loadConversations(); });
 

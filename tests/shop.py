@@ -1,0 +1,133 @@
+"""A shop with several agents and visitors, for the assignment and conversation tests.
+
+`Shop.open(...)` installs business `shop1` (its super_manager `boss`, service_id 1); `agent()`
+adds agents (any business, any level) and logs each into its own `Client`; `online()`
+connects a Pusher socket holding the agent's `kefu{id}`, `ud{id}` and `all{business}`
+channels (so the presence tracker marks it online, and the test sees its events).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from helpers import Client, PusherSocket, db_rows, open_visitor_window, wait_for
+
+from handlers.admin import hash_password
+from store import NotFound
+
+PASSWORD = "s3cret-enough"
+BIZ = "shop1"
+SUBSCRIBED = "pusher_internal:subscription_succeeded"
+
+
+@dataclass
+class Agent:
+    sid: int
+    user: str
+    business_id: str
+    client: Client
+    sock: PusherSocket | None = None
+
+
+@dataclass
+class Visitor:
+    vid: str
+    business_id: str
+    client: Client
+    boot: dict[str, Any]
+    sock: PusherSocket | None = None
+
+    @property
+    def ids(self) -> dict[str, str]:
+        return {"visiter_id": self.vid, "business_id": self.business_id,
+                "channel": self.boot["channel"]}
+
+
+@dataclass
+class Shop:
+    server: Any
+    base_url: str
+    ws_base: str
+    db: str
+    boss: Agent
+    agents: dict[str, Agent] = field(default_factory=dict)
+
+    @classmethod
+    async def open(cls, server: Any, base_url: str, ws_base: str, db: str,
+                   rule: str = "auto") -> Shop:
+        boss = Client(base_url)
+        resp = await boss.install(BIZ, "boss", PASSWORD)
+        assert resp.code == 302, resp.code
+        if rule != "auto":
+            db_rows(db, "UPDATE wolive_business SET distribution_rule = %s", (rule,))
+        return cls(server, base_url, ws_base, db, Agent(1, "boss", BIZ, boss))
+
+    async def agent(self, user: str, level: str = "service", business_id: str = BIZ) -> Agent:
+        store = self.server.store
+        try:
+            await store.get_business(business_id)
+        except NotFound:
+            await store.add_business(business_id)
+        row = await store.add_service(business_id, user, user.title(),
+                                      await hash_password(PASSWORD, 4), level=level)
+        client = Client(self.base_url)
+        resp = await client.login(user, PASSWORD)
+        assert resp.code == 302, (user, resp.code)
+        agent = Agent(row["service_id"], user, business_id, client)
+        self.agents[user] = agent
+        return agent
+
+    async def online(self, agent: Agent) -> PusherSocket:
+        sock = await PusherSocket.connect(self.ws_base, cookie=agent.client.cookie_header())
+        for channel in (f"kefu{agent.sid}", f"ud{agent.sid}", f"all{agent.business_id}"):
+            answer = await sock.subscribe(channel)
+            assert answer["event"] == SUBSCRIBED, answer
+        agent.sock = sock
+        await wait_for(lambda: self.state(agent) == "online")
+        return sock
+
+    def state(self, agent: Agent) -> str:
+        return str(db_rows(self.db, "SELECT state FROM wolive_service WHERE service_id = %s",
+                           (agent.sid,))[0]["state"])
+
+    async def visitor(self, vid: str, business_id: str = BIZ, listen: bool = True,
+                      **query: str) -> Visitor:
+        client, boot = await open_visitor_window(self.base_url, business_id, vid, **query)
+        v = Visitor(vid, business_id, client, boot)
+        if listen:
+            v.sock = await PusherSocket.connect(self.ws_base)
+            assert (await v.sock.subscribe("cu" + boot["channel"]))["event"] == SUBSCRIBED
+        return v
+
+    async def notice(self, v: Visitor, **extra: Any) -> dict[str, Any]:
+        code, body = await v.client.json("/admin/event/notice", "POST", form={
+            **v.ids, "visiter_name": v.boot["visiter_name"], "avatar": v.boot["avatar"],
+            "record": "http://shop.example/p/1", **extra})
+        assert code == 200, body
+        return body
+
+    def queue(self, vid: str, business_id: str = BIZ) -> dict[str, Any] | None:
+        rows = db_rows(self.db, "SELECT service_id, state FROM wolive_queue WHERE "
+                       "visiter_id = %s AND business_id = %s", (vid, business_id))
+        return rows[0] if rows else None
+
+
+async def post(agent: Agent, path: str, **form: Any) -> tuple[int, dict[str, Any]]:
+    """POST as the agent's console (with its `_xsrf`)."""
+    return await agent.client.json(path, "POST", form=form)
+
+
+async def get(agent: Agent, path: str, **form: Any) -> tuple[int, dict[str, Any]]:
+    return await agent.client.json(path, "GET", form=form or None)
+
+
+async def expect_about(sock: PusherSocket | None, event: str, channel: str, visiter_id: str,
+                       timeout: float = 5.0) -> dict[str, Any]:
+    """The next `event` on `channel` about `visiter_id` (earlier ones about others skipped)."""
+    assert sock is not None
+    while True:
+        frame = await sock.expect(event, channel, timeout)
+        data = frame["data"]
+        vid = data.get("visiter_id") or data.get("message", {}).get("visiter_id")
+        if vid == visiter_id:
+            return frame
