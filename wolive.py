@@ -32,8 +32,12 @@ from handlers import demo
 from realtime.chat import Chat
 from realtime.hub import App, Hub
 from realtime.presence import PresenceTracker
+from realtime.uploads import MULTIPART_SLACK_BYTES, Uploads
+from realtime.video import Video, check_ice_servers
 from realtime.webhooks import SHUTDOWN_DRAIN_S as WEBHOOK_DRAIN_S
 from realtime.webhooks import WebhookConfigError, Webhooks, parse_webhooks
+from realtime.wechat import WechatNotifier
+from realtime.wechat import check_config as check_wechat_config
 from store import ConfigError as StoreConfigError
 from store import Store
 
@@ -44,6 +48,10 @@ log = logging.getLogger("wolive")
 SWEEP_INTERVAL_S = 15
 #: Longest a clean shutdown waits for writes in flight (seconds).
 SHUTDOWN_DRAIN_S = 5
+#: Largest request body any listener reads (bytes): an 18 MB upload (WoLive's nginx
+#: `client_max_body_size 18M`) plus its multipart envelope fits.
+MAX_BODY_BYTES = 32 * 1024 * 1024
+
 
 
 class ConfigProblem(Exception):
@@ -81,6 +89,19 @@ SCHEMA: dict[str, Any] = {
     },
     "security": {
         "bcrypt_rounds": (int, 12),
+    },
+    "uploads": {
+        "dir": (str, ""),
+        "max_bytes": (int, 18 * 1024 * 1024),
+    },
+    "video": {
+        "ice_servers": (list, []),
+    },
+    "wechat": {
+        "api_base": (str, "https://api.weixin.qq.com"),
+        "appid": (str, ""),
+        "secret": (str, ""),
+        "template_id": (str, ""),
     },
     "log_level": (str, "info"),
 }
@@ -172,6 +193,14 @@ def load_config(path: Optional[str], overrides: Optional[dict[str, Any]] = None
             cfg["server"][key] = full
     if not 4 <= cfg["security"]["bcrypt_rounds"] <= 16:
         raise ConfigProblem("security.bcrypt_rounds: must be 4-16")
+    if not 1 <= cfg["uploads"]["max_bytes"] <= MAX_BODY_BYTES - MULTIPART_SLACK_BYTES:
+        raise ConfigProblem(f"uploads.max_bytes: must be 1-"
+                            f"{MAX_BODY_BYTES - MULTIPART_SLACK_BYTES}")
+    try:
+        check_ice_servers(cfg["video"]["ice_servers"])
+        check_wechat_config(cfg["wechat"])
+    except (TypeError, ValueError) as exc:
+        raise ConfigProblem(str(exc)) from None
     if cfg["log_level"].upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigProblem("log_level: must be debug, info, warning or error")
     base = os.path.dirname(os.path.abspath(path)) if path else os.getcwd()
@@ -249,7 +278,7 @@ class Wolive:
             sockets = tornado.netutil.bind_sockets(port, srv["host"])
             server = tornado.httpserver.HTTPServer(app, xheaders=srv["xheaders"],
                                                    ssl_options=self.ssl_context(),
-                                                   max_body_size=32 * 1024 * 1024)
+                                                   max_body_size=MAX_BODY_BYTES)
             server.add_sockets(sockets)
             self.servers.append(server)
             bound[name] = sockets[0].getsockname()[1]
@@ -279,6 +308,7 @@ class Wolive:
             self.sweeper.stop()
         self.hub.shutdown()
         await self.presence.drain(SHUTDOWN_DRAIN_S)
+        await self.app.settings["wolive_wechat"].close()
         if self.webhooks:
             await self.webhooks.close(WEBHOOK_DRAIN_S)
         for server in self.servers:
@@ -306,6 +336,8 @@ async def make_app(cfg: dict[str, Any]) -> Wolive:
                 max_conversations_per_agent=cfg["chat"]["max_conversations_per_agent"])
     hub.policy = chat.policy
     presence = PresenceTracker(store, hub)
+    wechat = WechatNotifier.from_config(store, cfg)
+    wechat.attach(chat)
     webhooks = Webhooks({app: parse_webhooks(raw.get("webhooks"))
                          for app, raw in zip(apps, cfg["pusher"]["apps"])})
     hub.add_listener(webhooks.on_event)
@@ -318,6 +350,9 @@ async def make_app(cfg: dict[str, Any]) -> Wolive:
         websocket_max_message_size=MAX_FRAME_BYTES,
         compress_response=True,
         wolive_config=cfg, wolive_store=store, wolive_hub=hub, wolive_chat=chat,
+        wolive_presence=presence, wolive_uploads=Uploads.from_config(cfg),
+        wolive_video=Video(store, hub, chat, cfg["video"]["ice_servers"]),
+        wolive_wechat=wechat,
         wolive_pusher_client={"key": apps[0].key, "ws_port": cfg["server"]["legacy_ws_port"]},
     )
     app = tornado.web.Application(handlers.default_handlers(), **settings)

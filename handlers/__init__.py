@@ -8,12 +8,14 @@ from __future__ import annotations
 from typing import Any
 
 from . import admin, assets, event, manager, pusher, set as set_api
+from . import upload, video, webhook, wechat
 
 
 def default_handlers() -> list[Any]:
     """Every route of the main port, most specific first."""
     out: list[Any] = []
-    for module in (pusher, event, set_api, manager, admin, assets):
+    for module in (pusher, event, set_api, manager, upload, video, webhook, wechat, admin,
+                   assets):
         out.extend(module.routes())
     return out
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,6 +77,10 @@ class Chat:
         self.store = store
         self.hub = hub
         self.secret = secret
+        #: Told of visitors' doings, after the write and the push: hook(kind, data) with
+        #: kind "message" (data: the message, as pushed) or "unattended" (data: the
+        #: visitor row; nobody was online). Hooks must not block (realtime/wechat.py).
+        self.visitor_hooks: list[Callable[[str, dict[str, Any]], None]] = []
         self.max_message_chars = max_message_chars
         self.max_conversations_per_agent = max_conversations_per_agent
         # One auto-assignment at a time per business, so two visitors arriving together
@@ -179,6 +184,8 @@ class Chat:
         async with self._lock(business_id):
             online = await self.store.online_services_with_load(business_id)
             if not online:
+                for hook in self.visitor_hooks:
+                    hook("unattended", visitor)
                 return NoticeAnswer(3, "请留言")
             by_id = {r["service_id"]: r for r in online}
             is_open = bool(queue and queue["state"] == "normal")
@@ -342,6 +349,8 @@ class Chat:
             "direction": "to_service"}
         target = f"kefu{queue['service_id']}" if queue["service_id"] else f"all{business_id}"
         self.hub.trigger(target, "cu-event", {"message": message})
+        for hook in self.visitor_hooks:
+            hook("message", message)
         return message
 
     async def history_for_visitor(self, visiter_id: str, business_id: str, channel: str,

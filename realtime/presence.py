@@ -55,6 +55,22 @@ class PresenceTracker:
             loop = asyncio.get_running_loop()
             self._timers[channel] = loop.call_later(self.grace_s, self._vacated, channel)
 
+    async def apply(self, channel: str, online: bool) -> bool:
+        """Set `channel`'s holder online or offline now, as told from outside this hub (an
+        external Pusher server's webhook to `/admin/event`); waits for the write. Same
+        writes and pushes as local occupancy, and no write when nothing changes. Returns
+        False (doing nothing) for a channel that is neither `kefu{id}` nor a visitor's."""
+        if not (AGENT_CHANNEL.match(channel) or VISITOR_CHANNEL.match(channel)):
+            return False
+        timer = self._timers.pop(channel, None)
+        if timer:
+            timer.cancel()
+        self._set(channel, online)
+        task = self._tasks.get(channel)
+        if task is not None:
+            await asyncio.shield(task)
+        return True
+
     def _vacated(self, channel: str) -> None:
         self._timers.pop(channel, None)
         if not self.hub.occupied(channel):

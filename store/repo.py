@@ -23,6 +23,7 @@ from . import schema as t
 from .agents import AgentStore
 from .base import Row, StoreBase
 from .migrations import MIGRATIONS
+from .wechat import WechatStore
 from .errors import ConfigError, Conflict, NotFound
 
 #: Latest schema version this code knows (store/migrations.py lists them).
@@ -79,7 +80,7 @@ class Conversation:
         return self.__dict__.copy()
 
 
-class Store(AgentStore, StoreBase):
+class Store(AgentStore, WechatStore, StoreBase):
     """The repository. Build with `await Store.open(url)`; close with `await store.close()`.
 
     Areas of the product add their SQL as mixins (subclasses of `StoreBase` in their own
