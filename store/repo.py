@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import and_, case, event, func, insert, or_, select, update
+from sqlalchemy import and_, case, delete, event, func, insert, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -377,9 +377,33 @@ class Store(AgentStore, WechatStore, StoreBase):
                         service_id=service_id, state="normal"))
             return await self._one(conn, select(t.queue).where(key)) or {}
 
+    async def enqueue(self, visiter_id: str, business_id: str) -> Row:
+        """Put the visitor at the back of the business's waiting list (`service_id = 0`,
+        `normal`) and return its row; a visitor already waiting keeps its place. The row is
+        made anew, so its `qid` (the order of the list) says when it joined. A blacklisted
+        visitor stays blacklisted: raises `Conflict`."""
+        q = t.queue
+        key = and_(q.c.visiter_id == visiter_id, q.c.business_id == business_id)
+        async with self.engine.begin() as conn:
+            row = await self._one(conn, select(q).where(key))
+            if row and row["state"] == "in_black_list":
+                raise Conflict("blacklisted")
+            if row and row["state"] == "normal" and row["service_id"] == 0:
+                return row
+            if row:
+                await conn.execute(delete(q).where(and_(key, q.c.qid == row["qid"])))
+            try:
+                async with conn.begin_nested():
+                    await conn.execute(insert(q).values(
+                        visiter_id=visiter_id, business_id=business_id, service_id=0,
+                        state="normal"))
+            except IntegrityError:
+                pass  # a second tab queued it first: that row is the one
+            return await self._one(conn, select(q).where(key)) or {}
+
     async def waiting_position(self, visiter_id: str, business_id: str) -> int:
-        """1-based place of a waiting visitor among the business's waiting visitors (oldest
-        `wolive_queue.timestamp` first, then `qid`); 0 when it is not waiting."""
+        """1-based place of a waiting visitor among the business's waiting visitors (in
+        the order they joined: `qid`, see `enqueue`); 0 when it is not waiting."""
         q = t.queue
         me = await self.get_queue(visiter_id, business_id)
         if me is None or me["service_id"] != 0 or me["state"] != "normal":
@@ -387,8 +411,7 @@ class Store(AgentStore, WechatStore, StoreBase):
         async with self.engine.connect() as conn:
             ahead = (await conn.execute(select(func.count()).select_from(q).where(and_(
                 q.c.business_id == business_id, q.c.service_id == 0, q.c.state == "normal",
-                or_(q.c.timestamp < me["timestamp"],
-                    and_(q.c.timestamp == me["timestamp"], q.c.qid < me["qid"])))))).scalar()
+                q.c.qid < me["qid"])))).scalar()
         return int(ahead or 0) + 1
 
     async def claim_waiting(self, visiter_id: str, business_id: str, service_id: int) -> bool:
@@ -430,7 +453,7 @@ class Store(AgentStore, WechatStore, StoreBase):
 
     async def waiting(self, business_id: str, limit: int = 200) -> list[Conversation]:
         """The business's visitors waiting to be claimed (`service_id = 0`, `normal`),
-        oldest first (`wolive_queue.timestamp`, then `qid`): the order of `waiting_position`."""
+        first come first (`qid`): the order of `waiting_position`."""
         q = t.queue
         return await self._conversations(
             and_(q.c.business_id == business_id, q.c.service_id == 0, q.c.state == "normal"),
@@ -455,7 +478,8 @@ class Store(AgentStore, WechatStore, StoreBase):
 
     async def _conversations(self, where: Any, order: str, limit: int) -> list[Conversation]:
         """Queue rows matching `where`, joined with the visitor and its last message.
-        `order`: "activity" (newest message first), "oldest" / "newest" (queue time)."""
+        `order`: "activity" (newest message first), "oldest" (`qid`: the waiting list's
+        order), "newest" (latest queue change first)."""
         c, v, q = t.chats, t.visiter, t.queue
         last_cid = (select(func.max(c.c.cid)).where(and_(
             c.c.visiter_id == q.c.visiter_id, c.c.business_id == q.c.business_id))
@@ -467,7 +491,7 @@ class Store(AgentStore, WechatStore, StoreBase):
             order_by: list[Any] = [case((last_cid.is_(None), 0), else_=1).desc(),
                                    last_cid.desc(), q.c.qid.desc()]
         elif order == "oldest":
-            order_by = [q.c.timestamp.asc(), q.c.qid.asc()]
+            order_by = [q.c.qid.asc()]
         else:
             order_by = [q.c.timestamp.desc(), q.c.qid.desc()]
         stmt = (select(q.c.visiter_id, q.c.business_id, q.c.service_id, q.c.state,
