@@ -173,17 +173,23 @@ class LocalAdapter(Adapter):
         if not members:
             return 0
         sent = 0
-        # Wire form of the frame per connection class (None: that class has no fast path).
+        # Wire form of the frame per connection class (None: that class has no fast path);
+        # the last class seen is kept apart, since a channel's sockets are nearly always of
+        # one class and an `is` test is cheaper than a dict lookup (~30 ns a socket, bench/).
         prepared: dict[type, Any] = {}
+        last_cls: type | None = None
+        wire: Any = None
         # A copy: a send may close a socket, and closing unsubscribes it from `members`.
         for socket_id, conn in list(members.items()):
             if socket_id == except_socket_id:
                 continue
             cls = conn.__class__
-            wire = prepared.get(cls, _UNSET)
-            if wire is _UNSET:
-                prepare = getattr(cls, "prepare_frame", None)
-                wire = prepared[cls] = prepare(frame) if prepare is not None else None
+            if cls is not last_cls:
+                wire = prepared.get(cls, _UNSET)
+                if wire is _UNSET:
+                    prepare = getattr(cls, "prepare_frame", None)
+                    wire = prepared[cls] = prepare(frame) if prepare is not None else None
+                last_cls = cls
             if conn.send(frame) if wire is None else \
                     conn.send_prepared(wire):  # type: ignore[attr-defined]
                 sent += 1

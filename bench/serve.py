@@ -1,0 +1,260 @@
+"""Start wolive for the benchmark, optionally with an experimental variant applied.
+
+    python bench/serve.py [--tree DIR] [--variant NAME ...] --config CFG.yaml
+
+Without `--variant` this is exactly `python wolive.py --config CFG.yaml`. Each variant is
+a candidate change, applied here by patching at start-up so that it can be measured
+*before* anyone edits the real module (the files it touches are owned by other people;
+see docs/performance.md, "Next steps"). Nothing here is imported by the server itself.
+
+Variants:
+
+- ``uvloop``   uvloop as the asyncio event loop (a runtime dependency, if adopted).
+- ``orjson``   orjson for the frame encoder (`realtime.protocol.encode`) and the HTTP
+               API's body parser (`PusherApiHandler.json_body`).
+- ``nowrap``   `_WSConnection.send` writes the WebSocket frame through Tornado's frame
+               writer without `write_message`'s per-call coroutine + Task.
+- ``prepared`` the WebSocket frame (header + payload: a server frame is unmasked, so it is
+               the same bytes for every subscriber) is built once per publish and each
+               subscriber gets one `IOStream.write` of it (`_WSConnection.send_prepared`,
+               the optional fast path `realtime.adapter.LocalAdapter.publish` looks for).
+- ``direct``   like ``prepared``, and when the stream has nothing queued
+               (`IOStream.writing()` is false) the bytes go straight to `socket.send`: no
+               Future, callback or buffer bookkeeping per write; only a partial send (a slow
+               reader) falls back to `IOStream.write`, which keeps the order.
+- ``lean``     like ``direct``, with the connection keeping its IOStream and socket (set
+               on the first send) instead of reaching them through the handler and the
+               protocol object on every send, and `writing()` as the one check per send.
+- ``quiet``    `tornado.access` logging off (it logs every API request at INFO).
+- ``backlog``  listen backlog 1024 instead of Tornado's default 128 (`bind_sockets`).
+- ``tracemalloc`` trace Python allocations; SIGUSR1 writes a snapshot to
+               $WOLIVE_BENCH_SNAPSHOT.N (for bench/memory_diff.py).
+- ``nodelay``  TCP_NODELAY on every Pusher socket (`PusherSocket.open` calls
+               `self.set_nodelay(True)`), so a small frame is not held back by Nagle's
+               algorithm while the previous one waits for a (delayed) ACK.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import struct
+import sys
+from typing import Any
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+VARIANTS = ("uvloop", "orjson", "nowrap", "prepared", "direct", "lean", "quiet", "backlog",
+            "nodelay", "tracemalloc")
+
+
+def _ws_header(length: int) -> bytes:
+    """RFC 6455 header of an unmasked, final, text frame of `length` payload bytes."""
+    if length < 126:
+        return struct.pack("!BB", 0x81, length)
+    if length <= 0xFFFF:
+        return struct.pack("!BBH", 0x81, 126, length)
+    return struct.pack("!BBQ", 0x81, 127, length)
+
+
+def apply(variants: list[str]) -> None:
+    import tornado.iostream
+    import tornado.websocket
+
+    from handlers import pusher as hp
+    from realtime import protocol
+
+    if "tracemalloc" in variants:
+        import signal
+        import tracemalloc
+        tracemalloc.start(4)
+        count = [0]
+
+        def dump(signum: int, frame: Any) -> None:
+            count[0] += 1
+            tracemalloc.take_snapshot().dump(
+                f"{os.environ.get('WOLIVE_BENCH_SNAPSHOT', '/tmp/wolive-snap')}.{count[0]}")
+
+        signal.signal(signal.SIGUSR1, dump)
+
+    if "backlog" in variants:
+        import functools
+
+        import tornado.netutil
+        tornado.netutil.bind_sockets = functools.partial(  # type: ignore[assignment]
+            tornado.netutil.bind_sockets, backlog=1024)
+
+    if "uvloop" in variants:
+        import uvloop
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+    if "orjson" in variants:
+        import json as _json
+
+        import orjson
+        import tornado.web
+
+        def encode(event: str, data: Any = None, channel: Any = None,
+                   user_id: Any = None, raw_data: bool = False) -> str:
+            frame: dict[str, Any] = {"event": event}
+            if channel is not None:
+                frame["channel"] = channel
+            if data is not None:
+                frame["data"] = data if (raw_data or isinstance(data, str)) else \
+                    orjson.dumps(data).decode()
+            if user_id is not None:
+                frame["user_id"] = user_id
+            return orjson.dumps(frame).decode()
+
+        protocol.encode = encode
+
+        def json_body(self: Any) -> dict[str, Any]:
+            try:
+                body = orjson.loads(self.request.body or b"{}")
+            except _json.JSONDecodeError:
+                raise tornado.web.HTTPError(400, log_message="body is not JSON") from None
+            if not isinstance(body, dict):
+                raise tornado.web.HTTPError(400, log_message="body must be a JSON object")
+            return body
+
+        hp.PusherApiHandler.json_body = json_body  # type: ignore[method-assign]
+
+    if "nodelay" in variants:
+        real_open = hp.PusherSocket.open
+
+        async def open_nodelay(self: Any, *args: Any, **kwargs: Any) -> None:
+            self.set_nodelay(True)
+            await real_open(self, *args, **kwargs)
+
+        hp.PusherSocket.open = open_nodelay  # type: ignore[method-assign]
+
+    if "nowrap" in variants:
+        def send_nowrap(self: Any, frame: str) -> bool:
+            if not self.open:
+                return False
+            ws = self.handler.ws_connection
+            if ws is None or ws.is_closing():
+                self.open = False
+                return False
+            try:
+                ws._write_frame(True, 0x1, frame.encode())
+            except tornado.iostream.StreamClosedError:
+                self.open = False
+                return False
+            return True
+
+        hp._WSConnection.send = send_nowrap  # type: ignore[method-assign]
+
+    if "prepared" in variants or "direct" in variants:
+        direct = "direct" in variants
+        plain_stream = tornado.iostream.IOStream  # not SSLIOStream: it has its own state
+
+        def prepare_frame(frame: str) -> bytes:
+            # PusherSocket never negotiates permessage-deflate (get_compression_options
+            # is not overridden), so the frame needs no RSV1 bit and no compression.
+            payload = frame.encode()
+            return _ws_header(len(payload)) + payload
+
+        def send_prepared(self: Any, wire: bytes) -> bool:
+            if not self.open:
+                return False
+            ws = self.handler.ws_connection
+            if ws is None or ws.is_closing():
+                self.open = False
+                return False
+            stream = ws.stream
+            try:
+                # Public IOStream API only: writing() is "anything still queued?".
+                if direct and not stream.writing() and type(stream) is plain_stream:
+                    try:
+                        n = stream.socket.send(wire)
+                    except BlockingIOError:
+                        n = 0
+                    except OSError:  # reset or broken pipe: the read side will close it
+                        self.open = False
+                        return False
+                    if n == len(wire):
+                        return True
+                    wire = wire[n:]  # a partial send: IOStream queues the rest, in order
+                stream.write(wire)
+            except tornado.iostream.StreamClosedError:
+                self.open = False
+                return False
+            return True
+
+        hp._WSConnection.prepare_frame = staticmethod(prepare_frame)  # type: ignore
+        hp._WSConnection.send_prepared = send_prepared  # type: ignore[attr-defined]
+
+    if "lean" in variants:
+        base = hp._WSConnection
+
+        class LeanConnection(base):  # type: ignore[valid-type, misc]
+            """`PusherSocket.open` builds `_WSConnection(...)` through the module global."""
+
+            __slots__ = ("_stream", "_sock")
+
+            @staticmethod
+            def prepare_frame(frame: str) -> bytes:
+                payload = frame.encode()
+                return _ws_header(len(payload)) + payload
+
+            def send_prepared(self: Any, wire: bytes) -> bool:
+                if not self.open:
+                    return False
+                try:
+                    stream = self._stream
+                except AttributeError:
+                    ws = self.handler.ws_connection
+                    if ws is None or ws.is_closing():
+                        self.open = False
+                        return False
+                    stream = self._stream = ws.stream
+                    self._sock = stream.socket if type(stream) is \
+                        tornado.iostream.IOStream else None
+                sock = self._sock
+                if sock is not None and not stream.writing():
+                    try:
+                        n = sock.send(wire)
+                    except BlockingIOError:
+                        n = 0
+                    except OSError:
+                        self.open = False
+                        return False
+                    if n == len(wire):
+                        return True
+                    wire = wire[n:]
+                try:
+                    stream.write(wire)
+                except tornado.iostream.StreamClosedError:
+                    self.open = False
+                    return False
+                return True
+
+            def close(self: Any, code: int, reason: str) -> None:
+                base.close(self, code, reason)
+
+        hp._WSConnection = LeanConnection  # type: ignore[misc]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variant", action="append", default=[], choices=VARIANTS)
+    parser.add_argument("--tree", default=ROOT, help="the wolive source tree to run")
+    args, rest = parser.parse_known_args()
+    sys.path.insert(0, os.path.abspath(args.tree))
+    apply(args.variant)
+    import wolive
+    if "quiet" in args.variant:
+        real_basic_config = logging.basicConfig
+
+        def basic_config(**kw: Any) -> None:
+            real_basic_config(**kw)
+            logging.getLogger("tornado.access").setLevel(logging.WARNING)
+
+        logging.basicConfig = basic_config  # type: ignore[assignment]
+    return wolive.main(rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
