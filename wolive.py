@@ -46,12 +46,31 @@ log = logging.getLogger("wolive")
 
 #: How often dead sockets are looked for (seconds).
 SWEEP_INTERVAL_S = 15
+#: Pending connections the kernel queues per listener: after a restart every client is told
+#: 4200 "reconnect at once"; Tornado's 128 overflowed in the benchmark, 1,024 did not
+#: (docs/performance.md, "Next steps" 3). net.core.somaxconn caps it.
+LISTEN_BACKLOG = 1024
 #: Longest a clean shutdown waits for writes in flight (seconds).
 SHUTDOWN_DRAIN_S = 5
 #: Largest request body any listener reads (bytes): an 18 MB upload (WoLive's nginx
 #: `client_max_body_size 18M`) plus its multipart envelope fits.
 MAX_BODY_BYTES = 32 * 1024 * 1024
 
+
+
+_access_log = logging.getLogger("tornado.access")
+
+
+def log_request(handler: tornado.web.RequestHandler) -> None:
+    """Access log: successful requests at DEBUG (a line per Pusher API publish cost 18 % of
+    its CPU, docs/performance.md "Next steps" 2), 4xx at WARNING, 5xx at ERROR."""
+    status = handler.get_status()
+    level = logging.DEBUG if status < 400 else logging.WARNING if status < 500 \
+        else logging.ERROR
+    if _access_log.isEnabledFor(level):
+        request = handler.request
+        _access_log.log(level, "%d %s %.2fms", status, handler._request_summary(),
+                        1000.0 * request.request_time())
 
 
 class ConfigProblem(Exception):
@@ -275,7 +294,7 @@ class Wolive:
         for name, port, app in plan:
             if port is None:
                 continue
-            sockets = tornado.netutil.bind_sockets(port, srv["host"])
+            sockets = tornado.netutil.bind_sockets(port, srv["host"], backlog=LISTEN_BACKLOG)
             server = tornado.httpserver.HTTPServer(app, xheaders=srv["xheaders"],
                                                    ssl_options=self.ssl_context(),
                                                    max_body_size=MAX_BODY_BYTES)
@@ -346,6 +365,7 @@ async def make_app(cfg: dict[str, Any]) -> Wolive:
         template_path=os.path.join(ROOT, "templates"),
         cookie_secret=cfg["server"]["cookie_secret"],
         xsrf_cookies=True,
+        log_function=log_request,
         xsrf_cookie_kwargs={"samesite": "Lax"},
         websocket_max_message_size=MAX_FRAME_BYTES,
         compress_response=True,

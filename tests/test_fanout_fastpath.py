@@ -1,0 +1,86 @@
+"""The fan-out fast path (handlers/pusher.py `_WSConnection.send_prepared`): a reader that
+stops reading gets every frame later, whole and in order; compression is never negotiated
+(prepared frames are raw)."""
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import struct
+from typing import Any
+
+import pytest
+
+from helpers import PusherSocket
+
+
+def masked_text_frame(text: str) -> bytes:
+    payload = text.encode()
+    mask = os.urandom(4)
+    n = len(payload)
+    head = bytes((0x81, 0x80 | n)) if n < 126 else bytes((0x81, 0x80 | 126)) + struct.pack(
+        "!H", n)
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+async def read_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    b0, b1 = await reader.readexactly(2)
+    n = b1 & 0x7F
+    if n == 126:
+        n = struct.unpack("!H", await reader.readexactly(2))[0]
+    elif n == 127:
+        n = struct.unpack("!Q", await reader.readexactly(8))[0]
+    assert not b1 & 0x80, "server frames are never masked"
+    assert not b0 & 0x70, "no RSV bits: no compression"
+    return b0 & 0x0F, await reader.readexactly(n)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_slow_reader_gets_every_frame_whole_and_in_order(http_server: Any,
+                                                               wolive_server: Any) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", http_server.port)
+    key = base64.b64encode(os.urandom(16)).decode()
+    writer.write((f"GET /app/wolive?protocol=7 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                  f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                  "Sec-WebSocket-Version: 13\r\n"
+                  "Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n").encode())
+    head = await reader.readuntil(b"\r\n\r\n")
+    assert b" 101 " in head.split(b"\r\n")[0]
+    assert b"permessage-deflate" not in head.lower()  # never negotiated
+    opcode, body = await read_frame(reader)
+    assert json.loads(body)["event"] == "pusher:connection_established"
+    writer.write(masked_text_frame(json.dumps(
+        {"event": "pusher:subscribe", "data": {"channel": "firehose"}})))
+    await writer.drain()
+    opcode, body = await read_frame(reader)
+    assert json.loads(body)["event"] == "pusher_internal:subscription_succeeded"
+
+    # A second, normal subscriber on the same channel keeps getting frames meanwhile.
+    other = await PusherSocket.connect(f"ws://127.0.0.1:{http_server.port}")
+    await other.subscribe("firehose")
+
+    # Publish far more than the socket buffers hold while this reader reads nothing.
+    count, blob = 300, "x" * 40_000  # ~12 MB
+    for i in range(count):
+        wolive_server.hub.trigger("firehose", "chunk", {"i": i, "blob": blob})
+        if i % 50 == 0:
+            await asyncio.sleep(0)
+    assert (await other.expect("chunk"))["data"]["i"] == 0
+
+    seen = []
+    for _ in range(count):
+        opcode, body = await asyncio.wait_for(read_frame(reader), 20)
+        frame = json.loads(body)
+        data = json.loads(frame["data"])
+        assert data["blob"] == blob
+        seen.append(data["i"])
+    assert seen == list(range(count))
+    writer.close()
+
+
+def test_prepared_frame_lengths() -> None:
+    from handlers.pusher import _WSConnection
+    for n, header_len in ((10, 2), (125, 2), (126, 4), (65535, 4), (65536, 10)):
+        wire = _WSConnection.prepare_frame("a" * n)
+        assert wire[0] == 0x81 and len(wire) == n + header_len
