@@ -2,7 +2,7 @@
  * Every piece of user text goes into the page through textContent, never innerHTML. */
 (function (root) {
   'use strict';
-  var W = {};
+  var W = root.Wolive = root.Wolive || {};
 
   function cookie(name) {
     var m = document.cookie.match('(?:^|; )' + name + '=([^;]*)');
@@ -128,5 +128,5 @@
     failed: '无法连接 · Cannot connect', disconnected: '已断开 · Disconnected'
   };
 
-  root.Wolive = W;
+
 })(window);
