@@ -80,7 +80,8 @@ def visitor_channel(server_secret: str, business_id: str, visiter_id: str) -> st
     """The visitor's channel (the page listens on ``cu`` + it): unguessable without the server
     secret, stable for one visitor, and a valid Pusher channel name (WOLIVE-NOTES, "Identity
     and channels": the original hex-encoded the ids, so anyone could derive anyone's)."""
-    return "v" + hmac_sha256_hex(server_secret, f"visitor-channel\n{business_id}\n{visiter_id}")[:40]
+    subject = f"visitor-channel\n{business_id}\n{visiter_id}"
+    return "v" + hmac_sha256_hex(server_secret, subject)[:40]
 
 
 def user_auth(key: str, secret: str, socket_id: str, user_data: str) -> str:

@@ -82,7 +82,8 @@ async def test_notice_code_1_when_business_closed(base_url: str, ws_base: str, c
 
 
 @pytest.mark.gen_test
-async def test_notice_code_2_queues_under_claim_rule(base_url: str, ws_base: str, cfg: dict) -> None:
+async def test_notice_code_2_queues_under_claim_rule(
+        base_url: str, ws_base: str, cfg: dict) -> None:
     db = cfg["database"]["url"]
     agent, _ = await setup_agent(base_url, ws_base, db)
     all_sock = await PusherSocket.connect(ws_base, cookie=agent.cookie_header())
@@ -99,7 +100,8 @@ async def test_notice_code_2_queues_under_claim_rule(base_url: str, ws_base: str
 
 
 @pytest.mark.gen_test
-async def test_messages_both_ways_stored_then_pushed(base_url: str, ws_base: str, cfg: dict) -> None:
+async def test_messages_both_ways_stored_then_pushed(
+        base_url: str, ws_base: str, cfg: dict) -> None:
     db = cfg["database"]["url"]
     agent, agent_sock = await setup_agent(base_url, ws_base, db)
     assert agent_sock is not None
@@ -148,7 +150,8 @@ async def test_messages_both_ways_stored_then_pushed(base_url: str, ws_base: str
 
 
 @pytest.mark.gen_test
-async def test_visitor_channel_is_unguessable_and_checked(base_url: str, ws_base: str, cfg: dict) -> None:
+async def test_visitor_channel_is_unguessable_and_checked(
+        base_url: str, ws_base: str, cfg: dict) -> None:
     db = cfg["database"]["url"]
     await setup_agent(base_url, ws_base, db)
     visitor, boot = await open_visitor_window(base_url, BIZ, "victim")

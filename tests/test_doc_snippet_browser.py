@@ -77,7 +77,8 @@ def legacy_server(tmp_path: Path) -> Iterator[RunningServer]:
     assert stop_server(server) == 0, server.logs()
 
 
-def test_documents_client_snippet_as_written(browser: Any, legacy_server: RunningServer) -> None:
+def test_documents_client_snippet_as_written(browser: Any,  # noqa: F811 (the fixture)
+                                             legacy_server: RunningServer) -> None:
     server = legacy_server
     ws_port = int(server.ports["legacy_ws"].rsplit(":", 1)[1])
     api_port = int(server.ports["legacy_api"].rsplit(":", 1)[1])

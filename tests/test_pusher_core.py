@@ -33,7 +33,8 @@ async def in_thread(fn: Any, *args: Any, **kw: Any) -> Any:
 
 @pytest.mark.gen_test
 async def test_handshake(ws_base: str) -> None:
-    sock = await PusherSocket.connect(ws_base, query="protocol=7&client=js&version=8.6.0&flash=false")
+    sock = await PusherSocket.connect(
+        ws_base, query="protocol=7&client=js&version=8.6.0&flash=false")
     assert re.fullmatch(r"\d+\.\d+", sock.socket_id)
     other = await PusherSocket.connect(ws_base)
     assert other.socket_id != sock.socket_id

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -14,7 +13,7 @@ from store.schema import WOLIVE_TABLES
 
 
 #: Columns wolive adds after the documented ones (store/migrations.py).
-ADDED_COLUMNS = {"wolive_chats": {"msg_type"}}
+ADDED_COLUMNS = {"wolive_chats": {"msg_type"}, "wolive_message": {"state"}}
 
 
 def documented_columns() -> dict[str, list[str]]:
@@ -39,7 +38,8 @@ def columns(db_url: str, table: str) -> list[str]:
 
 
 @pytest.mark.gen_test
-async def test_schema_created_with_documented_tables_and_columns(db_url: str, tmp_path: Path) -> None:
+async def test_schema_created_with_documented_tables_and_columns(db_url: str,
+                                                                 tmp_path: Path) -> None:
     store = await Store.open(db_url)
     await store.close()
     doc = documented_columns()

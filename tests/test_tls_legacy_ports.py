@@ -50,7 +50,8 @@ def test_tls_everywhere_and_legacy_ports(tls_server: tuple[RunningServer, Path])
                        request_timeout=3)
         # The 9090-style port serves the socket only; the 2080-style one the API only.
         with pytest.raises(HTTPClientError) as info:
-            http.fetch(HTTPRequest(server.ports["legacy_ws"] + "/admin/login/index", ssl_options=ctx))
+            http.fetch(HTTPRequest(server.ports["legacy_ws"] + "/admin/login/index",
+                                   ssl_options=ctx))
         assert info.value.code == 404
     finally:
         http.close()
@@ -75,7 +76,8 @@ def test_tls_everywhere_and_legacy_ports(tls_server: tuple[RunningServer, Path])
 
 def test_tls_config_errors(tmp_path: Path) -> None:
     cert, key = make_cert(tmp_path)
-    for extra, needle in [({"tls_cert": str(cert)}, "server.tls_cert: tls_cert and tls_key go together"),
+    for extra, needle in [({"tls_cert": str(cert)},
+                           "server.tls_cert: tls_cert and tls_key go together"),
                           ({"tls_cert": str(cert), "tls_key": str(tmp_path / "none.pem")},
                            "server.tls_key: cannot read"),
                           ({"tls_cert": str(key), "tls_key": str(key)},

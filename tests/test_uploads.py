@@ -446,7 +446,8 @@ async def test_only_stored_names_are_served(base_url: str, ws_base: str, cfg: di
                                  {"upload": ("a.png", png_bytes())})
     name = body["data"].rsplit("/", 1)[1]
     token = name.split(".")[0]
-    for path in (f"/upload/{token}.json", f"/upload/{name}.meta.json", "/upload/..%2F..%2Fconfig.yaml",
+    for path in (f"/upload/{token}.json", f"/upload/{name}.meta.json",
+                 "/upload/..%2F..%2Fconfig.yaml",
                  "/upload/..%2Fsecrets.json", f"/upload/{token}.PNG", "/upload/",
                  f"/upload/{'0' * 32}.png", "/upload/%2e%2e"):
         resp = await visitor.fetch(path)
