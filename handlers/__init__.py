@@ -9,11 +9,13 @@ from typing import Any
 
 from . import admin, assets, event, manager, pusher, set as set_api
 from . import upload, video, webhook, wechat
+from . import pages
 
 
 def default_handlers() -> list[Any]:
     """Every route of the main port, most specific first."""
     out: list[Any] = []
+    out.extend(pages.routes())  # the console's other pages (issue 5)
     for module in (pusher, event, set_api, manager, upload, video, webhook, wechat, admin,
                    assets):
         out.extend(module.routes())

@@ -9,14 +9,14 @@
       'tb.messages': '留言', 'tb.agents': '客服管理', 'tb.profile': '个人资料',
       'tb.settings': '设置', 'tb.businesses': '商户', 'tb.embed': '嵌入代码',
       'tb.logout': '退出', 'tb.conn': '连接状态', 'tb.connecting': '连接中',
-      'tb.notHere': '在工作台接待', 'tb.langTitle': '切换语言 · Language', 'tb.lang': 'EN'
+      'tb.notHere': '未在接待', 'tb.langTitle': '切换语言 · Language', 'tb.lang': 'EN'
     },
     en: {
       'tb.nav': 'Console navigation', 'tb.workbench': 'Workbench', 'tb.history': 'History',
       'tb.messages': 'Messages', 'tb.agents': 'Agents', 'tb.profile': 'My profile',
       'tb.settings': 'Settings', 'tb.businesses': 'Businesses', 'tb.embed': 'Embed code',
       'tb.logout': 'Log out', 'tb.conn': 'Connection', 'tb.connecting': 'Connecting',
-      'tb.notHere': 'Chats on the workbench', 'tb.langTitle': '切换语言 · Language', 'tb.lang': '中文'
+      'tb.notHere': 'Not taking chats', 'tb.langTitle': '切换语言 · Language', 'tb.lang': '中文'
     }
   };
 
