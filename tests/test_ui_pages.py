@@ -14,7 +14,9 @@ import pytest
 
 from conftest import ADMIN_PASSWORD, ADMIN_USER, BUSINESS, RunningServer
 from helpers import db_rows
-from test_e2e_browser import PC, PHONE, PageProblems, browser, new_context, problems, shot  # noqa: F401
+# The browser fixtures of the end-to-end test, shared (pytest finds them by name here).
+from test_e2e_browser import (PC, PHONE, PageProblems, browser,  # noqa: F401
+                              new_context, problems, shot)
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
@@ -44,7 +46,8 @@ def seed_history(server: RunningServer) -> None:
     sid = db_rows(server.db_url, "SELECT service_id FROM wolive_service WHERE user_name = %s",
                   (ADMIN_USER,))[0]["service_id"]
     now = int(time.time())
-    for vid, name, chan in (("v_hist_1", "王小明", "chanhist1"), ("v_hist_2", "Alice", "chanhist2")):
+    people = (("v_hist_1", "王小明", "chanhist1"), ("v_hist_2", "Alice", "chanhist2"))
+    for vid, name, chan in people:
         db_rows(server.db_url, "INSERT INTO wolive_visiter (visiter_id, visiter_name, channel, "
                 "avatar, ip, from_url, business_id, state) VALUES (%s, %s, %s, '', '127.0.0.1', "
                 "'https://shop.example/', %s, 'offline')", (vid, name, chan, BUSINESS))
@@ -59,8 +62,9 @@ def seed_history(server: RunningServer) -> None:
 
 
 def test_console_pages_as_super_manager_and_manager(
-        sqlite_only: None, running_server: RunningServer, new_context: Callable[..., Any],
-        problems: PageProblems, shot: Callable[..., Path]) -> None:
+        sqlite_only: None, running_server: RunningServer,
+        new_context: Callable[..., Any],  # noqa: F811
+        problems: PageProblems, shot: Callable[..., Path]) -> None:  # noqa: F811
     from playwright.sync_api import expect
     server = running_server
     seed_history(server)
@@ -161,7 +165,8 @@ def test_console_pages_as_super_manager_and_manager(
     assert answer.value.json()["data"]["distribution_rule"] == "claim"
     assert db_rows(server.db_url, "SELECT distribution_rule FROM wolive_business WHERE "
                    "business_id = %s", (BUSINESS,)) == [{"distribution_rule": "claim"}]
-    shot(page, "page-settings", full_page=True)
+    page.locator("#faq").evaluate("el => el.scrollIntoView({block: 'start'})")
+    shot(page, "page-settings")
 
     # Message board: a visitor's message appears live, then is marked read.
     page.goto(f"{server.base_url}/admin/page/messages")
@@ -175,6 +180,7 @@ def test_console_pages_as_super_manager_and_manager(
     expect(msg).to_have_count(1)
     expect(msg.locator(".name")).to_have_text("<b>张三</b>")
     expect(msg.locator(".content")).to_have_text("晚上能送货吗？<img src=x onerror=alert(1)>")
+    expect(msg.locator(".row-head .small")).to_have_text(re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d$"))
     expect(page.locator("#unread")).to_have_text("1 条未读")
     shot(page, "page-messages")
     msg.get_by_role("button", name="标为已读").click()

@@ -67,8 +67,13 @@
   };
 
   P.pad = function (n) { return ('0' + n).slice(-2); };
+  /* Unix seconds, or a database time text ("2024-05-01 10:20:30"). */
   P.datetime = function (ts) {
     if (!ts) { return ''; }
+    if (!/^\d+(\.\d+)?$/.test(String(ts))) {
+      var m = String(ts).match(/^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2})/);
+      return m ? m[1] + ' ' + m[2] : String(ts);
+    }
     var d = new Date(Number(ts) * 1000);
     return d.getFullYear() + '-' + P.pad(d.getMonth() + 1) + '-' + P.pad(d.getDate()) + ' ' +
       P.pad(d.getHours()) + ':' + P.pad(d.getMinutes());
@@ -81,7 +86,7 @@
   P.pager = function (box, data, go) {
     box.textContent = '';
     var pages = Math.max(1, Math.ceil((data.total || 0) / (data.limit || 20)));
-    if (!data.total) { return; }
+    if (!data.total || pages <= 1) { return; }
     var prev = P.el('button', 'btn', t('c.prev'));
     prev.type = 'button'; prev.disabled = data.page <= 1;
     prev.addEventListener('click', function () { go(data.page - 1); });
