@@ -9,12 +9,14 @@ from typing import Any
 
 from . import admin, assets, event, manager, pusher, set as set_api
 from . import upload, video, webhook, wechat
+from . import typing as typing_api, visitor_info
 from . import pages
 
 
 def default_handlers() -> list[Any]:
     """Every route of the main port, most specific first."""
     out: list[Any] = []
+    out.extend(typing_api.routes() + visitor_info.routes())  # the workbench (issue 5)
     out.extend(pages.routes())  # the console's other pages (issue 5)
     for module in (pusher, event, set_api, manager, upload, video, webhook, wechat, admin,
                    assets):

@@ -63,14 +63,19 @@ class VisitorChatsHandler(VisitorApiHandler, VisitorMixin):
 
 
 class VisitorHistoryHandler(VisitorApiHandler, VisitorMixin):
-    """`/admin/event/history`: the visitor's own conversation, oldest first (`before` = cid)."""
+    """`/admin/event/history`: the visitor's own conversation, oldest first (`before` = cid,
+    or `after` = cid: what came after it). Marks the agent's messages read and tells the
+    agent (`kefu{id}` `read`)."""
 
     async def get(self) -> None:
         visiter_id = self.arg("visiter_id", required=True, max_len=200)
         business_id = self.arg("business_id", required=True, max_len=100)
         rows = await self.chat.history_for_visitor(
             visiter_id, business_id, self.visitor_channel_arg(business_id, visiter_id),
-            before_cid=self.int_arg("before", 0), limit=self.int_arg("limit", 50))
+            before_cid=self.int_arg("before", 0), limit=self.int_arg("limit", 50),
+            after_cid=self.int_arg("after", 0))
+        from .typing import signals  # read receipt (realtime/typing.py)
+        await signals(self).visitor_saw_history(visiter_id, business_id)
         self.answer(0, "", rows)
 
     post = get
@@ -114,6 +119,10 @@ class HomeHandler(BaseHandler):
                     "Referer", ""))
         except ChatError as exc:
             raise ApiError(max(exc.status, 400), exc.code, exc.msg) from None
+        # For the agent's visitor card (store/workbench.py): browser, referrer, visits.
+        await self.store.note_visit(visiter_id, business_id,
+                                    self.request.headers.get("User-Agent", ""),
+                                    self.get_query_argument("referrer", "")[:1024])
         self.set_signed_cookie(VISITOR_COOKIE, json.dumps(
             [business_id, visiter_id, visitor["channel"]]), expires_days=365, httponly=True,
             samesite="Lax")

@@ -87,13 +87,15 @@ class GetMessageHandler(ConsoleHandler):
 
 
 class HistoryHandler(AgentApiHandler):
-    """`/admin/set/history`: one conversation's messages, oldest first; `before` = a cid."""
+    """`/admin/set/history`: one conversation's messages, oldest first; `before` = a cid,
+    or `after` = a cid (what came after it: a reconnecting console's missed messages)."""
 
     async def get(self) -> None:
         visiter_id = self.arg("visiter_id", required=True, max_len=200)
         rows = await self.chat.history_for_agent(self.agent, visiter_id,
                                                  self.int_arg("before", 0),
-                                                 self.int_arg("limit", 50))
+                                                 self.int_arg("limit", 50),
+                                                 after_cid=self.int_arg("after", 0))
         self.answer(0, "", rows)
 
 
@@ -101,7 +103,10 @@ class WatchHandler(ConsoleHandler):
     """`/admin/set/getwatch`: mark the visitor's messages read (`channel` or `visiter_id`)."""
 
     async def post(self) -> None:
-        count = await self.chat.mark_read_by_agent(self.agent, await self.visiter_arg())
+        visiter_id = await self.visiter_arg()
+        count = await self.chat.mark_read_by_agent(self.agent, visiter_id)
+        from .typing import signals  # read receipt: cu{channel} `read` (realtime/typing.py)
+        await signals(self).agent_read(self.agent, visiter_id, count)
         self.answer(0, "success", {"marked": count})
 
 

@@ -354,10 +354,12 @@ class Chat:
         return message
 
     async def history_for_visitor(self, visiter_id: str, business_id: str, channel: str,
-                                  before_cid: int = 0, limit: int = 50) -> list[dict[str, Any]]:
+                                  before_cid: int = 0, limit: int = 50,
+                                  after_cid: int = 0) -> list[dict[str, Any]]:
         self.check_ids(visiter_id, business_id)
         self.check_visitor(business_id, visiter_id, channel)
-        rows = await self.store.chats_of(visiter_id, business_id, before_cid, min(limit, 100))
+        rows = await self.store.chats_of(visiter_id, business_id, before_cid, min(limit, 100),
+                                         after_cid=after_cid)
         await self.store.mark_read(visiter_id, business_id, "to_visiter")
         return rows
 
@@ -447,10 +449,10 @@ class Chat:
         return [c.as_dict() for c in await self.store.blacklisted(agent.business_id, only)]
 
     async def history_for_agent(self, agent: Agent, visiter_id: str, before_cid: int = 0,
-                                limit: int = 50) -> list[dict[str, Any]]:
+                                limit: int = 50, after_cid: int = 0) -> list[dict[str, Any]]:
         await self._conversation_for(agent, visiter_id, write=False)
         return await self.store.chats_of(visiter_id, agent.business_id, before_cid,
-                                         min(limit, 100))
+                                         min(limit, 100), after_cid=after_cid)
 
     async def mark_read_by_agent(self, agent: Agent, visiter_id: str) -> int:
         """`/admin/set/getwatch`: mark the visitor's messages read; returns how many."""

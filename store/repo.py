@@ -24,6 +24,7 @@ from .agents import AgentStore
 from .base import Row, StoreBase
 from .migrations import MIGRATIONS
 from .wechat import WechatStore
+from .workbench import WorkbenchStore
 from .errors import ConfigError, Conflict, NotFound
 
 #: Latest schema version this code knows (store/migrations.py lists them).
@@ -80,7 +81,8 @@ class Conversation:
         return self.__dict__.copy()
 
 
-class Store(AgentStore, WechatStore, StoreBase):
+class Store(AgentStore, WechatStore, WorkbenchStore,
+            StoreBase):
     """The repository. Build with `await Store.open(url)`; close with `await store.close()`.
 
     Areas of the product add their SQL as mixins (subclasses of `StoreBase` in their own
@@ -552,12 +554,17 @@ class Store(AgentStore, WechatStore, StoreBase):
         return values
 
     async def chats_of(self, visiter_id: str, business_id: str, before_cid: int = 0,
-                       limit: int = 50) -> list[Row]:
-        """A conversation's messages, oldest first; the `limit` newest before `before_cid`."""
+                       limit: int = 50, after_cid: int = 0) -> list[Row]:
+        """A conversation's messages, oldest first; the `limit` newest before `before_cid`,
+        or with `after_cid` the `limit` oldest after it (what a reconnecting page missed)."""
         c = t.chats
         cond = [c.c.visiter_id == visiter_id, c.c.business_id == business_id]
         if before_cid:
             cond.append(c.c.cid < before_cid)
+        if after_cid:
+            cond.append(c.c.cid > after_cid)
+            return await self._fetch_all(select(c).where(and_(*cond))
+                                         .order_by(c.c.cid.asc()).limit(limit))
         rows = await self._fetch_all(select(c).where(and_(*cond))
                                      .order_by(c.c.cid.desc()).limit(limit))
         rows.reverse()

@@ -1,0 +1,69 @@
+"""Typing indicators and read receipts (`realtime.typing`): `/admin/set/typing` (agent),
+`/admin/event/typing` and `/admin/event/read` (visitor)."""
+from __future__ import annotations
+
+from typing import Any
+
+from realtime.typing import Signals
+
+from .base import AgentApiHandler, ApiError, BaseHandler, VisitorApiHandler
+from .event import VisitorMixin
+
+
+def signals(handler: BaseHandler) -> Signals:
+    """The server's `Signals` (made on first use, kept in the application settings)."""
+    found = handler.settings.get("wolive_signals")
+    if found is None:
+        found = handler.settings["wolive_signals"] = Signals(handler.chat)
+    return found  # type: ignore[no-any-return]
+
+
+def flag(handler: BaseHandler, name: str = "typing") -> bool:
+    raw = handler.arg(name, "1", max_len=5).strip().lower()
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off", ""):
+        return False
+    raise ApiError(400, 1, f"parameter {name} must be 0 or 1")
+
+
+class AgentTypingHandler(AgentApiHandler):
+    """`POST /admin/set/typing`: `visiter_id` (or `channel`), `typing` 1/0."""
+
+    async def post(self) -> None:
+        visiter_id = await self.chat.resolve_visiter(
+            self.agent, self.arg("visiter_id", max_len=200), self.arg("channel", max_len=255))
+        self.answer(0, "success", await signals(self).agent_typing(
+            self.agent, visiter_id, flag(self)))
+
+
+class VisitorTypingHandler(VisitorApiHandler, VisitorMixin):
+    """`POST /admin/event/typing`: `visiter_id`, `business_id`, `channel`, `typing` 1/0."""
+
+    async def post(self) -> None:
+        visiter_id = self.arg("visiter_id", required=True, max_len=200)
+        business_id = self.arg("business_id", required=True, max_len=100)
+        self.answer(0, "success", await signals(self).visitor_typing(
+            visiter_id, business_id, self.visitor_channel_arg(business_id, visiter_id),
+            flag(self)))
+
+
+class VisitorReadHandler(VisitorApiHandler, VisitorMixin):
+    """`POST /admin/event/read`: `visiter_id`, `business_id`, `channel`, `cid` (the newest
+    agent message the window showed; 0 or absent: all)."""
+
+    async def post(self) -> None:
+        visiter_id = self.arg("visiter_id", required=True, max_len=200)
+        business_id = self.arg("business_id", required=True, max_len=100)
+        data: dict[str, Any] = await signals(self).visitor_read(
+            visiter_id, business_id, self.visitor_channel_arg(business_id, visiter_id),
+            max(0, self.int_arg("cid", 0)))
+        self.answer(0, "success", data)
+
+
+def routes() -> list[tuple[str, type]]:
+    return [
+        (r"/admin/set/typing", AgentTypingHandler),
+        (r"/admin/event/typing", VisitorTypingHandler),
+        (r"/admin/event/read", VisitorReadHandler),
+    ]
