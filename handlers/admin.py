@@ -139,11 +139,14 @@ class LogoutHandler(PageHandler):
 class ConsoleHandler(PageHandler):
     """`/admin/index/index`: the agent's workbench."""
 
-    def get(self) -> None:
+    async def get(self) -> None:
         agent = self.current_user
         if agent is None:
             return self.redirect("/admin/login/index")
-        self.render("console.html", agent=agent, boot=self.boot())
+        boot = self.boot()
+        # video.js shows the video button only when the business allows calls.
+        boot["video_state"] = (await self.store.get_business(agent.business_id))["video_state"]
+        self.render("console.html", agent=agent, boot=boot)
 
     def boot(self) -> dict[str, Any]:
         agent = self.agent
