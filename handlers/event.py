@@ -6,6 +6,7 @@ unguessable name the server gave its window (or the signed cookie the window set
 from __future__ import annotations
 
 import json
+import os
 import secrets
 from typing import Any
 
@@ -14,6 +15,9 @@ from realtime.chat import MAX_MESSAGE_CHARS, ChatError
 from .base import ApiError, BaseHandler, VisitorApiHandler
 
 VISITOR_COOKIE = "wolive_visitor"
+#: The video call script (issue 5's hook): the window loads it only once it exists.
+VIDEO_JS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        "static", "assets", "js", "video.js")
 
 
 class VisitorMixin(BaseHandler):
@@ -126,7 +130,12 @@ class HomeHandler(BaseHandler):
         self.set_signed_cookie(VISITOR_COOKIE, json.dumps(
             [business_id, visiter_id, visitor["channel"]]), expires_days=365, httponly=True,
             samesite="Lax")
-        self.render("chat.html", boot=self.boot(visitor))
+        boot = self.boot(visitor)
+        business = await self.store.get_business(business_id)
+        # video.js shows the video button only when the business allows calls.
+        boot["video_state"] = business["video_state"]
+        boot["voice_state"] = business["voice_state"]  # the window's sound, by default
+        self.render("chat.html", boot=boot, video_js=os.path.exists(VIDEO_JS))
 
     def boot(self, visitor: dict[str, Any]) -> dict[str, Any]:
         special: str | None = self.get_query_argument("special", "") or None

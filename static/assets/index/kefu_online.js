@@ -3,34 +3,95 @@
  *      business_id='admin' id='workerman-kefu'></a>
  *   <script src='https://kefu.example.com/assets/index/kefu_online.js'></script>
  * Empty attributes get defaults; a visitor keeps its id across visits (localStorage).
- * No dependencies; touches nothing of the host page but the one button it adds. */
+ * A PC opens the chat in a window of its own; a phone opens it as the page (the window has a
+ * way back). No dependencies. The button lives in a Shadow DOM with `all: initial` on its
+ * host, so the host page's CSS cannot reach it and it cannot reach the page; it takes a
+ * 60x60 corner and nothing else. Included twice, or on a page without the anchor: no-op. */
 (function () {
   'use strict';
   if (window.__woliveKefu) { return; }
   window.__woliveKefu = true;
+  // Known only while this script runs (not in a DOMContentLoaded callback).
+  var me = document.currentScript;
+
+  var PHONE = '(max-width: 768px)';
+  function isPhone() { return !!(window.matchMedia && window.matchMedia(PHONE).matches); }
 
   function start() {
-    var a = document.getElementById('workerman-kefu');
-    if (!a) { return; }
+    try {
+      var a = document.getElementById('workerman-kefu');
+      if (!a || !document.body) { return; }
+      setup(a);
+    } catch (e) {
+      if (window.console) { window.console.warn('wolive kefu_online.js:', e); }
+    }
+  }
+
+  function setup(a) {
     var base = (a.getAttribute('href') || '').replace(/\/+$/, '');
     if (!/^https?:\/\//i.test(base)) {
-      var me = document.currentScript || document.querySelector('script[src*="kefu_online.js"]');
-      base = me ? me.src.replace(/\/assets\/index\/kefu_online\.js.*$/, '') : '';
+      var s = me || document.querySelector('script[src*="kefu_online.js"]');
+      base = s && s.src ? s.src.replace(/\/assets\/index\/kefu_online\.js.*$/, '') : '';
     }
     var business = a.getAttribute('business_id') || 'admin';
     var visiter = a.getAttribute('visiter_id') || '';
     if (!visiter) { visiter = storedId(business); }
+    var label = '在线客服 · Chat with us';
+    var icon = base + '/assets/images/index/im.png';
+
+    // The host: fixed, 60x60, nothing of the page's CSS applies (inline !important wins).
+    var host = document.createElement('div');
+    host.id = 'wolive-kefu';
+    var spacer = document.createElement('div');  // room at the page's end on a phone
+    spacer.setAttribute('aria-hidden', 'true');
+    function place() {
+      var phone = isPhone();
+      var pos = phone
+        ? 'right: calc(16px + env(safe-area-inset-right, 0px)) !important;' +
+          'bottom: calc(16px + env(safe-area-inset-bottom, 0px)) !important;' +
+          'top: auto !important; left: auto !important;'
+        : 'top: 60% !important; right: 5% !important; bottom: auto !important;' +
+          'left: auto !important;';
+      host.style.cssText = 'all: initial !important; position: fixed !important;' + pos +
+        'width: 60px !important; height: 60px !important; z-index: 2147483000 !important;' +
+        'display: block !important; margin: 0 !important; padding: 0 !important;' +
+        'transform: none !important; pointer-events: auto !important;';
+      spacer.style.cssText = 'all: initial !important; display: block !important;' +
+        'height: ' + (phone ? '88px' : '0') + ' !important; pointer-events: none !important;';
+    }
+    place();
+    if (window.matchMedia) {
+      var mq = window.matchMedia(PHONE);
+      if (mq.addEventListener) { mq.addEventListener('change', place); }
+      else if (mq.addListener) { mq.addListener(place); }
+    }
 
     var box = document.createElement('button');
     box.type = 'button';
     box.className = 'kefu_box';
-    box.setAttribute('aria-label', '在线客服 · Chat with us');
-    box.title = '在线客服 · Chat with us';
-    var s = box.style;  // the document's .kefu_box CSS, kept inline so host CSS cannot break it
-    s.zIndex = '2147483000'; s.width = '60px'; s.height = '60px'; s.cursor = 'pointer';
-    s.position = 'fixed'; s.top = '60%'; s.right = '5%'; s.border = '0'; s.padding = '0';
-    s.borderRadius = '50%'; s.boxShadow = '0 4px 14px rgba(0,0,0,.25)';
-    s.background = 'url("' + base + '/assets/images/index/im.png") no-repeat center / cover';
+    box.setAttribute('aria-label', label);
+    box.title = label;
+    var root = host.attachShadow ? host.attachShadow({ mode: 'open' }) : null;
+    if (root) {
+      var st = document.createElement('style');
+      st.textContent =
+        ':host { all: initial; }' +
+        '.kefu_box { all: initial; box-sizing: border-box; display: block; width: 60px;' +
+        ' height: 60px; border-radius: 50%; cursor: pointer; text-align: center;' +
+        ' background: #0f766e url("' + icon.replace(/["\\\n]/g, '') + '") no-repeat center / cover;' +
+        ' box-shadow: 0 4px 14px rgba(0,0,0,.25); transition: transform .15s, box-shadow .15s; }' +
+        '.kefu_box:hover { transform: scale(1.06); box-shadow: 0 6px 18px rgba(0,0,0,.3); }' +
+        '.kefu_box:focus-visible { outline: 3px solid #f59e0b; outline-offset: 3px; }' +
+        '@media (prefers-reduced-motion: reduce) { .kefu_box { transition: none; } }';
+      root.appendChild(st);
+      root.appendChild(box);
+    } else {  // old browsers: the document's .kefu_box CSS, inline
+      box.style.cssText = 'all: initial; display: block; width: 60px; height: 60px;' +
+        'cursor: pointer; border-radius: 50%; box-shadow: 0 4px 14px rgba(0,0,0,.25);' +
+        'background: url("' + icon.replace(/["\\\n]/g, '') + '") no-repeat center / cover;';
+      host.appendChild(box);
+    }
+
     box.addEventListener('click', function () {
       var q = ['business_id=' + enc(business), 'visiter_id=' + enc(visiter),
                'visiter_name=' + enc(a.getAttribute('visiter_name') || ''),
@@ -38,13 +99,13 @@
                'from_url=' + enc(location.href.slice(0, 1000))];
       if (a.getAttribute('special')) { q.push('special=' + enc(a.getAttribute('special'))); }
       var url = base + '/index/index/home?' + q.join('&');
-      var phone = window.matchMedia && window.matchMedia('(max-width: 768px)').matches;
-      if (phone) { location.href = url; return; }
-      var w = window.open(url, 'wolive_' + business,
+      if (isPhone()) { location.href = url; return; }
+      var w = window.open(url, 'wolive_' + business.replace(/\W/g, '_'),
         'width=440,height=680,left=' + Math.max(0, screen.width - 480) + ',top=80,resizable=yes');
       if (!w) { location.href = url; } else { try { w.focus(); } catch (e) { /* ignore */ } }
     });
-    document.body.appendChild(box);
+    document.body.appendChild(spacer);
+    document.body.appendChild(host);
   }
 
   function enc(v) { return encodeURIComponent(v); }

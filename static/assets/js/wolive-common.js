@@ -56,6 +56,28 @@
     return (d.getMonth() + 1) + '-' + d.getDate() + ' ' + hm;
   };
 
+  /* A message's bubble. Text as text; msg_type "image": an <img> only for this server's
+   * /upload/ paths; "file" (content "URL\nname"): a download link. Never HTML. */
+  W.UPLOAD_PATH = /^\/upload\/[0-9a-f]{32}\.[a-z0-9]{1,5}$/;
+  W.bubble = function (m) {
+    var type = m.msg_type || 'text', content = String(m.content || '');
+    var url = content.split('\n')[0];
+    if ((type === 'image' || type === 'file') && W.UPLOAD_PATH.test(url)) {
+      var b = W.el('div', 'bubble ' + type);
+      if (type === 'image') {
+        var a = W.el('a'); a.href = url; a.target = '_blank'; a.rel = 'noopener';
+        var img = W.el('img'); img.src = url; img.alt = ''; img.loading = 'lazy';
+        a.appendChild(img); b.appendChild(a);
+      } else {
+        var f = W.el('a', 'file', content.slice(url.length + 1) || url.slice(8));
+        f.href = url; f.setAttribute('download', ''); f.rel = 'noopener';
+        b.appendChild(f);
+      }
+      return b;
+    }
+    return W.el('div', 'bubble', content);
+  };
+
   /* A message list that shows each cid once, in cid order, whatever order they arrive in. */
   W.MessageList = function (container) {
     this.box = container;
@@ -72,7 +94,7 @@
     }
     var row = W.el('div', 'msg ' + (mine ? 'mine' : 'theirs'));
     if (m.cid) { row.dataset.cid = m.cid; }
-    row.appendChild(W.el('div', 'bubble', m.content));
+    row.appendChild(W.bubble(m));
     row.appendChild(W.el('div', 'time', W.time(m.timestamp || Date.now() / 1000)));
     var before = null;
     if (m.cid) {
