@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import admin, assets, event, manager, pusher, set as set_api
+from . import content, history
 from . import upload, video, webhook, wechat
 from . import typing as typing_api, visitor_info
 from . import pages
@@ -18,8 +19,8 @@ def default_handlers() -> list[Any]:
     out: list[Any] = []
     out.extend(typing_api.routes() + visitor_info.routes())  # the workbench (issue 5)
     out.extend(pages.routes())  # the console's other pages (issue 5)
-    for module in (pusher, event, set_api, manager, upload, video, webhook, wechat, admin,
-                   assets):
+    for module in (pusher, event, set_api, manager, content, history, upload, video, webhook,
+                   wechat, admin, assets):
         out.extend(module.routes())
     return out
 

@@ -38,9 +38,22 @@ def _v3_service_load(conn: Connection) -> None:
     the tie-break of auto-assignment (fewest open conversations, then idle longest)."""
 
 
+def _v4_message_state(conn: Connection) -> None:
+    """`wolive_message.state`: unread / readed, so the console can tell new messages."""
+    if "state" in _columns(conn, "wolive_message"):
+        return
+    if conn.dialect.name == "mysql":
+        ddl = ("ALTER TABLE wolive_message ADD COLUMN state ENUM('unread','readed') "
+               "NOT NULL DEFAULT 'unread'")
+    else:
+        ddl = "ALTER TABLE wolive_message ADD COLUMN state VARCHAR(6) NOT NULL DEFAULT 'unread'"
+    conn.execute(text(ddl))
+
+
 #: Migration for version N is MIGRATIONS[N - 1]. Append only.
 MIGRATIONS: list[Callable[[Connection], None]] = [
     _v1_wolive_tables,
     _v2_chat_message_type,
     _v3_service_load,
+    _v4_message_state,
 ]

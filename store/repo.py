@@ -22,6 +22,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from . import schema as t
 from .agents import AgentStore
 from .base import Row, StoreBase
+from .content import ContentStore
+from .history import HistoryStore
 from .migrations import MIGRATIONS
 from .wechat import WechatStore
 from .workbench import WorkbenchStore
@@ -81,8 +83,7 @@ class Conversation:
         return self.__dict__.copy()
 
 
-class Store(AgentStore, WechatStore, WorkbenchStore,
-            StoreBase):
+class Store(AgentStore, ContentStore, HistoryStore, WechatStore, WorkbenchStore, StoreBase):
     """The repository. Build with `await Store.open(url)`; close with `await store.close()`.
 
     Areas of the product add their SQL as mixins (subclasses of `StoreBase` in their own

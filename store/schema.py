@@ -138,6 +138,9 @@ message = Table(
     Column("business_id", String(100)),
     Column("timestamp", mysql.TIMESTAMP().with_variant(String(32), "sqlite"), nullable=False,
            server_default=_NOW),
+    # Not in the document (migration 4): whether an agent has read the message.
+    Column("state", _enum("unread", "readed", name="message_state"), nullable=False,
+           server_default="unread"),
     Index("message_timestamp", "timestamp"),
     Index("message_web", "business_id"),
     **_MYSQL,
