@@ -29,13 +29,15 @@
   };
 
   /* A Pusher client against this server (same host; WoLive's 9090 port when configured). */
-  W.pusher = function (cfg, onState) {
+  W.pusher = function (cfg, onState, extra) {
     var tls = location.protocol === 'https:';
     var port = cfg.ws_port || Number(location.port) || (tls ? 443 : 80);
-    var p = new Pusher(cfg.key, {
+    var opts = {
       cluster: 'wolive', wsHost: location.hostname, wsPort: port, wssPort: port,
       forceTLS: tls, enabledTransports: ['ws', 'wss'], disableStats: true
-    });
+    };
+    Object.keys(extra || {}).forEach(function (k) { opts[k] = extra[k]; });
+    var p = new Pusher(cfg.key, opts);
     if (onState) {
       p.connection.bind('state_change', function (s) { onState(s.current, s.previous); });
     }
@@ -108,6 +110,19 @@
     if (atBottom || mine) { this.box.scrollTop = this.box.scrollHeight; }
     return true;
   };
+  /* The newest cid shown (0: none): what to ask for with `after` after a reconnect. */
+  W.MessageList.prototype.lastCid = function () {
+    var max = 0;
+    Object.keys(this.seen).forEach(function (k) { if (Number(k) > max) { max = Number(k); } });
+    return max;
+  };
+  W.MessageList.prototype.firstCid = function () {
+    var min = 0;
+    Object.keys(this.seen).forEach(function (k) {
+      if (!min || Number(k) < min) { min = Number(k); }
+    });
+    return min;
+  };
   W.MessageList.prototype.system = function (text) {
     var row = W.el('div', 'msg system');
     row.appendChild(W.el('div', 'bubble', text));
@@ -143,6 +158,52 @@
         form.requestSubmit ? form.requestSubmit() : form.dispatchEvent(new Event('submit'));
       }
     });
+  };
+
+  /* No lost messages (issue 5). `W.onReconnect(pusher, fn)` calls fn() each time the
+   * connection comes back after having been lost (not on the first connect); pusher-js itself
+   * reconnects and subscribes again. `W.fetchMissed(list, url, params, mine)` then asks `url`
+   * (a history URL that takes `after`) for every message after `list.lastCid()`, page by page,
+   * and adds each to the MessageList (which shows each cid once, in cid order); `mine(m)` says
+   * whether a message is the page's own. Resolves to the messages added. One run at a time per
+   * list: a second call while one runs waits for it and runs again. Visitor window:
+   *   W.onReconnect(pusher, function () { W.fetchMissed(list, '/admin/event/history',
+   *     {visiter_id: .., business_id: .., channel: ..},
+   *     function (m) { return m.direction === 'to_service'; }); });                       */
+  W.MISSED_PAGE = 100;
+  W.onReconnect = function (pusher, fn) {
+    var was = false, lost = false;
+    pusher.connection.bind('state_change', function (s) {
+      if (s.current === 'connected') {
+        if (was && lost) { lost = false; fn(); }
+        was = true;
+      } else if (was) {
+        lost = true;
+      }
+    });
+  };
+  W.fetchMissed = function (list, url, params, mine) {
+    var run = function () {
+      var added = [];
+      var page = function () {
+        var q = {};
+        Object.keys(params || {}).forEach(function (k) { q[k] = params[k]; });
+        q.after = list.lastCid();
+        q.limit = W.MISSED_PAGE;
+        return W.api('GET', url, q).then(function (r) {
+          if (r.code !== 0 || !r.data) { return added; }
+          r.data.forEach(function (m) {
+            if (list.add(m, mine ? mine(m) : false)) { added.push(m); }
+          });
+          return r.data.length >= W.MISSED_PAGE ? page() : added;
+        });
+      };
+      return page();
+    };
+    var prev = list._missed || Promise.resolve();
+    var next = prev.then(run, run);
+    list._missed = next.catch(function () { return []; });
+    return next;
   };
 
   W.CONN_TEXT = {
