@@ -57,7 +57,6 @@ SHUTDOWN_DRAIN_S = 5
 MAX_BODY_BYTES = 32 * 1024 * 1024
 
 
-
 _access_log = logging.getLogger("tornado.access")
 
 
@@ -152,7 +151,7 @@ def _check(schema: dict[str, Any], given: Any, path: str) -> dict[str, Any]:
     return out
 
 
-def load_config(path: Optional[str], overrides: Optional[dict[str, Any]] = None
+def load_config(path: str | None, overrides: dict[str, Any] | None = None
                 ) -> dict[str, Any]:
     """Read and check a YAML config. Raises `ConfigProblem` naming the bad key."""
     data: Any = {}
@@ -277,14 +276,14 @@ class Wolive:
     legacy_ws_app: tornado.web.Application
     legacy_api_app: tornado.web.Application
     servers: list[tornado.httpserver.HTTPServer] = field(default_factory=list)
-    sweeper: Optional[tornado.ioloop.PeriodicCallback] = None
-    webhooks: Optional[Webhooks] = None
+    sweeper: tornado.ioloop.PeriodicCallback | None = None
+    webhooks: Webhooks | None = None
 
     def listen(self) -> dict[str, int]:
         """Bind every configured port; returns {name: port} (a port 0 gets a free one)."""
         srv = self.config["server"]
         bound: dict[str, int] = {}
-        plan: list[tuple[str, Optional[int], tornado.web.Application]] = [
+        plan: list[tuple[str, int | None, tornado.web.Application]] = [
             ("main", srv["port"], self.app),
             ("legacy_ws", srv["legacy_ws_port"], self.legacy_ws_app),
             ("legacy_api", srv["legacy_api_port"], self.legacy_api_app),
@@ -302,11 +301,14 @@ class Wolive:
             self.servers.append(server)
             bound[name] = sockets[0].getsockname()[1]
         self.app.settings["wolive_ports"] = bound
-        self.sweeper = tornado.ioloop.PeriodicCallback(self.hub.sweep, SWEEP_INTERVAL_S * 1000)
+        self.sweeper = tornado.ioloop.PeriodicCallback(self._sweep, SWEEP_INTERVAL_S * 1000)
         self.sweeper.start()
         return bound
 
-    def ssl_context(self) -> Optional[ssl.SSLContext]:
+    def _sweep(self) -> None:
+        self.hub.sweep()
+
+    def ssl_context(self) -> ssl.SSLContext | None:
         """With `server.tls_cert` and `tls_key`, every listener speaks https/wss."""
         srv = self.config["server"]
         if not srv["tls_cert"]:
@@ -333,7 +335,7 @@ class Wolive:
         for server in self.servers:
             try:
                 await asyncio.wait_for(server.close_all_connections(), SHUTDOWN_DRAIN_S)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 log.warning("connections still open after %s s; closing anyway",
                             SHUTDOWN_DRAIN_S)
         await self.store.close()
@@ -409,7 +411,7 @@ async def create_admin(cfg: dict[str, Any], business_id: str, user_name: str,
         await store.close()
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="wolive.py", description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=None, help="YAML config (see config.yaml)")
     parser.add_argument("--create-admin", metavar="USER_NAME",

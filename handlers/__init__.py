@@ -32,4 +32,4 @@ def legacy_ws_handlers() -> list[Any]:
 
 def legacy_api_handlers() -> list[Any]:
     """WoLive's HTTP API port (2080): the Pusher HTTP API only."""
-    return [r for r in pusher.routes() if r[0].startswith("/apps/")]
+    return [r for r in pusher.routes() if r[0].startswith(("/apps/", "/users/"))]

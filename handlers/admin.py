@@ -90,7 +90,8 @@ class InstallHandler(PageHandler):
             check_new_password(form["password"], form["password2"])
         except ApiError as exc:
             self.set_status(400)
-            return self.render("install.html", error=exc.msg, form=form)
+            self.render("install.html", error=exc.msg, form=form)
+            return
         hashed = await hash_password(form["password"], self.config["security"]["bcrypt_rounds"])
         try:
             row = await self.store.install(form["business_id"], form["user_name"],
@@ -115,11 +116,11 @@ class LoginHandler(PageHandler):
         user_name = self.get_body_argument("username", "")[:64]
         password = self.get_body_argument("password", "")[:200]
         row = await self.store.find_service_by_name(user_name) if user_name else None
-        ok = bool(row) and await check_password(password, row["password"], user_name)
-        if not ok or row is None:
+        if row is None or not await check_password(password, row["password"], user_name):
             self.set_status(401)
-            return self.render("login.html", error="wrong user name or password / 用户名或密码错误",
-                               user_name=user_name)
+            self.render("login.html", error="wrong user name or password / 用户名或密码错误",
+                        user_name=user_name)
+            return
         if not row["password"].startswith("$2"):  # upgrade a legacy md5 hash once
             row["password"] = await hash_password(password,
                                                   self.config["security"]["bcrypt_rounds"])

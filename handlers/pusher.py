@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 from collections.abc import Callable
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -44,6 +45,8 @@ class _WSConnection:
     """
 
     __slots__ = ("handler", "open", "socket_id", "_stream", "_sock")
+    _stream: tornado.iostream.IOStream
+    _sock: socket.socket | None
 
     def __init__(self, socket_id: str, handler: PusherSocket) -> None:
         self.socket_id = socket_id
@@ -88,7 +91,11 @@ class _WSConnection:
             if ws is None or ws.is_closing():
                 self.open = False
                 return False
-            stream = self._stream = ws.stream  # type: ignore[attr-defined]
+            found = ws.stream  # type: ignore[attr-defined]
+            if found is None:
+                self.open = False
+                return False
+            stream = self._stream = found
             # A TLS stream keeps state of its own: always through IOStream.write.
             self._sock = stream.socket if type(stream) is tornado.iostream.IOStream else None
         sock = self._sock

@@ -259,8 +259,8 @@ class Chat:
                         r["load"] += 1
                         r["idle_since_ms"] = int(time.time() * 1000)
                 done.append((row.as_dict(), chosen))
-        for row, chosen in done:
-            visitor = await self.store.get_visiter(row["visiter_id"], business_id)
+        for taken, chosen in done:
+            visitor = await self.store.get_visiter(taken["visiter_id"], business_id)
             await self._announce(visitor, business_id, chosen, 0,
                                  await self._agent_card(chosen), "assigned")
         return len(done)

@@ -139,7 +139,7 @@ class AgentStore(StoreBase):
                     state="offline"))
             except IntegrityError as exc:
                 raise Conflict("user_name taken") from exc
-            sid = res.inserted_primary_key[0]
+            sid = self._inserted_id(res)
             return await self._one(conn, select(*_public_columns()).where(
                 t.service.c.service_id == sid)) or {}
 

@@ -17,6 +17,14 @@ class StoreBase:
         self.dialect = engine.dialect.name
 
     @staticmethod
+    def _inserted_id(result: Any) -> int:
+        """The new row's primary key after an INSERT."""
+        key = result.inserted_primary_key
+        if key is None:  # every table here has an autoincrement key
+            raise RuntimeError("INSERT returned no primary key")
+        return int(key[0])
+
+    @staticmethod
     async def _one(conn: AsyncConnection, stmt: Any) -> Row | None:
         row = (await conn.execute(stmt)).mappings().first()
         return dict(row) if row is not None else None

@@ -190,7 +190,7 @@ class Store(AgentStore, ContentStore, HistoryStore, WechatStore, WorkbenchStore,
                     state="offline"))
             except IntegrityError as exc:
                 raise Conflict("user_name taken") from exc
-            sid = res.inserted_primary_key[0]
+            sid = self._inserted_id(res)
             return await self._one(conn, select(t.service).where(
                 t.service.c.service_id == sid)) or {}
 
@@ -207,7 +207,7 @@ class Store(AgentStore, ContentStore, HistoryStore, WechatStore, WorkbenchStore,
                 res = await conn.execute(insert(t.service).values(**values))
             except IntegrityError as exc:
                 raise Conflict("user_name taken") from exc
-            sid = res.inserted_primary_key[0]
+            sid = self._inserted_id(res)
             return await self._one(conn, select(t.service).where(
                 t.service.c.service_id == sid)) or {}
 
@@ -512,9 +512,9 @@ class Store(AgentStore, ContentStore, HistoryStore, WechatStore, WorkbenchStore,
             cids = [r["last_cid"] for r in rows if r["last_cid"]]
             last: dict[int, Row] = {}
             if cids:
-                for m in (await conn.execute(select(c.c.cid, c.c.content, c.c.timestamp)
-                                             .where(c.c.cid.in_(cids)))).mappings():
-                    last[m["cid"]] = dict(m)
+                for found in (await conn.execute(select(c.c.cid, c.c.content, c.c.timestamp)
+                                                 .where(c.c.cid.in_(cids)))).mappings():
+                    last[found["cid"]] = dict(found)
         out = []
         for r in rows:
             m = last.get(r["last_cid"] or 0, {})
@@ -551,7 +551,7 @@ class Store(AgentStore, ContentStore, HistoryStore, WechatStore, WorkbenchStore,
                       timestamp=int(timestamp if timestamp is not None else time.time()))
         async with self.engine.begin() as conn:
             res = await conn.execute(insert(t.chats).values(**values))
-            values["cid"] = res.inserted_primary_key[0]
+            values["cid"] = self._inserted_id(res)
         return values
 
     async def chats_of(self, visiter_id: str, business_id: str, before_cid: int = 0,
@@ -599,4 +599,4 @@ class Store(AgentStore, ContentStore, HistoryStore, WechatStore, WorkbenchStore,
             res = await conn.execute(insert(t.message).values(
                 business_id=business_id, name=name, moblie=moblie, email=email,
                 content=content))
-            return {"mid": res.inserted_primary_key[0]}
+            return {"mid": self._inserted_id(res)}

@@ -8,6 +8,8 @@ migrations have run.
 """
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -26,7 +28,7 @@ from sqlalchemy.dialects import mysql
 metadata = MetaData()
 
 # MySQL-only table options; other dialects ignore the prefixed keywords.
-_MYSQL = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4",
+_MYSQL: dict[str, Any] = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4",
           "mysql_collate": "utf8mb4_unicode_ci"}
 
 _NOW = text("CURRENT_TIMESTAMP")
