@@ -50,10 +50,21 @@ def _v4_message_state(conn: Connection) -> None:
     conn.execute(text(ddl))
 
 
+def _v5_chats_conversation_index(conn: Connection) -> None:
+    """`wolive_chats` index `chats_conversation` (visiter_id, business_id, cid): a
+    conversation's messages, its last message and unread count without scanning the
+    business (docs/performance.md, "Console and history page load")."""
+    if "chats_conversation" in {i["name"] for i in inspect(conn).get_indexes("wolive_chats")}:
+        return
+    conn.execute(text("CREATE INDEX chats_conversation ON wolive_chats "
+                      "(visiter_id, business_id, cid)"))
+
+
 #: Migration for version N is MIGRATIONS[N - 1]. Append only.
 MIGRATIONS: list[Callable[[Connection], None]] = [
     _v1_wolive_tables,
     _v2_chat_message_type,
     _v3_service_load,
     _v4_message_state,
+    _v5_chats_conversation_index,
 ]
