@@ -174,17 +174,9 @@ class Video:
         return visitor, int(queue["service_id"])
 
     async def _agents_visitor(self, agent: Agent, visiter_id: str) -> dict[str, Any]:
-        """The visitor row if `agent` may talk to it (the rule of `/admin/set/chats`: its
-        own conversation, or any of its business's for a manager). Raises `ChatError`."""
-        try:
-            visitor = await self.store.get_visiter(visiter_id, agent.business_id)
-        except NotFound:
-            raise ChatError(1, "no such visitor in your business", 404) from None
-        queue = await self.store.get_queue(visiter_id, agent.business_id)
-        if queue is None:
-            raise ChatError(1, "no conversation with this visitor", 404)
-        if queue["service_id"] != agent.service_id and agent.level == "service":
-            raise ChatError(1, "this visitor is talking to another agent", 403)
+        """The visitor row if `agent` may talk to it: the conversation rule of
+        `/admin/set/chats` (`Chat._queue_for`). Raises `ChatError`."""
+        visitor, _queue = await self.chat._queue_for(agent, visiter_id)
         return visitor
 
     # ---- use cases ----------------------------------------------------------------------
