@@ -10,6 +10,30 @@ from store.workbench import EDITABLE
 from .base import AgentApiHandler
 
 
+@functools.lru_cache(maxsize=1)
+def _geoip() -> Any:
+    from geoip2fast import GeoIP2Fast  # its country data ships inside the package
+    return GeoIP2Fast(verbose=False)
+
+
+@functools.lru_cache(maxsize=4096)
+def place_of(ip: str) -> str:
+    """The country of an IP address, e.g. "China (CN)"; "Localhost" / "Private Network ..."
+    for local addresses; "" when unknown or not an address (geoip2fast's bundled data)."""
+    if not ip:
+        return ""
+    try:
+        found = _geoip().lookup(ip)
+    except Exception:  # a malformed address is simply unknown
+        return ""
+    if getattr(found, "is_private", False):
+        return str(found.country_name)
+    code = str(getattr(found, "country_code", "") or "")
+    if not code or code == "--":
+        return ""
+    return f"{found.country_name} ({code})"
+
+
 @functools.lru_cache(maxsize=2048)
 def parse_user_agent(ua: str) -> dict[str, Any]:
     """`{browser, os, device, mobile}` from a User-Agent (ua-parser); empty strings when
@@ -45,7 +69,8 @@ class VisitorInfoHandler(AgentApiHandler):
         return {
             "visiter_id": visiter_id, "visiter_name": visitor["visiter_name"],
             "avatar": visitor["avatar"], "channel": visitor["channel"],
-            "online": visitor["state"] == "online", "ip": visitor["ip"], "place": "",
+            "online": visitor["state"] == "online", "ip": visitor["ip"],
+            "place": place_of(visitor["ip"]),
             "from_url": visitor["from_url"], "referrer": info.get("referrer", "") or "",
             "user_agent": ua, "device": parse_user_agent(ua),
             "first_visit": int(info.get("first_visit") or 0),

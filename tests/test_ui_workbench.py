@@ -200,6 +200,7 @@ async def test_visitor_card_device_visits_and_notes(wolive_server: Any, base_url
     assert card["visits"] == 1, "a reload within half an hour is the same visit"
     assert card["first_visit"] > 0 and card["last_visit"] >= card["first_visit"]
     assert card["ip"] == "127.0.0.1" and card["online"] is True
+    assert card["place"] == "Localhost"
     # A visit long after the last counts again.
     db_rows(s.db, "UPDATE wolive_visiter_info SET last_visit = last_visit - 7200")
     await v1.client.fetch("/index/index/home", form={"business_id": BIZ, "visiter_id": "v1"})
@@ -514,3 +515,12 @@ def test_workbench_survives_a_server_restart(
             stop_server(server)
     # While the server was down, the pages' requests failed: expected.
     problems.check(allow=r"request failed|ERR_CONNECTION_REFUSED|WebSocket")
+
+
+@pytest.mark.parametrize("ip, place", [("114.114.114.114", "China (CN)"),
+                                       ("8.8.8.8", "United States (US)"),
+                                       ("10.1.2.3", "Private Network Class A"),
+                                       ("", ""), ("not an ip", "")])
+def test_place_of_an_ip(ip: str, place: str) -> None:
+    from handlers.visitor_info import place_of
+    assert place_of(ip) == place
