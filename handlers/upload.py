@@ -15,6 +15,7 @@ the multipart envelope is ever buffered.
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any, cast
 
 import tornado.httputil
@@ -30,7 +31,12 @@ from realtime.uploads import (
 )
 
 from .base import AgentApiHandler, ApiError, BaseHandler, VisitorApiHandler
+from .content import ConsoleHandler
 from .event import VisitorMixin
+
+#: The chime served at the document's default `voice_address`.
+DEFAULT_VOICE_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                  "static", "assets", "sounds", "notify.wav")
 
 #: Bytes read from disk per write when serving a stored file.
 SERVE_CHUNK_BYTES = 64 * 1024
@@ -182,6 +188,36 @@ class AvatarUploadHandler(UploadForm, AgentApiHandler):
         self.answer(0, "", stored.url)
 
 
+class VoiceUploadHandler(UploadForm, ConsoleHandler):
+    """`/admin/manager/uploadvoice` (field `voice`: an MP3, WAV, OGG or M4A file, checked by
+    content): the business's new-message sound. Stores it and sets `voice_address` to it.
+    Manager (its business) or super_manager (`business_id`). Answer `{code: 0, msg: "成功",
+    data: <the switches, as /admin/manager/switches>}`; 415 not a sound file."""
+
+    async def post(self) -> None:
+        upload = self.read_form("voice")
+        business_id = self.scoped_business("manager")
+        _ext, mime, _kind = self.uploads.detect(upload.body, image_only=False)
+        if not mime.startswith("audio/"):
+            raise UploadError(415, "only MP3, WAV, OGG or M4A sound files / 只能上传声音文件")
+        stored = await self.uploads.save(upload.body, upload.filename, image_only=False)
+        self.answer(0, "成功", await self.content.set_switches(
+            self.agent, business_id, {"voice_address": stored.url}))
+
+
+class DefaultVoiceHandler(BaseHandler):
+    """`/upload/voice/default.mp3`, the document's default `voice_address`: a short chime
+    shipped in static/assets/sounds (WAV bytes; browsers play by content)."""
+
+    def get(self) -> None:
+        with open(DEFAULT_VOICE_FILE, "rb") as f:
+            body = f.read()
+        self.set_header("Content-Type", "audio/wav")
+        self.set_header("Cache-Control", "public, max-age=86400")
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.finish(body)
+
+
 class StoredFileHandler(BaseHandler):
     """`GET /upload/<32 hex>.<ext>`: a stored upload, with the type detected when it was
     stored (never text/html), `nosniff`, a sandboxing CSP, and for files
@@ -237,6 +273,8 @@ def routes() -> list[Any]:
         (r"/admin/set/upload", AgentUploadHandler, {"field": "upload", "image_only": True}),
         (r"/admin/set/uploadfile", AgentUploadHandler, {"field": "folder", "image_only": False}),
         (r"/admin/manager/uploadpic", AvatarUploadHandler),
+        (r"/admin/manager/uploadvoice", VoiceUploadHandler),
+        (r"/upload/voice/default\.mp3", DefaultVoiceHandler),
         (r"/upload/([^/]+)", StoredFileHandler),
     ]
 

@@ -436,6 +436,61 @@ async def test_avatar_upload(base_url: str, ws_base: str, cfg: dict,
     assert (code, body["code"]) == (415, 1) and "too large" in body["msg"]
 
 
+def wav_bytes() -> bytes:
+    import io
+    import wave
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(b"\x00\x10" * 800)
+    return buf.getvalue()
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_business_sound_upload(base_url: str, ws_base: str, cfg: dict,
+                                     wolive_server: Any) -> None:
+    db = cfg["database"]["url"]
+    boss = Client(base_url)
+    assert (await boss.install(BIZ, "boss", PASSWORD)).code == 302
+    # The document's default voice_address plays before anything is uploaded.
+    resp = await boss.fetch("/upload/voice/default.mp3")
+    assert resp.code == 200 and resp.headers["Content-Type"] == "audio/wav"
+    assert resp.body[:4] == b"RIFF"
+    code, body = await post_form(boss, "/admin/manager/uploadvoice", {},
+                                 {"voice": ("ding.wav", wav_bytes())})
+    assert (code, body["code"], body["msg"]) == (200, 0, "成功"), body
+    path = body["data"]["voice_address"]
+    assert path.startswith("/upload/") and path.endswith(".wav")
+    assert db_rows(db, "SELECT voice_address FROM wolive_business WHERE business_id = %s",
+                   (BIZ,))[0]["voice_address"] == path
+    resp = await boss.fetch(path)
+    assert resp.headers["Content-Type"] == "audio/wav" and resp.body == wav_bytes()
+    # Not a sound: refused, voice_address unchanged.
+    code, body = await post_form(boss, "/admin/manager/uploadvoice", {},
+                                 {"voice": ("ding.mp3", png_bytes())})
+    assert (code, body["code"]) == (415, 1)
+    assert db_rows(db, "SELECT voice_address FROM wolive_business")[0]["voice_address"] == path
+    # Levels and businesses.
+    await add_agent(wolive_server, BIZ, "plain")
+    plain = await login(base_url, "plain")
+    code, body = await post_form(plain, "/admin/manager/uploadvoice", {},
+                                 {"voice": ("ding.wav", wav_bytes())})
+    assert (code, body["code"]) == (403, 1)
+    await wolive_server.store.add_business("other")
+    await add_agent(wolive_server, "other", "stranger", level="manager")
+    stranger = await login(base_url, "stranger")
+    code, body = await post_form(stranger, "/admin/manager/uploadvoice",
+                                 {"business_id": BIZ}, {"voice": ("ding.wav", wav_bytes())})
+    assert (code, body["code"]) == (403, 1)
+    code, body = await post_form(Client(base_url), "/admin/manager/uploadvoice", {},
+                                 {"voice": ("ding.wav", wav_bytes())})
+    assert (code, body["code"]) == (401, 1)
+    assert db_rows(db, "SELECT voice_address FROM wolive_business WHERE business_id = %s",
+                   (BIZ,))[0]["voice_address"] == path
+
+
 # ---- serving -----------------------------------------------------------------------------
 
 @pytest.mark.gen_test(timeout=20)

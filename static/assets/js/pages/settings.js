@@ -18,7 +18,8 @@
           'st.noTab': '还没有标签。', 'st.tabCount': '{n} / 20 个', 'st.rule': '访客分配方式',
           'rule.autoLong': '自动分配给空闲客服', 'rule.claimLong': '排队，由客服认领', 'st.video': '视频通话',
           'st.audio': '语音通话', 'st.sound': '新消息提示音', 'st.soundFile': '提示音文件（本服务器上的路径，如 /upload/voice/default.mp3）',
-          'st.soundNote': '服务器没有上传提示音的接口：请把声音文件放到服务器上，再填写它的路径。',
+          'st.soundNote': '上传后立即生效；也可以填写本服务器上的声音文件路径。',
+          'st.soundUpload': '上传提示音（MP3、WAV、OGG）', 'st.soundPlay': '试听',
           'st.open': '商户营业（关闭后访客无法发起对话）', 'st.empty': '请先填写内容' },
     en: { 'st.greeting': 'Greeting', 'st.quick': 'Quick replies', 'st.faq': 'FAQ', 'st.tabs': 'Visitor tabs', 'st.switches': 'Switches',
           'st.greetingHelp': 'The first line a visitor gets when you take the chat (plain text).', 'st.myGreeting': 'My greeting',
@@ -33,7 +34,8 @@
           'st.noTab': 'No tabs yet.', 'st.tabCount': '{n} of 20', 'st.rule': 'How visitors are assigned',
           'rule.autoLong': 'Automatically, to a free agent', 'rule.claimLong': 'They queue and agents claim them', 'st.video': 'Video calls',
           'st.audio': 'Voice calls', 'st.sound': 'Sound on new messages', 'st.soundFile': 'Sound file (a path on this server, like /upload/voice/default.mp3)',
-          'st.soundNote': 'The server has no upload for sounds: put the file on the server and enter its path.',
+          'st.soundNote': 'An upload takes effect at once; you can also enter the path of a sound file on this server.',
+          'st.soundUpload': 'Upload a sound (MP3, WAV, OGG)', 'st.soundPlay': 'Play',
           'st.open': 'Business open (closed: visitors cannot start a chat)', 'st.empty': 'Please write something first' }
   });
   Wolive.i18n.apply(document);
@@ -176,5 +178,28 @@
     if (!changed) { P.toast(t('c.saved')); return; }
     P.call('POST', '/admin/manager/switches', p, swErr).then(function (d) { fill(d); P.toast(t('c.saved')); })
       .catch(function () {});
+  });
+  // The business's sound: POST /admin/manager/uploadvoice (field `voice`) sets voice_address.
+  document.getElementById('voice-file').addEventListener('change', function (e) {
+    var file = e.target.files[0];
+    if (!file) { return; }
+    var fd = new FormData();
+    fd.append('voice', file);
+    fd.append('business_id', boot.business_id);
+    var x = document.cookie.match('(?:^|; )_xsrf=([^;]*)');
+    fetch('/admin/manager/uploadvoice', { method: 'POST', body: fd, credentials: 'same-origin',
+      headers: { 'X-XSRFToken': x ? decodeURIComponent(x[1]) : '' } })
+      .then(function (r) { return r.json(); })
+      .then(function (r) {
+        if (r.code !== 0) { throw new Error(r.msg); }
+        fill(r.data); P.toast(t('c.saved'));
+      })
+      .catch(function (err) { P.toast(t('c.error', { msg: err.message || '' }), true); });
+    e.target.value = '';
+  });
+  document.getElementById('voice-play').addEventListener('click', function () {
+    var addr = sw.elements.voice_address.value.trim() || '/upload/voice/default.mp3';
+    if (!/^\/[A-Za-z0-9_\-.\/]+$/.test(addr)) { return; }
+    try { new Audio(addr).play().catch(function () {}); } catch (err) { /* no audio */ }
   });
 })();
