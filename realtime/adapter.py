@@ -9,7 +9,7 @@ import logging
 import time
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -96,10 +96,6 @@ class Adapter(ABC):
     @abstractmethod
     def channels(self, app_id: str, prefix: str = "") -> dict[str, int]:
         """Occupied channels of the app whose name starts with `prefix`, with socket counts."""
-
-    @abstractmethod
-    def subscribers(self, app_id: str, channel: str) -> Iterable[Connection]:
-        """The sockets subscribed to `channel` on this node."""
 
     # ---- presence membership (Pusher "Presence channels") -------------------------------
 
@@ -201,9 +197,6 @@ class LocalAdapter(Adapter):
     def channels(self, app_id: str, prefix: str = "") -> dict[str, int]:
         return {name: len(members) for name, members in self._apps.get(app_id, {}).items()
                 if name.startswith(prefix)}
-
-    def subscribers(self, app_id: str, channel: str) -> Iterable[Connection]:
-        return list(self._apps.get(app_id, {}).get(channel, {}).values())
 
     def add_member(self, app_id: str, channel: str, socket_id: str, user_id: str,
                    user_info: Any) -> bool:

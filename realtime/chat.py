@@ -20,8 +20,7 @@ from .signing import same, visitor_channel
 
 #: Longest message text (characters); a chat line, not a document. Configurable.
 MAX_MESSAGE_CHARS = 5000
-#: Longest visitor id, name and avatar URL: the document's column sizes.
-MAX_VISITER_ID = 200
+#: Longest visitor name and avatar URL: the document's column sizes.
 MAX_NAME = 255
 MAX_AVATAR = 1024
 VISITER_ID_RE = re.compile(r"^[A-Za-z0-9_\-.:@]{1,200}$")
@@ -627,9 +626,6 @@ def visitor_event(visitor: dict[str, Any]) -> dict[str, Any]:
             "business_id": visitor["business_id"], "from_url": visitor["from_url"],
             "state": visitor["state"]}
 
-
-def now_s() -> int:
-    return int(time.time())
 
 
 def may_join(agent: Agent | None, channel: str) -> dict[str, Any] | None:

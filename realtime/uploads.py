@@ -302,9 +302,3 @@ class Uploads:
             except FileNotFoundError:
                 pass
 
-    def stored_names(self) -> list[str]:
-        """Every stored upload's name (tests and housekeeping)."""
-        try:
-            return sorted(n for n in os.listdir(self.directory) if STORED_NAME_RE.match(n))
-        except FileNotFoundError:
-            return []

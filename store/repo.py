@@ -601,10 +601,3 @@ class Store(AgentStore, ContentStore, HistoryStore, WechatStore, WorkbenchStore,
                 await conn.execute(insert(t.sentence).values(
                     service_id=service_id, content=content, state="using"))
 
-    async def add_message(self, business_id: str, name: str, moblie: str, email: str,
-                          content: str) -> Row:
-        async with self.engine.begin() as conn:
-            res = await conn.execute(insert(t.message).values(
-                business_id=business_id, name=name, moblie=moblie, email=email,
-                content=content))
-            return {"mid": self._inserted_id(res)}
