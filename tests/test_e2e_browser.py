@@ -42,8 +42,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
 # ---- the browser -------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
+def chromium(extra_args: tuple[str, ...] = ()) -> Iterator[Any]:
+    """Debian's Chromium through Playwright (never a downloaded browser); skipped when it is
+    missing, unless $WOLIVE_REQUIRE_BROWSER=1, when the test fails."""
     if not os.path.exists(CHROMIUM):
         msg = f"{CHROMIUM} not found (apt-get install chromium)"
         if REQUIRE_BROWSER:
@@ -51,11 +52,16 @@ def browser() -> Iterator[Any]:
         pytest.skip(msg)
     from playwright.sync_api import sync_playwright
     with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + list(extra_args))
         try:
             yield b
         finally:
             b.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    yield from chromium()
 
 
 class PageProblems:

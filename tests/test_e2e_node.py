@@ -44,28 +44,36 @@ def node_binary() -> str:
     return node
 
 
-def run_script(server: RunningServer) -> dict[str, Any]:
+def run_node_script(server: RunningServer, script: Path, timeout_s: int,
+                    **env_extra: str) -> dict[str, Any]:
+    """Run one of tests/node's scripts against `server`; its last stdout line is a JSON
+    summary. Fails the test (with the script's output and the server log's tail) when it
+    exits non-zero, hangs past `timeout_s` + 15 s, or prints no summary."""
     env = dict(os.environ, WOLIVE_BASE_URL=server.base_url, WOLIVE_APP_KEY=server.app_key,
                WOLIVE_USER=ADMIN_USER, WOLIVE_PASSWORD=ADMIN_PASSWORD,
-               WOLIVE_BUSINESS=BUSINESS, WOLIVE_VISITER_ID=VISITER_ID,
-               WOLIVE_VISITER_NAME=VISITER_NAME, WOLIVE_VISITOR_TEXT=VISITOR_TEXT,
-               WOLIVE_AGENT_TEXT=AGENT_TEXT,
-               WOLIVE_E2E_TIMEOUT_MS=str(SCRIPT_TIMEOUT_S * 1000))
+               WOLIVE_BUSINESS=BUSINESS, **env_extra)
     try:
-        proc = subprocess.run([node_binary(), str(SCRIPT)], cwd=NODE_DIR, env=env,
+        proc = subprocess.run([node_binary(), str(script)], cwd=NODE_DIR, env=env,
                               capture_output=True, text=True, encoding="utf-8",
-                              timeout=SCRIPT_TIMEOUT_S + 15)
+                              timeout=timeout_s + 15)
     except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"e2e_chat.js hung past its own timeout:\nstdout: {exc.stdout}\n"
+        pytest.fail(f"{script.name} hung past its own timeout:\nstdout: {exc.stdout}\n"
                     f"stderr: {exc.stderr}\nserver log:\n{server.logs()[-4000:]}")
     if proc.returncode != 0:
-        pytest.fail(f"e2e_chat.js exited {proc.returncode}\nstderr:\n{proc.stderr}\n"
+        pytest.fail(f"{script.name} exited {proc.returncode}\nstderr:\n{proc.stderr}\n"
                     f"stdout:\n{proc.stdout}\nserver log:\n{server.logs()[-4000:]}")
     lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
-    assert lines, f"e2e_chat.js printed no summary; stderr:\n{proc.stderr}"
-    summary = json.loads(lines[-1])
-    print("e2e_chat.js summary:", json.dumps(summary, ensure_ascii=False))
+    assert lines, f"{script.name} printed no summary; stderr:\n{proc.stderr}"
+    summary: dict[str, Any] = json.loads(lines[-1])
+    print(f"{script.name} summary:", json.dumps(summary, ensure_ascii=False))
     return summary
+
+
+def run_script(server: RunningServer) -> dict[str, Any]:
+    return run_node_script(server, SCRIPT, SCRIPT_TIMEOUT_S, WOLIVE_VISITER_ID=VISITER_ID,
+                           WOLIVE_VISITER_NAME=VISITER_NAME, WOLIVE_VISITOR_TEXT=VISITOR_TEXT,
+                           WOLIVE_AGENT_TEXT=AGENT_TEXT,
+                           WOLIVE_E2E_TIMEOUT_MS=str(SCRIPT_TIMEOUT_S * 1000))
 
 
 @pytest.mark.e2e

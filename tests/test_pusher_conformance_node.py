@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import subprocess
 from typing import Any
 
 import pytest
-from conftest import ADMIN_PASSWORD, ADMIN_USER, BUSINESS, RunningServer
-from test_e2e_node import NODE_DIR, node_binary
+from conftest import BUSINESS, RunningServer
+from test_e2e_node import NODE_DIR, run_node_script
 
 from realtime.signing import derive_master_key
 
@@ -34,26 +32,10 @@ def app_secret(server: RunningServer) -> str:
 
 def run_conformance(server: RunningServer) -> dict[str, Any]:
     secret = app_secret(server)
-    env = dict(os.environ, WOLIVE_BASE_URL=server.base_url, WOLIVE_APP_ID="1",
-               WOLIVE_APP_KEY=server.app_key, WOLIVE_APP_SECRET=secret,
-               WOLIVE_MASTER_KEY_B64=base64.b64encode(derive_master_key(secret)).decode(),
-               WOLIVE_USER=ADMIN_USER, WOLIVE_PASSWORD=ADMIN_PASSWORD,
-               WOLIVE_BUSINESS=BUSINESS, WOLIVE_TIMEOUT_MS=str(SCRIPT_TIMEOUT_S * 1000))
-    try:
-        proc = subprocess.run([node_binary(), str(SCRIPT)], check=False, cwd=NODE_DIR, env=env,
-                              capture_output=True, text=True, encoding="utf-8",
-                              timeout=SCRIPT_TIMEOUT_S + 15)
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"conformance.js hung past its own timeout:\nstdout: {exc.stdout}\n"
-                    f"stderr: {exc.stderr}\nserver log:\n{server.logs()[-4000:]}")
-    if proc.returncode != 0:
-        pytest.fail(f"conformance.js exited {proc.returncode}\nstderr:\n{proc.stderr}\n"
-                    f"stdout:\n{proc.stdout}\nserver log:\n{server.logs()[-4000:]}")
-    lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
-    assert lines, f"conformance.js printed no summary; stderr:\n{proc.stderr}"
-    summary = json.loads(lines[-1])
-    print("conformance.js summary:", json.dumps(summary, ensure_ascii=False))
-    return summary
+    return run_node_script(
+        server, SCRIPT, SCRIPT_TIMEOUT_S, WOLIVE_APP_ID="1", WOLIVE_APP_SECRET=secret,
+        WOLIVE_MASTER_KEY_B64=base64.b64encode(derive_master_key(secret)).decode(),
+        WOLIVE_TIMEOUT_MS=str(SCRIPT_TIMEOUT_S * 1000))
 
 
 @pytest.mark.e2e

@@ -9,7 +9,6 @@ refuses. Screenshots: tests/artifacts/video-*-sqlite.png.
 """
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -17,12 +16,12 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from conftest import ADMIN_USER, BUSINESS, RunningServer
-from test_e2e_browser import (CHROMIUM, CHROMIUM_ARGS, REQUIRE_BROWSER, PageProblems,
-                              agent_login, wait_assigned)
+from test_e2e_browser import (PageProblems, agent_login, chromium, problems,  # noqa: F401 (fixture)
+                              wait_assigned)
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
-MEDIA_ARGS = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
+MEDIA_ARGS = ("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream")
 TIMEOUT_MS = 20_000
 WIDE = {"width": 1920, "height": 1080}
 PHONE = {"width": 360, "height": 740}
@@ -33,27 +32,11 @@ VISITOR_NAME = "王小明"
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     """Chromium as in test_e2e_browser.py, plus a fake camera/microphone that needs no click."""
-    if not os.path.exists(CHROMIUM):
-        msg = f"{CHROMIUM} not found (apt-get install chromium)"
-        if REQUIRE_BROWSER:
-            pytest.fail(msg + " but WOLIVE_REQUIRE_BROWSER=1")
-        pytest.skip(msg)
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + MEDIA_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+    yield from chromium(MEDIA_ARGS)
 
 
 @pytest.fixture
-def problems() -> PageProblems:
-    return PageProblems()
-
-
-@pytest.fixture
-def new_context(browser: Any, problems: PageProblems) -> Iterator[Callable[..., Any]]:
+def new_context(browser: Any, problems: PageProblems) -> Iterator[Callable[..., Any]]:  # noqa: F811
     contexts: list[Any] = []
 
     def make(who: str, **options: Any) -> Any:
@@ -102,7 +85,7 @@ def no_sideways_overflow(page: Any) -> None:
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_video_call_accept_hang_up_and_refuse(running_server: RunningServer,
                                               new_context: Callable[..., Any],
-                                              problems: PageProblems,
+                                              problems: PageProblems,  # noqa: F811 (the fixture)
                                               artifacts: Path) -> None:
     from playwright.sync_api import expect
     server = running_server
