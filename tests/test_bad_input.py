@@ -1,0 +1,65 @@
+"""Bad input never gets a traceback: every documented URL, called by a logged-in
+super_manager and by a stranger with missing, malformed, oversized and oddly typed
+parameters, answers a 4xx (or 2xx) with a readable body — never a 5xx, never an error log
+(the autouse fail_on_error_logs fixture)."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from helpers import Client
+from test_api_docs import documented
+
+PASSWORD = "s3cret-enough"
+#: Values that have broken parsers elsewhere: empty, not a number, negative, huge, odd
+#: characters, a path, markup.
+ODD = ["", "abc", "-1", "9" * 30, "x" * 70_000, "💥\x00\u202e", "../../etc/passwd",
+       "<script>alert(1)</script>", "1.5", " "]
+PARAMS = ["visiter_id", "business_id", "channel", "service_id", "content", "qid", "tid",
+          "before", "after", "limit", "page", "start", "end", "puttime", "state",
+          "user_name", "password", "special", "cid", "typing", "open_id", "level"]
+
+
+def urls() -> list[tuple[str, str]]:
+    out = []
+    for methods, sample in documented():
+        if sample.startswith(("/app/", "/apps/", "/users/", "/assets/")) or sample == "/":
+            continue  # the Pusher API answers its own JSON errors (tests/test_pusher_*.py)
+        for method in sorted(methods & {"GET", "POST"}):
+            out.append((method, sample))
+    return out
+
+
+@pytest.mark.gen_test(timeout=300)
+async def test_no_url_answers_5xx_to_bad_input(base_url: str) -> None:
+    boss = Client(base_url)
+    assert (await boss.install("shop1", "boss", PASSWORD)).code == 302
+    stranger = Client(base_url)
+    await stranger.get_xsrf()
+    problems = []
+    for method, path in urls():
+        for who, client in (("boss", boss), ("stranger", stranger)):
+            for value in ODD:
+                if method == "GET":  # a URL's size is capped by the HTTP server (64 KB)
+                    value = value[:1000]
+                form = {name: value for name in PARAMS}
+                resp = await client.fetch(path, method, form=form)
+                if resp.code >= 500:
+                    problems.append(f"{who} {method} {path} {value[:20]!r}: {resp.code}")
+            # A JSON body of the wrong shapes.
+            for body in (b"[1,2]", b'{"visiter_id": {"a": 1}, "content": [1]}', b"{bad"):
+                if method != "POST":
+                    continue
+                headers = {"Content-Type": "application/json"}
+                if "_xsrf" in client.cookies:
+                    headers["X-XSRFToken"] = client.cookies["_xsrf"]
+                resp = await client.fetch(path, "POST", body=body, headers=headers)
+                if resp.code >= 500:
+                    problems.append(f"{who} POST {path} {body!r}: {resp.code}")
+                elif path.startswith("/admin/") and resp.headers.get(
+                        "Content-Type", "").startswith("application/json"):
+                    parsed: Any = json.loads(resp.body)
+                    assert isinstance(parsed, dict) and "code" in parsed, (path, parsed)
+    assert problems == [], "\n".join(problems)
