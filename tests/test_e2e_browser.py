@@ -79,8 +79,32 @@ class PageProblems:
             f"{who}: console error: {msg.text} ({msg.location.get('url')}) on {page.url}"))
         page.on("response", lambda resp: resp.status >= 400 and self.problems.append(
             f"{who}: HTTP {resp.status} for {resp.url}"))
-        page.on("requestfailed", lambda req: self.problems.append(
-            f"{who}: request failed: {req.url} {req.failure}"))
+        # A page that navigates (reload, goto) cancels its own requests still in flight: those
+        # ERR_ABORTED are the browser's doing, not a failure. Every other failed request is.
+        in_flight: set[Any] = set()
+        orphaned: set[Any] = set()
+
+        def on_request(req: Any) -> None:
+            if req.is_navigation_request() and req.frame == page.main_frame:
+                orphaned.update(in_flight)
+                in_flight.clear()
+            else:
+                in_flight.add(req)
+
+        def on_failed(req: Any) -> None:
+            in_flight.discard(req)
+            if req in orphaned and "ERR_ABORTED" in (req.failure or ""):
+                orphaned.discard(req)
+                return
+            self.problems.append(f"{who}: request failed: {req.url} {req.failure}")
+
+        def on_done(req: Any) -> None:
+            in_flight.discard(req)
+            orphaned.discard(req)
+
+        page.on("request", on_request)
+        page.on("requestfinished", on_done)
+        page.on("requestfailed", on_failed)
 
     def check(self, allow: str = "") -> None:
         left = [p for p in self.problems if not (allow and re.search(allow, p))]
@@ -377,3 +401,30 @@ def test_first_run_install_page(tmp_path: Path, db_url: str, new_context: Callab
     # The form with differing passwords answers 400 (and Chromium logs it): expected.
     problems.check(allow=r"(HTTP 400 for|status of 400 .*\() ?" + re.escape(
         server.base_url + "/install"))
+
+
+def test_page_problems_tells_a_failure_from_a_reload(
+        new_context: Callable[..., Any], problems: PageProblems) -> None:
+    """The watcher every browser test relies on: a request the page's own reload cancelled is
+    not a problem; a request that failed, or was aborted with no navigation, is."""
+    page = new_context("site").new_page()
+    page.route("http://wolive.test/", lambda route: route.fulfill(
+        content_type="text/html", body="<!doctype html><title>t</title>"))
+    page.route("**/hang", lambda route: None)          # never answered while the page lives
+    page.route("**/broken", lambda route: route.abort("failed"))
+    page.route("**/cancelled", lambda route: route.abort("aborted"))
+
+    page.goto("http://wolive.test/")
+    page.evaluate("fetch('/hang').catch(() => {}); 0")
+    page.wait_for_timeout(200)
+    page.reload()
+    page.wait_for_timeout(200)
+    problems.check()                                    # the reload's own doing: nothing
+
+    page.evaluate("fetch('/broken').catch(() => {}); fetch('/cancelled').catch(() => {}); 0")
+    page.wait_for_timeout(500)
+    failed = sorted(p for p in problems.problems if "request failed" in p)
+    assert failed == ["site: request failed: http://wolive.test/broken net::ERR_FAILED",
+                      "site: request failed: http://wolive.test/cancelled net::ERR_ABORTED"], \
+        problems.problems
+    problems.problems.clear()
