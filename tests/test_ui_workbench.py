@@ -461,6 +461,50 @@ def test_workbench_in_the_browser(
 @pytest.mark.browser
 @pytest.mark.e2e
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_requests_without_an_answer_are_told_not_thrown(
+        running_server: RunningServer,
+        new_context: Callable[..., Any],  # noqa: F811
+        problems: PageProblems) -> None:  # noqa: F811
+    """A request the network drops (server restarting, Wi-Fi gone) is shown to whoever made
+    it and can be made again: no unhandled rejection, no input left disabled, no text lost."""
+    from playwright.sync_api import expect
+    server = running_server
+    boss = new_context("boss").new_page()
+    agent_login(boss, server)
+
+    # The visitor's first notice gets no answer: it says so, then asks again by itself.
+    vctx = new_context("visitor", viewport=POPUP)
+    vctx.route("**/admin/event/notice", lambda route: route.abort("connectionreset"))
+    v = visitor_page(vctx, server, "v-net", "断网")
+    expect(v.locator(".msg.system .bubble").last).to_have_text("暂时无法咨询：网络断开，正在重连…")
+    vctx.unroute("**/admin/event/notice")
+    expect(v.locator("#agent-name")).to_have_text("boss", timeout=10_000)
+    expect(v.locator("#input")).to_be_enabled()
+    assert v.locator(".msg.system .bubble", has_text="网络断开").count() == 1
+
+    # The agent's reply gets no answer: "not sent", the text stays, the box is usable.
+    v.locator("#input").fill("在吗")
+    v.locator("#input").press("Enter")
+    conv(boss, "v-net").click()
+    expect(boss.locator("#messages .msg .bubble")).to_have_text(["在吗"])
+    boss.route("**/admin/set/chats", lambda route: route.abort("connectionreset"))
+    boss.locator("#input").fill("您好")
+    boss.locator("#input").press("Enter")
+    expect(boss.locator("#messages .msg.system .bubble").last).to_contain_text("网络错误")
+    expect(boss.locator("#input")).to_be_enabled()
+    expect(boss.locator("#input")).to_have_value("您好")
+    boss.unroute("**/admin/set/chats")
+    boss.locator("#input").press("Enter")
+    expect(v.locator(".msg.theirs .bubble").last).to_have_text("您好")
+    expect(boss.locator("#input")).to_have_value("")
+    # Only the dropped requests themselves: no script error, nothing else failed.
+    problems.check(allow=r"(request failed|Failed to load resource).*ERR_CONNECTION_RESET"
+                         r"|(/admin/event/notice|/admin/set/chats).*ERR_CONNECTION_RESET")
+
+
+@pytest.mark.browser
+@pytest.mark.e2e
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_workbench_survives_a_server_restart(
         tmp_path: Path, db_url: str,
         new_context: Callable[..., Any],  # noqa: F811

@@ -24,7 +24,7 @@
       'wb.fNote': '备注', 'wb.save': '保存资料', 'wb.saved': '已保存',
       'wb.transferTo': '转接给在线客服', 'wb.cancel': '取消',
       'wb.noColleagues': '没有其他在线客服。', 'wb.online': '在线', 'wb.offline': '离线',
-      'wb.connecting': '连接中', 'wb.sound': '提示音', 'wb.claim': '接待',
+      'wb.connecting': '连接中', 'wb.netError': '网络错误，请稍后再试', 'wb.sound': '提示音', 'wb.claim': '接待',
       'wb.waitingSince': '排第 {n} 位', 'wb.typing': '对方正在输入…',
       'wb.typingShort': '正在输入…', 'wb.sent': '已送达', 'wb.read': '已读',
       'wb.imageMsg': '[图片]', 'wb.fileMsg': '[文件]', 'wb.today': '今天', 'wb.yesterday': '昨天',
@@ -62,7 +62,7 @@
       'wb.fName': 'Name', 'wb.fTel': 'Phone', 'wb.fNote': 'Note', 'wb.save': 'Save details',
       'wb.saved': 'Saved', 'wb.transferTo': 'Transfer to an online agent', 'wb.cancel': 'Cancel',
       'wb.noColleagues': 'No other agent is online.', 'wb.online': 'Online',
-      'wb.offline': 'Offline', 'wb.connecting': 'Connecting', 'wb.sound': 'Sound',
+      'wb.offline': 'Offline', 'wb.connecting': 'Connecting', 'wb.netError': 'Network error, please try again', 'wb.sound': 'Sound',
       'wb.claim': 'Claim', 'wb.waitingSince': '#{n} in line', 'wb.typing': 'Typing…',
       'wb.typingShort': 'typing…', 'wb.sent': 'Delivered', 'wb.read': 'Read',
       'wb.imageMsg': '[Image]', 'wb.fileMsg': '[File]', 'wb.today': 'Today',
@@ -103,6 +103,15 @@
   var AVATAR = '/assets/images/admin/avatar-admin2.png';
   var PAGE = 30;
   var api = window.woliveConsole = { boot: boot, convs: convs, waits: waits, list: list };
+
+  /* W.api, but a request that never got an answer (server down, network lost) resolves to
+   * {code: -1, msg} like any refusal, so every caller's "not 0" branch tells the agent and
+   * nothing is left half-done (a disabled button, an unhandled rejection). */
+  function call(method, url, params) {
+    return W.api(method, url, params).catch(function () {
+      return { code: -1, msg: t('wb.netError') };
+    });
+  }
 
   function xsrf() {
     var m = document.cookie.match('(?:^|; )_xsrf=([^;]*)');
@@ -247,7 +256,7 @@
   }
 
   function loadConversations() {
-    return W.api('GET', '/admin/set/getchats', {}).then(function (r) {
+    return call('GET', '/admin/set/getchats', {}).then(function (r) {
       if (r.code !== 0) { return; }
       var keep = {};
       Object.keys(convs).forEach(function (k) { keep[k] = convs[k]; delete convs[k]; });
@@ -305,7 +314,7 @@
 
   /* ---- the waiting queue ------------------------------------------------------------ */
   function loadQueue() {
-    return W.api('GET', '/admin/set/getwait', {}).then(function (r) {
+    return call('GET', '/admin/set/getwait', {}).then(function (r) {
       if (r.code !== 0) { return; }
       Object.keys(waits).forEach(function (k) { delete waits[k]; });
       r.data.forEach(function (w) {
@@ -340,7 +349,8 @@
 
   function claimVisitor(vid, btn) {
     btn.disabled = true;
-    W.api('POST', '/admin/set/get', { visiter_id: vid }).then(function (r) {
+    call('POST', '/admin/set/get', { visiter_id: vid }).then(function (r) {
+      if (r.code === -1) { btn.disabled = false; toast(r.msg); return; }  // not sent: try again
       delete waits[vid];
       renderQueue();
       if (r.code === 0) {
@@ -370,7 +380,7 @@
     if (window.matchMedia('(min-width: 721px)').matches) { input.focus(); }
     c.unread = 0;
     paneHead(); render(); showTyping();
-    W.api('GET', '/admin/set/history', { visiter_id: vid, limit: PAGE }).then(function (r) {
+    call('GET', '/admin/set/history', { visiter_id: vid, limit: PAGE }).then(function (r) {
       if (r.code !== 0 || active !== vid) { return; }
       r.data.forEach(function (m) {
         addMsg(m);
@@ -426,7 +436,7 @@
   }
 
   function markRead(vid) {
-    W.api('POST', '/admin/set/getwatch', { visiter_id: vid });
+    call('POST', '/admin/set/getwatch', { visiter_id: vid });
   }
 
   /* Add one message; rows remember their time for the day separators. */
@@ -486,7 +496,7 @@
     older.loading = true;
     var spin = W.el('div', 'list-start', t('wb.loadingOlder'));
     box.insertBefore(spin, box.firstChild);
-    W.api('GET', '/admin/set/history', { visiter_id: vid, before: first, limit: PAGE }).then(function (r) {
+    call('GET', '/admin/set/history', { visiter_id: vid, before: first, limit: PAGE }).then(function (r) {
       spin.remove();
       older.loading = false;
       if (r.code !== 0 || vid !== active) { return; }
@@ -507,7 +517,7 @@
     if (!active) { return Promise.resolve(false); }
     var vid = active;
     stopTyping();
-    return W.api('POST', '/admin/set/chats', { visiter_id: vid, content: text }).then(function (r) {
+    return call('POST', '/admin/set/chats', { visiter_id: vid, content: text }).then(function (r) {
       if (r.code === 0) {
         if (vid === active) { addMsg(r.data); decorate(); box.scrollTop = box.scrollHeight; }
         if (convs[vid]) { convs[vid].last_msg = r.data; convs[vid].last_timestamp = r.data.timestamp; render(); }
@@ -525,7 +535,7 @@
     var now = Date.now();
     if (now - typingSent > 3000 || typingFor !== active) {
       typingSent = now; typingFor = active;
-      W.api('POST', '/admin/set/typing', { visiter_id: active, typing: 1 });
+      call('POST', '/admin/set/typing', { visiter_id: active, typing: 1 });
     }
     clearTimeout(typingStop);
     typingStop = setTimeout(stopTyping, 3000);
@@ -533,7 +543,7 @@
   function stopTyping() {
     clearTimeout(typingStop);
     if (typingFor) {
-      W.api('POST', '/admin/set/typing', { visiter_id: typingFor, typing: 0 });
+      call('POST', '/admin/set/typing', { visiter_id: typingFor, typing: 0 });
       typingFor = null; typingSent = 0;
     }
   }
@@ -664,7 +674,7 @@
     $('quick-text').value = '';
     renderQuick();
   });
-  W.api('GET', '/admin/manager/cmtalk', {}).then(function (r) {
+  call('GET', '/admin/manager/cmtalk', {}).then(function (r) {
     if (r.code === 0 && r.data && r.data.content) { greeting = String(r.data.content); }
   }, function () { /* no greeting */ });
 
@@ -702,21 +712,21 @@
   function transfer(sid, name) {
     var vid = active;
     $('transfer-dialog').close();
-    W.api('POST', '/admin/set/transfer', { visiter_id: vid, service_id: sid }).then(function (r) {
+    call('POST', '/admin/set/transfer', { visiter_id: vid, service_id: sid }).then(function (r) {
       if (r.code === 0) { toast(t('wb.transferred', { name: name })); gone(vid); } else { toast(r.msg || String(r.code)); }
     });
   }
   $('act-close').addEventListener('click', function () {
     var vid = active;
     if (!vid || !window.confirm(t('wb.confirmClose', { name: convName(vid) }))) { return; }
-    W.api('POST', '/admin/set/close', { visiter_id: vid }).then(function (r) {
+    call('POST', '/admin/set/close', { visiter_id: vid }).then(function (r) {
       if (r.code === 0) { toast(t('wb.closed')); gone(vid); } else { toast(r.msg || String(r.code)); }
     });
   });
   $('act-black').addEventListener('click', function () {
     var vid = active;
     if (!vid || !window.confirm(t('wb.confirmBlack', { name: convName(vid) }))) { return; }
-    W.api('POST', '/admin/set/blacklist', { visiter_id: vid }).then(function (r) {
+    call('POST', '/admin/set/blacklist', { visiter_id: vid }).then(function (r) {
       if (r.code === 0) { toast(t('wb.blacklisted')); gone(vid); } else { toast(r.msg || String(r.code)); }
     });
   });
@@ -732,7 +742,7 @@
   function loadInfo() {
     var vid = active;
     if (!vid) { card = null; paintInfo(); return; }
-    W.api('GET', '/admin/set/visitor', { visiter_id: vid }).then(function (r) {
+    call('GET', '/admin/set/visitor', { visiter_id: vid }).then(function (r) {
       if (vid !== active) { return; }
       card = r.code === 0 ? r.data : null;
       paintInfo(true);
@@ -783,7 +793,7 @@
     e.preventDefault();
     if (!card) { return; }
     var vid = card.visiter_id;
-    W.api('POST', '/admin/set/visitor', { visiter_id: vid, name: $('f-name').value,
+    call('POST', '/admin/set/visitor', { visiter_id: vid, name: $('f-name').value,
                                           tel: $('f-tel').value, note: $('f-note').value }).then(function (r) {
       if (r.code === 0 && vid === active) { card = r.data; paintInfo(true); $('info-saved').textContent = t('wb.saved'); }
       else if (r.code !== 0) { $('info-saved').textContent = r.msg || String(r.code); }
@@ -818,7 +828,7 @@
     if (soundOn) { ding(); }
   });
   if (boot.level !== 'service') {
-    W.api('GET', '/admin/manager/switches', { business_id: boot.business_id }).then(function (r) {
+    call('GET', '/admin/manager/switches', { business_id: boot.business_id }).then(function (r) {
       if (r.code === 0 && r.data) {
         voice.state = r.data.voice_state;
         voice.address = String(r.data.voice_address || '');

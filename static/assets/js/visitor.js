@@ -236,6 +236,7 @@
       special: boot.special || undefined
     }).then(function (r) {
       window.woliveVisitor.notice = r;
+      noticeFailed = false;
       if (r.code === 0) { assigned(r.data); return; }
       stopQueuePoll();
       if (r.code === 2) { waiting(r.data && r.data.position); return; }
@@ -253,8 +254,14 @@
         mode = 'blocked'; sys('unavailable_msg', { msg: r.msg || r.code });
       }
       renderHead(); renderQueue();
+    }, function () {
+      // No answer (server restarting, network lost): say so, and ask again shortly.
+      if (!noticeFailed) { noticeFailed = true; sys('unavailable_msg', { msg: T.t('conn_unavailable') }); }
+      clearTimeout(noticeRetry);
+      noticeRetry = setTimeout(notice, 3000);
     });
   }
+  var noticeRetry = 0, noticeFailed = false;
 
   /* ---- the leave-a-message form (code 3) ---------------------------------------------- */
   function field(name, key, type, attrs) {

@@ -146,7 +146,8 @@
       var text = textarea.value.trim();
       if (!text) { return; }
       textarea.disabled = true;
-      send(text).then(function (ok) {
+      // A rejected send counts as not sent: the text stays, the box is usable again.
+      send(text).catch(function () { return false; }).then(function (ok) {
         textarea.disabled = false;
         if (ok) { textarea.value = ''; fit(); }
         textarea.focus();
