@@ -28,7 +28,7 @@ import tornado.web
 import yaml
 
 import handlers
-from handlers import demo
+from handlers import demo, pusher
 from realtime.chat import Chat
 from realtime.hub import App, Hub
 from realtime.presence import PresenceTracker
@@ -377,9 +377,10 @@ async def make_app(cfg: dict[str, Any]) -> Wolive:
         wolive_wechat=wechat,
         wolive_pusher_client={"key": apps[0].key, "ws_port": cfg["server"]["legacy_ws_port"]},
     )
-    app = tornado.web.Application(handlers.default_handlers(), **settings)
-    legacy_ws = tornado.web.Application(handlers.legacy_ws_handlers(), **settings)
-    legacy_api = tornado.web.Application(handlers.legacy_api_handlers(), **settings)
+    # handlers.pusher.Application: the HTTP API's publish endpoints skip RequestHandler.
+    app = pusher.Application(handlers.default_handlers(), **settings)
+    legacy_ws = pusher.Application(handlers.legacy_ws_handlers(), **settings)
+    legacy_api = pusher.Application(handlers.legacy_api_handlers(), **settings)
     return Wolive(config=cfg, store=store, hub=hub, presence=presence, chat=chat, app=app,
                   legacy_ws_app=legacy_ws, legacy_api_app=legacy_api, webhooks=webhooks)
 

@@ -22,8 +22,6 @@ log = logging.getLogger("wolive.http")
 AGENT_COOKIE = "wolive_agent"
 #: Days an agent stays logged in without coming back.
 AGENT_COOKIE_DAYS = 7
-#: Largest POST body a JSON/form API accepts (bytes); uploads have their own limit.
-MAX_API_BODY_BYTES = 256 * 1024
 
 
 class ApiError(tornado.web.HTTPError):

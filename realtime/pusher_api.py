@@ -7,6 +7,7 @@ PUSHER-COMPAT.md. Every refusal is an `ApiProblem` carrying the HTTP status: 400
 """
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -14,8 +15,12 @@ from typing import Any
 
 from . import protocol as p
 from .hub import App, Hub
+from .signing import SignatureProblem, verify_api_request
 
 SOCKET_ID_RE = re.compile(r"^\d+\.\d+$")
+#: Largest HTTP API body (bytes): a full batch (10 events of 10 KB, every character
+#: JSON-escaped) fits; anything bigger is refused with 413 before it is parsed.
+MAX_BODY_BYTES = 256 * 1024
 #: `info` attributes the API reports (Pusher REST API): distinct users of a presence
 #: channel, sockets of any channel. Unknown attributes are ignored, as Pusher does.
 USER_COUNT = "user_count"
@@ -29,6 +34,32 @@ class ApiProblem(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
+
+
+def authenticate(app: App | None, method: str, path: str, query: Mapping[str, str],
+                 body: bytes) -> App:
+    """The app a request may act on: `app` is the one its path (or `auth_key`) names, `query`
+    the URL-decoded query values the signature covers. Raises `ApiProblem`: 404 unknown app,
+    403 disabled app, 413 body over `MAX_BODY_BYTES`, 401 a bad signature (`signing`)."""
+    if app is None:
+        raise ApiProblem(404, "unknown app")
+    if not app.enabled:
+        raise ApiProblem(403, "app disabled")
+    if len(body) > MAX_BODY_BYTES:
+        raise ApiProblem(413, f"body is over {MAX_BODY_BYTES // 1024} KB")
+    try:
+        verify_api_request(method, path, query, body, app.key, app.secret)
+    except SignatureProblem as exc:
+        raise ApiProblem(exc.status, exc.reason) from None
+    return app
+
+
+def parse_json(body: bytes) -> Any:
+    """A request body as JSON; an empty body is {}. Raises `ApiProblem` 400."""
+    try:
+        return json.loads(body or b"{}")
+    except ValueError:
+        raise ApiProblem(400, "body is not JSON") from None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,240 @@
+"""The HTTP API's publish fast path (handlers/pusher.py `Application` and `_LeanPublish`):
+`POST /apps/{id}/events` and `/batch_events` answer exactly as the RequestHandler routes
+they stand in for (same status, same JSON, same deliveries), over the raw HTTP/1.1
+connection: keep-alive goes on after every answer, chunked bodies work, an oversized body
+is refused without being kept, and the access log still names every refusal."""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+from typing import Any, Iterator
+
+import pusher
+import pytest
+import tornado.httpserver
+import tornado.testing
+import tornado.web
+from helpers import PusherSocket
+from pusher.http import Request, make_query_string
+from pusher.signature import sign
+from test_pusher_protocol import APPS, cfg, lib, raw_request  # noqa: F401 (cfg: three apps, one disabled)
+
+import handlers
+from handlers import pusher as hp
+
+
+def signed(app_id: str, path: str, body: bytes, *, secret: str = "",
+           stale: bool = False, md5: str | None = None) -> str:
+    """`path?query` signed as the official library signs (its `Request._generate_auth`),
+    for any body, even one the library would refuse to build."""
+    app = next(a for a in APPS if a["id"] == app_id) if app_id in ("1", "2", "3") else APPS[0]
+    client = pusher.Pusher(app_id=app_id, key=app["key"], secret=secret or app["secret"])
+    req = Request(client._pusher_client, "POST", path, {})
+    req.body, req.query_params = body, {}
+    req._generate_auth()
+    if stale or md5 is not None:
+        req.query_params.pop("auth_signature")
+        if stale:
+            req.query_params["auth_timestamp"] = str(int(time.time()) - 3600)
+        if md5 is not None:
+            req.query_params["body_md5"] = md5
+        to_sign = "\n".join(["POST", path, make_query_string(req.query_params)])
+        req.query_params["auth_signature"] = sign(secret or app["secret"], to_sign)
+    return req.signed_path
+
+
+def event(**extra: Any) -> bytes:
+    return json.dumps({"name": "e", "channel": "news", "data": "hi", **extra}).encode()
+
+
+#: (label, app id, path, body, signing options) — every answer the endpoints can give.
+CASES: list[tuple[str, str, str, bytes, dict[str, Any]]] = [
+    ("ok", "1", "/apps/1/events", event(), {}),
+    ("ok, channels and info", "1", "/apps/1/events",
+     json.dumps({"name": "e", "channels": ["news", "other"], "data": "2",
+                 "info": "subscription_count"}).encode(), {}),
+    ("ok, socket_id excluded", "1", "/apps/1/events", event(socket_id="1.2"), {}),
+    ("batch", "1", "/apps/1/batch_events", json.dumps({"batch": [
+        {"name": "a", "channel": "news", "data": "3"},
+        {"name": "b", "channel": "news", "data": "4", "info": "subscription_count"}]}).encode(),
+     {}),
+    ("unknown app", "99", "/apps/99/events", event(), {}),
+    ("disabled app", "3", "/apps/3/events", event(), {}),
+    ("wrong secret", "1", "/apps/1/events", event(), {"secret": "guess"}),
+    ("stale", "1", "/apps/1/events", event(), {"stale": True}),
+    ("body_md5 of another body", "1", "/apps/1/events", event(),
+     {"md5": hashlib.md5(b"other").hexdigest()}),
+    ("not JSON", "1", "/apps/1/events", b"not json", {}),
+    ("not UTF-8", "1", "/apps/1/events", b"\xff\xfe{}", {}),
+    ("empty body", "1", "/apps/1/events", b"", {}),
+    ("no channel", "1", "/apps/1/events", json.dumps({"name": "e", "data": "1"}).encode(), {}),
+    ("data not a string", "1", "/apps/1/events",
+     json.dumps({"name": "e", "channel": "news", "data": {"a": 1}}).encode(), {}),
+    ("data over 10 KB", "1", "/apps/1/events", event(data="x" * 10241), {}),
+    ("body over 256 KB", "1", "/apps/1/events", event(data="x" * 300_000), {}),
+    ("batch of 11", "1", "/apps/1/batch_events", json.dumps({"batch": [
+        {"name": "a", "channel": "news", "data": "1"}] * 11}).encode(), {}),
+    ("batch event with two channels", "1", "/apps/1/batch_events", json.dumps({"batch": [
+        {"name": "a", "channels": ["news", "x"], "data": "1"}]}).encode(), {}),
+]
+
+
+@pytest.fixture
+def reference(io_loop: Any, wolive_server: Any) -> Iterator[int]:
+    """The same routes and hub behind a plain `tornado.web.Application`: every request goes
+    through the RequestHandlers. Yields its port."""
+    app = tornado.web.Application(handlers.default_handlers(), **wolive_server.app.settings)
+    sock, port = tornado.testing.bind_unused_port()
+    server = tornado.httpserver.HTTPServer(app)
+    server.add_sockets([sock])
+    yield port
+    server.stop()
+    io_loop.run_sync(server.close_all_connections)
+
+
+class Http:
+    """One raw keep-alive HTTP/1.1 connection: what is sent and read is exactly what is
+    written here."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, port: int) -> Http:
+        return cls(*await asyncio.open_connection("127.0.0.1", port))
+
+    async def post(self, target: str, body: bytes, *, chunked: bool = False,
+                   version: str = "HTTP/1.1") -> tuple[int, dict[str, str], Any]:
+        head = f"POST {target} {version}\r\nHost: x\r\nContent-Type: application/json\r\n"
+        if chunked:
+            half = len(body) // 2
+            wire = b"".join(f"{len(part):x}\r\n".encode() + part + b"\r\n"
+                            for part in (body[:half], body[half:]) if part) + b"0\r\n\r\n"
+            head += "Transfer-Encoding: chunked\r\n"
+        else:
+            wire = body
+            head += f"Content-Length: {len(body)}\r\n"
+        self.writer.write(head.encode() + b"\r\n" + wire)
+        status_line = await asyncio.wait_for(self.reader.readline(), 10)
+        status = int(status_line.split()[1])
+        headers: dict[str, str] = {}
+        while (line := await self.reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode().partition(":")
+            headers[name.strip().lower()] = value.strip()
+        answer = await self.reader.readexactly(int(headers["content-length"]))
+        return status, headers, json.loads(answer)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_lean_path_answers_as_the_request_handlers_do(
+        http_server: Any, reference: int, ws_base: str, wolive_server: Any,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    assert isinstance(wolive_server.app, hp.Application) and wolive_server.app.lean_publish
+    served_by_handlers: list[str] = []
+    for cls in (hp.EventsHandler, hp.BatchEventsHandler):
+        def counting(self: Any, *args: Any, **kwargs: Any) -> None:
+            served_by_handlers.append(self.request.path)
+        monkeypatch.setattr(cls, "initialize", counting)
+
+    sock = await PusherSocket.connect(ws_base)
+    await sock.subscribe("news")
+    lean, ref = await Http.open(http_server.port), await Http.open(reference)
+    try:
+        for label, app_id, path, body, opts in CASES:
+            target = signed(app_id, path, body, **opts)
+            got = await lean.post(target, body)
+            assert served_by_handlers == [], label
+            want = await ref.post(signed(app_id, path, body, **opts), body)
+            assert served_by_handlers, f"{label}: the reference did not use the handlers"
+            served_by_handlers.clear()
+            assert (got[0], got[2]) == (want[0], want[2]), label
+            assert got[1]["content-type"] == "application/json", label
+            assert got[1]["access-control-allow-origin"] == "*", label
+            assert "date" in got[1], label
+            # What was published reached the subscriber once per server, in order.
+            if got[0] == 200:
+                names = ["a", "b"] if "batch" in path else ["e"]
+                for _ in (lean, ref):
+                    for name in names:
+                        assert (await sock.expect(name, "news"))["event"] == name, label
+            await sock.nothing(0.05)
+    finally:
+        lean.close()
+        ref.close()
+        sock.close()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_one_connection_goes_on_after_every_answer(
+        http_server: Any, ws_base: str, caplog: pytest.LogCaptureFixture) -> None:
+    sock = await PusherSocket.connect(ws_base)
+    await sock.subscribe("news")
+    conn = await Http.open(http_server.port)
+    caplog.set_level(logging.DEBUG, logger="tornado.access")
+    try:
+        # A refusal, an oversized body, a chunked body, then a plain one: one connection.
+        status, _, answer = await conn.post(signed("1", "/apps/1/events", event(), secret="x"),
+                                            event())
+        assert (status, answer) == (401, {"error": "Invalid signature"})
+        big = event(data="x" * 600_000)
+        status, _, answer = await conn.post(signed("1", "/apps/1/events", big), big)
+        assert (status, answer) == (413, {"error": "body is over 256 KB"})
+        status, _, answer = await conn.post(signed("1", "/apps/1/events", event()), event(),
+                                            chunked=True)
+        assert (status, answer) == (200, {})
+        assert (await sock.expect("e", "news"))["data"] == "hi"
+        body = event(data="again")
+        status, _, answer = await conn.post(signed("1", "/apps/1/events", body), body)
+        assert (status, answer) == (200, {})
+        assert (await sock.expect("e", "news"))["data"] == "again"
+        await sock.nothing(0.1)
+    finally:
+        conn.close()
+        sock.close()
+    # The access log names each request; refusals at WARNING, publishes at DEBUG.
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records
+             if r.name == "tornado.access"]
+    assert [lvl for lvl, _ in lines] == ["WARNING", "WARNING", "DEBUG", "DEBUG"], lines
+    for (_, msg), status in zip(lines, (401, 413, 200, 200)):
+        assert msg.startswith(f"{status} POST /apps/1/events?auth_key=") and \
+            "(127.0.0.1)" in msg and msg.endswith("ms"), msg
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_http_1_0_is_answered_then_closed(http_server: Any) -> None:
+    conn = await Http.open(http_server.port)
+    try:
+        status, headers, answer = await conn.post(signed("1", "/apps/1/events", event()),
+                                                  event(), version="HTTP/1.0")
+        assert (status, answer) == (200, {})
+        assert await asyncio.wait_for(conn.reader.read(), 5) == b""  # closed by the server
+    finally:
+        conn.close()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_other_methods_and_neighbours_still_route(http_server: Any) -> None:
+    """Only POST to the two paths is taken from the routes: any other method (an unsigned
+    OPTIONS: 401, a signed GET: 405) and the other API URLs are the RequestHandlers' as
+    before."""
+    from tornado.httpclient import AsyncHTTPClient, HTTPClientError
+    base = f"http://127.0.0.1:{http_server.port}"
+    client = AsyncHTTPClient()
+    with pytest.raises(HTTPClientError) as info:
+        await client.fetch(base + "/apps/1/events", method="OPTIONS")
+    assert info.value.code == 401
+    with pytest.raises(pusher.errors.PusherBadStatus, match="405"):
+        await asyncio.get_running_loop().run_in_executor(
+            None, raw_request, lib(base), "GET", "/apps/1/events", {})
+    with pytest.raises(HTTPClientError) as info:
+        await client.fetch(base + "/apps/1/events/more", method="POST", body=b"{}")
+    assert info.value.code == 404
+    answer = await asyncio.get_running_loop().run_in_executor(
+        None, lib(base).channels_info)  # a signed GET
+    assert answer == {"channels": {}}
