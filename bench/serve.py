@@ -29,6 +29,8 @@ Variants:
 - ``backlog``  listen backlog 1024 instead of Tornado's default 128 (`bind_sockets`).
 - ``tracemalloc`` trace Python allocations; SIGUSR1 writes a snapshot to
                $WOLIVE_BENCH_SNAPSHOT.N (for bench/memory_diff.py).
+- ``nocork``   what wolive did before write coalescing (`handlers.pusher._Outbox`): each
+               prepared frame is written at once, one `send()` per message.
 - ``nodelay``  TCP_NODELAY on every Pusher socket (`PusherSocket.open` calls
                `self.set_nodelay(True)`), so a small frame is not held back by Nagle's
                algorithm while the previous one waits for a (delayed) ACK.
@@ -46,7 +48,7 @@ from typing import Any
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 VARIANTS = ("uvloop", "orjson", "nowrap", "prepared", "direct", "lean", "quiet", "backlog",
-            "nodelay", "tracemalloc")
+            "nodelay", "tracemalloc", "nocork")
 
 
 def _ws_header(length: int) -> bytes:
@@ -235,6 +237,17 @@ def apply(variants: list[str]) -> None:
                 base.close(self, code, reason)
 
         hp._WSConnection = LeanConnection  # type: ignore[misc]
+
+
+    if "nocork" in variants:
+        def send_at_once(self: Any, wire: bytes) -> bool:
+            if not self.open:
+                return False
+            self.outbox.flush_one(self)
+            self.write_now(wire)
+            return True
+
+        hp._WSConnection.send_prepared = send_at_once  # type: ignore[method-assign]
 
 
 def main() -> int:

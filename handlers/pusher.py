@@ -8,6 +8,7 @@ Thin glue: protocol logic lives in `realtime.hub`, the HTTP API's use cases in
 """
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import json
 import logging
@@ -35,27 +36,69 @@ log = logging.getLogger("wolive.pusher")
 
 
 
+class _Outbox:
+    """Prepared frames waiting for the end of this IOLoop iteration, per connection.
+
+    Every publish handled in one iteration of the loop (several HTTP API requests read
+    together, a batch, an event to several channels) is queued here, and one callback
+    scheduled after them writes each socket's frames with one `send()`. A loopback `send()`
+    costs the kernel 4-9 µs whatever its size on the benchmark machine, so a busy server
+    coalesces exactly when it needs to (docs/performance.md, "Write coalescing"); an idle one
+    sends each frame on the next iteration, with no timer and no added wait.
+    """
+
+    __slots__ = ("pending",)
+
+    def __init__(self) -> None:
+        self.pending: dict[_WSConnection, list[bytes]] = {}
+
+    def put(self, conn: _WSConnection, wire: bytes) -> None:
+        parts = self.pending.get(conn)
+        if parts is not None:
+            parts.append(wire)
+            return
+        self.pending[conn] = [wire]
+        if len(self.pending) == 1:  # the first since the last flush
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        batch = self.pending
+        self.pending = {}  # a send that closes a socket may publish again: a new round
+        for conn, parts in batch.items():
+            conn.write_now(parts[0] if len(parts) == 1 else b"".join(parts))
+
+    def flush_one(self, conn: _WSConnection) -> None:
+        """Write what `conn` has waiting now: before any frame that does not come through
+        here, so that a socket's frames keep their order."""
+        parts = self.pending.pop(conn, None)
+        if parts:
+            conn.write_now(b"".join(parts))
+
+
 class _WSConnection:
     """`realtime.adapter.Connection` over a Tornado WebSocket, with a fast path for fan-out.
 
     `LocalAdapter.publish` builds a frame's wire bytes once (`prepare_frame`) and hands them
-    to every subscriber (`send_prepared`), which writes straight to the socket when nothing
-    is queued on it: per message one `send()` instead of Tornado's encode + header + Future +
-    Task (docs/performance.md, "Next steps" 1: 24-27 → 8.5 µs of server CPU per message).
+    to every subscriber (`send_prepared`), which queues them in the app's `_Outbox`; at the
+    end of the loop iteration `write_now` writes them straight to the socket when nothing is
+    queued on it: one `send()` per socket per iteration instead of Tornado's encode + header
+    + Future + Task per message (docs/performance.md).
     """
 
-    __slots__ = ("handler", "open", "socket_id", "_stream", "_sock")
+    __slots__ = ("handler", "open", "socket_id", "outbox", "_stream", "_sock")
     _stream: tornado.iostream.IOStream
     _sock: socket.socket | None
 
-    def __init__(self, socket_id: str, handler: PusherSocket) -> None:
+    def __init__(self, socket_id: str, handler: PusherSocket, outbox: _Outbox) -> None:
         self.socket_id = socket_id
         self.handler = handler
+        self.outbox = outbox
         self.open = True
 
     def send(self, frame: str) -> bool:
         if not self.open:
             return False
+        self.outbox.flush_one(self)
         try:
             self.handler.write_message(frame)
         except tornado.websocket.WebSocketClosedError:
@@ -79,22 +122,30 @@ class _WSConnection:
         return head + payload
 
     def send_prepared(self, wire: bytes) -> bool:
-        """`send` for a prepared frame; False when the socket is closed. Order is kept: the
-        socket is written directly only while Tornado has nothing queued for it, and a
-        partial write hands the rest to the stream's queue."""
+        """`send` for a prepared frame: queued for this loop iteration's write (`_Outbox`);
+        False when the socket is closed."""
         if not self.open:
             return False
+        self.outbox.put(self, wire)
+        return True
+
+    def write_now(self, wire: bytes) -> None:
+        """Write prepared frames. Order is kept: the socket is written directly only while
+        Tornado has nothing queued for it, and a partial write hands the rest to the
+        stream's queue. A socket closed meanwhile drops them (its reader is gone)."""
+        if not self.open:
+            return
         try:
             stream = self._stream
-        except AttributeError:  # first prepared send: look the stream up once
+        except AttributeError:  # first prepared write: look the stream up once
             ws = self.handler.ws_connection
             if ws is None or ws.is_closing():
                 self.open = False
-                return False
+                return
             found = ws.stream  # type: ignore[attr-defined]
             if found is None:
                 self.open = False
-                return False
+                return
             stream = self._stream = found
             # A TLS stream keeps state of its own: always through IOStream.write.
             self._sock = stream.socket if type(stream) is tornado.iostream.IOStream else None
@@ -106,19 +157,18 @@ class _WSConnection:
                 n = 0
             except OSError:  # reset or broken pipe: the read side closes the handler
                 self.open = False
-                return False
+                return
             if n == len(wire):
-                return True
+                return
             wire = wire[n:]  # a slow reader: the stream queues the rest, in order
         try:
             stream.write(wire)
         except tornado.iostream.StreamClosedError:
             self.open = False
-            return False
-        return True
 
     def close(self, code: int, reason: str) -> None:
         if self.open:
+            self.outbox.flush_one(self)  # what was published before the close goes first
             self.open = False
             self.handler.close(code, reason)
 
@@ -161,7 +211,10 @@ class PusherSocket(tornado.websocket.WebSocketHandler):
 
     async def open(self, key: str) -> None:  # type: ignore[override]
         hub = self.hub
-        conn = _WSConnection(hub.next_socket_id(), self)
+        outbox = self.settings.get("wolive_outbox")
+        if outbox is None:  # one per application, made on its loop's first socket
+            outbox = self.settings["wolive_outbox"] = _Outbox()
+        conn = _WSConnection(hub.next_socket_id(), self, outbox)
         app = hub.apps_by_key.get(key)
         error = None
         if hub.closing:

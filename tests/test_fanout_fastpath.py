@@ -84,3 +84,73 @@ def test_prepared_frame_lengths() -> None:
     for n, header_len in ((10, 2), (125, 2), (126, 4), (65535, 4), (65536, 10)):
         wire = _WSConnection.prepare_frame("a" * n)
         assert wire[0] == 0x81 and len(wire) == n + header_len
+
+
+class CountingSocket:
+    """Stands in for a connection's socket: records every `send()`, then really sends."""
+
+    def __init__(self, sock: Any) -> None:
+        self.sock = sock
+        self.sends: list[bytes] = []
+
+    def send(self, data: bytes) -> int:
+        self.sends.append(bytes(data))
+        return int(self.sock.send(data))
+
+
+async def counted(wolive_server: Any, ws_base: str, channel: str
+                  ) -> tuple[PusherSocket, Any, CountingSocket]:
+    """A subscriber, its server-side connection (prepared writes already set up) and the
+    recorder put in front of its socket."""
+    client = await PusherSocket.connect(ws_base)
+    await client.subscribe(channel)
+    hub = wolive_server.hub
+    hub.trigger(channel, "warm-up", {})
+    assert (await client.expect("warm-up"))["channel"] == channel
+    conn = hub.adapter._apps[hub.default_app.id][channel][client.socket_id]
+    recorder = CountingSocket(conn._sock)
+    conn._sock = recorder
+    return client, conn, recorder
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_one_loop_iteration_is_one_send_per_socket(wolive_server: Any,
+                                                         ws_base: str) -> None:
+    """Write coalescing (handlers/pusher.py `_Outbox`): what is published in one IOLoop
+    iteration reaches each socket in one `send()`, every frame whole and in order; the next
+    iteration's publish is a send of its own."""
+    client, conn, recorder = await counted(wolive_server, ws_base, "burst")
+    other = await PusherSocket.connect(ws_base)
+    await other.subscribe("burst")
+    hub = wolive_server.hub
+    for i in range(5):  # one iteration: no await between them
+        hub.trigger("burst", "n", {"i": i})
+    assert recorder.sends == []  # nothing written yet: the flush is scheduled
+    for i in range(5):
+        assert (await client.expect("n", "burst"))["data"] == {"i": i}
+        assert (await other.expect("n", "burst"))["data"] == {"i": i}
+    assert len(recorder.sends) == 1 and recorder.sends[0].count(b'"event":"n"') == 5
+    hub.trigger("burst", "n", {"i": 5})
+    await asyncio.sleep(0)
+    hub.trigger("burst", "n", {"i": 6})
+    for i in (5, 6):
+        assert (await client.expect("n", "burst"))["data"] == {"i": i}
+    assert len(recorder.sends) == 3
+    await client.nothing(0.1)
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_queued_frames_go_before_any_later_frame_or_the_close(wolive_server: Any,
+                                                                    ws_base: str) -> None:
+    """A frame written the ordinary way (a pong, an error, a subscription answer) or a close
+    right after a publish, in the same iteration, comes after the published frames."""
+    client, conn, recorder = await counted(wolive_server, ws_base, "order")
+    wolive_server.hub.trigger("order", "first", {})
+    conn.send('{"event":"pusher:pong","data":"{}"}')
+    wolive_server.hub.trigger("order", "third", {})
+    conn.close(4200, "bye")
+    assert (await client.recv())["event"] == "first"
+    assert (await client.recv())["event"] == "pusher:pong"
+    assert (await client.recv())["event"] == "third"
+    assert await client.conn.read_message() is None  # then the close
+    assert client.conn.close_code == 4200
