@@ -210,6 +210,10 @@ class PusherSocket(tornado.websocket.WebSocketHandler):
         return Caller(service_id=row["service_id"], business_id=row["business_id"])
 
     async def open(self, key: str) -> None:  # type: ignore[override]
+        # No Nagle: frames already go out coalesced per loop iteration (`_Outbox`); Nagle
+        # would hold a small frame until the peer ACKs the last one, up to a delayed ACK
+        # (40-200 ms) on the visitor's side (docs/performance.md, "TCP_NODELAY").
+        self.set_nodelay(True)
         hub = self.hub
         outbox = self.settings.get("wolive_outbox")
         if outbox is None:  # one per application, made on its loop's first socket

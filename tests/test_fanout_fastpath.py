@@ -154,3 +154,11 @@ async def test_queued_frames_go_before_any_later_frame_or_the_close(wolive_serve
     assert (await client.recv())["event"] == "third"
     assert await client.conn.read_message() is None  # then the close
     assert client.conn.close_code == 4200
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_pusher_sockets_have_no_nagle(wolive_server: Any, ws_base: str) -> None:
+    """TCP_NODELAY on every Pusher socket: a frame is never held for the peer's ACK."""
+    import socket
+    client, conn, recorder = await counted(wolive_server, ws_base, "nagle")
+    assert recorder.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
