@@ -238,3 +238,17 @@ async def test_other_methods_and_neighbours_still_route(http_server: Any) -> Non
     answer = await asyncio.get_running_loop().run_in_executor(
         None, lib(base).channels_info)  # a signed GET
     assert answer == {"channels": {}}
+
+
+def test_query_values_is_parse_qsl() -> None:
+    """`query_values` (what the signature is checked over) answers as
+    `dict(parse_qsl(q, keep_blank_values=True))` for any query, escaped or not."""
+    import random
+    from urllib.parse import parse_qsl
+    rng = random.Random(7)
+    cases = ["", "a", "a=", "=b", "a=1&a=2", "a=1&&b=2", "&", "a=b=c", "x=%20y", "k+1=v+2",
+             "a=1;b=2", "é=ü", "a=%ff", "auth_key=k&auth_timestamp=1&auth_version=1.0"]
+    cases += ["".join(rng.choice("ab=&%+;1é") for _ in range(rng.randint(0, 12)))
+              for _ in range(5000)]
+    for q in cases:
+        assert hp.query_values(q) == dict(parse_qsl(q, keep_blank_values=True)), q
