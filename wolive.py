@@ -29,6 +29,7 @@ import yaml
 
 import handlers
 from handlers import demo, pusher
+from handlers.base import access_log_level
 from realtime.chat import Chat
 from realtime.hub import App, Hub
 from realtime.presence import PresenceTracker
@@ -61,11 +62,9 @@ _access_log = logging.getLogger("tornado.access")
 
 
 def log_request(handler: tornado.web.RequestHandler) -> None:
-    """Access log: successful requests at DEBUG (a line per Pusher API publish cost 18 % of
-    its CPU, docs/performance.md "Next steps" 2), 4xx at WARNING, 5xx at ERROR."""
+    """Access log, at `handlers.base.access_log_level` of the status."""
     status = handler.get_status()
-    level = logging.DEBUG if status < 400 else logging.WARNING if status < 500 \
-        else logging.ERROR
+    level = access_log_level(status)
     if _access_log.isEnabledFor(level):
         request = handler.request
         _access_log.log(level, "%d %s %.2fms", status, handler._request_summary(),

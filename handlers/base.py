@@ -19,6 +19,15 @@ from store import Conflict, NotFound, Store
 
 log = logging.getLogger("wolive.http")
 
+def access_log_level(status: int) -> int:
+    """The access log's level for an answer: success at DEBUG (a line per Pusher API publish
+    cost 18 % of its CPU, docs/performance.md), refusals (4xx) and 503 (a server that is
+    shutting down, an expected answer) at WARNING, other 5xx at ERROR."""
+    if status < 400:
+        return logging.DEBUG
+    return logging.WARNING if status < 500 or status == 503 else logging.ERROR
+
+
 AGENT_COOKIE = "wolive_agent"
 #: Days an agent stays logged in without coming back.
 AGENT_COOKIE_DAYS = 7

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, cast
 from urllib.parse import parse_qsl, urlsplit
 
+import tornado
 import tornado.httputil
 import tornado.iostream
 import tornado.web
@@ -30,7 +31,8 @@ from realtime.chat import may_join
 from realtime.hub import App, Caller, Hub, Session
 from store import NotFound
 
-from .base import AGENT_COOKIE, AGENT_COOKIE_DAYS, ApiError, BaseHandler, password_tag
+from .base import (AGENT_COOKIE, AGENT_COOKIE_DAYS, ApiError, BaseHandler,
+                   access_log_level, password_tag)
 
 log = logging.getLogger("wolive.pusher")
 
@@ -57,9 +59,9 @@ class _Outbox:
         if parts is not None:
             parts.append(wire)
             return
-        self.pending[conn] = [wire]
-        if len(self.pending) == 1:  # the first since the last flush
+        if not self.pending:  # the first since the last flush (scheduled before it is kept)
             asyncio.get_running_loop().call_soon(self.flush)
+        self.pending[conn] = [wire]
 
     def flush(self) -> None:
         batch = self.pending
@@ -422,6 +424,7 @@ _LEAN_POST = re.compile(r"/apps/([0-9A-Za-z_\-]+)/(events|batch_events)")
 _LEAN_USE_CASES: dict[str, Callable[..., dict[str, Any]]] = {
     "events": pusher_api.publish, "batch_events": pusher_api.publish_batch}
 _access_log = logging.getLogger("tornado.access")
+_SERVER = f"TornadoServer/{tornado.version}"
 
 
 class _HttpDate:
@@ -438,19 +441,56 @@ class _HttpDate:
         return cls.text
 
 
+#: A Host header the lean path takes as it is: a host name or IPv4 / [IPv6] address and a
+#: port. Anything else (missing, repeated, odd) goes through Tornado's routing, which
+#: answers it 400 or serves it as usual.
+_PLAIN_HOST = re.compile(r"(?:[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?")
+#: More query fields than a signed Pusher request has (6) by far: routed as usual (Tornado's
+#: own limit then applies).
+_LEAN_MAX_QUERY_FIELDS = 64
+_general_log = logging.getLogger("tornado.general")
+
+
+def _lean_eligible(start_line: tornado.httputil.RequestStartLine,
+                   headers: tornado.httputil.HTTPHeaders) -> bool:
+    """True when a POST to the publish endpoints is an ordinary one: HTTP/1.1, one plain
+    Host, a JSON (or no) Content-Type, a short query. Only those take the lean path, so
+    every unusual request gets exactly Tornado's answer."""
+    if start_line.version != "HTTP/1.1":
+        return False
+    hosts = headers.get_list("Host")
+    if len(hosts) != 1 or _PLAIN_HOST.fullmatch(hosts[0]) is None:
+        return False
+    ctype = headers.get("Content-Type", "")
+    if ctype and ctype.split(";", 1)[0].strip().lower() != "application/json":
+        return False
+    return start_line.path.count("&") < _LEAN_MAX_QUERY_FIELDS
+
+
+class _HeadersOnly:
+    """What Tornado's output transforms (gzip) read of a request."""
+
+    __slots__ = ("headers",)
+
+    def __init__(self, headers: tornado.httputil.HTTPHeaders) -> None:
+        self.headers = headers
+
+
 class _LeanPublish(tornado.httputil.HTTPMessageDelegate):
     """One `POST /apps/{id}/events` or `/batch_events`, answered straight on the HTTP/1.1
     connection: the same checks and use cases as `EventsHandler` / `BatchEventsHandler`
-    (`pusher_api.authenticate`, `parse_json`, `publish`), without a RequestHandler, its
-    routing, cookies and Futures: about a third of the request's CPU, which 100 deliveries
-    of the event share (docs/performance.md, "The HTTP API request")."""
+    (`pusher_api.authenticate`, `parse_json`, `publish`), the same headers, gzip and log
+    lines, without a RequestHandler, its routing, cookies and Futures: a third of the
+    request's CPU, which 100 deliveries of the event share (docs/performance.md)."""
 
-    __slots__ = ("hub", "conn", "start_line", "app_id", "use_case", "chunks", "size", "t0")
+    __slots__ = ("app", "conn", "start_line", "headers", "app_id", "use_case", "chunks",
+                 "size", "t0")
 
-    def __init__(self, hub: Hub, conn: tornado.httputil.HTTPConnection,
-                 start_line: tornado.httputil.RequestStartLine, app_id: str,
+    def __init__(self, app: Application, conn: tornado.httputil.HTTPConnection,
+                 start_line: tornado.httputil.RequestStartLine,
+                 headers: tornado.httputil.HTTPHeaders, app_id: str,
                  use_case: Callable[..., dict[str, Any]]) -> None:
-        self.hub, self.conn, self.start_line = hub, conn, start_line
+        self.app, self.conn, self.start_line, self.headers = app, conn, start_line, headers
         self.app_id, self.use_case = app_id, use_case
         self.chunks: list[bytes] = []
         self.size = 0
@@ -465,33 +505,41 @@ class _LeanPublish(tornado.httputil.HTTPMessageDelegate):
     def finish(self) -> None:
         body = b"".join(self.chunks)
         self.chunks = []
-        status = 200
+        status, problem = 200, ""
+        hub: Hub = self.app.settings["wolive_hub"]
         try:
             path, _, query = self.start_line.path.partition("?")
-            app = pusher_api.authenticate(self.hub.apps_by_id.get(self.app_id), "POST", path,
+            app = pusher_api.authenticate(hub.apps_by_id.get(self.app_id), "POST", path,
                                           query_values(query), body)
-            answer = self.use_case(self.hub, app, pusher_api.parse_json(body))
+            answer = self.use_case(hub, app, pusher_api.parse_json(body))
         except pusher_api.ApiProblem as exc:
-            status, answer = exc.status, {"error": exc.message}
+            status, problem, answer = exc.status, exc.message, {"error": exc.message}
         except Exception:
             log.exception("HTTP API publish failed: %s", self.start_line.path)
             status, answer = 500, {"error": "Internal Server Error"}
-        self._respond(status, json.dumps(answer, ensure_ascii=False).encode())
+        self._respond(status, json.dumps(answer, ensure_ascii=False).encode(), problem)
 
-    def _respond(self, status: int, body: bytes) -> None:
+    def _respond(self, status: int, body: bytes, problem: str) -> None:
         headers = tornado.httputil.HTTPHeaders({
-            "Content-Type": "application/json", "Content-Length": str(len(body)),
-            "Date": _HttpDate.now(), "Access-Control-Allow-Origin": "*"})
+            "Server": _SERVER, "Content-Type": "application/json",
+            "Date": _HttpDate.now(), "Content-Length": str(len(body))})
+        for transform in self.app.transforms:  # gzip, when `compress_response` is on
+            status, headers, body = transform(
+                cast(tornado.httputil.HTTPServerRequest, _HeadersOnly(self.headers))
+            ).transform_first_chunk(status, headers, body, True)
         self.conn.write_headers(tornado.httputil.ResponseStartLine(
             "HTTP/1.1", status, tornado.httputil.responses.get(status, "Unknown")),
             headers, body)
         self.conn.finish()
-        # The access log as `wolive.log_request` writes it: 2xx at DEBUG.
-        level = logging.DEBUG if status < 400 else logging.WARNING if status < 500 \
-            else logging.ERROR
-        if _access_log.isEnabledFor(level):
+        # The log lines a RequestHandler writes: the refusal's reason, then the access log
+        # as `wolive.log_request` writes it (2xx at DEBUG).
+        level = access_log_level(status)
+        if problem or _access_log.isEnabledFor(level):
             ip = getattr(getattr(self.conn, "context", None), "remote_ip", "?")
-            _access_log.log(level, "%d POST %s (%s) %.2fms", status, self.start_line.path, ip,
+            summary = f"POST {self.start_line.path} ({ip})"
+            if problem:
+                _general_log.warning("%d %s: %s", status, summary, problem)
+            _access_log.log(level, "%d %s %.2fms", status, summary,
                             1000.0 * (time.monotonic() - self.t0))
 
     def on_connection_close(self) -> None:
@@ -499,7 +547,8 @@ class _LeanPublish(tornado.httputil.HTTPMessageDelegate):
 
 
 class _Dispatch(tornado.httputil.HTTPMessageDelegate):
-    """Picks, from the request line alone, the lean publish path or Tornado's routing."""
+    """Picks, from the request line and headers, the lean publish path or Tornado's
+    routing."""
 
     __slots__ = ("app", "server_conn", "request_conn", "delegate")
 
@@ -514,10 +563,9 @@ class _Dispatch(tornado.httputil.HTTPMessageDelegate):
         if isinstance(start_line, tornado.httputil.RequestStartLine) and \
                 start_line.method == "POST" and start_line.path.startswith("/apps/"):
             m = _LEAN_POST.fullmatch(start_line.path.partition("?")[0])
-            if m is not None:
-                self.delegate = _LeanPublish(self.app.settings["wolive_hub"],
-                                             self.request_conn, start_line, m[1],
-                                             _LEAN_USE_CASES[m[2]])
+            if m is not None and _lean_eligible(start_line, headers):
+                self.delegate = _LeanPublish(self.app, self.request_conn, start_line,
+                                             headers, m[1], _LEAN_USE_CASES[m[2]])
                 return None
         self.delegate = tornado.web.Application.start_request(
             self.app, self.server_conn, self.request_conn)

@@ -3,7 +3,8 @@ answer. The handlers (handlers/pusher.py) only verify the signature, parse JSON 
 
 Source: Pusher Channels HTTP API reference ("Events", "Channels", "Users") and
 PUSHER-COMPAT.md. Every refusal is an `ApiProblem` carrying the HTTP status: 400 malformed,
-413 event data over 10 KB. Answers are plain dicts, written as JSON.
+413 event data over 10 KB, 503 a publish while the server shuts down. Answers are plain
+dicts, written as JSON.
 """
 from __future__ import annotations
 
@@ -131,8 +132,18 @@ def _publish(hub: Hub, app: App, event: Publish) -> None:
                     except_socket_id=event.socket_id)
 
 
+def _not_closing(hub: Hub) -> None:
+    """A server that is shutting down has closed its sockets: a publish would reach nobody,
+    so it is refused (503) for the publisher to send again, to this server once it is back
+    or to another."""
+    if hub.closing:
+        raise ApiProblem(503, "server is shutting down; publish again")
+
+
 def publish(hub: Hub, app: App, body: Any) -> dict[str, Any]:
-    """`POST /apps/{id}/events`: {} or, with `info`, {"channels": {name: attributes}}."""
+    """`POST /apps/{id}/events`: {} or, with `info`, {"channels": {name: attributes}}.
+    Raises `ApiProblem` (400, 413, 503 while shutting down)."""
+    _not_closing(hub)
     event = parse_publish(body)
     _publish(hub, app, event)
     if not event.info:
@@ -143,6 +154,7 @@ def publish(hub: Hub, app: App, body: Any) -> dict[str, Any]:
 def publish_batch(hub: Hub, app: App, body: Any) -> dict[str, Any]:
     """`POST /apps/{id}/batch_events` {"batch": [event, ...]} (1-10 events, each checked
     before any is sent): {"batch": [attributes or {} per event]}."""
+    _not_closing(hub)
     batch = body.get("batch") if isinstance(body, dict) else None
     if not isinstance(batch, list) or not batch:
         raise ApiProblem(400, "batch must be a non-empty list of events")

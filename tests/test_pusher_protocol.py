@@ -528,7 +528,7 @@ async def test_oversized_frames_get_an_error_not_a_crash(ws_base: str) -> None:
 
 @pytest.mark.gen_test
 async def test_shutdown_closes_with_4200_and_refuses_new_sockets(
-        ws_base: str, wolive_server: Any) -> None:
+        ws_base: str, base_url: str, wolive_server: Any) -> None:
     socks = [await PusherSocket.connect(ws_base) for _ in range(2)]
     await socks[0].subscribe("news")
     wolive_server.hub.shutdown()
@@ -540,6 +540,12 @@ async def test_shutdown_closes_with_4200_and_refuses_new_sockets(
     frame = await late.recv()
     assert frame["event"] == "pusher:error" and frame["data"]["code"] == 4200
     assert (await late.recv())["code"] == 4200
+    # A publish now would reach nobody: 503, for the publisher to send it again.
+    for call in (lambda: lib(base_url).trigger("news", "late", {}),
+                 lambda: lib(base_url).trigger_batch([{"channel": "news", "name": "late",
+                                                       "data": "1"}])):
+        with pytest.raises(pusher.errors.PusherBadStatus, match="503.*shutting down"):
+            await in_thread(call)
 
 
 # ---- HTTP API -----------------------------------------------------------------------------
