@@ -87,7 +87,8 @@ class _WSConnection:
     + Future + Task per message (docs/performance.md).
     """
 
-    __slots__ = ("handler", "open", "socket_id", "outbox", "_stream", "_sock")
+    __slots__ = ("handler", "open", "socket_id", "outbox", "_ws", "_stream", "_sock")
+    _ws: tornado.websocket.WebSocketProtocol
     _stream: tornado.iostream.IOStream
     _sock: socket.socket | None
 
@@ -148,9 +149,15 @@ class _WSConnection:
             if found is None:
                 self.open = False
                 return
+            self._ws = ws
             stream = self._stream = found
             # A TLS stream keeps state of its own: always through IOStream.write.
             self._sock = stream.socket if type(stream) is tornado.iostream.IOStream else None
+        if self._ws.server_terminated:  # type: ignore[attr-defined]
+            # Tornado sent a close frame itself (message too big, ping timeout): nothing
+            # may follow it (RFC 6455 §5.5.1), though the stream waits for the peer's.
+            self.open = False
+            return
         sock = self._sock
         if sock is not None and not stream.writing():
             try:

@@ -162,3 +162,33 @@ async def test_pusher_sockets_have_no_nagle(wolive_server: Any, ws_base: str) ->
     import socket
     client, conn, recorder = await counted(wolive_server, ws_base, "nagle")
     assert recorder.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_nothing_follows_a_close_tornado_sent_itself(http_server: Any,
+                                                           wolive_server: Any) -> None:
+    """When Tornado closes a socket on its own (a message too big, a ping timeout) it sends
+    the close frame and waits for the peer's: no published frame may follow it."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", http_server.port)
+    key = base64.b64encode(os.urandom(16)).decode()
+    writer.write((f"GET /app/wolive?protocol=7 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                  f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                  "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+    await reader.readuntil(b"\r\n\r\n")
+    opcode, body = await read_frame(reader)
+    socket_id = json.loads(json.loads(body)["data"])["socket_id"]
+    writer.write(masked_text_frame(json.dumps(
+        {"event": "pusher:subscribe", "data": {"channel": "closing"}})))
+    await read_frame(reader)  # subscription_succeeded
+    hub = wolive_server.hub
+    hub.trigger("closing", "before", {})
+    opcode, body = await read_frame(reader)
+    assert json.loads(body)["event"] == "before"
+    conn = hub.adapter._apps[hub.default_app.id]["closing"][socket_id]
+    conn.handler.ws_connection.close(1009, "message too big")  # as Tornado does
+    hub.trigger("closing", "after", {})
+    opcode, body = await read_frame(reader)
+    assert opcode == 0x8 and body[:2] == struct.pack("!H", 1009)
+    with pytest.raises(asyncio.TimeoutError):  # nothing after the close frame
+        await asyncio.wait_for(read_frame(reader), 0.5)
+    writer.close()
