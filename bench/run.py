@@ -286,6 +286,17 @@ def main() -> int:
           f"Tornado {info['tornado']}, {info['date']}; open-files limit {hard}; "
           f"tree {args.tree} ({info['tree']})",
           flush=True)
+    if args.fanout or args.flat:
+        # The kernel's price of a paced loopback send() today: the floor under CPU per
+        # message, which differs a lot from one session (VM) to the next.
+        floor = subprocess.run([sys.executable, os.path.join(HERE, "send_floor.py"),
+                                "--paced", "--json"], capture_output=True, text=True,
+                               timeout=120)
+        if floor.returncode == 0:
+            info["send_floor"] = json.loads(floor.stdout)
+            print("send floor, 1,000 rounds/s: " + "; ".join(
+                f"{r['tcp']} user {r['user_us']} + system {r['system_us']} µs"
+                for r in info["send_floor"]), flush=True)
     results = []
     plan = []
     if args.idle:

@@ -3,6 +3,7 @@ Python loop spends writing one small WebSocket-sized frame to each of 100 loopba
 sockets, read by a separate process on the other core. No wolive involved.
 
     .venv/bin/python bench/send_floor.py            # prints µs of user and system CPU per send
+    .venv/bin/python bench/send_floor.py --paced --json   # 1,000 rounds/s only, as JSON
 
 Rounds are paced like the fan-out scenario (1,000 a second) and also run back to back, each
 with and without TCP_NODELAY. The numbers are the kernel's price for a loopback send on
@@ -11,12 +12,14 @@ this machine; wolive's µs per message can approach them, never go under them.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import resource
 import socket
 import subprocess
 import sys
 import time
+from typing import Any
 
 FRAME = b"\x81\x7e\x00\x90" + b"x" * 144  # a 148-byte text frame, the bench event's size
 SOCKETS = 100
@@ -67,27 +70,43 @@ def sender(port: int, gap_s: float, nodelay: bool) -> tuple[float, float]:
     return (r1.ru_utime - r0.ru_utime) / n * 1e6, (r1.ru_stime - r0.ru_stime) / n * 1e6
 
 
-def main() -> int:
-    if len(sys.argv) > 2 and sys.argv[1] == "--receiver":
-        receiver(int(sys.argv[2]))
-        return 0
+def measure(paced_only: bool = False) -> list[dict[str, Any]]:
+    """µs of user and system CPU per send, for each pacing (1,000 rounds/s; back to back
+    unless `paced_only`) with Nagle and with TCP_NODELAY. Pins this process to core 0."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     recv = subprocess.Popen(["taskset", "-c", "1", sys.executable, os.path.abspath(__file__),
                              "--receiver", str(port)], stdout=subprocess.PIPE, text=True)
+    out = []
     try:
         assert recv.stdout is not None
         recv.stdout.readline()
         os.sched_setaffinity(0, {0})
-        for gap, label in ((0.001, "1,000 rounds/s"), (0.0, "back to back")):
+        pacings = ((0.001, "1,000 rounds/s"),) if paced_only else \
+            ((0.001, "1,000 rounds/s"), (0.0, "back to back"))
+        for gap, label in pacings:
             for nodelay in (False, True):
                 user, system = sender(port, gap, nodelay)
-                print(f"{label:15s} {'TCP_NODELAY' if nodelay else 'Nagle':11s} "
-                      f"user {user:5.2f} µs  system {system:5.2f} µs per send")
+                out.append({"pacing": label, "tcp": "TCP_NODELAY" if nodelay else "Nagle",
+                            "user_us": round(user, 2), "system_us": round(system, 2)})
     finally:
         recv.terminate()
         recv.wait()
+    return out
+
+
+def main() -> int:
+    if len(sys.argv) > 2 and sys.argv[1] == "--receiver":
+        receiver(int(sys.argv[2]))
+        return 0
+    rows = measure(paced_only="--paced" in sys.argv)
+    if "--json" in sys.argv:
+        print(json.dumps(rows))
+        return 0
+    for r in rows:
+        print(f"{r['pacing']:15s} {r['tcp']:11s} "
+              f"user {r['user_us']:5.2f} µs  system {r['system_us']:5.2f} µs per send")
     return 0
 
 
