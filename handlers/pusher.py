@@ -9,7 +9,6 @@ Thin glue: protocol logic lives in `realtime.hub`, the HTTP API's use cases in
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
 import logging
 import re
@@ -70,8 +69,7 @@ class _Outbox:
             conn.write_now(parts[0] if len(parts) == 1 else b"".join(parts))
 
     def flush_one(self, conn: _WSConnection) -> None:
-        """Write what `conn` has waiting now: before any frame that does not come through
-        here, so that a socket's frames keep their order."""
+        """Write what `conn` has waiting now (before its close frame)."""
         parts = self.pending.pop(conn, None)
         if parts:
             conn.write_now(b"".join(parts))
@@ -99,15 +97,9 @@ class _WSConnection:
         self.open = True
 
     def send(self, frame: str) -> bool:
-        if not self.open:
-            return False
-        self.outbox.flush_one(self)
-        try:
-            self.handler.write_message(frame)
-        except tornado.websocket.WebSocketClosedError:
-            self.open = False
-            return False
-        return True
+        """Queue one text frame; False when the socket is closed. Every frame goes through
+        the outbox, so a socket's frames keep the order they were sent in."""
+        return self.send_prepared(self.prepare_frame(frame))
 
     @staticmethod
     def prepare_frame(frame: str) -> bytes:
@@ -435,7 +427,8 @@ _SERVER = f"TornadoServer/{tornado.version}"
 
 
 class _HttpDate:
-    """The `Date` header (RFC 9110 §6.6.1), formatted once a second."""
+    """The `Date` header as a RequestHandler writes it (`httputil.format_timestamp`),
+    formatted once a second."""
 
     second = -1
     text = ""
@@ -444,7 +437,7 @@ class _HttpDate:
     def now(cls) -> str:
         t = int(time.time())
         if t != cls.second:
-            cls.second, cls.text = t, email.utils.formatdate(t, usegmt=True)
+            cls.second, cls.text = t, tornado.httputil.format_timestamp(t)
         return cls.text
 
 
