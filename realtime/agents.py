@@ -344,6 +344,6 @@ class Agents:
         if state not in BUSINESS_STATES:
             raise AgentError("state must be open or close", 400)
         try:
-            return await self.store.set_business_state(business_id, state)
+            return await self.store.set_switches(business_id, {"state": state})
         except NotFound:
             raise AgentError(f"unknown business_id {business_id!r} / 商户不存在", 404) from None

@@ -142,13 +142,3 @@ class AgentStore(StoreBase):
             sid = self._inserted_id(res)
             return await self._one(conn, select(*_public_columns()).where(
                 t.service.c.service_id == sid)) or {}
-
-    async def set_business_state(self, business_id: str, state: str) -> Row:
-        """Write `wolive_business.state` ("open" / "close"); returns the business row.
-        Raises `NotFound`."""
-        key = t.business.c.business_id == business_id
-        async with self.engine.begin() as conn:
-            if await self._one(conn, select(t.business.c.wid).where(key)) is None:
-                raise NotFound(f"business {business_id}")
-            await conn.execute(update(t.business).where(key).values(state=state))
-            return await self._one(conn, select(t.business).where(key)) or {}

@@ -14,6 +14,9 @@ class StoreBase:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        #: The same pool, for transactions that only read: on SQLite they begin with a
+        #: plain (deferred) BEGIN and so never wait for, or block, a writer (WAL).
+        self.read_engine = engine.execution_options(wolive_read=True)
         self.dialect = engine.dialect.name
 
     @staticmethod
@@ -30,10 +33,10 @@ class StoreBase:
         return dict(row) if row is not None else None
 
     async def _fetch_one(self, stmt: Any) -> Row | None:
-        async with self.engine.connect() as conn:
+        async with self.read_engine.connect() as conn:
             return await self._one(conn, stmt)
 
     async def _fetch_all(self, stmt: Any) -> list[Row]:
-        async with self.engine.connect() as conn:
+        async with self.read_engine.connect() as conn:
             return [dict(r) for r in (await conn.execute(stmt)).mappings().all()]
 

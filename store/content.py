@@ -10,10 +10,8 @@ stores them. Every write is committed before the method returns.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import ColumnElement, Table, and_, delete, func, insert, select, update
-from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 
 from . import schema as t
@@ -23,14 +21,6 @@ from .errors import NotFound
 #: Columns of `wolive_business` a switch may change (never `wid` / `business_id`).
 SWITCH_COLUMNS = ("distribution_rule", "video_state", "audio_state", "voice_state",
                   "voice_address", "state")
-
-
-def _new_id(res: CursorResult[Any]) -> int:
-    """The primary key an INSERT just made."""
-    key = res.inserted_primary_key
-    if key is None:  # pragma: no cover - every table here has an autoincrement key
-        raise RuntimeError("INSERT made no primary key")
-    return int(key[0])
 
 
 def _board_row(row: Row | None) -> Row:
@@ -98,7 +88,7 @@ class ContentStore(StoreBase):
                 business_id=business_id, question=question, answer=answer,
                 answer_read=answer_read))
             return await self._one(conn, select(t.question).where(
-                t.question.c.qid == _new_id(res))) or {}
+                t.question.c.qid == self._inserted_id(res))) or {}
 
     async def update_question(self, business_id: str, qid: int, question: str, answer: str,
                               answer_read: str) -> Row:
@@ -133,7 +123,7 @@ class ContentStore(StoreBase):
                 business_id=business_id, title=title, content=content,
                 content_read=content_read))
             return await self._one(conn, select(t.tablist).where(
-                t.tablist.c.tid == _new_id(res))) or {}
+                t.tablist.c.tid == self._inserted_id(res))) or {}
 
     async def update_tab(self, business_id: str, tid: int, title: str, content: str,
                          content_read: str) -> Row:
@@ -185,7 +175,7 @@ class ContentStore(StoreBase):
                 business_id=business_id, name=name, moblie=moblie, email=email,
                 content=content, state="unread"))
             return _board_row(await self._one(conn, select(t.message).where(
-                t.message.c.mid == _new_id(res))))
+                t.message.c.mid == self._inserted_id(res))))
 
     async def board_messages(self, business_id: str, offset: int, limit: int
                              ) -> tuple[list[Row], int]:
@@ -223,7 +213,7 @@ class ContentStore(StoreBase):
     # ---- helpers ------------------------------------------------------------------------
 
     async def _count(self, table: Table, where: ColumnElement[bool]) -> int:
-        async with self.engine.connect() as conn:
+        async with self.read_engine.connect() as conn:
             return int((await conn.execute(
                 select(func.count()).select_from(table).where(where))).scalar() or 0)
 

@@ -124,7 +124,9 @@ class Store(AgentStore, ContentStore, HistoryStore, WechatStore, WorkbenchStore,
                 # IMMEDIATE: take the write lock up front (waiting up to busy_timeout), so a
                 # transaction that reads then writes can never fail to upgrade its lock when
                 # another connection wrote meanwhile (SQLITE_BUSY_SNAPSHOT under WAL).
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                # Read-only work (`read_engine`) needs no lock: a WAL snapshot.
+                read = conn.get_execution_options().get("wolive_read")
+                conn.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
         else:
             engine = create_async_engine(sa_url, pool_pre_ping=True, pool_recycle=3600,
                                          pool_size=10, max_overflow=20)
@@ -155,7 +157,7 @@ class Store(AgentStore, ContentStore, HistoryStore, WechatStore, WorkbenchStore,
         return SCHEMA_VERSION
 
     async def schema_version(self) -> int:
-        async with self.engine.connect() as conn:
+        async with self.read_engine.connect() as conn:
             return int((await conn.execute(
                 select(func.max(t.schema_version.c.version)))).scalar() or 0)
 
@@ -308,11 +310,6 @@ class Store(AgentStore, ContentStore, HistoryStore, WechatStore, WorkbenchStore,
                 raise Conflict("business exists") from exc
         return await self.get_business(business_id)
 
-    async def set_business(self, business_id: str, **values: str) -> None:
-        async with self.engine.begin() as conn:
-            await conn.execute(update(t.business).where(
-                t.business.c.business_id == business_id).values(**values))
-
     # ---- visitors -----------------------------------------------------------------------
 
     async def upsert_visiter(self, visiter_id: str, business_id: str, visiter_name: str,
@@ -414,7 +411,7 @@ class Store(AgentStore, ContentStore, HistoryStore, WechatStore, WorkbenchStore,
         me = await self.get_queue(visiter_id, business_id)
         if me is None or me["service_id"] != 0 or me["state"] != "normal":
             return 0
-        async with self.engine.connect() as conn:
+        async with self.read_engine.connect() as conn:
             ahead = (await conn.execute(select(func.count()).select_from(q).where(and_(
                 q.c.business_id == business_id, q.c.service_id == 0, q.c.state == "normal",
                 q.c.qid < me["qid"])))).scalar()
@@ -515,7 +512,7 @@ class Store(AgentStore, ContentStore, HistoryStore, WechatStore, WorkbenchStore,
                 .where(where)
                 .order_by(*order_by)
                 .limit(limit))
-        async with self.engine.connect() as conn:
+        async with self.read_engine.connect() as conn:
             rows = (await conn.execute(stmt)).mappings().all()
             cids = [r["last_cid"] for r in rows if r["last_cid"]]
             last: dict[int, Row] = {}
@@ -539,7 +536,7 @@ class Store(AgentStore, ContentStore, HistoryStore, WechatStore, WorkbenchStore,
                            direction: str = "to_service") -> int:
         """Unread messages of one conversation going `direction` (`wolive_chats.state`)."""
         c = t.chats
-        async with self.engine.connect() as conn:
+        async with self.read_engine.connect() as conn:
             return int((await conn.execute(select(func.count()).select_from(c).where(and_(
                 c.c.visiter_id == visiter_id, c.c.business_id == business_id,
                 c.c.direction == direction, c.c.state == "unread")))).scalar() or 0)
@@ -592,12 +589,4 @@ class Store(AgentStore, ContentStore, HistoryStore, WechatStore, WorkbenchStore,
         row = await self._fetch_one(select(t.sentence.c.content).where(and_(
             t.sentence.c.service_id == service_id, t.sentence.c.state == "using")))
         return row["content"] if row else ""
-
-    async def set_greeting(self, service_id: int, content: str) -> None:
-        async with self.engine.begin() as conn:
-            res = await conn.execute(update(t.sentence).where(
-                t.sentence.c.service_id == service_id).values(content=content, state="using"))
-            if not res.rowcount:
-                await conn.execute(insert(t.sentence).values(
-                    service_id=service_id, content=content, state="using"))
 

@@ -40,8 +40,7 @@ class WechatStore(StoreBase):
             if count >= max_per_agent:
                 return None
             res = await conn.execute(insert(w).values(service_id=service_id, open_id=open_id))
-            key_row = res.inserted_primary_key
-            return {"wid": key_row[0] if key_row else None, "service_id": service_id,
+            return {"wid": self._inserted_id(res), "service_id": service_id,
                     "open_id": open_id}
 
     async def remove_weixin(self, service_id: int, open_id: str) -> int:

@@ -108,7 +108,7 @@ class WorkbenchStore(StoreBase):
                 c.c.direction == direction]
         if state:
             cond.append(c.c.state == state)
-        async with self.engine.connect() as conn:
+        async with self.read_engine.connect() as conn:
             return int((await conn.execute(select(func.max(c.c.cid)).where(and_(*cond))))
                        .scalar() or 0)
 

@@ -425,7 +425,7 @@ async def test_manager_deletes_service_and_its_visitors_go_back_to_waiting(
         await store.upsert_visiter(vid, A, vid.upper(), chat.channel_for(A, vid), "", "", "")
         await store.put_queue(vid, A, svc)
     db_rows(world.db, "UPDATE wolive_queue SET state = 'complete' WHERE visiter_id = 'v-done'")
-    await store.set_greeting(svc, "hello from svc_a")
+    await store.save_greeting(svc, "hello from svc_a")
     db_rows(world.db, "INSERT INTO wolive_weixin (service_id, open_id) VALUES (%s, 'oid')",
             (svc,))
     db_rows(world.db, "UPDATE wolive_service SET parent_id = %s WHERE user_name = 'mgr_a'",

@@ -139,3 +139,25 @@ async def test_savepoint_after_a_read_stays_inside_the_transaction(db_url: str) 
             raise RuntimeError("roll it all back")
     await store.close()
     assert db_rows(db_url, "SELECT * FROM wolive_business") == []
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_reads_do_not_wait_for_a_writer(db_url: str) -> None:
+    """A write transaction in progress (holding SQLite's write lock) does not hold up reads:
+    they see the last committed state at once (WAL) and the write then commits."""
+    import asyncio
+
+    from sqlalchemy import insert
+
+    from store import schema as t
+    store = await Store.open(db_url)
+    try:
+        async with store.engine.begin() as conn:
+            await conn.execute(insert(t.business).values(business_id="busy"))
+            # Meanwhile, on another connection: reads answer without waiting.
+            assert await asyncio.wait_for(store.has_super_manager(), 1.0) is False
+            assert await asyncio.wait_for(store.schema_version(), 1.0) == SCHEMA_VERSION
+    finally:
+        await store.close()
+    assert [r["business_id"] for r in db_rows(db_url, "SELECT * FROM wolive_business")] == \
+        ["busy"]

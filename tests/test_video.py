@@ -31,7 +31,7 @@ async def setup(base_url: str, ws_base: str, server: Any, video: str = "open"
     db = server.config["database"]["url"]
     agent = Client(base_url)
     assert (await agent.install(BIZ, "boss", PASSWORD)).code == 302
-    await server.store.set_business(BIZ, video_state=video)
+    await server.store.set_switches(BIZ, {"video_state": video})
     console = await PusherSocket.connect(ws_base, cookie=agent.cookie_header())
     assert (await console.subscribe("kefu1"))["event"] == OK
     await wait_for(lambda: db_rows(db, "SELECT state FROM wolive_service WHERE service_id=1")
