@@ -210,6 +210,8 @@ def load_config(path: str | None, overrides: dict[str, Any] | None = None
             cfg["server"][key] = full
     if not 4 <= cfg["security"]["bcrypt_rounds"] <= 16:
         raise ConfigProblem("security.bcrypt_rounds: must be 4-16")
+    if cfg["chat"]["max_conversations_per_agent"] < 0:
+        raise ConfigProblem("chat.max_conversations_per_agent: must be 0 (no cap) or more")
     if not 1 <= cfg["uploads"]["max_bytes"] <= MAX_BODY_BYTES - MULTIPART_SLACK_BYTES:
         raise ConfigProblem(f"uploads.max_bytes: must be 1-"
                             f"{MAX_BODY_BYTES - MULTIPART_SLACK_BYTES}")

@@ -149,9 +149,12 @@ class BaseHandler(tornado.web.RequestHandler):
         if raw == "":
             return default
         try:
-            return int(raw)
+            value = int(raw)
         except ValueError:
             raise ApiError(400, 1, f"parameter {name} must be a whole number") from None
+        if not -2**63 <= value < 2**63:  # what a database integer holds
+            raise ApiError(400, 1, f"parameter {name} is out of range")
+        return value
 
     def client_ip(self) -> str:
         return self.request.remote_ip or ""

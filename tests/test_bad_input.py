@@ -15,7 +15,7 @@ from test_api_docs import documented
 PASSWORD = "s3cret-enough"
 #: Values that have broken parsers elsewhere: empty, not a number, negative, huge, odd
 #: characters, a path, markup.
-ODD = ["", "abc", "-1", "9" * 30, "x" * 70_000, "💥\x00\u202e", "../../etc/passwd",
+ODD = ["", "abc", "-1", "9" * 30, "9" * 20, "x" * 70_000, "💥\x00\u202e", "../../etc/passwd",
        "<script>alert(1)</script>", "1.5", " "]
 PARAMS = ["visiter_id", "business_id", "channel", "service_id", "content", "qid", "tid",
           "before", "after", "limit", "page", "start", "end", "puttime", "state",
@@ -63,3 +63,20 @@ async def test_no_url_answers_5xx_to_bad_input(base_url: str) -> None:
                     parsed: Any = json.loads(resp.body)
                     assert isinstance(parsed, dict) and "code" in parsed, (path, parsed)
     assert problems == [], "\n".join(problems)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_numbers_too_big_for_the_database_are_a_400(base_url: str) -> None:
+    """A whole number past what a database integer holds is refused with {code, msg}, not
+    handed to SQL (where it was an OverflowError and a 500)."""
+    boss = Client(base_url)
+    assert (await boss.install("shop1", "boss", PASSWORD)).code == 302
+    huge = "9" * 20
+    for method, path, form in [
+            ("POST", "/admin/manager/delquestion", {"business_id": "shop1", "qid": huge}),
+            ("POST", "/admin/set/deltab", {"business_id": "shop1", "tid": huge}),
+            ("GET", "/admin/set/messages", {"business_id": "shop1", "page": huge})]:
+        resp = await boss.fetch(path, method, form=form)
+        body = json.loads(resp.body)
+        assert resp.code == 400 and body["code"] == 1 and "out of range" in body["msg"], \
+            (path, resp.code, body)

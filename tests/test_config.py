@@ -30,6 +30,7 @@ def run(config_text: str | None, tmp_path: Path) -> subprocess.CompletedProcess[
     ("pusher:\n  apps:\n    - {id: '1', key: k, colour: red}\n",
      "pusher.apps[0].colour: unknown key"),
     ("security:\n  bcrypt_rounds: 40\n", "security.bcrypt_rounds: must be 4-16"),
+    ("chat:\n  max_conversations_per_agent: -1\n", "chat.max_conversations_per_agent: must be 0"),
     ("log_level: loud\n", "log_level: must be"),
     ("server: [1, 2\n", "not valid YAML"),
     ("- just a list\n", "config: must be a mapping"),
