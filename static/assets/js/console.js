@@ -114,8 +114,7 @@
   }
 
   function xsrf() {
-    var m = document.cookie.match('(?:^|; )_xsrf=([^;]*)');
-    return m ? decodeURIComponent(m[1]) : '';
+    return W.cookie('_xsrf');
   }
 
   /* ---- connection ------------------------------------------------------------------- */

@@ -208,7 +208,8 @@
     var body = {};
     Object.keys(isAgent ? {} : visitorIds).forEach(function (k) { body[k] = visitorIds[k]; });
     Object.keys(params || {}).forEach(function (k) { body[k] = params[k]; });
-    return W.api('POST', urls[kind], body);
+    // No answer (network gone) reads as a refusal: callers check `code`, none is left hanging.
+    return W.api('POST', urls[kind], body).catch(function () { return { code: -1 }; });
   }
 
   /* ---- the button --------------------------------------------------------------------- */
@@ -269,17 +270,11 @@
 
   Call.prototype.join = function () {
     var self = this, cfg = boot.pusher || {};
-    var tls = location.protocol === 'https:';
-    var port = cfg.ws_port || Number(location.port) || (tls ? 443 : 80);
     var auth = isAgent
       ? { endpoint: '/admin/set/videoauth', transport: 'ajax',
-          headers: { 'X-XSRFToken': cookie('_xsrf') } }
+          headers: { 'X-XSRFToken': W.cookie('_xsrf') } }
       : { endpoint: '/admin/event/videoauth', transport: 'ajax', params: visitorIds };
-    this.sock = new Pusher(cfg.key, {
-      cluster: 'wolive', wsHost: location.hostname, wsPort: port, wssPort: port,
-      forceTLS: tls, enabledTransports: ['ws', 'wss'], disableStats: true,
-      channelAuthorization: auth
-    });
+    this.sock = W.pusher(cfg, null, { channelAuthorization: auth });
     this.ch = this.sock.subscribe(this.name);
     this.ch.bind('pusher:subscription_succeeded', function () {
       self.send('client-hello', { role: self.role });
@@ -444,10 +439,6 @@
   };
   Call.prototype.fail = function (text) { this.end(text, true); };
 
-  function cookie(name) {
-    var m = document.cookie.match('(?:^|; )' + name + '=([^;]*)');
-    return m ? decodeURIComponent(m[1]) : '';
-  }
 
   /* ---- showing it --------------------------------------------------------------------- */
 

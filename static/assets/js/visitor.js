@@ -208,19 +208,11 @@
     });
   }
   function fetchMissed() {
-    var got;
-    if (W.fetchMissed) {  // wolive-common.js: page by page after list.lastCid(), one run at a time
-      got = W.fetchMissed(list, '/admin/event/history', ids, isMine).then(function (added) {
-        added.forEach(noteLast);
-        return added;
-      });
-    } else {
-      var q = { visiter_id: ids.visiter_id, business_id: ids.business_id, channel: ids.channel };
-      if (lastCid) { q.after = lastCid; }
-      got = W.api('GET', '/admin/event/history', q).then(function (r) {
-        return r.code === 0 ? addAll(r.data) : [];
-      });
-    }
+    // wolive-common.js: page by page after list.lastCid(), one run at a time.
+    var got = W.fetchMissed(list, '/admin/event/history', ids, isMine).then(function (added) {
+      added.forEach(noteLast);
+      return added;
+    });
     return got.then(function (added) {
       if (added.some(function (m) { return !isMine(m); })) { ding(); markRead(); }
       return added.length;

@@ -8,6 +8,7 @@
     var m = document.cookie.match('(?:^|; )' + name + '=([^;]*)');
     return m ? decodeURIComponent(m[1]) : '';
   }
+  W.cookie = cookie;
 
   /* POST (or GET) form-encoded params; resolves to the {code, msg, data} answer. */
   W.api = function (method, url, params) {
@@ -207,10 +208,6 @@
     return next;
   };
 
-  W.CONN_TEXT = {
-    connecting: '正在连接… Connecting…', unavailable: '网络断开，正在重连… Reconnecting…',
-    failed: '无法连接 · Cannot connect', disconnected: '已断开 · Disconnected'
-  };
 
 
 })(window);

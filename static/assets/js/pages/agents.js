@@ -48,9 +48,8 @@
     if (!file) { return; }
     var fd = new FormData();
     fd.append('img_head', file);
-    var x = document.cookie.match('(?:^|; )_xsrf=([^;]*)');
     fetch('/admin/manager/uploadpic', { method: 'POST', body: fd, credentials: 'same-origin',
-      headers: { 'X-XSRFToken': x ? decodeURIComponent(x[1]) : '' } })
+      headers: { 'X-XSRFToken': Wolive.cookie('_xsrf') } })
       .then(function (r) { return r.json(); })
       .then(function (r) {
         if (r.code !== 0 || !/^\/upload\//.test(String(r.data))) { throw new Error(r.msg); }

@@ -186,9 +186,8 @@
     var fd = new FormData();
     fd.append('voice', file);
     fd.append('business_id', boot.business_id);
-    var x = document.cookie.match('(?:^|; )_xsrf=([^;]*)');
     fetch('/admin/manager/uploadvoice', { method: 'POST', body: fd, credentials: 'same-origin',
-      headers: { 'X-XSRFToken': x ? decodeURIComponent(x[1]) : '' } })
+      headers: { 'X-XSRFToken': Wolive.cookie('_xsrf') } })
       .then(function (r) { return r.json(); })
       .then(function (r) {
         if (r.code !== 0) { throw new Error(r.msg); }
