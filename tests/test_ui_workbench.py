@@ -528,6 +528,7 @@ def test_workbench_survives_a_server_restart(
 
         assert stop_server(server) == 0
         expect(boss.locator("#conn")).to_be_visible()
+        expect(v.locator("#conn")).to_be_visible()  # the visitor is told too
         expect(boss.locator("#me-dot")).not_to_have_class(re.compile(r"\bon\b"))
         port = int(server.base_url.rsplit(":", 1)[1])
         second = start_server(tmp_path, db_url, create_admin=False, port=port)
@@ -540,6 +541,7 @@ def test_workbench_survives_a_server_restart(
                                             {"content": text})).encode(), timeout=10) as r:
                 assert r.status == 200
         expect(boss.locator("#conn")).to_be_hidden(timeout=30_000)
+        expect(v.locator("#conn")).to_be_hidden(timeout=30_000)
         expect(boss.locator("#me-dot")).to_have_class(re.compile(r"\bon\b"))
         want = ["第一条", "断线时一", "断线时二"]
         expect(boss.locator("#messages .msg .bubble")).to_have_text(want, timeout=20_000)
