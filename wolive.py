@@ -99,6 +99,7 @@ SCHEMA: dict[str, Any] = {
     },
     "pusher": {
         "apps": (list, [{"id": "1", "key": "wolive", "secret": ""}]),
+        "write_window_ms": ((int, float), 2),
     },
     "chat": {
         "max_message_chars": (int, 5000),
@@ -140,7 +141,7 @@ def _check(schema: dict[str, Any], given: Any, path: str) -> dict[str, Any]:
             continue
         typ, default = spec
         value = given.get(key, copy.deepcopy(default))
-        if isinstance(value, bool) and typ is int:
+        if isinstance(value, bool) and (typ is int or isinstance(typ, tuple) and int in typ):
             raise ConfigProblem(f"{path}{key}: must be a whole number, not {value!r}")
         if not isinstance(value, typ):
             names = typ.__name__ if isinstance(typ, type) else " or ".join(
@@ -210,6 +211,8 @@ def load_config(path: str | None, overrides: dict[str, Any] | None = None
             cfg["server"][key] = full
     if not 4 <= cfg["security"]["bcrypt_rounds"] <= 16:
         raise ConfigProblem("security.bcrypt_rounds: must be 4-16")
+    if not 0 <= cfg["pusher"]["write_window_ms"] <= 100:
+        raise ConfigProblem("pusher.write_window_ms: must be 0-100")
     if cfg["chat"]["max_conversations_per_agent"] < 0:
         raise ConfigProblem("chat.max_conversations_per_agent: must be 0 (no cap) or more")
     if not 1 <= cfg["uploads"]["max_bytes"] <= MAX_BODY_BYTES - MULTIPART_SLACK_BYTES:
@@ -377,6 +380,7 @@ async def make_app(cfg: dict[str, Any]) -> Wolive:
         wolive_video=Video(store, hub, chat, cfg["video"]["ice_servers"]),
         wolive_wechat=wechat,
         wolive_pusher_client={"key": apps[0].key, "ws_port": cfg["server"]["legacy_ws_port"]},
+        wolive_write_window=cfg["pusher"]["write_window_ms"] / 1000,
     )
     # handlers.pusher.Application: the HTTP API's publish endpoints skip RequestHandler.
     app = pusher.Application(handlers.default_handlers(), **settings)

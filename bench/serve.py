@@ -32,6 +32,8 @@ against today's code they write each frame at once, i.e. they also undo ``_Outbo
                $WOLIVE_BENCH_SNAPSHOT.N (for bench/memory_diff.py).
 - ``nocork``   what wolive did before write coalescing (`handlers.pusher._Outbox`): each
                prepared frame is written at once, one `send()` per message.
+- ``nowindow`` `pusher.write_window_ms: 0`: the outbox writes at the end of every loop
+               iteration that queued something, as before the write window.
 - ``nagle``    Nagle's algorithm back on for Pusher sockets (wolive sets TCP_NODELAY in
                `PusherSocket.open` since write coalescing; before, this was the default).
 """
@@ -48,7 +50,7 @@ from typing import Any
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 VARIANTS = ("uvloop", "orjson", "nowrap", "prepared", "direct", "lean", "quiet", "backlog",
-            "nagle", "tracemalloc", "nocork")
+            "nagle", "tracemalloc", "nocork", "nowindow")
 
 
 def _ws_header(length: int) -> bytes:
@@ -248,6 +250,14 @@ def apply(variants: list[str]) -> None:
             return True
 
         hp._WSConnection.send_prepared = send_at_once  # type: ignore[method-assign]
+
+    if "nowindow" in variants:
+        real_init = hp._Outbox.__init__
+
+        def no_window(self: Any, window: float = 0.0) -> None:
+            real_init(self, 0.0)
+
+        hp._Outbox.__init__ = no_window  # type: ignore[method-assign]
 
 
 def main() -> int:

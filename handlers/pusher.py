@@ -38,51 +38,102 @@ log = logging.getLogger("wolive.pusher")
 
 
 class _Outbox:
-    """Prepared frames waiting for the end of this IOLoop iteration, per connection.
+    """Frames waiting to be written, per connection, and when to write them.
 
-    Every publish handled in one iteration of the loop (several HTTP API requests read
-    together, a batch, an event to several channels) is queued here, and one callback
-    scheduled after them writes each socket's frames with one `send()`. A loopback `send()`
-    costs the kernel 4-9 µs whatever its size on the benchmark machine, so a busy server
-    coalesces exactly when it needs to (docs/performance.md, "Write coalescing"); an idle one
-    sends each frame on the next iteration, with no timer and no added wait.
+    Every frame for a Pusher socket is queued here, and a callback writes each socket's
+    queued frames with one `send()`. A loopback `send()` costs the kernel about as much for
+    one frame as for ten (4-9 µs on the benchmark machine), so what is written together is
+    nearly free (docs/performance.md, "Write coalescing" and "The write window"):
+
+    - Published frames (`put`: channel events, fan-out) wait for the write window: after a
+      write of published frames, the next one waits until `window` seconds have passed
+      since it, so at a high rate every socket gets one `send()` per window with everything
+      published meanwhile. When nothing was published in the last `window` they go at the
+      end of this loop iteration, with no timer: the window only ever delays a frame by
+      less than `window`, and only while publishes come faster than one per window.
+      Frames queued in the same iteration always share the write.
+    - Answers to the socket's own requests (`put_reply`: connection_established,
+      subscription answers, pongs, errors) go at the end of this loop iteration, with
+      whatever that socket had waiting before them, so a client's round trips never wait
+      for the window.
     """
 
-    __slots__ = ("pending",)
+    __slots__ = ("pending", "window", "last_flush", "_timer", "_soon", "_replies")
 
-    def __init__(self) -> None:
+    def __init__(self, window: float = 0.0) -> None:
+        """`window`: seconds (config `pusher.write_window_ms` / 1000); 0 writes at the end
+        of every loop iteration that queued something."""
         self.pending: dict[_WSConnection, list[bytes]] = {}
+        self.window = window
+        self.last_flush = float("-inf")
+        self._timer: asyncio.TimerHandle | None = None
+        self._soon = False  # a flush of everything is scheduled for this iteration
+        self._replies: list[_WSConnection] = []  # sockets with an answer waiting
 
     def put(self, conn: _WSConnection, wire: bytes) -> None:
+        """Queue a published frame for `conn`, to go out by the write window's rule."""
         parts = self.pending.get(conn)
         if parts is not None:
             parts.append(wire)
             return
-        if not self.pending:  # the first since the last flush (scheduled before it is kept)
-            asyncio.get_running_loop().call_soon(self.flush)
         self.pending[conn] = [wire]
+        if self._soon or self._timer is not None:
+            return
+        loop = asyncio.get_running_loop()
+        due = self.last_flush + self.window
+        if due <= loop.time():
+            self._soon = True
+            loop.call_soon(self.flush)
+        else:
+            self._timer = loop.call_at(due, self.flush)
+
+    def put_reply(self, conn: _WSConnection, wire: bytes) -> None:
+        """Queue an answer to `conn`'s own request: written at the end of this iteration,
+        after what `conn` already had waiting."""
+        parts = self.pending.get(conn)
+        if parts is None:
+            self.pending[conn] = [wire]
+        else:
+            parts.append(wire)
+        if not self._replies:
+            asyncio.get_running_loop().call_soon(self._flush_replies)
+        self._replies.append(conn)
 
     def flush(self) -> None:
+        """Write everything waiting (the window's callback)."""
+        self._soon = False
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         batch = self.pending
+        if not batch:
+            return
         self.pending = {}  # a send that closes a socket may publish again: a new round
+        self.last_flush = asyncio.get_running_loop().time()
         for conn, parts in batch.items():
             conn.write_now(parts[0] if len(parts) == 1 else b"".join(parts))
 
+    def _flush_replies(self) -> None:
+        conns = self._replies
+        self._replies = []
+        for conn in conns:
+            self.flush_one(conn)
+
     def flush_one(self, conn: _WSConnection) -> None:
-        """Write what `conn` has waiting now (before its close frame)."""
+        """Write what `conn` has waiting now (an answer, or before its close frame)."""
         parts = self.pending.pop(conn, None)
         if parts:
-            conn.write_now(b"".join(parts))
+            conn.write_now(parts[0] if len(parts) == 1 else b"".join(parts))
 
 
 class _WSConnection:
     """`realtime.adapter.Connection` over a Tornado WebSocket, with a fast path for fan-out.
 
     `LocalAdapter.publish` builds a frame's wire bytes once (`prepare_frame`) and hands them
-    to every subscriber (`send_prepared`), which queues them in the app's `_Outbox`; at the
-    end of the loop iteration `write_now` writes them straight to the socket when nothing is
-    queued on it: one `send()` per socket per iteration instead of Tornado's encode + header
-    + Future + Task per message (docs/performance.md).
+    to every subscriber (`send_prepared`), which queues them in the app's `_Outbox`; when
+    the outbox's write window says so, `write_now` writes them straight to the socket when
+    nothing is queued on it: one `send()` per socket per window instead of Tornado's encode
+    + header + Future + Task per message (docs/performance.md).
     """
 
     __slots__ = ("handler", "open", "socket_id", "outbox", "_ws", "_stream", "_sock")
@@ -97,9 +148,13 @@ class _WSConnection:
         self.open = True
 
     def send(self, frame: str) -> bool:
-        """Queue one text frame; False when the socket is closed. Every frame goes through
-        the outbox, so a socket's frames keep the order they were sent in."""
-        return self.send_prepared(self.prepare_frame(frame))
+        """Queue an answer to this socket's own request (`Session` uses it), written at the
+        end of this loop iteration; False when the socket is closed. Every frame goes
+        through the outbox, so a socket's frames keep the order they were sent in."""
+        if not self.open:
+            return False
+        self.outbox.put_reply(self, self.prepare_frame(frame))
+        return True
 
     @staticmethod
     def prepare_frame(frame: str) -> bytes:
@@ -117,7 +172,7 @@ class _WSConnection:
         return head + payload
 
     def send_prepared(self, wire: bytes) -> bool:
-        """`send` for a prepared frame: queued for this loop iteration's write (`_Outbox`);
+        """A published frame, prepared: queued for the write window (`_Outbox.put`);
         False when the socket is closed."""
         if not self.open:
             return False
@@ -218,7 +273,8 @@ class PusherSocket(tornado.websocket.WebSocketHandler):
         hub = self.hub
         outbox = self.settings.get("wolive_outbox")
         if outbox is None:  # one per application, made on its loop's first socket
-            outbox = self.settings["wolive_outbox"] = _Outbox()
+            outbox = self.settings["wolive_outbox"] = _Outbox(
+                self.settings.get("wolive_write_window", 0.0))
         conn = _WSConnection(hub.next_socket_id(), self, outbox)
         app = hub.apps_by_key.get(key)
         error = None

@@ -123,6 +123,7 @@ async def test_one_loop_iteration_is_one_send_per_socket(wolive_server: Any,
     client, conn, recorder = await counted(wolive_server, ws_base, "burst")
     other, _, other_recorder = await counted(wolive_server, ws_base, "burst")
     await client.expect("warm-up")  # the second warm-up reached the first socket too
+    conn.outbox.window = 0.0  # `pusher.write_window_ms: 0` (the window: the next test)
     recorder.sends.clear()
     hub = wolive_server.hub
     for i in range(5):  # one iteration: no await between them
@@ -140,6 +141,60 @@ async def test_one_loop_iteration_is_one_send_per_socket(wolive_server: Any,
         assert (await client.expect("n", "burst"))["data"] == {"i": i}
     assert len(recorder.sends) == 3
     await client.nothing(0.1)
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_the_write_window_holds_frames_only_after_a_recent_write(
+        wolive_server: Any, cfg: dict[str, Any], ws_base: str) -> None:
+    """`pusher.write_window_ms`: a quiet server writes on the next loop iteration, with no
+    timer; a frame queued less than the window after the last write waits for the rest of
+    it, and everything queued meanwhile goes out with it in one `send()`."""
+    client, conn, recorder = await counted(wolive_server, ws_base, "win")
+    outbox = conn.outbox
+    assert outbox.window == cfg["pusher"]["write_window_ms"] / 1000 > 0  # config reaches it
+    outbox.window = 0.3  # long enough to see on a busy test machine
+    outbox.last_flush = float("-inf")  # nothing written lately
+    recorder.sends.clear()
+    hub = wolive_server.hub
+    hub.trigger("win", "n", {"i": 0})
+    await asyncio.sleep(0)
+    assert len(recorder.sends) == 1  # quiet: written on the next iteration
+    loop = asyncio.get_running_loop()
+    written = outbox.last_flush
+    hub.trigger("win", "n", {"i": 1})
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert len(recorder.sends) == 1  # held: the last write was less than 0.3 s ago
+    hub.trigger("win", "n", {"i": 2})
+    for i in range(3):
+        assert (await client.expect("n", "win"))["data"] == {"i": i}
+    assert loop.time() - written >= 0.3 - 0.01  # the timer's clock rounds to milliseconds
+    assert len(recorder.sends) == 2 and recorder.sends[1].count(b'"event":"n"') == 2
+    await client.nothing(0.1)
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_answers_never_wait_for_the_write_window(wolive_server: Any,
+                                                       ws_base: str) -> None:
+    """A pong (any answer to the socket's own request) goes at the end of the iteration,
+    even while published frames wait for the window; what that socket had waiting goes
+    first, in one `send()`."""
+    client, conn, recorder = await counted(wolive_server, ws_base, "quick")
+    outbox = conn.outbox
+    loop = asyncio.get_running_loop()
+    outbox.window = 5.0
+    outbox.last_flush = loop.time()  # just written: published frames wait 5 s
+    recorder.sends.clear()
+    wolive_server.hub.trigger("quick", "held", {})
+    await asyncio.sleep(0.05)
+    assert recorder.sends == []
+    asked = loop.time()
+    client.send("pusher:ping", {})
+    assert (await client.recv())["event"] == "held"  # let out early, before the answer
+    assert (await client.recv())["event"] == "pusher:pong"
+    assert loop.time() - asked < 2.5
+    assert len(recorder.sends) == 1
+    outbox.window = 0.0
 
 
 @pytest.mark.gen_test(timeout=30)
