@@ -157,11 +157,16 @@ class Agents:
     (injected: this layer does not import handlers)."""
 
     def __init__(self, store: Store, hub: Hub, hash_password: PasswordHasher,
-                 check_password: PasswordChecker) -> None:
+                 check_password: PasswordChecker,
+                 assign_waiting: Callable[[str], Awaitable[int]] | None = None) -> None:
+        """`assign_waiting(business_id)`: `realtime.chat.Chat.assign_waiting`, run after a
+        deleted agent's visitors went back to waiting (under `auto` another online agent
+        takes them at once)."""
         self.store = store
         self.hub = hub
         self.hash_password = hash_password
         self.check_password = check_password
+        self.assign_waiting = assign_waiting
 
     # ---- checks -------------------------------------------------------------------------
 
@@ -283,7 +288,8 @@ class Agents:
         super_manager any agent below it; nobody themselves. The agent's open
         conversations go back to waiting (`wolive_queue.service_id` 0) and, after the
         commit, each is announced on `all{business_id}` `on_notice` (the shape
-        `/admin/event/notice` uses) so another agent can claim it.
+        `/admin/event/notice` uses) so another agent can claim it; under `auto`
+        (`assign_waiting`) online agents with room take them at once.
 
         Returns `{service_id, released}` (released = how many visitors went back to
         waiting). Raises `AgentError` 403 / 404."""
@@ -301,6 +307,8 @@ class Agents:
                 "avatar": v["avatar"], "channel": v["channel"],
                 "business_id": v["business_id"], "from_url": v["from_url"],
                 "state": v["state"]})
+        if released and self.assign_waiting is not None:
+            await self.assign_waiting(target["business_id"])
         return {"service_id": target["service_id"], "released": len(released)}
 
     # ---- businesses (super_manager only) ------------------------------------------------

@@ -454,6 +454,27 @@ async def test_manager_deletes_service_and_its_visitors_go_back_to_waiting(
 
 
 @pytest.mark.gen_test
+async def test_under_auto_a_deleted_agents_visitors_go_to_an_online_agent(
+        world: World, ws_base: str) -> None:
+    """Under `auto` a deleted agent's visitors do not wait for the next arrival: an online
+    agent with room takes them at once, as when a conversation closes."""
+    store, chat = world.server.store, world.server.chat
+    svc, mgr = world.ids["svc_a"], world.ids["mgr_a"]
+    assert (await store.get_business(A))["distribution_rule"] == "auto"
+    await store.upsert_visiter("v-1", A, "V-1", chat.channel_for(A, "v-1"), "", "", "")
+    await store.put_queue("v-1", A, svc)
+    db_rows(world.db, "UPDATE wolive_service SET state = 'online' WHERE service_id = %s", (mgr,))
+    sock = await PusherSocket.connect(ws_base, cookie=world.mgr_a.cookie_header())
+    await sock.subscribe(f"ud{mgr}")
+
+    code, body = await post(world.mgr_a, DELETE, service_id=svc)
+    assert (code, body["code"], body["data"]) == (200, 0, {"service_id": svc, "released": 1})
+    assert db_rows(world.db, "SELECT service_id, state FROM wolive_queue WHERE visiter_id = "
+                   "'v-1'") == [{"service_id": mgr, "state": "normal"}]
+    assert (await sock.expect("on_notice", f"ud{mgr}"))["data"]["visiter_id"] == "v-1"
+
+
+@pytest.mark.gen_test
 @pytest.mark.parametrize("caller, target, status", [
     ("mgr_a", "svc_b", 403),   # another business
     ("mgr_b", "svc_a", 403),   # another business
