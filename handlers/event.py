@@ -68,18 +68,19 @@ class VisitorChatsHandler(VisitorApiHandler, VisitorMixin):
 
 class VisitorHistoryHandler(VisitorApiHandler, VisitorMixin):
     """`/admin/event/history`: the visitor's own conversation, oldest first (`before` = cid,
-    or `after` = cid: what came after it). Marks the agent's messages read and tells the
-    agent (`kefu{id}` `read`)."""
+    or `after` = cid: what came after it). Marks the agent's messages read and, when some
+    were unread, tells the agent (`kefu{id}` `read`)."""
 
     async def get(self) -> None:
         visiter_id = self.arg("visiter_id", required=True, max_len=200)
         business_id = self.arg("business_id", required=True, max_len=100)
-        rows = await self.chat.history_for_visitor(
+        rows, newly_read = await self.chat.history_for_visitor(
             visiter_id, business_id, self.visitor_channel_arg(business_id, visiter_id),
             before_cid=self.int_arg("before", 0), limit=self.int_arg("limit", 50),
             after_cid=self.int_arg("after", 0))
-        from .typing import signals  # read receipt (realtime/typing.py)
-        await signals(self).visitor_saw_history(visiter_id, business_id)
+        if newly_read:
+            from .typing import signals  # read receipt (realtime/typing.py)
+            await signals(self).visitor_saw_history(visiter_id, business_id)
         self.answer(0, "", rows)
 
     post = get

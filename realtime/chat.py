@@ -354,13 +354,15 @@ class Chat:
 
     async def history_for_visitor(self, visiter_id: str, business_id: str, channel: str,
                                   before_cid: int = 0, limit: int = 50,
-                                  after_cid: int = 0) -> list[dict[str, Any]]:
+                                  after_cid: int = 0) -> tuple[list[dict[str, Any]], int]:
+        """`/admin/event/history`: the visitor's conversation (oldest first, at most 100),
+        and the agent messages it marked read (0: nothing was unread, no receipt is due).
+        Raises `ChatError` 400/403 (`check_ids`, `check_visitor`)."""
         self.check_ids(visiter_id, business_id)
         self.check_visitor(business_id, visiter_id, channel)
         rows = await self.store.chats_of(visiter_id, business_id, before_cid, min(limit, 100),
                                          after_cid=after_cid)
-        await self.store.mark_read(visiter_id, business_id, "to_visiter")
-        return rows
+        return rows, await self.store.mark_read(visiter_id, business_id, "to_visiter")
 
     # ---- agent side ---------------------------------------------------------------------
 

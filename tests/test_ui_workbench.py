@@ -142,6 +142,17 @@ async def test_read_receipts_both_ways(wolive_server: Any, base_url: str, ws_bas
     assert code == 200 and [m["content"] for m in body["data"]] == ["one", "two", "a", "b"]
     frame = await expect_about(anna.sock, "read", f"kefu{anna.sid}", "v1")
     assert frame["data"] == {"visiter_id": "v1", "cid": sent[1]}
+    # Opening it again reads nothing new: no receipt (the visitor page polls it).
+    code, body = await v1.client.json("/admin/event/history", "GET", form=v1.ids)
+    assert code == 200 and len(body["data"]) == 4
+    loop = asyncio.get_running_loop()
+    until = loop.time() + 0.5
+    while (left := until - loop.time()) > 0:
+        try:
+            frame = await anna.sock.recv(left)
+        except asyncio.TimeoutError:
+            break
+        assert frame["event"] != "read", frame
     # A wrong channel reads nothing.
     code, body = await v1.client.json("/admin/event/read", "POST",
                                       form={**v1.ids, "channel": "f" * 32})
