@@ -15,46 +15,17 @@ pushes nothing.
 """
 from __future__ import annotations
 
-import time
-from collections import deque
 from typing import Any
 
 from store import NotFound
 
 from .chat import Agent, Chat, ChatError
+from .content import RateLimiter
 
 #: Typing pushes one sender may cause per second.
 TYPING_PER_SECOND = 2
 #: Senders remembered by the rate limiter before the oldest are forgotten.
 MAX_TRACKED_SENDERS = 20_000
-
-
-class RateLimit:
-    """At most `per_second` events per key in any one-second window."""
-
-    def __init__(self, per_second: int = TYPING_PER_SECOND) -> None:
-        self.per_second = per_second
-        self.seen: dict[str, deque[float]] = {}
-
-    def allow(self, key: str, now: float | None = None) -> bool:
-        now = time.monotonic() if now is None else now
-        q = self.seen.get(key)
-        if q is None:
-            if len(self.seen) >= MAX_TRACKED_SENDERS:
-                self._forget(now)
-            q = self.seen[key] = deque()
-        while q and now - q[0] >= 1.0:
-            q.popleft()
-        if len(q) >= self.per_second:
-            return False
-        q.append(now)
-        return True
-
-    def _forget(self, now: float) -> None:
-        for key in [k for k, q in self.seen.items() if not q or now - q[-1] >= 1.0]:
-            del self.seen[key]
-        if len(self.seen) >= MAX_TRACKED_SENDERS:  # all busy: start over
-            self.seen.clear()
 
 
 class Signals:
@@ -64,11 +35,11 @@ class Signals:
         self.chat = chat
         self.store = chat.store
         self.hub = chat.hub
-        self.limit = RateLimit(per_second)
+        self.limit = RateLimiter(per_second, 1.0, MAX_TRACKED_SENDERS)
 
     def _check_rate(self, key: str) -> None:
-        if not self.limit.allow(key):
-            raise ChatError(1, f"too many typing signals (at most {self.limit.per_second} "
+        if not self.limit.take(key):
+            raise ChatError(1, f"too many typing signals (at most {self.limit.limit} "
                                "per second)", 429)
 
     # ---- typing -------------------------------------------------------------------------
@@ -76,8 +47,8 @@ class Signals:
     async def agent_typing(self, agent: Agent, visiter_id: str, typing: bool) -> dict[str, Any]:
         """Tell the visitor the agent is (or stopped) typing. Raises `ChatError` 403/404 as
         `/admin/set/chats`, 429 over the rate."""
+        self._check_rate(f"a{agent.service_id}")  # before any database read
         visitor, _queue = await self.chat._queue_for(agent, visiter_id)
-        self._check_rate(f"a{agent.service_id}")
         self.hub.trigger(f"cu{visitor['channel']}", "typing", {
             "service_id": agent.service_id, "nick_name": agent.nick_name, "typing": typing})
         return {"visiter_id": visiter_id, "typing": typing}
@@ -88,8 +59,8 @@ class Signals:
         (wrong channel, code 3), 404 unknown visitor, 429 over the rate."""
         self.chat.check_ids(visiter_id, business_id)
         self.chat.check_visitor(business_id, visiter_id, channel)
-        queue = await self.store.get_queue(visiter_id, business_id)
         self._check_rate(f"v{business_id}/{visiter_id}")
+        queue = await self.store.get_queue(visiter_id, business_id)
         pushed = bool(queue and queue["state"] == "normal" and queue["service_id"])
         if queue and pushed:
             self.hub.trigger(f"kefu{queue['service_id']}", "typing",
