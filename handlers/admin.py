@@ -2,18 +2,16 @@
 from __future__ import annotations
 
 import asyncio
-import re
 from typing import Any
 
 import bcrypt
 import tornado.web
 
+from realtime.agents import USER_NAME_RE
+from realtime.chat import BUSINESS_ID_RE
 from store import Conflict
 
 from .base import AGENT_COOKIE, ApiError, BaseHandler
-
-USER_NAME_RE = re.compile(r"^[A-Za-z0-9_\-.@]{2,64}$")
-BUSINESS_ID_RE = re.compile(r"^[A-Za-z0-9_\-.]{1,100}$")
 #: Shortest password the installer and agent management accept.
 MIN_PASSWORD = 8
 #: bcrypt only reads the first 72 bytes; refuse longer rather than silently truncate.

@@ -13,6 +13,7 @@ from typing import Any, Optional, cast
 
 import tornado.web
 
+from realtime.agents import LEVEL_RANK
 from realtime.chat import Agent, Chat, ChatError
 from realtime.hub import Hub
 from store import Conflict, NotFound, Store
@@ -217,7 +218,7 @@ class VisitorApiHandler(BaseHandler):
 
 
 #: Agent levels, lowest first (WoLive document, `wolive_service.level`).
-LEVELS = {"service": 1, "manager": 2, "super_manager": 3}
+LEVELS = LEVEL_RANK
 
 
 class AgentApiHandler(BaseHandler):

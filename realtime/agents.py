@@ -30,9 +30,9 @@ from store import Conflict, NotFound, Store
 from .chat import BUSINESS_ID_RE, Agent, ChatError
 from .hub import Hub
 
-#: `wolive_service.level`, lowest first (same order as handlers/base.LEVELS).
+#: `wolive_service.level`, lowest first (handlers/base.LEVELS is this).
 LEVEL_RANK = {"service": 1, "manager": 2, "super_manager": 3}
-#: Same rule as handlers/admin.USER_NAME_RE (installer, login): 2-64 safe characters.
+#: Agent login names, everywhere (installer, login, register): 2-64 safe characters.
 USER_NAME_RE = re.compile(r"^[A-Za-z0-9_\-.@]{2,64}$")
 #: Names are shown in consoles and visitor windows: no markup, no control characters.
 NICK_NAME_BAD_RE = re.compile(r"[<>\x00-\x1f\x7f]")
