@@ -139,6 +139,12 @@ class Chat:
             await self.store.get_business(business_id)
         except NotFound:
             raise ChatError(1, f"unknown business_id {business_id!r}", 404) from None
+        return await self._record_visit(visiter_id, business_id, visiter_name, avatar, ip,
+                                        from_url)
+
+    async def _record_visit(self, visiter_id: str, business_id: str, visiter_name: str,
+                            avatar: str, ip: str, from_url: str) -> dict[str, Any]:
+        """`visit` once the ids are checked and the business is known to exist."""
         name = (visiter_name or "").strip()[:MAX_NAME] or f"访客{visiter_id[-6:]}"
         return await self.store.upsert_visiter(
             visiter_id, business_id, name, self.channel_for(business_id, visiter_id),
@@ -168,12 +174,13 @@ class Chat:
             raise ChatError(1, f"unknown business_id {business_id!r}", 404) from None
         if business["state"] == "close":
             return NoticeAnswer(1, "该网站已经停止客服咨询！")
-        visitor = await self.visit(visiter_id, business_id, visiter_name, avatar, ip, record)
+        visitor = await self._record_visit(visiter_id, business_id, visiter_name, avatar, ip,
+                                           record)
         queue = await self.store.get_queue(visiter_id, business_id)
         if queue and queue["state"] == "in_black_list":
             return NoticeAnswer(4, BLOCKED_MSG)
         auto = business["distribution_rule"] != "claim"
-        if auto and await self.assign_waiting(business_id):
+        if auto and await self.assign_waiting(business_id, business):
             # Places freed up (e.g. an agent came online): the oldest waiting went first,
             # perhaps this visitor.
             queue = await self.store.get_queue(visiter_id, business_id)
@@ -229,37 +236,42 @@ class Chat:
                              data, "assigned")
         return NoticeAnswer(0, "", data)
 
-    async def assign_waiting(self, business_id: str) -> int:
+    async def assign_waiting(self, business_id: str,
+                             business: dict[str, Any] | None = None) -> int:
         """Under `auto`, give waiting visitors (oldest first) to online agents with room
         (`pick_agent`), e.g. after a conversation closes. Each hand-over is the same
         conditional UPDATE as a claim, so it never takes a visitor an agent just claimed.
-        Returns how many were assigned; pushes as `notice` does, plus `all{business_id}`
-        `claimed`."""
-        try:
-            business = await self.store.get_business(business_id)
-        except NotFound:
-            return 0
+        `business`: its `wolive_business` row when the caller has just read it. Returns how
+        many were assigned; pushes as `notice` does, plus `all{business_id}` `claimed`."""
+        if business is None:
+            try:
+                business = await self.store.get_business(business_id)
+            except NotFound:
+                return 0
         if business["distribution_rule"] == "claim" or business["state"] == "close":
             return 0
-        done: list[tuple[dict[str, Any], int]] = []
+        done: list[tuple[str, int]] = []
         async with self._lock(business_id):
+            waiting = await self.store.waiting_ids(business_id)
+            if not waiting:  # the usual case: nobody to hand over, no agent list needed
+                return 0
             online = await self.store.online_services_with_load(business_id)
             if not online:
                 return 0
-            for row in await self.store.waiting(business_id):
+            for waiting_id in waiting:
                 chosen = pick_agent(online, self.max_conversations_per_agent)
                 if chosen is None:
                     break
-                if not await self.store.claim_waiting(row.visiter_id, business_id, chosen):
+                if not await self.store.claim_waiting(waiting_id, business_id, chosen):
                     continue
                 await self.store.note_service_activity(chosen, assigned=True)
                 for r in online:
                     if r["service_id"] == chosen:
                         r["load"] += 1
                         r["idle_since_ms"] = int(time.time() * 1000)
-                done.append((row.as_dict(), chosen))
+                done.append((waiting_id, chosen))
         for taken, chosen in done:
-            visitor = await self.store.get_visiter(taken["visiter_id"], business_id)
+            visitor = await self.store.get_visiter(taken, business_id)
             await self._announce(visitor, business_id, chosen, 0,
                                  await self._agent_card(chosen), "assigned")
         return len(done)

@@ -462,6 +462,16 @@ class Store(AgentStore, ContentStore, HistoryStore, WechatStore, WorkbenchStore,
             and_(q.c.business_id == business_id, q.c.service_id == 0, q.c.state == "normal"),
             "oldest", limit)
 
+    async def waiting_ids(self, business_id: str, limit: int = 200) -> list[str]:
+        """`visiter_id`s of `waiting`, in the same order, without the conversation summary
+        (for hand-over, which needs only who)."""
+        q = t.queue
+        async with self.read_engine.connect() as conn:
+            res = await conn.execute(select(q.c.visiter_id).where(and_(
+                q.c.business_id == business_id, q.c.service_id == 0, q.c.state == "normal"))
+                .order_by(q.c.qid).limit(limit))
+            return [r[0] for r in res]
+
     async def blacklisted(self, business_id: str, service_id: int | None = None,
                           limit: int = 500) -> list[Conversation]:
         """The business's blacklisted visitors (`in_black_list`), latest first; only those
