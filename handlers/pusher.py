@@ -73,10 +73,10 @@ class _Outbox:
     def put(self, conn: _WSConnection, wire: bytes) -> None:
         """Queue a published frame for `conn`, to go out by the write window's rule."""
         parts = self.pending.get(conn)
-        if parts is not None:
+        if parts is None:
+            self.pending[conn] = [wire]
+        else:
             parts.append(wire)
-            return
-        self.pending[conn] = [wire]
         if self._soon or self._timer is not None:
             return
         loop = asyncio.get_running_loop()
@@ -111,7 +111,7 @@ class _Outbox:
         self.pending = {}  # a send that closes a socket may publish again: a new round
         self.last_flush = asyncio.get_running_loop().time()
         for conn, parts in batch.items():
-            conn.write_now(parts[0] if len(parts) == 1 else b"".join(parts))
+            self._write(conn, parts)
 
     def _flush_replies(self) -> None:
         conns = self._replies
@@ -123,7 +123,15 @@ class _Outbox:
         """Write what `conn` has waiting now (an answer, or before its close frame)."""
         parts = self.pending.pop(conn, None)
         if parts:
+            self._write(conn, parts)
+
+    @staticmethod
+    def _write(conn: _WSConnection, parts: list[bytes]) -> None:
+        try:
             conn.write_now(parts[0] if len(parts) == 1 else b"".join(parts))
+        except Exception:  # one broken socket must not keep the others' frames back
+            log.exception("writing to socket %s failed; it gets nothing more", conn.socket_id)
+            conn.open = False
 
 
 class _WSConnection:
