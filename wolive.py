@@ -30,6 +30,7 @@ import yaml
 import handlers
 from handlers import demo, pusher
 from handlers.base import access_log_level
+from handlers.http_server import HTTPServer
 from realtime.chat import Chat
 from realtime.hub import App, Hub
 from realtime.presence import PresenceTracker
@@ -298,9 +299,8 @@ class Wolive:
             if port is None:
                 continue
             sockets = tornado.netutil.bind_sockets(port, srv["host"], backlog=LISTEN_BACKLOG)
-            server = tornado.httpserver.HTTPServer(app, xheaders=srv["xheaders"],
-                                                   ssl_options=self.ssl_context(),
-                                                   max_body_size=MAX_BODY_BYTES)
+            server = HTTPServer(app, xheaders=srv["xheaders"], ssl_options=self.ssl_context(),
+                                max_body_size=MAX_BODY_BYTES)
             server.add_sockets(sockets)
             self.servers.append(server)
             bound[name] = sockets[0].getsockname()[1]

@@ -34,6 +34,9 @@ against today's code they write each frame at once, i.e. they also undo ``_Outbo
                prepared frame is written at once, one `send()` per message.
 - ``nowindow`` `pusher.write_window_ms: 0`: the outbox writes at the end of every loop
                iteration that queued something, as before the write window.
+- ``windowN``  `pusher.write_window_ms: N` (e.g. ``window3``, ``window1.5``).
+- ``noreader`` no `handlers.http_server._PublishConnection`: every connection is Tornado's
+               HTTP/1.1 connection from the start, as before the publish reader.
 - ``nagle``    Nagle's algorithm back on for Pusher sockets (wolive sets TCP_NODELAY in
                `PusherSocket.open` since write coalescing; before, this was the default).
 """
@@ -43,6 +46,7 @@ import argparse
 import asyncio
 import logging
 import os
+import re
 import struct
 import sys
 from typing import Any
@@ -50,7 +54,7 @@ from typing import Any
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 VARIANTS = ("uvloop", "orjson", "nowrap", "prepared", "direct", "lean", "quiet", "backlog",
-            "nagle", "tracemalloc", "nocork", "nowindow")
+            "nagle", "tracemalloc", "nocork", "nowindow", "noreader")
 
 
 def _ws_header(length: int) -> bytes:
@@ -251,20 +255,34 @@ def apply(variants: list[str]) -> None:
 
         hp._WSConnection.send_prepared = send_at_once  # type: ignore[method-assign]
 
+    if "noreader" in variants:
+        import tornado.httpserver
+
+        from handlers import http_server
+        http_server.HTTPServer.handle_stream = (  # type: ignore[method-assign]
+            tornado.httpserver.HTTPServer.handle_stream)
+
+    forced = [float(v[len("window"):]) / 1000 for v in variants if v.startswith("window")]
     if "nowindow" in variants:
+        forced.append(0.0)
+    if forced:
         real_init = hp._Outbox.__init__
 
-        def no_window(self: Any, window: float = 0.0) -> None:
-            real_init(self, 0.0)
+        def fixed_window(self: Any, window: float = 0.0) -> None:
+            real_init(self, forced[-1])
 
-        hp._Outbox.__init__ = no_window  # type: ignore[method-assign]
+        hp._Outbox.__init__ = fixed_window  # type: ignore[method-assign]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--variant", action="append", default=[], choices=VARIANTS)
+    parser.add_argument("--variant", action="append", default=[],
+                        help="one of %s, or windowN" % ", ".join(VARIANTS))
     parser.add_argument("--tree", default=ROOT, help="the wolive source tree to run")
     args, rest = parser.parse_known_args()
+    for v in args.variant:
+        if v not in VARIANTS and not re.fullmatch(r"window\d+(\.\d+)?", v):
+            parser.error(f"unknown variant {v!r}")
     sys.path.insert(0, os.path.abspath(args.tree))
     apply(args.variant)
     import wolive

@@ -129,9 +129,11 @@ def app(wolive_server: wolive.Wolive) -> Any:
 
 @pytest.fixture
 def http_server(io_loop: Any, app: Any) -> Iterator[Any]:
-    """Overrides pytest-tornado's: requests `app` directly, so `db_url`'s params reach it."""
-    from tornado.httpserver import HTTPServer
+    """Overrides pytest-tornado's: requests `app` directly, so `db_url`'s params reach it,
+    through wolive's own listener (`handlers.http_server.HTTPServer`) as `wolive.py` runs."""
     from tornado.testing import bind_unused_port
+
+    from handlers.http_server import HTTPServer
     sock, port = bind_unused_port()
     server = HTTPServer(app)
     server.add_sockets([sock])

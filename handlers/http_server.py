@@ -1,0 +1,268 @@
+"""wolive's HTTP listener: Tornado's `HTTPServer`, plus a lean reader for the connections
+Pusher server libraries keep open to publish.
+
+A backend that publishes (the official Pusher libraries, WoLive integrations) keeps one
+keep-alive connection and sends `POST /apps/{id}/events` on it again and again. Tornado's
+HTTP/1.1 connection spends most of such a request's CPU on its own machinery (a coroutine
+per request, buffered reads, a timeout per header read, Futures per write); at 1,000
+publishes a second to 100 subscribers that was a third of the server's CPU per delivered
+message (docs/performance.md, "The publish connection").
+
+`HTTPServer.handle_stream` therefore gives each new plain (not TLS) connection to
+`_PublishConnection` first. It only *peeks* at the socket (`MSG_PEEK`): while what waits
+there is one whole, ordinary publish request (the same test as `handlers.pusher
+._lean_eligible`, and a complete `Content-Length` body), it takes it off the socket, answers
+it with `handlers.pusher._LeanPublish` (the same checks, use cases, headers and log lines
+as everywhere else) and writes the answer itself. Anything else (another URL or method, a
+WebSocket handshake, a request that arrived in pieces, chunked, `Expect`, HTTP/1.0, TLS, a
+proxy's `X-Forwarded-For` with `xheaders`) and the connection is handed, with its bytes
+still unread, to Tornado's own HTTP/1.1 connection for the rest of its life; so every
+unusual request gets exactly Tornado's answer.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import socket
+from typing import Any, cast
+
+import tornado.httpserver
+import tornado.httputil
+import tornado.iostream
+
+from . import pusher as hp
+
+log = logging.getLogger("wolive.http")
+
+#: Bytes peeked at once: a request bigger than this (headers and body) is Tornado's.
+PEEK_BYTES = 64 * 1024
+_HEAD_END = b"\r\n\r\n"
+_DIGITS = re.compile(rb"[0-9]{1,9}")
+#: One buffer for every peek: requests are handled one at a time, synchronously.
+_peek_buffer = bytearray(PEEK_BYTES)
+
+
+class HTTPServer(tornado.httpserver.HTTPServer):
+    """`tornado.httpserver.HTTPServer` whose new plain connections start on
+    `_PublishConnection` when the application answers publishes lean
+    (`handlers.pusher.Application.lean_publish`) and `xheaders` is off."""
+
+    def initialize(self, *args: Any, **kwargs: Any) -> None:
+        super().initialize(*args, **kwargs)
+        self._lean_connections: set[_PublishConnection] = set()
+
+    def handle_stream(self, stream: tornado.iostream.IOStream, address: Any) -> None:
+        app = self.request_callback
+        if self.xheaders or type(stream) is not tornado.iostream.IOStream or \
+                not getattr(app, "lean_publish", False):
+            super().handle_stream(stream, address)
+            return
+        self._lean_connections.add(
+            _PublishConnection(self, cast(hp.Application, app), stream, address))
+
+    def hand_over(self, conn: _PublishConnection) -> None:
+        """Serve the rest of `conn` with Tornado's own HTTP/1.1 connection."""
+        self._lean_connections.discard(conn)
+        super().handle_stream(conn.stream, conn.address)
+
+    def forget(self, conn: _PublishConnection) -> None:
+        self._lean_connections.discard(conn)
+
+    async def close_all_connections(self) -> None:
+        """Close the publish connections (they are between requests: a request is answered
+        in the loop iteration that reads it), then Tornado's."""
+        for conn in list(self._lean_connections):
+            conn.close()
+        await super().close_all_connections()
+
+
+class _PublishConnection:
+    """One client connection while it sends only ordinary publish requests. Implements the
+    two `tornado.httputil.HTTPConnection` calls `_LeanPublish` makes (`write_headers`,
+    `finish`) and `context.remote_ip` for its log line."""
+
+    __slots__ = ("server", "app", "stream", "address", "sock", "fd", "loop", "remote_ip",
+                 "out", "close_after", "closed", "last_active", "idle_timer", "reading")
+
+    def __init__(self, server: HTTPServer, app: hp.Application,
+                 stream: tornado.iostream.IOStream, address: Any) -> None:
+        self.server, self.app, self.stream, self.address = server, app, stream, address
+        self.sock: socket.socket = stream.socket
+        self.fd = self.sock.fileno()
+        self.loop = asyncio.get_running_loop()
+        self.remote_ip = address[0] if isinstance(address, tuple) and address else "0.0.0.0"
+        self.out = b""  # answer bytes the socket did not take yet
+        self.close_after = False  # the client asked for `Connection: close`
+        self.closed = False
+        self.last_active = self.loop.time()
+        self.reading = True
+        self.loop.add_reader(self.fd, self._readable)
+        self.idle_timer = self.loop.call_later(self._idle_limit(), self._idle_check)
+
+    @property
+    def context(self) -> _PublishConnection:
+        return self
+
+    def _idle_limit(self) -> float:
+        return float(self.server.conn_params.header_timeout or 3600.0)
+
+    def _idle_check(self) -> None:
+        """Tornado's `idle_connection_timeout`: a connection silent that long is closed."""
+        left = self.last_active + self._idle_limit() - self.loop.time()
+        if left > 0:
+            self.idle_timer = self.loop.call_later(left, self._idle_check)
+        else:
+            self.close()
+
+    # ---- reading -----------------------------------------------------------------------
+
+    def _readable(self) -> None:
+        try:
+            n = self.sock.recv_into(_peek_buffer, PEEK_BYTES, socket.MSG_PEEK)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self.close()
+            return
+        if n == 0:  # the client closed between requests
+            self.close()
+            return
+        request = self._take(n)
+        if request is None:
+            self._hand_over()
+            return
+        start_line, headers, body_start, total, app_id, use_case = request
+        try:
+            got = self.sock.recv_into(_peek_buffer, total)  # what was peeked: consume it
+        except OSError:
+            got = -1
+        if got != total:  # cannot happen: nobody else reads this socket
+            log.error("publish connection from %s: peeked %d bytes, read %d", self.remote_ip,
+                      total, got)
+            self.close()
+            return
+        self.last_active = self.loop.time()
+        body = bytes(_peek_buffer[body_start:total])
+        if headers.get("Connection", "").lower() == "close":
+            self.close_after = True
+        delegate = hp._LeanPublish(self.app, cast(tornado.httputil.HTTPConnection, self),
+                                   start_line, headers, app_id, use_case)
+        delegate.data_received(body)
+        delegate.finish()  # answers through write_headers + finish
+
+    def _take(self, n: int) -> tuple[Any, ...] | None:
+        """The request at the front of the peeked `n` bytes when it is whole and ordinary:
+        (start line, headers, body offset, total length, app id, use case); else None."""
+        data = _peek_buffer
+        head_end = data.find(_HEAD_END, 0, n)
+        if head_end < 0:
+            return None  # not all there yet, or headers too big: Tornado's
+        head = bytes(data[:head_end])
+        # Only CRLF line ends (Tornado also takes bare LF) and no leading empty lines.
+        if head.count(b"\n") != head.count(b"\r\n") or head.startswith(b"\r\n"):
+            return None
+        line_end = head.find(b"\r\n")
+        if line_end < 0 or not head.startswith(b"POST /apps/"):  # a WebSocket, a page...
+            return None
+        try:
+            text = head.decode("latin1")
+            start_line = tornado.httputil.parse_request_start_line(text[:line_end])
+            m = hp._LEAN_POST.fullmatch(start_line.path.partition("?")[0])
+            if m is None:
+                return None
+            headers = tornado.httputil.HTTPHeaders.parse(text[line_end + 2:])
+        except tornado.httputil.HTTPInputError:
+            return None
+        if not hp._lean_eligible(start_line, headers):
+            return None
+        if "Transfer-Encoding" in headers or "Expect" in headers:
+            return None
+        connection = headers.get("Connection", "keep-alive").lower()
+        if connection not in ("keep-alive", "close"):
+            return None
+        length = headers.get("Content-Length", "0")
+        if _DIGITS.fullmatch(length.encode("latin1")) is None:
+            return None  # repeated, signed, too long: Tornado's answer
+        body_start = head_end + len(_HEAD_END)
+        total = body_start + int(length)
+        if total > n:
+            return None  # the body is not all there (or over PEEK_BYTES)
+        return start_line, headers, body_start, total, m[1], hp._LEAN_USE_CASES[m[2]]
+
+    def _hand_over(self) -> None:
+        self._stop_watching()
+        self.idle_timer.cancel()
+        self.server.hand_over(self)
+
+    # ---- writing (what `_LeanPublish._respond` calls) ----------------------------------
+
+    def write_headers(self, start_line: tornado.httputil.ResponseStartLine,
+                      headers: tornado.httputil.HTTPHeaders, chunk: bytes | None = None
+                      ) -> None:
+        """The answer, formatted as Tornado's `HTTP1Connection.write_headers` does for an
+        HTTP/1.1 request with a Content-Length."""
+        if self.close_after:
+            headers["Connection"] = "close"
+        lines = [b"HTTP/1.1 %d %s" % (start_line.code, start_line.reason.encode("latin1"))]
+        lines.extend(f"{name}: {value}".encode("latin1") for name, value in headers.get_all())
+        self._send(b"\r\n".join(lines) + _HEAD_END + (chunk or b""))
+
+    def finish(self) -> None:
+        if self.close_after and not self.out:
+            self.close()
+
+    def _send(self, data: bytes) -> None:
+        if self.closed:
+            return
+        if self.out:
+            self.out += data
+            return
+        try:
+            sent = self.sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            self.close()
+            return
+        if sent < len(data):  # a slow reader: read nothing more until it took the answer
+            self.out = data[sent:]
+            self._stop_watching()
+            self.loop.add_writer(self.fd, self._writable)
+
+    def _writable(self) -> None:
+        try:
+            sent = self.sock.send(self.out)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self.close()
+            return
+        self.out = self.out[sent:]
+        if self.out:
+            return
+        self.loop.remove_writer(self.fd)
+        if self.close_after:
+            self.close()
+        else:
+            self.reading = True
+            self.loop.add_reader(self.fd, self._readable)
+
+    # ---- the end -----------------------------------------------------------------------
+
+    def _stop_watching(self) -> None:
+        if self.reading:
+            self.loop.remove_reader(self.fd)
+            self.reading = False
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self._stop_watching()
+        if self.out:
+            self.loop.remove_writer(self.fd)
+            self.out = b""
+        self.idle_timer.cancel()
+        self.server.forget(self)
+        self.stream.close()

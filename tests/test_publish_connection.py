@@ -1,0 +1,194 @@
+"""wolive's listener (handlers/http_server.py): a keep-alive connection that sends ordinary
+publishes is served by `_PublishConnection`, and anything else on it (another URL, a request
+in pieces, pipelining, `Connection: close`) is answered exactly as before; a slow reader
+gets its whole answer; idle and shut-down connections are closed. The answers themselves
+are compared with the RequestHandlers' in tests/test_api_lean_path.py, whose connections
+start on the same reader."""
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from typing import Any
+
+import pusher
+import pytest
+import tornado.iostream
+import tornado.testing
+from helpers import PusherSocket
+from test_api_lean_path import Http, event, signed
+from test_pusher_protocol import APPS, cfg  # noqa: F401 (cfg: the apps those tests sign for)
+
+from handlers import http_server as hs
+
+
+def handed_over(http_server: Any, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Records every connection the reader hands to Tornado."""
+    seen: list[Any] = []
+    real = hs.HTTPServer.hand_over
+
+    def spy(self: Any, conn: Any) -> None:
+        seen.append(conn)
+        real(self, conn)
+
+    monkeypatch.setattr(hs.HTTPServer, "hand_over", spy)
+    return seen
+
+
+def signed_get(path: str) -> str:
+    app = APPS[0]
+    client = pusher.Pusher(app_id=app["id"], key=app["key"], secret=app["secret"])
+    from pusher.http import Request
+    req = Request(client._pusher_client, "GET", path, {})
+    return req.signed_path
+
+
+async def subscriber(ws_base: str) -> PusherSocket:
+    sock = await PusherSocket.connect(ws_base)
+    await sock.subscribe("news")
+    return sock
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_publishes_stay_on_the_reader_until_something_else_comes(
+        http_server: Any, ws_base: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = handed_over(http_server, monkeypatch)
+    sock = await subscriber(ws_base)
+    assert len(seen) == 1  # the WebSocket handshake went to Tornado
+    seen.clear()
+    conn = await Http.open(http_server.port)
+    try:
+        for i in range(3):
+            body = event(data=f"m{i}")
+            assert (await conn.post(signed("1", "/apps/1/events", body), body))[::2] == \
+                (200, {})
+            assert (await sock.expect("e", "news"))["data"] == f"m{i}"
+        assert len(http_server._lean_connections) == 1 and seen == []
+        # A query on the same connection: Tornado's from now on, and it still answers.
+        conn.writer.write(f"GET {signed_get('/apps/1/channels')} HTTP/1.1\r\nHost: x\r\n\r\n"
+                          .encode())
+        status_line = await conn.reader.readline()
+        assert status_line.startswith(b"HTTP/1.1 200"), status_line
+        length = 0
+        while (line := await conn.reader.readline()) != b"\r\n":
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":")[1])
+        assert "news" in json.loads(await conn.reader.readexactly(length))["channels"]
+        assert len(seen) == 1 and http_server._lean_connections == set()
+        body = event(data="after")
+        assert (await conn.post(signed("1", "/apps/1/events", body), body))[0] == 200
+        assert (await sock.expect("e", "news"))["data"] == "after"
+    finally:
+        conn.close()
+        sock.close()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_request_in_pieces_and_pipelined_requests(
+        http_server: Any, ws_base: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = handed_over(http_server, monkeypatch)
+    sock = await subscriber(ws_base)
+    seen.clear()
+    reader, writer = await asyncio.open_connection("127.0.0.1", http_server.port)
+
+    def request(data: str) -> bytes:
+        body = event(data=data)
+        return (f"POST {signed('1', '/apps/1/events', body)} HTTP/1.1\r\nHost: x\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+                ).encode() + body
+
+    async def answer() -> int:
+        status = int((await reader.readline()).split()[1])
+        length = 0
+        while (line := await reader.readline()) != b"\r\n":
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":")[1])
+        assert await reader.readexactly(length) == b"{}"
+        return status
+
+    try:
+        # Two requests in one write: both answered, in order, by the reader.
+        writer.write(request("p1") + request("p2"))
+        assert [await answer(), await answer()] == [200, 200]
+        assert [(await sock.expect("e", "news"))["data"] for _ in "12"] == ["p1", "p2"]
+        assert seen == []
+        # Headers now, body later: handed to Tornado, which waits for the rest.
+        wire = request("late")
+        writer.write(wire[:-5])
+        await asyncio.sleep(0.1)
+        writer.write(wire[-5:])
+        assert await answer() == 200
+        assert (await sock.expect("e", "news"))["data"] == "late"
+        assert len(seen) == 1
+    finally:
+        writer.close()
+        sock.close()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_connection_close_is_answered_then_closed(http_server: Any) -> None:
+    conn = await Http.open(http_server.port)
+    try:
+        status, headers, answer = await conn.post(
+            signed("1", "/apps/1/events", event()), event(), extra=("Connection: close",))
+        assert (status, answer, headers.get("connection")) == (200, {}, "close")
+        assert await asyncio.wait_for(conn.reader.read(), 5) == b""  # closed by the server
+    finally:
+        conn.close()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_slow_reader_gets_the_whole_answer_and_then_reads_on(
+        http_server: Any, app: Any) -> None:
+    """`_send` with a socket that takes only part of the answer: the rest waits for the
+    socket, reading stops meanwhile, and resumes when it is all out."""
+    ours, theirs = socket.socketpair()
+    ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    theirs.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    theirs.setblocking(False)
+    stream = tornado.iostream.IOStream(ours)
+    conn = hs._PublishConnection(http_server, app, stream, ("127.0.0.1", 1))
+    try:
+        big = bytes(range(256)) * 4096  # 1 MB: far more than both buffers
+        conn._send(big)
+        assert conn.out and not conn.reading
+        got = bytearray()
+        loop = asyncio.get_running_loop()
+        while len(got) < len(big):
+            try:
+                got += theirs.recv(65536)
+            except BlockingIOError:
+                await asyncio.sleep(0.001)
+            assert loop.time() < conn.last_active + 20
+        assert bytes(got) == big
+        await asyncio.sleep(0.01)
+        assert conn.out == b"" and conn.reading
+    finally:
+        conn.close()
+        theirs.close()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_idle_and_shut_down_connections_are_closed(app: Any, io_loop: Any) -> None:
+    sock, port = tornado.testing.bind_unused_port()
+    server = hs.HTTPServer(app, idle_connection_timeout=0.3)
+    server.add_sockets([sock])
+    opened: list[Http] = []
+    try:
+        idle = await Http.open(port)
+        opened.append(idle)
+        assert (await idle.post(signed("1", "/apps/1/events", event()), event()))[0] == 200
+        assert len(server._lean_connections) == 1
+        assert await asyncio.wait_for(idle.reader.read(), 5) == b""  # after 0.3 s of quiet
+        assert server._lean_connections == set()
+        busy2 = await Http.open(port)
+        opened.append(busy2)
+        assert (await busy2.post(signed("1", "/apps/1/events", event()), event()))[0] == 200
+        server.stop()
+        await server.close_all_connections()
+        assert server._lean_connections == set()
+        assert await asyncio.wait_for(busy2.reader.read(), 5) == b""
+    finally:
+        server.stop()
+        for conn in opened:
+            conn.close()
