@@ -17,7 +17,9 @@ as everywhere else) and writes the answer itself. Anything else (another URL or 
 WebSocket handshake, a request that arrived in pieces, chunked, `Expect`, HTTP/1.0, TLS, a
 proxy's `X-Forwarded-For` with `xheaders`) and the connection is handed, with its bytes
 still unread, to Tornado's own HTTP/1.1 connection for the rest of its life; so every
-unusual request gets exactly Tornado's answer.
+unusual request gets exactly Tornado's answer. `Connection: close`, and servers made with
+`no_keep_alive` or `decompress_request`, are Tornado's too; the server's `max_header_size`
+and `max_body_size` are kept (over them: handed over, and Tornado refuses).
 """
 from __future__ import annotations
 
@@ -54,7 +56,9 @@ class HTTPServer(tornado.httpserver.HTTPServer):
 
     def handle_stream(self, stream: tornado.iostream.IOStream, address: Any) -> None:
         app = self.request_callback
-        if self.xheaders or type(stream) is not tornado.iostream.IOStream or \
+        params = self.conn_params
+        if self.xheaders or params.no_keep_alive or params.decompress or \
+                type(stream) is not tornado.iostream.IOStream or \
                 not getattr(app, "lean_publish", False):
             super().handle_stream(stream, address)
             return
@@ -83,7 +87,7 @@ class _PublishConnection:
     `finish`) and `context.remote_ip` for its log line."""
 
     __slots__ = ("server", "app", "stream", "address", "sock", "fd", "loop", "remote_ip",
-                 "out", "close_after", "closed", "last_active", "idle_timer", "reading")
+                 "out", "closed", "last_active", "idle_timer", "reading")
 
     def __init__(self, server: HTTPServer, app: hp.Application,
                  stream: tornado.iostream.IOStream, address: Any) -> None:
@@ -93,10 +97,13 @@ class _PublishConnection:
         self.loop = asyncio.get_running_loop()
         self.remote_ip = address[0] if isinstance(address, tuple) and address else "0.0.0.0"
         self.out = b""  # answer bytes the socket did not take yet
-        self.close_after = False  # the client asked for `Connection: close`
         self.closed = False
         self.last_active = self.loop.time()
         self.reading = True
+        # Each answer is one send(): Nagle would only hold a pipelined request's answer
+        # for the client's delayed ACK (Tornado's connection sets it too, and after a
+        # hand-over whoever serves the socket decides).
+        stream.set_nodelay(True)
         self.loop.add_reader(self.fd, self._readable)
         self.idle_timer = self.loop.call_later(self._idle_limit(), self._idle_check)
 
@@ -110,6 +117,8 @@ class _PublishConnection:
     def _idle_check(self) -> None:
         """Tornado's `idle_connection_timeout`: a connection silent that long is closed."""
         left = self.last_active + self._idle_limit() - self.loop.time()
+        if self.out:  # still writing an answer: not idle
+            left = self._idle_limit()
         if left > 0:
             self.idle_timer = self.loop.call_later(left, self._idle_check)
         else:
@@ -144,12 +153,15 @@ class _PublishConnection:
             return
         self.last_active = self.loop.time()
         body = bytes(_peek_buffer[body_start:total])
-        if headers.get("Connection", "").lower() == "close":
-            self.close_after = True
-        delegate = hp._LeanPublish(self.app, cast(tornado.httputil.HTTPConnection, self),
-                                   start_line, headers, app_id, use_case)
-        delegate.data_received(body)
-        delegate.finish()  # answers through write_headers + finish
+        try:
+            delegate = hp._LeanPublish(self.app, cast(tornado.httputil.HTTPConnection, self),
+                                       start_line, headers, app_id, use_case)
+            delegate.data_received(body)
+            delegate.finish()  # answers through write_headers + finish
+        except Exception:  # as Tornado does with an uncaught one: log it, drop the connection
+            log.exception("publish connection from %s: %s failed", self.remote_ip,
+                          start_line.path.partition("?")[0])
+            self.close()
 
     def _take(self, n: int) -> tuple[Any, ...] | None:
         """The request at the front of the peeked `n` bytes when it is whole and ordinary:
@@ -178,13 +190,18 @@ class _PublishConnection:
             return None
         if "Transfer-Encoding" in headers or "Expect" in headers:
             return None
-        connection = headers.get("Connection", "keep-alive").lower()
-        if connection not in ("keep-alive", "close"):
+        # `Connection: close` is Tornado's: it reads what follows before closing, so the
+        # client gets a clean close, not a reset (RFC 9112 §9.6).
+        if headers.get("Connection", "keep-alive").lower() != "keep-alive":
             return None
         length = headers.get("Content-Length", "0")
         if _DIGITS.fullmatch(length.encode("latin1")) is None:
             return None  # repeated, signed, too long: Tornado's answer
+        params = self.server.conn_params
         body_start = head_end + len(_HEAD_END)
+        if body_start > (params.max_header_size or PEEK_BYTES) or \
+                int(length) > (params.max_body_size or PEEK_BYTES):
+            return None  # over the server's own limits: Tornado refuses it
         total = body_start + int(length)
         if total > n:
             return None  # the body is not all there (or over PEEK_BYTES)
@@ -202,15 +219,12 @@ class _PublishConnection:
                       ) -> None:
         """The answer, formatted as Tornado's `HTTP1Connection.write_headers` does for an
         HTTP/1.1 request with a Content-Length."""
-        if self.close_after:
-            headers["Connection"] = "close"
         lines = [b"HTTP/1.1 %d %s" % (start_line.code, start_line.reason.encode("latin1"))]
         lines.extend(f"{name}: {value}".encode("latin1") for name, value in headers.get_all())
         self._send(b"\r\n".join(lines) + _HEAD_END + (chunk or b""))
 
     def finish(self) -> None:
-        if self.close_after and not self.out:
-            self.close()
+        pass  # keep-alive: the next request is read when it comes
 
     def _send(self, data: bytes) -> None:
         if self.closed:
@@ -242,11 +256,8 @@ class _PublishConnection:
         if self.out:
             return
         self.loop.remove_writer(self.fd)
-        if self.close_after:
-            self.close()
-        else:
-            self.reading = True
-            self.loop.add_reader(self.fd, self._readable)
+        self.reading = True
+        self.loop.add_reader(self.fd, self._readable)
 
     # ---- the end -----------------------------------------------------------------------
 

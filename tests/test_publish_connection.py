@@ -126,15 +126,78 @@ async def test_a_request_in_pieces_and_pipelined_requests(
 
 
 @pytest.mark.gen_test(timeout=30)
-async def test_connection_close_is_answered_then_closed(http_server: Any) -> None:
+async def test_connection_close_is_answered_then_closed_cleanly(
+        http_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`Connection: close` goes to Tornado, which reads what follows before it closes: the
+    client sees the answer and an end of stream, never a reset."""
+    seen = handed_over(http_server, monkeypatch)
     conn = await Http.open(http_server.port)
     try:
-        status, headers, answer = await conn.post(
-            signed("1", "/apps/1/events", event()), event(), extra=("Connection: close",))
-        assert (status, answer, headers.get("connection")) == (200, {}, "close")
-        assert await asyncio.wait_for(conn.reader.read(), 5) == b""  # closed by the server
+        body = event()
+        head = (f"POST {signed('1', '/apps/1/events', body)} HTTP/1.1\r\nHost: x\r\n"
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
+        conn.writer.write(head + body + b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = await asyncio.wait_for(conn.reader.read(), 5)  # to the end: no reset
+        assert answer.startswith(b"HTTP/1.1 200 OK\r\n") and b"\r\nConnection: close\r\n" in \
+            answer and answer.endswith(b"\r\n\r\n{}"), answer
+        assert len(seen) == 1
     finally:
         conn.close()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_answers_are_never_held_for_an_ack(http_server: Any) -> None:
+    """TCP_NODELAY on the reader's sockets: a pipelined request's answer is not held by
+    Nagle until the client acknowledges the previous one (40 ms on Linux)."""
+    conn = await Http.open(http_server.port)
+    try:
+        assert (await conn.post(signed("1", "/apps/1/events", event()), event()))[0] == 200
+        (lean,) = http_server._lean_connections
+        assert lean.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    finally:
+        conn.close()
+
+
+@pytest.mark.gen_test(timeout=30)
+@pytest.mark.allow_error_logs  # the failure is logged, as Tornado logs an uncaught one
+async def test_an_unexpected_failure_closes_the_connection(
+        http_server: Any, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    from handlers import pusher as hp
+
+    def broken(cls: Any) -> str:
+        raise RuntimeError("boom")
+
+    conn = await Http.open(http_server.port)
+    try:
+        assert (await conn.post(signed("1", "/apps/1/events", event()), event()))[0] == 200
+        monkeypatch.setattr(hp._HttpDate, "now", classmethod(broken))
+        body = event()
+        conn.writer.write((f"POST {signed('1', '/apps/1/events', body)} HTTP/1.1\r\n"
+                           f"Host: x\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body)
+        assert await asyncio.wait_for(conn.reader.read(), 5) == b""  # closed, not left hanging
+        assert http_server._lean_connections == set()
+        assert any("failed" in r.getMessage() and r.name == "wolive.http"
+                   for r in caplog.records)
+    finally:
+        conn.close()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_servers_without_keep_alive_are_tornados(app: Any) -> None:
+    sock, port = tornado.testing.bind_unused_port()
+    server = hs.HTTPServer(app, no_keep_alive=True)
+    server.add_sockets([sock])
+    conn = await Http.open(port)
+    try:
+        status, headers, answer = await conn.post(signed("1", "/apps/1/events", event()),
+                                                  event())
+        assert (status, answer, headers.get("connection")) == (200, {}, "close")
+        assert server._lean_connections == set()
+    finally:
+        conn.close()
+        server.stop()
+        await server.close_all_connections()
 
 
 @pytest.mark.gen_test(timeout=30)
