@@ -6,7 +6,6 @@ unguessable name the server gave its window (or the signed cookie the window set
 from __future__ import annotations
 
 import json
-import os
 import secrets
 from typing import Any
 
@@ -15,9 +14,6 @@ from realtime.chat import MAX_MESSAGE_CHARS, ChatError
 from .base import ApiError, BaseHandler, VisitorApiHandler
 
 VISITOR_COOKIE = "wolive_visitor"
-#: The video call script (issue 5's hook): the window loads it only once it exists.
-VIDEO_JS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                        "static", "assets", "js", "video.js")
 
 
 class VisitorMixin(BaseHandler):
@@ -117,7 +113,7 @@ class HomeHandler(BaseHandler):
         if not visiter_id:
             visiter_id = "v" + secrets.token_hex(12)
         try:
-            visitor = await self.chat.visit(
+            visitor, business = await self.chat.visit(
                 visiter_id, business_id, self.get_query_argument("visiter_name", ""),
                 self.get_query_argument("avatar", ""), self.client_ip(),
                 self.get_query_argument("from_url", "") or self.request.headers.get(
@@ -132,11 +128,10 @@ class HomeHandler(BaseHandler):
             [business_id, visiter_id, visitor["channel"]]), expires_days=365, httponly=True,
             samesite="Lax")
         boot = self.boot(visitor)
-        business = await self.store.get_business(business_id)
         # video.js shows the video button only when the business allows calls.
         boot["video_state"] = business["video_state"]
         boot["voice_state"] = business["voice_state"]  # the window's sound, by default
-        self.render("chat.html", boot=boot, video_js=os.path.exists(VIDEO_JS))
+        self.render("chat.html", boot=boot)
 
     def boot(self, visitor: dict[str, Any]) -> dict[str, Any]:
         special: str | None = self.get_query_argument("special", "") or None

@@ -130,17 +130,19 @@ class Chat:
     # ---- visitor side -------------------------------------------------------------------
 
     async def visit(self, visiter_id: str, business_id: str, visiter_name: str,
-                    avatar: str, ip: str, from_url: str) -> dict[str, Any]:
-        """Record a visitor opening the chat window; returns the visitor row.
+                    avatar: str, ip: str, from_url: str
+                    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Record a visitor opening the chat window; returns the visitor row and its
+        business's row (`wolive_business`).
 
         Raises `ChatError` (404) for an unknown business."""
         self.check_ids(visiter_id, business_id)
         try:
-            await self.store.get_business(business_id)
+            business = await self.store.get_business(business_id)
         except NotFound:
             raise ChatError(1, f"unknown business_id {business_id!r}", 404) from None
         return await self._record_visit(visiter_id, business_id, visiter_name, avatar, ip,
-                                        from_url)
+                                        from_url), business
 
     async def _record_visit(self, visiter_id: str, business_id: str, visiter_name: str,
                             avatar: str, ip: str, from_url: str) -> dict[str, Any]:
