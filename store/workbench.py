@@ -50,9 +50,9 @@ class WorkbenchStore(StoreBase):
     """Visitor profiles and read marks (see the module docstring)."""
 
     async def note_visit(self, visiter_id: str, business_id: str, user_agent: str,
-                         referrer: str, now: int | None = None) -> Row:
+                         referrer: str, now: int | None = None) -> None:
         """Record the chat window opening: the UA and referrer (when given), last visit, and
-        one more visit when the last was over `VISIT_GAP_S` ago. Returns the row."""
+        one more visit when the last was over `VISIT_GAP_S` ago."""
         now = int(now if now is not None else time.time())
         vi = visiter_info
         key = and_(vi.c.visiter_id == visiter_id, vi.c.business_id == business_id)
@@ -75,7 +75,6 @@ class WorkbenchStore(StoreBase):
                 more = 1 if now - int(row["last_visit"] or 0) > VISIT_GAP_S else 0
                 await conn.execute(update(vi).where(key).values(
                     last_visit=now, visits=vi.c.visits + more, **fresh))
-            return await self._one(conn, select(vi).where(key)) or {}
 
     async def visitor_info(self, visiter_id: str, business_id: str) -> Row | None:
         return await self._fetch_one(select(visiter_info).where(and_(
