@@ -32,8 +32,10 @@ from handlers import demo, pusher
 from handlers.base import access_log_level
 from handlers.http_server import HTTPServer
 from realtime.chat import Chat
+from realtime.content import Content, History
 from realtime.hub import App, Hub
 from realtime.presence import PresenceTracker
+from realtime.typing import Signals
 from realtime.uploads import MULTIPART_SLACK_BYTES, Uploads
 from realtime.video import Video, check_ice_servers
 from realtime.webhooks import SHUTDOWN_DRAIN_S as WEBHOOK_DRAIN_S
@@ -379,6 +381,9 @@ async def make_app(cfg: dict[str, Any]) -> Wolive:
         wolive_presence=presence, wolive_uploads=Uploads.from_config(cfg),
         wolive_video=Video(store, hub, chat, cfg["video"]["ice_servers"]),
         wolive_wechat=wechat,
+        # Use cases shared by every listener (one message-board and typing rate limiter).
+        wolive_content=Content(store, hub), wolive_history=History(store),
+        wolive_signals=Signals(chat),
         wolive_pusher_client={"key": apps[0].key, "ws_port": cfg["server"]["legacy_ws_port"]},
         wolive_write_window=cfg["pusher"]["write_window_ms"] / 1000,
     )

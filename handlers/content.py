@@ -22,9 +22,6 @@ from realtime.content import (
 
 from .base import AgentApiHandler, ApiError, BaseHandler, VisitorApiHandler
 
-#: Where the `Content` use cases live in the application settings (made on first use, so
-#: the message board's rate limiter is one per application, not per request).
-CONTENT_SETTING = "wolive_content"
 #: Longest raw rich body a request may send (characters), before it is sanitised.
 MAX_RICH_INPUT_CHARS = 200_000
 #: Longest raw plain-text field (characters); the use cases apply the real limits.
@@ -36,10 +33,7 @@ class ContentMixin(BaseHandler):
 
     @property
     def content(self) -> Content:
-        found = self.settings.get(CONTENT_SETTING)
-        if found is None:
-            found = self.settings[CONTENT_SETTING] = Content(self.store, self.hub)
-        return cast(Content, found)
+        return cast(Content, self.settings["wolive_content"])  # made by wolive.make_app
 
     def id_arg(self, name: str, required: bool = True) -> int | None:
         """A row id: a whole number ≥ 1; `ApiError` 400 when required and missing."""

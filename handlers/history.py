@@ -15,19 +15,13 @@ from realtime.content import History
 from .base import AgentApiHandler
 from .content import ContentMixin
 
-#: Where the `History` use cases live in the application settings.
-HISTORY_SETTING = "wolive_history"
-
 
 class HistoryHandler(AgentApiHandler, ContentMixin):
     """Any logged-in agent; what it may see is decided by `History` from its level."""
 
     @property
     def history(self) -> History:
-        found = self.settings.get(HISTORY_SETTING)
-        if found is None:
-            found = self.settings[HISTORY_SETTING] = History(self.store)
-        return cast(History, found)
+        return cast(History, self.settings["wolive_history"])  # made by wolive.make_app
 
     def history_scope(self) -> str | None:
         """The business asked about: `business_id` if the caller may see it (else 403), the

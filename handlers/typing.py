@@ -2,7 +2,7 @@
 `/admin/event/typing` and `/admin/event/read` (visitor)."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from realtime.typing import Signals
 
@@ -11,11 +11,8 @@ from .event import VisitorMixin
 
 
 def signals(handler: BaseHandler) -> Signals:
-    """The server's `Signals` (made on first use, kept in the application settings)."""
-    found = handler.settings.get("wolive_signals")
-    if found is None:
-        found = handler.settings["wolive_signals"] = Signals(handler.chat)
-    return found  # type: ignore[no-any-return]
+    """The server's `Signals` (made by `wolive.make_app`)."""
+    return cast(Signals, handler.settings["wolive_signals"])
 
 
 def flag(handler: BaseHandler, name: str = "typing") -> bool:
