@@ -492,6 +492,26 @@ class History:
         out.update(service_id=target, business_id=business_id)
         return out
 
+    async def search(self, agent: Agent, business_id: str, text: str, who: str,
+                     service_id: int, start: str, end: str, page: int,
+                     limit: int) -> dict[str, Any]:
+        """`/admin/set/searchhistory`: the visitors whose messages in `business_id` (already
+        checked for the caller) match `text` (within a message), `who` (within the visitor's
+        name or id) and `service_id` (0: any agent), between `start` and `end` (YYYY-MM-DD or
+        unix seconds, inclusive; either may be empty), most recent first:
+        `{rows, total, page, limit}` (rows: `HistoryStore.search_conversations`). A service
+        agent only ever searches its own conversations. Raises `ChatError` 400."""
+        offset, limit = check_page(page, limit)
+        if agent.level == "service":
+            service_id = agent.service_id
+        since = parse_when("start", start) if start.strip() else 0
+        until = parse_when("end", end, end=True) if end.strip() else 2 ** 31 - 1
+        if since > until:
+            raise ChatError(1, "start is after end", 400)
+        rows, total = await self.store.search_conversations(
+            business_id, since, until, service_id, text.strip(), who.strip(), offset, limit)
+        return page_of(rows, total, page, limit)
+
     async def _target_agent(self, agent: Agent, business_id: str | None, nick_name: str,
                             service_id: int) -> tuple[int, str]:
         """(service_id, business_id) of the agent asked about; see `visitors`."""

@@ -6,7 +6,7 @@ to one business, and to one agent when the caller says so. Times are `wolive_cha
 """
 from __future__ import annotations
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, func, or_, select
 
 from . import schema as t
 from .base import Row, StoreBase
@@ -88,3 +88,66 @@ class HistoryStore(StoreBase):
             total = int((await conn.execute(select(func.count()).select_from(c)
                                             .where(where))).scalar() or 0)
         return rows, total
+
+    async def search_conversations(self, business_id: str, since: int, until: int,
+                                   service_id: int, text: str, who: str, offset: int,
+                                   limit: int) -> tuple[list[Row], int]:
+        """One page of the visitors whose messages in `business_id` between `since` and
+        `until` (unix s, inclusive) match — `text` within a message, `who` within the
+        visitor's name or id, `service_id` (0: any) the agent — most recent first, and how
+        many there are in all.
+
+        Each row: `visiter_id, visiter_name, avatar, channel, state, last_time, messages`
+        (matching messages), `last_content, last_direction, last_type, nick_name` (the last
+        matching message and its agent)."""
+        c, v, sv = t.chats, t.visiter, t.service
+        cond = [c.c.business_id == business_id, c.c.timestamp >= since, c.c.timestamp <= until]
+        if service_id:
+            cond.append(c.c.service_id == service_id)
+        if text:
+            cond.append(c.c.content.like(_like(text), escape="\\"))
+        if who:
+            cond.append(c.c.visiter_id.in_(select(v.c.visiter_id).where(and_(
+                v.c.business_id == business_id,
+                or_(v.c.visiter_name.like(_like(who), escape="\\"),
+                    v.c.visiter_id.like(_like(who), escape="\\"))))))
+        where = and_(*cond)
+        last_time = func.max(c.c.timestamp).label("last_time")
+        stmt = (select(c.c.visiter_id, last_time, func.count().label("messages"),
+                       func.max(c.c.cid).label("last_cid"))
+                .where(where).group_by(c.c.visiter_id)
+                .order_by(last_time.desc(), c.c.visiter_id).offset(offset).limit(limit))
+        async with self.read_engine.connect() as conn:
+            found = [dict(r) for r in (await conn.execute(stmt)).mappings().all()]
+            total = int((await conn.execute(
+                select(func.count(c.c.visiter_id.distinct())).where(where))).scalar() or 0)
+            people: dict[str, Row] = {}
+            last: dict[int, Row] = {}
+            if found:
+                ids = [f["visiter_id"] for f in found]
+                for r in (await conn.execute(
+                        select(v.c.visiter_id, v.c.visiter_name, v.c.avatar, v.c.channel,
+                               v.c.state).where(and_(v.c.business_id == business_id,
+                                                     v.c.visiter_id.in_(ids))))).mappings():
+                    people[r["visiter_id"]] = dict(r)
+                for r in (await conn.execute(
+                        select(c.c.cid, c.c.content, c.c.direction, c.c.msg_type, sv.c.nick_name)
+                        .outerjoin(sv, sv.c.service_id == c.c.service_id)
+                        .where(c.c.cid.in_([f["last_cid"] for f in found])))).mappings():
+                    last[r["cid"]] = dict(r)
+        rows = []
+        for f in found:
+            row = people.get(f["visiter_id"]) or {
+                "visiter_id": f["visiter_id"], "visiter_name": "", "avatar": "", "channel": "",
+                "state": "offline"}
+            m = last.get(f["last_cid"], {})
+            row.update(last_time=int(f["last_time"] or 0), messages=int(f["messages"]),
+                       last_content=m.get("content", ""), last_direction=m.get("direction"),
+                       last_type=m.get("msg_type") or "text", nick_name=m.get("nick_name") or "")
+            rows.append(row)
+        return rows, total
+
+
+def _like(text: str) -> str:
+    """`%text%` for LIKE, with `\\`, `%` and `_` taken literally (ESCAPE '\\')."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
