@@ -144,8 +144,10 @@ def _check(schema: dict[str, Any], given: Any, path: str) -> dict[str, Any]:
             continue
         typ, default = spec
         value = given.get(key, copy.deepcopy(default))
-        if isinstance(value, bool) and (typ is int or isinstance(typ, tuple) and int in typ):
+        if isinstance(value, bool) and typ is int:
             raise ConfigProblem(f"{path}{key}: must be a whole number, not {value!r}")
+        if isinstance(value, bool) and isinstance(typ, tuple) and int in typ:
+            raise ConfigProblem(f"{path}{key}: must be a number, not {value!r}")
         if not isinstance(value, typ):
             names = typ.__name__ if isinstance(typ, type) else " or ".join(
                 "null" if t is type(None) else t.__name__ for t in typ)
@@ -385,7 +387,8 @@ async def make_app(cfg: dict[str, Any]) -> Wolive:
         wolive_content=Content(store, hub), wolive_history=History(store),
         wolive_signals=Signals(chat),
         wolive_pusher_client={"key": apps[0].key, "ws_port": cfg["server"]["legacy_ws_port"]},
-        wolive_write_window=cfg["pusher"]["write_window_ms"] / 1000,
+        # One outbox (and write window) for every listener's Pusher sockets.
+        wolive_outbox=pusher.Outbox(cfg["pusher"]["write_window_ms"] / 1000),
     )
     # handlers.pusher.Application: the HTTP API's publish endpoints skip RequestHandler.
     app = pusher.Application(handlers.default_handlers(), **settings)

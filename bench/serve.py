@@ -8,7 +8,7 @@ a candidate change, applied here by patching at start-up so that it can be measu
 see docs/performance.md, "Next steps"). Nothing here is imported by the server itself.
 
 Variants (``nowrap`` to ``lean`` measured the fast send path before it went into the code;
-against today's code they write each frame at once, i.e. they also undo ``_Outbox``):
+against today's code they write each frame at once, i.e. they also undo ``Outbox``):
 
 - ``uvloop``   uvloop as the asyncio event loop (a runtime dependency, if adopted).
 - ``orjson``   orjson for the frame encoder (`realtime.protocol.encode`) and the HTTP
@@ -30,7 +30,7 @@ against today's code they write each frame at once, i.e. they also undo ``_Outbo
 - ``backlog``  listen backlog 1024 instead of Tornado's default 128 (`bind_sockets`).
 - ``tracemalloc`` trace Python allocations; SIGUSR1 writes a snapshot to
                $WOLIVE_BENCH_SNAPSHOT.N (for bench/memory_diff.py).
-- ``nocork``   what wolive did before write coalescing (`handlers.pusher._Outbox`): each
+- ``nocork``   what wolive did before write coalescing (`handlers.pusher.Outbox`): each
                prepared frame is written at once, one `send()` per message.
 - ``nowindow`` `pusher.write_window_ms: 0`: the outbox writes at the end of every loop
                iteration that queued something, as before the write window.
@@ -266,12 +266,12 @@ def apply(variants: list[str]) -> None:
     if "nowindow" in variants:
         forced.append(0.0)
     if forced:
-        real_init = hp._Outbox.__init__
+        real_init = hp.Outbox.__init__
 
         def fixed_window(self: Any, window: float = 0.0) -> None:
             real_init(self, forced[-1])
 
-        hp._Outbox.__init__ = fixed_window  # type: ignore[method-assign]
+        hp.Outbox.__init__ = fixed_window  # type: ignore[method-assign]
 
 
 def main() -> int:

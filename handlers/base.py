@@ -20,6 +20,7 @@ from store import Conflict, NotFound, Store
 
 log = logging.getLogger("wolive.http")
 
+
 def access_log_level(status: int) -> int:
     """The access log's level for an answer: success at DEBUG (a line per Pusher API publish
     cost 18 % of its CPU, docs/performance.md), refusals (4xx) and 503 (a server that is

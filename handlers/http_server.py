@@ -10,10 +10,10 @@ message (docs/performance.md, "The publish connection").
 
 `HTTPServer.handle_stream` therefore gives each new plain (not TLS) connection to
 `_PublishConnection` first. It only *peeks* at the socket (`MSG_PEEK`): while what waits
-there is one whole, ordinary publish request (the same test as `handlers.pusher
-._lean_eligible`, and a complete `Content-Length` body), it takes it off the socket, answers
-it with `handlers.pusher._LeanPublish` (the same checks, use cases, headers and log lines
-as everywhere else) and writes the answer itself. Anything else (another URL or method, a
+there is one whole, ordinary publish request (the application's `lean_delegate` takes it,
+and a complete `Content-Length` body), it takes it off the socket, answers it with that
+delegate (`handlers.pusher._LeanPublish`: the same checks, use cases, headers and log
+lines as everywhere else) and writes the answer itself. Anything else (another URL or method, a
 WebSocket handshake, a request that arrived in pieces, chunked, `Expect`, HTTP/1.0, TLS, a
 proxy's `X-Forwarded-For` with `xheaders`) and the connection is handed, with its bytes
 still unread, to Tornado's own HTTP/1.1 connection for the rest of its life; so every
@@ -141,7 +141,7 @@ class _PublishConnection:
         if request is None:
             self._hand_over()
             return
-        start_line, headers, body_start, total, app_id, use_case = request
+        delegate, body_start, total = request
         try:
             got = self.sock.recv_into(_peek_buffer, total)  # what was peeked: consume it
         except OSError:
@@ -154,18 +154,15 @@ class _PublishConnection:
         self.last_active = self.loop.time()
         body = bytes(_peek_buffer[body_start:total])
         try:
-            delegate = hp._LeanPublish(self.app, cast(tornado.httputil.HTTPConnection, self),
-                                       start_line, headers, app_id, use_case)
             delegate.data_received(body)
             delegate.finish()  # answers through write_headers + finish
         except Exception:  # as Tornado does with an uncaught one: log it, drop the connection
-            log.exception("publish connection from %s: %s failed", self.remote_ip,
-                          start_line.path.partition("?")[0])
+            log.exception("publish connection from %s: a publish failed", self.remote_ip)
             self.close()
 
-    def _take(self, n: int) -> tuple[Any, ...] | None:
+    def _take(self, n: int) -> tuple[tornado.httputil.HTTPMessageDelegate, int, int] | None:
         """The request at the front of the peeked `n` bytes when it is whole and ordinary:
-        (start line, headers, body offset, total length, app id, use case); else None."""
+        (its `_LeanPublish`, body offset, total length); else None."""
         data = _peek_buffer
         head_end = data.find(_HEAD_END, 0, n)
         if head_end < 0:
@@ -180,13 +177,8 @@ class _PublishConnection:
         try:
             text = head.decode("latin1")
             start_line = tornado.httputil.parse_request_start_line(text[:line_end])
-            m = hp._LEAN_POST.fullmatch(start_line.path.partition("?")[0])
-            if m is None:
-                return None
             headers = tornado.httputil.HTTPHeaders.parse(text[line_end + 2:])
         except tornado.httputil.HTTPInputError:
-            return None
-        if not hp._lean_eligible(start_line, headers):
             return None
         if "Transfer-Encoding" in headers or "Expect" in headers:
             return None
@@ -205,7 +197,11 @@ class _PublishConnection:
         total = body_start + int(length)
         if total > n:
             return None  # the body is not all there (or over PEEK_BYTES)
-        return start_line, headers, body_start, total, m[1], hp._LEAN_USE_CASES[m[2]]
+        delegate = self.app.lean_delegate(cast(tornado.httputil.HTTPConnection, self),
+                                          start_line, headers)
+        if delegate is None:
+            return None
+        return delegate, body_start, total
 
     def _hand_over(self) -> None:
         self._stop_watching()

@@ -37,7 +37,7 @@ log = logging.getLogger("wolive.pusher")
 
 
 
-class _Outbox:
+class Outbox:
     """Frames waiting to be written, per connection, and when to write them.
 
     Every frame for a Pusher socket is queued here, and a callback writes each socket's
@@ -138,7 +138,7 @@ class _WSConnection:
     """`realtime.adapter.Connection` over a Tornado WebSocket, with a fast path for fan-out.
 
     `LocalAdapter.publish` builds a frame's wire bytes once (`prepare_frame`) and hands them
-    to every subscriber (`send_prepared`), which queues them in the app's `_Outbox`; when
+    to every subscriber (`send_prepared`), which queues them in the app's `Outbox`; when
     the outbox's write window says so, `write_now` writes them straight to the socket when
     nothing is queued on it: one `send()` per socket per window instead of Tornado's encode
     + header + Future + Task per message (docs/performance.md).
@@ -149,7 +149,7 @@ class _WSConnection:
     _stream: tornado.iostream.IOStream
     _sock: socket.socket | None
 
-    def __init__(self, socket_id: str, handler: PusherSocket, outbox: _Outbox) -> None:
+    def __init__(self, socket_id: str, handler: PusherSocket, outbox: Outbox) -> None:
         self.socket_id = socket_id
         self.handler = handler
         self.outbox = outbox
@@ -180,7 +180,7 @@ class _WSConnection:
         return head + payload
 
     def send_prepared(self, wire: bytes) -> bool:
-        """A published frame, prepared: queued for the write window (`_Outbox.put`);
+        """A published frame, prepared: queued for the write window (`Outbox.put`);
         False when the socket is closed."""
         if not self.open:
             return False
@@ -274,16 +274,12 @@ class PusherSocket(tornado.websocket.WebSocketHandler):
         return Caller(service_id=row["service_id"], business_id=row["business_id"])
 
     async def open(self, key: str) -> None:  # type: ignore[override]
-        # No Nagle: frames already go out coalesced per loop iteration (`_Outbox`); Nagle
+        # No Nagle: frames already go out coalesced per loop iteration (`Outbox`); Nagle
         # would hold a small frame until the peer ACKs the last one, up to a delayed ACK
         # (40-200 ms) on the visitor's side (docs/performance.md, "TCP_NODELAY").
         self.set_nodelay(True)
         hub = self.hub
-        outbox = self.settings.get("wolive_outbox")
-        if outbox is None:  # one per application, made on its loop's first socket
-            outbox = self.settings["wolive_outbox"] = _Outbox(
-                self.settings.get("wolive_write_window", 0.0))
-        conn = _WSConnection(hub.next_socket_id(), self, outbox)
+        conn = _WSConnection(hub.next_socket_id(), self, self.settings["wolive_outbox"])
         app = hub.apps_by_key.get(key)
         error = None
         if hub.closing:
@@ -624,12 +620,9 @@ class _Dispatch(tornado.httputil.HTTPMessageDelegate):
     def headers_received(self, start_line: tornado.httputil.RequestStartLine |
                          tornado.httputil.ResponseStartLine,
                          headers: tornado.httputil.HTTPHeaders) -> Awaitable[None] | None:
-        if isinstance(start_line, tornado.httputil.RequestStartLine) and \
-                start_line.method == "POST" and start_line.path.startswith("/apps/"):
-            m = _LEAN_POST.fullmatch(start_line.path.partition("?")[0])
-            if m is not None and _lean_eligible(start_line, headers):
-                self.delegate = _LeanPublish(self.app, self.request_conn, start_line,
-                                             headers, m[1], _LEAN_USE_CASES[m[2]])
+        if isinstance(start_line, tornado.httputil.RequestStartLine):
+            self.delegate = self.app.lean_delegate(self.request_conn, start_line, headers)
+            if self.delegate is not None:
                 return None
         self.delegate = tornado.web.Application.start_request(
             self.app, self.server_conn, self.request_conn)
@@ -663,6 +656,21 @@ class Application(tornado.web.Application):
         if not self.lean_publish:
             return super().start_request(server_conn, request_conn)
         return _Dispatch(self, server_conn, request_conn)
+
+    def lean_delegate(self, request_conn: tornado.httputil.HTTPConnection,
+                      start_line: tornado.httputil.RequestStartLine,
+                      headers: tornado.httputil.HTTPHeaders
+                      ) -> tornado.httputil.HTTPMessageDelegate | None:
+        """The `_LeanPublish` that answers this request, when it is an ordinary `POST` to
+        the publish endpoints (`_lean_eligible`) and this application serves them; None:
+        route it as usual. Used by `_Dispatch` and by `handlers.http_server`'s reader."""
+        if not self.lean_publish or start_line.method != "POST":
+            return None
+        m = _LEAN_POST.fullmatch(start_line.path.partition("?")[0])
+        if m is None or not _lean_eligible(start_line, headers):
+            return None
+        return _LeanPublish(self, request_conn, start_line, headers, m[1],
+                            _LEAN_USE_CASES[m[2]])
 
 
 _APP = r"/apps/([0-9A-Za-z_\-]+)"

@@ -34,7 +34,7 @@ def run(config_text: str | None, tmp_path: Path) -> subprocess.CompletedProcess[
     ("pusher:\n  write_window_ms: -1\n", "pusher.write_window_ms: must be 0-100"),
     ("pusher:\n  write_window_ms: 500\n", "pusher.write_window_ms: must be 0-100"),
     ("pusher:\n  write_window_ms: soon\n", "pusher.write_window_ms: must be int or float"),
-    ("pusher:\n  write_window_ms: true\n", "pusher.write_window_ms: must be a whole number"),
+    ("pusher:\n  write_window_ms: true\n", "pusher.write_window_ms: must be a number, not True"),
     ("log_level: loud\n", "log_level: must be"),
     ("server: [1, 2\n", "not valid YAML"),
     ("- just a list\n", "config: must be a mapping"),

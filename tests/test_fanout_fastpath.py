@@ -117,7 +117,7 @@ async def counted(wolive_server: Any, ws_base: str, channel: str
 @pytest.mark.gen_test(timeout=30)
 async def test_one_loop_iteration_is_one_send_per_socket(wolive_server: Any,
                                                          ws_base: str) -> None:
-    """Write coalescing (handlers/pusher.py `_Outbox`): what is published in one IOLoop
+    """Write coalescing (handlers/pusher.py `Outbox`): what is published in one IOLoop
     iteration reaches each socket in one `send()`, every frame whole and in order; the next
     iteration's publish is a send of its own."""
     client, conn, recorder = await counted(wolive_server, ws_base, "burst")
