@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import copy
+import gc
 import getpass
 import json
 import logging
@@ -30,11 +31,13 @@ import yaml
 import handlers
 from handlers import demo, pusher
 from handlers.base import access_log_level
-from handlers.http_server import HTTPServer
+from handlers.http_server import MAX_BODY_BYTES, HTTPServer
 from realtime.chat import Chat
 from realtime.content import Content, History
 from realtime.hub import App, Hub
+from realtime.agent_status import AgentStatus
 from realtime.presence import PresenceTracker
+from realtime.quick_replies import QuickReplies
 from realtime.typing import Signals
 from realtime.uploads import MULTIPART_SLACK_BYTES, Uploads
 from realtime.video import Video, check_ice_servers
@@ -50,15 +53,19 @@ log = logging.getLogger("wolive")
 
 #: How often dead sockets are looked for (seconds).
 SWEEP_INTERVAL_S = 15
+
+#: Allocations (minus deallocations) between young-generation collections, for a serving
+#: process (`setup_gc`); CPython's default is 700.
+GC_GEN0_THRESHOLD = 50_000
 #: Pending connections the kernel queues per listener: after a restart every client is told
 #: 4200 "reconnect at once"; Tornado's 128 overflowed in the benchmark, 1,024 did not
 #: (docs/performance.md, "Next steps" 3). net.core.somaxconn caps it.
 LISTEN_BACKLOG = 1024
 #: Longest a clean shutdown waits for writes in flight (seconds).
 SHUTDOWN_DRAIN_S = 5
-#: Largest request body any listener reads (bytes): an 18 MB upload (WoLive's nginx
-#: `client_max_body_size 18M`) plus its multipart envelope fits.
-MAX_BODY_BYTES = 32 * 1024 * 1024
+#: After a start, how long the windows of visitors who were waiting have to reconnect
+#: before they leave the line (seconds): pusher-js retries within this after a restart.
+WAITING_RECONNECT_S = 60
 
 
 _access_log = logging.getLogger("tornado.access")
@@ -67,7 +74,7 @@ _access_log = logging.getLogger("tornado.access")
 def log_request(handler: tornado.web.RequestHandler) -> None:
     """Access log, at `handlers.base.access_log_level` of the status."""
     status = handler.get_status()
-    level = access_log_level(status)
+    level = access_log_level(status, getattr(handler, "quiet_statuses", frozenset()))
     if _access_log.isEnabledFor(level):
         request = handler.request
         _access_log.log(level, "%d %s %.2fms", status, handler._request_summary(),
@@ -99,10 +106,16 @@ SCHEMA: dict[str, Any] = {
     },
     "database": {
         "url": (str, "sqlite:///data/wolive.db"),
+        "pool_size": ((int, type(None)), None),
+        "max_overflow": ((int, type(None)), None),
+        "pool_timeout_s": ((int, float), 30),
+        "row_cache_s": ((int, float), 2),
     },
     "pusher": {
         "apps": (list, [{"id": "1", "key": "wolive", "secret": ""}]),
         "write_window_ms": ((int, float), 2),
+        "ping_interval_s": ((int, float), 20),
+        "ping_timeout_s": ((int, float), 15),
     },
     "chat": {
         "max_message_chars": (int, 5000),
@@ -214,10 +227,25 @@ def load_config(path: str | None, overrides: dict[str, Any] | None = None
             if not os.access(full, os.R_OK):
                 raise ConfigProblem(f"server.{key}: cannot read {full}")
             cfg["server"][key] = full
+    db = cfg["database"]
+    if db["pool_size"] is not None and not 1 <= db["pool_size"] <= 1000:
+        raise ConfigProblem("database.pool_size: must be 1-1000")
+    if db["max_overflow"] is not None and not 0 <= db["max_overflow"] <= 1000:
+        raise ConfigProblem("database.max_overflow: must be 0-1000")
+    if not 0 < db["pool_timeout_s"] <= 3600:
+        raise ConfigProblem("database.pool_timeout_s: must be more than 0 and at most 3600")
+    if not 0 <= db["row_cache_s"] <= 3600:
+        raise ConfigProblem("database.row_cache_s: must be 0-3600")
     if not 4 <= cfg["security"]["bcrypt_rounds"] <= 16:
         raise ConfigProblem("security.bcrypt_rounds: must be 4-16")
     if not 0 <= cfg["pusher"]["write_window_ms"] <= 100:
         raise ConfigProblem("pusher.write_window_ms: must be 0-100")
+    ping, pong = cfg["pusher"]["ping_interval_s"], cfg["pusher"]["ping_timeout_s"]
+    if not 0 <= ping <= 3600:
+        raise ConfigProblem("pusher.ping_interval_s: must be 0 (no pings) to 3600")
+    if ping and not 0 < pong <= ping:
+        raise ConfigProblem("pusher.ping_timeout_s: must be more than 0 and at most "
+                            "pusher.ping_interval_s")
     if cfg["chat"]["max_conversations_per_agent"] < 0:
         raise ConfigProblem("chat.max_conversations_per_agent: must be 0 (no cap) or more")
     if not 1 <= cfg["uploads"]["max_bytes"] <= MAX_BODY_BYTES - MULTIPART_SLACK_BYTES:
@@ -308,7 +336,8 @@ class Wolive:
             server.add_sockets(sockets)
             self.servers.append(server)
             bound[name] = sockets[0].getsockname()[1]
-        self.app.settings["wolive_ports"] = bound
+        # One dict shared by every listener's settings (the socket port's origin check).
+        self.app.settings["wolive_ports"].update(bound)
         self.sweeper = tornado.ioloop.PeriodicCallback(self._sweep, SWEEP_INTERVAL_S * 1000)
         self.sweeper.start()
         return bound
@@ -336,6 +365,7 @@ class Wolive:
         if self.sweeper:
             self.sweeper.stop()
         self.hub.shutdown()
+        self.app.settings["wolive_pinger"].stop()
         await self.presence.drain(SHUTDOWN_DRAIN_S)
         await self.app.settings["wolive_wechat"].close()
         if self.webhooks:
@@ -353,7 +383,11 @@ async def make_app(cfg: dict[str, Any]) -> Wolive:
     """Build the server from a checked config (see `load_config`). Raises `ConfigProblem`."""
     fill_secrets(cfg)
     try:
-        store = await Store.open(cfg["database"]["url"], base_dir=cfg["_base_dir"])
+        store = await Store.open(cfg["database"]["url"], base_dir=cfg["_base_dir"],
+                                 pool_size=cfg["database"]["pool_size"],
+                                 max_overflow=cfg["database"]["max_overflow"],
+                                 pool_timeout=cfg["database"]["pool_timeout_s"],
+                                 row_cache_s=cfg["database"]["row_cache_s"])
     except StoreConfigError as exc:
         raise ConfigProblem(str(exc)) from None
     await store.reset_presence()
@@ -365,6 +399,16 @@ async def make_app(cfg: dict[str, Any]) -> Wolive:
                 max_conversations_per_agent=cfg["chat"]["max_conversations_per_agent"])
     hub.policy = chat.policy
     presence = PresenceTracker(store, hub)
+    # An agent coming online serves the waiting; one going offline: its visitors are told and
+    # their conversations moved; a closed window stops waiting.
+    presence.agent_online_listeners.append(chat.agent_available)
+    presence.agent_offline_listeners.append(chat.agent_left)
+    presence.visitor_offline_listeners.append(
+        lambda visiter_id, business_id: chat.leave_waiting(visiter_id, business_id, "left"))
+    # Windows of visitors waiting when the server stopped reconnect by themselves; those
+    # closed meanwhile never will, and must not be given to an agent.
+    presence.expect_back(["cu" + c for c in await store.waiting_visitor_channels()],
+                         WAITING_RECONNECT_S)
     wechat = WechatNotifier.from_config(store, cfg)
     wechat.attach(chat)
     webhooks = Webhooks({app: parse_webhooks(raw.get("webhooks"))
@@ -378,6 +422,10 @@ async def make_app(cfg: dict[str, Any]) -> Wolive:
         log_function=log_request,
         xsrf_cookie_kwargs={"samesite": "Lax"},
         websocket_max_message_size=MAX_FRAME_BYTES,
+        # WebSocket pings (RFC 6455 §5.5.2): a socket whose network silently died answers
+        # no pong and is closed, so its agent goes offline (config.yaml, pusher.ping_*).
+        websocket_ping_interval=cfg["pusher"]["ping_interval_s"],
+        websocket_ping_timeout=cfg["pusher"]["ping_timeout_s"],
         compress_response=True,
         wolive_config=cfg, wolive_store=store, wolive_hub=hub, wolive_chat=chat,
         wolive_presence=presence, wolive_uploads=Uploads.from_config(cfg),
@@ -386,9 +434,16 @@ async def make_app(cfg: dict[str, Any]) -> Wolive:
         # Use cases shared by every listener (one message-board and typing rate limiter).
         wolive_content=Content(store, hub), wolive_history=History(store),
         wolive_signals=Signals(chat),
+        wolive_quick_replies=QuickReplies(store),
+        wolive_agent_status=AgentStatus(store, hub, chat),
         wolive_pusher_client={"key": apps[0].key, "ws_port": cfg["server"]["legacy_ws_port"]},
+        # {listener name: bound port}, filled by `Wolive.listen` (the same dict everywhere).
+        wolive_ports={},
         # One outbox (and write window) for every listener's Pusher sockets.
         wolive_outbox=pusher.Outbox(cfg["pusher"]["write_window_ms"] / 1000),
+        # One ping timer for every plain-TCP socket (TLS ones keep Tornado's pings).
+        wolive_pinger=pusher.Pinger(hub, cfg["pusher"]["ping_interval_s"],
+                                    cfg["pusher"]["ping_timeout_s"]),
     )
     # handlers.pusher.Application: the HTTP API's publish endpoints skip RequestHandler.
     app = pusher.Application(handlers.default_handlers(), **settings)
@@ -462,6 +517,26 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def setup_gc() -> tuple[int, tuple[int, int, int]]:
+    """Tune CPython's cyclic garbage collector for a long-running server, once start-up is
+    done: what exists now (modules, classes, the configuration, the database engine) is
+    moved to the permanent generation (`gc.freeze`), so full collections no longer walk it,
+    and young collections run every `GC_GEN0_THRESHOLD` allocations rather than every 700,
+    so that fan-out to many sockets (short-lived frames and futures by the thousand) does not
+    trigger a full collection every few seconds, each one a pause for every socket. Nothing
+    is left uncollected: later objects are collected as before. Returns (objects frozen,
+    the new thresholds). Python's documentation of `gc.freeze` recommends this pattern for
+    long-lived processes."""
+    gc.collect()
+    gc.freeze()
+    _, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
+    frozen, thresholds = gc.get_freeze_count(), gc.get_threshold()
+    log.info("garbage collector: %d start-up objects frozen, thresholds %s", frozen,
+             thresholds)
+    return frozen, thresholds
+
+
 async def serve(cfg: dict[str, Any]) -> int:
     server = await make_app(cfg)
     try:
@@ -469,6 +544,7 @@ async def serve(cfg: dict[str, Any]) -> int:
     except OSError:
         await server.store.close()
         raise
+    setup_gc()
     host = cfg["server"]["host"]
     shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
     scheme = "https" if cfg["server"]["tls_cert"] else "http"

@@ -78,6 +78,8 @@ def own_cpu_s() -> float:
 # ---- a WebSocket client ----------------------------------------------------------------
 
 ZERO_MASK = b"\x00\x00\x00\x00"
+#: Header lines every request and handshake carries (`--xheaders`: what nginx adds).
+EXTRA_HEADERS = ""
 
 
 def client_frame(text: str, opcode: int = 0x1) -> bytes:
@@ -120,7 +122,7 @@ class WS(asyncio.Protocol):
         self.transport.write((
             f"GET {self.path} HTTP/1.1\r\nHost: {self.host}\r\nUpgrade: websocket\r\n"
             f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-            f"Sec-WebSocket-Version: 13\r\n\r\n").encode())
+            f"Sec-WebSocket-Version: 13\r\n{EXTRA_HEADERS}\r\n").encode())
 
     def connection_lost(self, exc: Optional[Exception]) -> None:
         self.closed = True
@@ -258,7 +260,7 @@ class Api(asyncio.Protocol):
                        hashlib.sha256).hexdigest()
         return (f"POST {self.path}?{query}&auth_signature={sig} HTTP/1.1\r\n"
                 f"Host: {self.host}\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+                f"Content-Length: {len(body)}\r\n{EXTRA_HEADERS}\r\n").encode() + body
 
     def send(self, req: bytes) -> "asyncio.Future[int]":
         assert self.transport is not None
@@ -528,9 +530,119 @@ async def scenario_fanout(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+async def connect_private(host: str, port: int, key: str, secret: str, channel: str,
+                          on_text: Callable[[WS, bytes, int], None],
+                          timeout: float = 30.0) -> WS:
+    """As `connect`, on a private- channel: the subscription is signed here with the app
+    secret, as an app's auth endpoint would (`key:HMAC-SHA256(secret, socket_id:channel)`)."""
+    loop = asyncio.get_running_loop()
+    path = f"/app/{key}?protocol=7&client=bench&version=1.0&flash=false"
+    _, ws = await loop.create_connection(lambda: WS(f"{host}:{port}", path, on_text),
+                                         host, port)
+    assert ws.waiter is not None
+    event = await asyncio.wait_for(ws.waiter, timeout)
+    if event != "pusher:connection_established" or ws.socket_id is None:
+        raise RuntimeError(f"first frame was {event}")
+    sig = hmac.new(secret.encode(), f"{ws.socket_id}:{channel}".encode(),
+                   hashlib.sha256).hexdigest()
+    ws.waiter = loop.create_future()
+    ws.send(json.dumps({"event": "pusher:subscribe",
+                        "data": {"auth": f"{key}:{sig}", "channel": channel}}))
+    event = await asyncio.wait_for(ws.waiter, timeout)
+    if event != "pusher_internal:subscription_succeeded":
+        raise RuntimeError(f"subscribe answered {event}")
+    ws.waiter = None
+    return ws
+
+
+async def scenario_client_events(args: argparse.Namespace) -> dict[str, Any]:
+    """`subs` sockets in pairs, each pair on its own `private-ce-{i}` channel; the sockets
+    take turns sending `client-bench` events (each to its peer) at `rate` per second in all
+    for `duration` s (`rate / subs` per socket: keep it under the protocol's 10 per second).
+    Each event's data carries its send time; the peer records the latency. CPU per message
+    is the server's CPU over the deliveries."""
+    host, port, pid = args.host, args.port, args.server_pid
+    latencies: list[int] = []
+    record = latencies.append
+    marker = b'ts\\":'
+    state = {"other": 0}
+
+    def on_text(ws: WS, payload: bytes, t: int) -> None:
+        k = payload.find(marker)
+        if k < 0:
+            if not control_frame(ws, payload, t):
+                state["other"] += 1
+            return
+        j = payload.find(b",", k)
+        record(t - int(payload[k + 5:j]))
+
+    n = args.subs - args.subs % 2
+    socks = [await connect_private(host, port, args.key, args.secret, f"private-ce-{i // 2}",
+                                   on_text) for i in range(n)]
+    channels = [f"private-ce-{i // 2}" for i in range(n)]
+
+    async def fixed_rate(seconds: float) -> int:
+        loop = asyncio.get_running_loop()
+        interval = 1.0 / args.rate
+        total = int(seconds * args.rate)
+        t0 = loop.time()
+        for sent in range(total):
+            delay = t0 + sent * interval - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            k = sent % n
+            socks[k].send('{"event":"client-bench","channel":"%s","data":"{\\"ts\\":%d,'
+                          '\\"i\\":%d}"}' % (channels[k], now_ns(), sent))
+        return total
+
+    async def drain(expected: int, timeout: float = 10.0) -> float:
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        last, last_t = -1, loop.time()
+        while len(latencies) < expected and loop.time() < end:
+            await asyncio.sleep(0.01)
+            if len(latencies) != last:
+                last, last_t = len(latencies), loop.time()
+            elif loop.time() - last_t > 1.0:
+                break
+        return loop.time()
+
+    sent = await fixed_rate(args.warmup)
+    await drain(sent)
+    latencies.clear()
+    (u0, s0), own0 = cpu_times(pid), own_cpu_s()
+    t_start = asyncio.get_running_loop().time()
+    sent = await fixed_rate(args.duration)
+    t_sent = asyncio.get_running_loop().time()
+    t_end = await drain(sent)
+    (u1, s1), own1 = cpu_times(pid), own_cpu_s()
+    wall = t_end - t_start
+    delivered = len(latencies)
+    lat = sorted(latencies)
+    cpu = (u1 + s1) - (u0 + s0)
+    out: dict[str, Any] = {
+        "scenario": "client-events", "subs": n, "rate_wanted": args.rate,
+        "duration_s": args.duration, "published": sent,
+        "publish_rate": round(sent / (t_sent - t_start), 1),
+        "delivered": delivered, "expected": sent, "lost": sent - delivered,
+        "delivered_per_s": round(delivered / wall),
+        "other_frames": state["other"],
+        "lat_ms": {f"p{q}": round(percentile(lat, q) / 1e6, 3) for q in (50, 95, 99)},
+        "lat_max_ms": round(lat[-1] / 1e6, 3) if lat else None,
+        "server_cpu_s": round(cpu, 2),
+        "server_cpu_util": round(cpu / wall, 3),
+        "server_us_per_msg": round(cpu / delivered * 1e6, 2) if delivered else None,
+        "loadgen_cpu_util": round((own1 - own0) / wall, 3),
+        "wall_s": round(wall, 2),
+    }
+    for ws in socks:
+        ws.transport.close()  # type: ignore[union-attr]
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("scenario", choices=("idle", "fanout"))
+    parser.add_argument("scenario", choices=("idle", "fanout", "clientevents"))
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--server-pid", type=int, required=True)
@@ -550,12 +662,20 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--payload", type=int, default=32, help="padding bytes in data")
     parser.add_argument("--no-uvloop", action="store_true")
+    parser.add_argument("--xheaders", action="store_true",
+                        help="send the headers a proxy adds (X-Real-Ip, X-Forwarded-For/Proto)")
     args = parser.parse_args()
+    if args.xheaders:
+        global EXTRA_HEADERS
+        EXTRA_HEADERS = ("X-Real-Ip: 203.0.113.7\r\nX-Forwarded-For: 203.0.113.7\r\n"
+                         "X-Forwarded-Proto: http\r\n")
     if uvloop is not None and not args.no_uvloop:
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    coro = scenario_idle(args) if args.scenario == "idle" else scenario_fanout(args)
+    coro = (scenario_idle(args) if args.scenario == "idle" else
+            scenario_client_events(args) if args.scenario == "clientevents" else
+            scenario_fanout(args))
     result = asyncio.run(coro)
     result["loadgen_loop"] = "uvloop" if (uvloop and not args.no_uvloop) else "asyncio"
     json.dump(result, sys.stdout)

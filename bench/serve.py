@@ -28,6 +28,9 @@ against today's code they write each frame at once, i.e. they also undo ``Outbox
                protocol object on every send, and `writing()` as the one check per send.
 - ``quiet``    `tornado.access` logging off (it logs every API request at INFO).
 - ``backlog``  listen backlog 1024 instead of Tornado's default 128 (`bind_sockets`).
+- ``nogc``     CPython's default garbage collector settings (`wolive.setup_gc` skipped).
+- ``cewindow`` client events wait for the write window like publishes (`Outbox.relaying`
+               off): the behaviour before issue 11 item 5.
 - ``tracemalloc`` trace Python allocations; SIGUSR1 writes a snapshot to
                $WOLIVE_BENCH_SNAPSHOT.N (for bench/memory_diff.py).
 - ``nocork``   what wolive did before write coalescing (`handlers.pusher.Outbox`): each
@@ -39,11 +42,25 @@ against today's code they write each frame at once, i.e. they also undo ``Outbox
                HTTP/1.1 connection from the start, as before the publish reader.
 - ``nagle``    Nagle's algorithm back on for Pusher sockets (wolive sets TCP_NODELAY in
                `PusherSocket.open` since write coalescing; before, this was the default).
+- ``tornadows`` plain-TCP Pusher sockets stay on Tornado's WebSocketHandler for their whole
+               life, as before the raw socket (`handlers.pusher.RAW_SOCKETS = False`;
+               TLS sockets always do). ``nowrap`` to ``lean``, ``nocork`` and ``nagle``
+               act on `_WSConnection` / the handler, i.e. only on sockets Tornado keeps:
+               combine them with ``tornadows``.
+- ``stmtcount`` count what the server asks of its database: SQL statements sent through a
+               cursor (SQLAlchemy's `before_cursor_execute`, by first word: SELECT, INSERT,
+               BEGIN, SAVEPOINT, ...), transactions begun, committed and rolled back
+               (Connection events), pool checkouts (on MySQL each one is also a pre-ping
+               round trip) and pool resets (a ROLLBACK when a connection goes back).
+               SIGUSR2 writes the counters as JSON to $WOLIVE_BENCH_COUNTS (with a `seq`
+               that grows by one per dump). Costs a few µs per statement; the chat
+               benchmark (`bench/chatload.py`) uses it.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import re
@@ -54,7 +71,48 @@ from typing import Any
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 VARIANTS = ("uvloop", "orjson", "nowrap", "prepared", "direct", "lean", "quiet", "backlog",
-            "nagle", "tracemalloc", "nocork", "nowindow", "noreader")
+            "nagle", "tracemalloc", "nocork", "nowindow", "noreader", "stmtcount",
+            "nogc", "cewindow", "tornadows")
+
+
+def count_statements(path: str) -> None:
+    """The ``stmtcount`` variant: counters on every engine; SIGUSR2 dumps them to `path`."""
+    import json
+    import signal
+
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+    from sqlalchemy.pool import Pool
+
+    counts: dict[str, Any] = {"seq": 0, "statements": 0, "begin": 0, "commit": 0,
+                              "rollback": 0, "checkout": 0, "reset": 0, "verbs": {}}
+    verbs: dict[str, int] = counts["verbs"]
+
+    def on_statement(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
+        counts["statements"] += 1
+        head = statement.lstrip()[:16].split(None, 1)
+        verb = head[0].upper() if head else "?"
+        verbs[verb] = verbs.get(verb, 0) + 1
+
+    def bump(name: str) -> Any:
+        def on_event(*_args: Any, **_kw: Any) -> None:
+            counts[name] += 1
+        return on_event
+
+    event.listen(Engine, "before_cursor_execute", on_statement)
+    for name in ("begin", "commit", "rollback"):
+        event.listen(Engine, name, bump(name))
+    event.listen(Pool, "checkout", bump("checkout"))
+    event.listen(Pool, "reset", bump("reset"))
+
+    def dump(signum: int, frame: Any) -> None:
+        counts["seq"] += 1
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(counts, f)
+        os.replace(tmp, path)
+
+    signal.signal(signal.SIGUSR2, dump)
 
 
 def _ws_header(length: int) -> bytes:
@@ -73,6 +131,9 @@ def apply(variants: list[str]) -> None:
     from handlers import pusher as hp
     from realtime import protocol
 
+    if "tornadows" in variants:
+        hp.RAW_SOCKETS = False
+
     if "tracemalloc" in variants:
         import signal
         import tracemalloc
@@ -85,6 +146,19 @@ def apply(variants: list[str]) -> None:
                 f"{os.environ.get('WOLIVE_BENCH_SNAPSHOT', '/tmp/wolive-snap')}.{count[0]}")
 
         signal.signal(signal.SIGUSR1, dump)
+
+    if "nogc" in variants:
+        import wolive
+        wolive.setup_gc = lambda: (0, gc.get_threshold())  # type: ignore[assignment]
+
+    if "cewindow" in variants:
+        import contextlib
+        for cls in (hp._WSConnection, hp._RawWebSocket):
+            cls.relaying = (  # type: ignore[method-assign]
+                lambda self: contextlib.nullcontext())
+
+    if "stmtcount" in variants:
+        count_statements(os.environ.get("WOLIVE_BENCH_COUNTS", "/tmp/wolive-counts.json"))
 
     if "backlog" in variants:
         import functools

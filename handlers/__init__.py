@@ -12,6 +12,11 @@ from . import content, history
 from . import upload, video, webhook, wechat
 from . import typing as typing_api, visitor_info
 from . import pages
+from . import quick_replies
+from . import contact
+from . import agent_status
+from . import ratings
+from . import identity
 
 
 def default_handlers() -> list[Any]:
@@ -19,6 +24,11 @@ def default_handlers() -> list[Any]:
     out: list[Any] = []
     out.extend(typing_api.routes() + visitor_info.routes())  # the workbench (issue 5)
     out.extend(pages.routes())  # the console's other pages (issue 5)
+    out.extend(quick_replies.routes())  # quick replies on the server
+    out.extend(contact.routes())  # a visitor's contact details
+    out.extend(agent_status.routes())  # available / away
+    out.extend(ratings.routes())  # end and rating
+    out.extend(identity.routes())  # visitor identity settings (issue 10)
     for module in (pusher, event, set_api, manager, content, history, upload, video, webhook,
                    wechat, admin, assets):
         out.extend(module.routes())

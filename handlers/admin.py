@@ -128,10 +128,15 @@ class LoginHandler(PageHandler):
 
 
 class LogoutHandler(PageHandler):
-    """`/admin/login/logout` (POST, with `_xsrf`): ends the session."""
+    """`/admin/login/logout` (POST, with `_xsrf`): ends the session. A form is sent to the
+    sign-in page (302); a script asking for JSON (`Accept: application/json`, the top bar's
+    "Log out", which then tells the browser's other console tabs) gets `{code: 0}`."""
 
     def post(self) -> None:
         self.clear_cookie(AGENT_COOKIE)
+        if self.request.headers.get("Accept", "").startswith("application/json"):
+            self.answer(0, "成功")
+            return
         self.redirect("/admin/login/index")
 
 
@@ -145,6 +150,7 @@ class ConsoleHandler(PageHandler):
         boot = self.boot()
         # video.js shows the video button only when the business allows calls.
         boot["video_state"] = (await self.store.get_business(agent.business_id))["video_state"]
+        boot["presence"] = await self.settings["wolive_agent_status"].boot(agent)
         self.render("console.html", agent=agent, boot=boot)
 
     def boot(self) -> dict[str, Any]:

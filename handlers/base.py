@@ -7,28 +7,40 @@ caller ever sees a traceback.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import logging
+import secrets
 from typing import Any, Optional, cast
 
 import tornado.web
 
+from realtime import inputs
 from realtime.agents import LEVEL_RANK
 from realtime.chat import Agent, Chat, ChatError
 from realtime.hub import Hub
-from store import Conflict, NotFound, Store
+from store import Conflict, NotFound, Store, Unavailable
 
 log = logging.getLogger("wolive.http")
 
 
-def access_log_level(status: int) -> int:
+def access_log_level(status: int, quiet: frozenset[int] = frozenset()) -> int:
     """The access log's level for an answer: success at DEBUG (a line per Pusher API publish
     cost 18 % of its CPU, docs/performance.md), refusals (4xx) and 503 (a server that is
-    shutting down, an expected answer) at WARNING, other 5xx at ERROR."""
+    shutting down, an expected answer) at WARNING, other 5xx at ERROR. A status in `quiet`
+    (a handler's `quiet_statuses`: an answer that is part of normal use, like a 429 to a
+    typing signal) is logged at INFO."""
     if status < 400:
         return logging.DEBUG
+    if status in quiet:
+        return logging.INFO
     return logging.WARNING if status < 500 or status == 503 else logging.ERROR
 
+
+#: Seconds a client is told to wait (`Retry-After`) while the database is unavailable; the
+#: visitor window and the console retry on their own.
+RETRY_AFTER_S = 5
+UNAVAILABLE_MSG = "service briefly unavailable, retrying / 服务暂时不可用，正在重试"
 
 AGENT_COOKIE = "wolive_agent"
 #: Days an agent stays logged in without coming back.
@@ -54,6 +66,25 @@ class BaseHandler(tornado.web.RequestHandler):
 
     #: Pages render HTML errors; APIs (the default) answer JSON.
     html_errors = False
+    #: Answer statuses logged at INFO, not WARNING (`access_log_level`).
+    quiet_statuses: frozenset[int] = frozenset()
+
+    def set_default_headers(self) -> None:
+        # No page or answer of the console may be framed by another site (clickjacking).
+        # The visitor chat window allows it (handlers/event.py `HomeHandler`): sites show
+        # it in their in-page panel.
+        self.set_header("X-Frame-Options", "DENY")
+        self.set_header("Content-Security-Policy", "frame-ancestors 'none'")
+
+    async def head(self, *args: Any, **kwargs: Any) -> None:
+        """HEAD on a page (`html_errors`) is its GET without the body (RFC 9110 9.3.2;
+        Tornado drops the body of a HEAD answer); an API keeps answering 405."""
+        get = type(self).get
+        if not self.html_errors or get is tornado.web.RequestHandler.get:
+            raise tornado.web.HTTPError(405)
+        result = get(self, *args, **kwargs)
+        if inspect.isawaitable(result):
+            await result
 
     @property
     def store(self) -> Store:
@@ -115,9 +146,9 @@ class BaseHandler(tornado.web.RequestHandler):
             ctype = self.request.headers.get("Content-Type", "")
             if ctype.startswith("application/json") and self.request.body:
                 try:
-                    parsed = json.loads(self.request.body)
-                except ValueError:
-                    raise ApiError(400, 1, "body is not valid JSON") from None
+                    parsed = inputs.loads(self.request.body)
+                except inputs.InputError as exc:
+                    raise ApiError(400, 1, f"body is not valid JSON: {exc}") from None
                 if not isinstance(parsed, dict):
                     raise ApiError(400, 1, "JSON body must be an object")
                 args.update(parsed)
@@ -139,6 +170,8 @@ class BaseHandler(tornado.web.RequestHandler):
             value = str(value)
         if not isinstance(value, str):
             raise ApiError(400, 1, f"parameter {name} must be text")
+        if "\x00" in value:
+            raise ApiError(400, 1, f"parameter {name} must not contain NUL characters")
         if len(value) > max_len:
             raise ApiError(413 if max_len > 1000 else 400, 1,
                            f"parameter {name} is over {max_len} characters")
@@ -146,17 +179,18 @@ class BaseHandler(tornado.web.RequestHandler):
             raise ApiError(400, 1, f"missing parameter: {name}")
         return value
 
-    def int_arg(self, name: str, default: int = 0) -> int:
+    def int_arg(self, name: str, default: int = 0, lo: int = -2**63,
+                hi: int = 2**63 - 1) -> int:
+        """A whole-number argument (ASCII digits, nothing around them) within `lo`..`hi`
+        (a database BIGINT by default); `default` when absent or empty. Raises `ApiError`
+        400 otherwise."""
         raw = self.arg(name, None, max_len=20)
         if raw == "":
             return default
         try:
-            value = int(raw)
-        except ValueError:
-            raise ApiError(400, 1, f"parameter {name} must be a whole number") from None
-        if not -2**63 <= value < 2**63:  # what a database integer holds
-            raise ApiError(400, 1, f"parameter {name} is out of range")
-        return value
+            return inputs.whole_number(raw, lo, hi)
+        except inputs.InputError as exc:
+            raise ApiError(400, 1, f"parameter {name} {exc}") from None
 
     def client_ip(self) -> str:
         return self.request.remote_ip or ""
@@ -171,28 +205,43 @@ class BaseHandler(tornado.web.RequestHandler):
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.finish(json.dumps(body, ensure_ascii=False, default=str))
 
-    def _handle_request_exception(self, e: BaseException) -> None:
-        # Map use-case and store errors to answers here, in one place.
-        if isinstance(e, ChatError):
-            if not self._finished:
-                self.answer(e.code, e.msg, status=e.status)
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        """Refusals (use-case and store errors) are answers, not faults: the access log has
+        them; an unavailable database is logged by the store once per outage. Anything else
+        as Tornado logs it (a traceback)."""
+        if isinstance(value, (ChatError, NotFound, Conflict, Unavailable)):
             return
-        if isinstance(e, NotFound):
-            e = ApiError(404, 1, f"not found: {e}")
-        elif isinstance(e, Conflict):
-            e = ApiError(409, 1, f"conflict: {e}")
-        super()._handle_request_exception(e)
+        if isinstance(value, tornado.web.HTTPError):
+            super().log_exception(typ, value, tb)
+            return
+        # Unexpected: logged once, with an id the caller is shown (write_error).
+        self.error_id = secrets.token_hex(4)
+        log.error("internal error %s: %s %s", self.error_id, self.request.method,
+                  self.request.uri, exc_info=(typ, value, tb))
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """The one place an exception becomes an answer: `ApiError` / `HTTPError` as raised,
+        `ChatError` with its code and status, `NotFound` 404, `Conflict` 409, `Unavailable`
+        503 with `Retry-After`, anything else 500."""
         exc = kwargs.get("exc_info", (None, None, None))[1]
-        if isinstance(exc, ApiError):
+        if isinstance(exc, ChatError):
+            status_code, code, msg = exc.status, exc.code, exc.msg
+        elif isinstance(exc, NotFound):
+            status_code, code, msg = 404, 1, f"not found: {exc}"
+        elif isinstance(exc, Conflict):
+            status_code, code, msg = 409, 1, f"conflict: {exc}"
+        elif isinstance(exc, Unavailable):
+            status_code, code, msg = 503, 1, UNAVAILABLE_MSG
+            self.set_header("Retry-After", str(RETRY_AFTER_S))
+        elif isinstance(exc, ApiError):
             code, msg = exc.code, exc.msg
         elif isinstance(exc, tornado.web.HTTPError):
             code, msg = 1, exc.log_message or self._reason
         else:
-            code, msg = 1, "internal error / 服务器内部错误"
+            code, msg = 1, f"internal error / 服务器内部错误 (id {getattr(self, 'error_id', '-')})"
         if status_code == 403 and "XSRF" in (msg or ""):
             msg = "missing or wrong _xsrf token: reload the page"
+        self.set_status(status_code)
         if self.html_errors:
             self.set_header("Content-Type", "text/html; charset=UTF-8")
             self.finish(self.render_string("error.html", status=status_code, msg=msg))
@@ -208,6 +257,7 @@ class VisitorApiHandler(BaseHandler):
         return None
 
     def set_default_headers(self) -> None:
+        super().set_default_headers()
         # The document's nginx config answered these URLs with a wildcard CORS header.
         self.set_header("Access-Control-Allow-Origin", "*")
 

@@ -21,6 +21,7 @@ from realtime.content import (
 )
 
 from .base import AgentApiHandler, ApiError, BaseHandler, VisitorApiHandler
+from .event import VisitorMixin
 
 #: Longest raw rich body a request may send (characters), before it is sanitised.
 MAX_RICH_INPUT_CHARS = 200_000
@@ -216,15 +217,26 @@ class BoardInput(BaseHandler):
         return {k: self.arg(k, max_len=limits[k]) for k in BOARD_FIELDS}
 
 
-class LeaveMessageHandler(VisitorApiHandler, ContentMixin, BoardInput):
+class LeaveMessageHandler(VisitorApiHandler, ContentMixin, BoardInput, VisitorMixin):
     """`/admin/event/message`: POST `name`, `moblie` (sic), `email`, `content`,
     `business_id` → `{code: 0, msg: "success", data: {mid}}`; pushes `all{business_id}`
-    `new_message`. No login; at most 5 per IP in 10 minutes (429)."""
+    `new_message`. No login; at most 5 per IP in 10 minutes (429).
+
+    Optional `visiter_id` (+ `channel`, or the window's cookie): the chat window's visitor,
+    who then stops waiting for an agent (`Chat.leave_waiting`, reason "message"); a
+    `channel` that does not match answers code 3 (403) and stores nothing."""
 
     async def post(self) -> None:
         business_id = self.arg("business_id", required=True, max_len=100)
+        visiter_id = self.arg("visiter_id", max_len=200)
+        if visiter_id:
+            self.chat.check_ids(visiter_id, business_id)
+            self.chat.check_visitor(business_id, visiter_id,
+                                    self.visitor_channel_arg(business_id, visiter_id))
         row = await self.content.leave_message(business_id, ip=self.client_ip(),
                                                **self.board_form())
+        if visiter_id:
+            await self.chat.leave_waiting(visiter_id, business_id, "message")
         self.answer(0, "success", {"mid": row["mid"]})
 
 

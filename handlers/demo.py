@@ -20,8 +20,12 @@ class DemoPage(tornado.web.RequestHandler):
         ports = self.wolive.app.settings.get("wolive_ports", {})
         base = cfg["public_url"].rstrip("/") or \
             f"{self.request.protocol}://{self.request.host_name}:{ports.get('main', cfg['port'])}"
-        self.render("demo.html", base=base,
+        # `?mode=popup`: the snippet with WoLive's popup window instead of the in-page panel.
+        mode = "popup" if self.get_query_argument("mode", "") == "popup" else ""
+        self.render("demo.html", base=base, mode=mode,
                     business_id=self.get_query_argument("business_id", "admin")[:100])
+
+    head = get
 
 
 def make_demo_app(wolive: Any) -> tornado.web.Application:

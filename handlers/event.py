@@ -6,11 +6,14 @@ unguessable name the server gave its window (or the signed cookie the window set
 from __future__ import annotations
 
 import json
-import secrets
+import re
 from typing import Any
 
 from realtime.chat import MAX_MESSAGE_CHARS, ChatError
+from realtime.signing import same
+from store import NotFound
 
+from . import identity
 from .base import ApiError, BaseHandler, VisitorApiHandler
 
 VISITOR_COOKIE = "wolive_visitor"
@@ -65,15 +68,17 @@ class VisitorChatsHandler(VisitorApiHandler, VisitorMixin):
 class VisitorHistoryHandler(VisitorApiHandler, VisitorMixin):
     """`/admin/event/history`: the visitor's own conversation, oldest first (`before` = cid,
     or `after` = cid: what came after it). Marks the agent's messages read and, when some
-    were unread, tells the agent (`kefu{id}` `read`)."""
+    were unread, tells the agent (`kefu{id}` `read`); not with `peek=1` (a site's panel
+    loaded while closed: nothing is seen yet)."""
 
     async def get(self) -> None:
         visiter_id = self.arg("visiter_id", required=True, max_len=200)
         business_id = self.arg("business_id", required=True, max_len=100)
         rows, newly_read = await self.chat.history_for_visitor(
             visiter_id, business_id, self.visitor_channel_arg(business_id, visiter_id),
-            before_cid=self.int_arg("before", 0), limit=self.int_arg("limit", 50),
-            after_cid=self.int_arg("after", 0))
+            before_cid=self.int_arg("before", 0, lo=0), limit=self.int_arg("limit", 50, lo=1),
+            after_cid=self.int_arg("after", 0, lo=0),
+            mark=self.int_arg("peek", 0, lo=0, hi=1) == 0)
         if newly_read:
             from .typing import signals  # read receipt (realtime/typing.py)
             await signals(self).visitor_saw_history(visiter_id, business_id)
@@ -107,14 +112,56 @@ class HomeHandler(BaseHandler):
 
     html_errors = True
 
+    def set_default_headers(self) -> None:
+        # Frameable by any site: the floating button's in-page panel is this page in an
+        # iframe (no X-Frame-Options, no frame-ancestors).
+        pass
+
+    def check_xsrf_cookie(self) -> None:
+        # The POST (below) only carries the widget's token: nothing for CSRF to ride on.
+        return None
+
     async def get(self) -> None:
+        await self.home(final=False)
+
+    async def post(self) -> None:
+        """The identify page's form (`templates/identify.html`): the same query, plus the
+        token the widget put in the URL fragment (`vt_id`, `vt`)."""
+        await self.home(final=True)
+
+    async def home(self, final: bool) -> None:
         business_id = self.get_query_argument("business_id", "")[:100]
-        visiter_id = self.get_query_argument("visiter_id", "")[:200]
-        if not visiter_id:
-            visiter_id = "v" + secrets.token_hex(12)
+        asked = self.get_query_argument("visiter_id", "")[:200]
+        sign = self.get_query_argument("visiter_sign", "")[:200]
+        try:  # nothing is written for bad ids or an unknown business
+            self.chat.check_ids(asked or "v", business_id)
+            await self.store.get_business(business_id)
+        except ChatError as exc:
+            raise ApiError(max(exc.status, 400), exc.code, exc.msg) from None
+        except NotFound:
+            raise ApiError(404, 1, f"unknown business_id {business_id!r}") from None
+        # Who this browser is (issue 10, item 3; handlers/identity.py).
+        legacy = self.legacy_visitor(business_id)
+        extra = []
+        if final:
+            vt_id, vt = self.get_body_argument("vt_id", "")[:200], self.get_body_argument(
+                "vt", "")[:100]
+            if vt_id and vt:
+                extra.append((vt_id, vt))
+        elif await identity.identity_of(self).would_derive(
+                business_id, asked, sign,
+                identity.held_tokens(self, business_id, asked), legacy):
+            # Another browser owns this id: a token in the URL fragment (the widget's) may
+            # still prove this one is it; the page posts it back (never in a URL).
+            self.set_header("Cache-Control", "no-store")
+            self.render("identify.html")
+            return
+        resolved = await identity.resolve(self, business_id, asked, sign, extra, legacy)
+        visiter_id = resolved.visiter_id
         try:
             visitor, business = await self.chat.visit(
-                visiter_id, business_id, self.get_query_argument("visiter_name", ""),
+                visiter_id, business_id, identity.display_name(
+                    self.get_query_argument("visiter_name", ""), asked, visiter_id),
                 self.get_query_argument("avatar", ""), self.client_ip(),
                 self.get_query_argument("from_url", "") or self.request.headers.get(
                     "Referer", ""))
@@ -125,13 +172,30 @@ class HomeHandler(BaseHandler):
                                     self.request.headers.get("User-Agent", ""),
                                     self.get_query_argument("referrer", "")[:1024])
         self.set_signed_cookie(VISITOR_COOKIE, json.dumps(
-            [business_id, visiter_id, visitor["channel"]]), expires_days=365, httponly=True,
-            samesite="Lax")
+            [business_id, visiter_id, visitor["channel"]]), expires_days=365,
+            **identity.cookie_kwargs(self))
+        self.set_header("Cache-Control", "no-store")
+        self.set_header("Referrer-Policy", "same-origin")
         boot = self.boot(visitor)
         # video.js shows the video button only when the business allows calls.
         boot["video_state"] = business["video_state"]
         boot["voice_state"] = business["voice_state"]  # the window's sound, by default
+        if boot["embed"] and resolved.token:
+            # The widget keeps it in its page's storage (third-party cookies may be blocked).
+            boot["identity"] = {"visiter_id": visiter_id, "token": resolved.token}
         self.render("chat.html", boot=boot)
+
+    def legacy_visitor(self, business_id: str) -> list[str]:
+        """The visitor id the window's signed cookie names for this business, if any."""
+        raw = self.get_signed_cookie(VISITOR_COOKIE, max_age_days=365)
+        try:
+            bid, vid, ch = json.loads(raw or "null") or ("", "", "")
+        except (ValueError, TypeError):
+            return []
+        if (bid == business_id and isinstance(vid, str) and isinstance(ch, str)
+                and vid and same(ch, self.chat.channel_for(business_id, vid))):
+            return [vid]
+        return []
 
     def boot(self, visitor: dict[str, Any]) -> dict[str, Any]:
         special: str | None = self.get_query_argument("special", "") or None
@@ -140,7 +204,22 @@ class HomeHandler(BaseHandler):
             "avatar": visitor["avatar"], "business_id": visitor["business_id"],
             "channel": visitor["channel"], "record": visitor["from_url"],
             "special": special, "pusher": self.settings["wolive_pusher_client"],
+            "embed": embed_origin(self.get_query_argument("embed", "")),
         }
+
+
+EMBED_ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?|https?://\[[0-9A-Fa-f:.]+\]"
+                          r"(:[0-9]{1,5})?")
+
+
+def embed_origin(value: str) -> str | None:
+    """The `embed` query parameter of the chat window: the origin of the site page whose
+    panel shows it (`scheme://host[:port]`, lower-cased), or None when it is empty or not
+    an origin (then the window is not in a panel and talks to no page)."""
+    value = value.strip()
+    if len(value) > 300 or not EMBED_ORIGIN.fullmatch(value):
+        return None
+    return value.lower()
 
 
 def routes() -> list[tuple[str, type]]:

@@ -14,24 +14,42 @@ there is one whole, ordinary publish request (the application's `lean_delegate` 
 and a complete `Content-Length` body), it takes it off the socket, answers it with that
 delegate (`handlers.pusher._LeanPublish`: the same checks, use cases, headers and log
 lines as everywhere else) and writes the answer itself. Anything else (another URL or method, a
-WebSocket handshake, a request that arrived in pieces, chunked, `Expect`, HTTP/1.0, TLS, a
-proxy's `X-Forwarded-For` with `xheaders`) and the connection is handed, with its bytes
+WebSocket handshake, a request that arrived in pieces, chunked, `Expect`, HTTP/1.0, TLS) and
+the connection is handed, with its bytes
 still unread, to Tornado's own HTTP/1.1 connection for the rest of its life; so every
 unusual request gets exactly Tornado's answer. `Connection: close`, and servers made with
 `no_keep_alive` or `decompress_request`, are Tornado's too; the server's `max_header_size`
-and `max_body_size` are kept (over them: handed over, and Tornado refuses).
+and `max_body_size` are kept (over them: handed over, and Tornado refuses). Behind a proxy
+(`xheaders`, how production runs behind nginx) the reader serves publishes too, and takes
+the client's address from `X-Real-Ip` / `X-Forwarded-For` by Tornado's documented rule
+(`forwarded_ip`), as Tornado's own connection would for the access log.
+
+Oversized requests get an answer, not a silent close. Tornado closes a connection whose head
+is over its `max_header_size` without a word, and answers a `Content-Length` over
+`max_body_size` with a bare 400 before closing on the unread body (the client, still sending,
+usually sees a reset). So the listener reads heads up to `READ_HEAD_BYTES` and, before the
+body, `_Limits` (wrapping every request's delegate, public `HTTPServerConnectionDelegate`
+API) answers a request target over `MAX_TARGET_BYTES` with 414, header fields over
+`MAX_HEADERS_BYTES` with 431 and a declared body over the server's `max_body_size` with 413:
+a short JSON `{code, msg}` and `Connection: close`, then it reads and drops what the client
+still sends for a bounded time (`LINGER_S`, nginx's "lingering close"), so the client gets
+to read the answer. Only a head over `READ_HEAD_BYTES` is still closed unanswered.
 """
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import socket
 from typing import Any, cast
 
+import tornado.gen
 import tornado.httpserver
 import tornado.httputil
+import tornado.ioloop
 import tornado.iostream
+import tornado.netutil
 
 from . import pusher as hp
 
@@ -44,20 +62,76 @@ _DIGITS = re.compile(rb"[0-9]{1,9}")
 #: One buffer for every peek: requests are handled one at a time, synchronously.
 _peek_buffer = bytearray(PEEK_BYTES)
 
+#: Largest request body any listener reads (bytes): an 18 MB upload (WoLive's nginx
+#: `client_max_body_size 18M`) plus its multipart envelope fits. Over it: 413.
+MAX_BODY_BYTES = 32 * 1024 * 1024
+#: Longest request target (path and query, bytes) answered; over it: 414. Tornado's own
+#: head limit (64 KB) was the cap before; no URL of the API needs more.
+MAX_TARGET_BYTES = 64 * 1024
+#: Most bytes of header fields answered; over them: 431. As MAX_TARGET_BYTES.
+MAX_HEADERS_BYTES = 64 * 1024
+#: Bytes of a request head Tornado reads (its `max_header_size`), so that heads over the two
+#: limits above are read and answered; a head over this is closed unanswered (the memory a
+#: connection may hold before it is refused).
+READ_HEAD_BYTES = 2 * 1024 * 1024
+#: Seconds a refused connection is kept reading (and dropping) what the client still sends,
+#: so it reads the answer rather than a reset; and seconds of silence that end it sooner.
+LINGER_S = 10.0
+LINGER_IDLE_S = 2.0
+
+_REASONS = {413: "Payload Too Large", 414: "URI Too Long",
+            431: "Request Header Fields Too Large"}
+
+
+def forwarded_ip(headers: tornado.httputil.HTTPHeaders, peer_ip: str,
+                 trusted_downstream: set[str]) -> str:
+    """The client's address behind a proxy, as Tornado's `HTTPServer(xheaders=True)` takes
+    it (its documentation: `X-Real-Ip`, else the last `X-Forwarded-For` hop that is not in
+    `trusted_downstream`); `peer_ip` when that is not a valid IP address."""
+    ip = headers.get("X-Forwarded-For", peer_ip)
+    for ip in (hop.strip() for hop in reversed(ip.split(","))):
+        if ip not in trusted_downstream:
+            break
+    ip = headers.get("X-Real-Ip", ip)
+    return ip if tornado.netutil.is_valid_ip(ip) else peer_ip
+
 
 class HTTPServer(tornado.httpserver.HTTPServer):
     """`tornado.httpserver.HTTPServer` whose new plain connections start on
     `_PublishConnection` when the application answers publishes lean
-    (`handlers.pusher.Application.lean_publish`) and `xheaders` is off."""
+    (`handlers.pusher.Application.lean_publish`)."""
 
     def initialize(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max_header_size", READ_HEAD_BYTES)
+        kwargs.setdefault("max_body_size", MAX_BODY_BYTES)
         super().initialize(*args, **kwargs)
+        #: `xheaders`' proxies to skip in `X-Forwarded-For` (Tornado's `trusted_downstream`).
+        self.trusted_hops: set[str] = set(self.trusted_downstream or ())
         self._lean_connections: set[_PublishConnection] = set()
+        self._refused: set[tornado.iostream.IOStream] = set()
+
+    def start_request(self, server_conn: object,
+                      request_conn: tornado.httputil.HTTPConnection
+                      ) -> tornado.httputil.HTTPMessageDelegate:
+        """Tornado's delegate for the request, behind `_Limits`."""
+        return _Limits(self, super().start_request(server_conn, request_conn), request_conn)
+
+    def refuse(self, stream: tornado.iostream.IOStream, status: int, msg: str) -> None:
+        """Answer `status` with `{code: 1, msg}` on `stream` (detached from Tornado), drop
+        what the client still sends for up to `LINGER_S`, then close."""
+        self._refused.add(stream)
+        body = json.dumps({"code": 1, "msg": msg}, ensure_ascii=False).encode()
+        head = (f"HTTP/1.1 {status} {_REASONS[status]}\r\n"
+                "Content-Type: application/json; charset=UTF-8\r\n"
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n")
+        tornado.ioloop.IOLoop.current().add_future(
+            tornado.gen.convert_yielded(_linger(stream, head.encode() + body)),
+            lambda f: self._refused.discard(stream))
 
     def handle_stream(self, stream: tornado.iostream.IOStream, address: Any) -> None:
         app = self.request_callback
         params = self.conn_params
-        if self.xheaders or params.no_keep_alive or params.decompress or \
+        if params.no_keep_alive or params.decompress or \
                 type(stream) is not tornado.iostream.IOStream or \
                 not getattr(app, "lean_publish", False):
             super().handle_stream(stream, address)
@@ -78,7 +152,85 @@ class HTTPServer(tornado.httpserver.HTTPServer):
         in the loop iteration that reads it), then Tornado's."""
         for conn in list(self._lean_connections):
             conn.close()
+        for stream in list(self._refused):
+            stream.close()
         await super().close_all_connections()
+
+
+async def _linger(stream: tornado.iostream.IOStream, answer: bytes) -> None:
+    loop = tornado.ioloop.IOLoop.current()
+    deadline = loop.time() + LINGER_S
+    try:
+        await stream.write(answer)
+        if type(stream) is tornado.iostream.IOStream:  # plain TCP: the client sees the end
+            stream.socket.shutdown(socket.SHUT_WR)
+        while loop.time() < deadline:
+            await tornado.gen.with_timeout(
+                min(deadline, loop.time() + LINGER_IDLE_S),
+                stream.read_bytes(64 * 1024, partial=True),
+                quiet_exceptions=tornado.iostream.StreamClosedError)
+    except (tornado.iostream.StreamClosedError, tornado.gen.TimeoutError, OSError):
+        pass
+    finally:
+        stream.close()
+
+
+def oversize(start_line: tornado.httputil.RequestStartLine,
+             headers: tornado.httputil.HTTPHeaders, max_body: int) -> tuple[int, str] | None:
+    """(status, message) when a request is over a limit, else None: 414 a target over
+    `MAX_TARGET_BYTES`, 431 header fields over `MAX_HEADERS_BYTES`, 413 a `Content-Length`
+    over `max_body` bytes (a malformed one is left to Tornado, which answers 400)."""
+    if len(start_line.path) > MAX_TARGET_BYTES:
+        return 414, (f"the URL is over {MAX_TARGET_BYTES // 1024} KB / "
+                     f"网址超过 {MAX_TARGET_BYTES // 1024} KB")
+    size = sum(len(name) + len(value) + 4 for name, value in headers.get_all())
+    if size > MAX_HEADERS_BYTES:
+        return 431, (f"the request headers are over {MAX_HEADERS_BYTES // 1024} KB / "
+                     f"请求头超过 {MAX_HEADERS_BYTES // 1024} KB")
+    length = headers.get("Content-Length", "")
+    if length.isascii() and length.isdigit() and int(length) > max_body:
+        return 413, (f"the request body is over {max_body // (1024 * 1024)} MB / "
+                     f"请求体超过 {max_body // (1024 * 1024)} MB")
+    return None
+
+
+class _Limits(tornado.httputil.HTTPMessageDelegate):
+    """Passes a request on to Tornado's delegate, unless its head is over a limit
+    (`oversize`): then the connection is detached from Tornado and answered by
+    `HTTPServer.refuse`."""
+
+    __slots__ = ("server", "inner", "conn", "refused")
+
+    def __init__(self, server: HTTPServer, inner: tornado.httputil.HTTPMessageDelegate,
+                 conn: tornado.httputil.HTTPConnection) -> None:
+        self.server, self.inner, self.conn = server, inner, conn
+        self.refused = False
+
+    def headers_received(self, start_line: tornado.httputil.RequestStartLine |
+                         tornado.httputil.ResponseStartLine,
+                         headers: tornado.httputil.HTTPHeaders) -> Any:
+        assert isinstance(start_line, tornado.httputil.RequestStartLine)
+        refusal = oversize(start_line, headers,
+                           self.server.conn_params.max_body_size or MAX_BODY_BYTES)
+        if refusal is None:
+            return self.inner.headers_received(start_line, headers)
+        self.refused = True
+        status, msg = refusal
+        stream = cast(Any, self.conn).detach()  # Tornado reads no more of this connection
+        log.warning("%d %s %s (%s): %s", status, start_line.method, start_line.path[:200],
+                    getattr(getattr(self.conn, "context", None), "remote_ip", "?"), msg)
+        self.server.refuse(stream, status, msg)
+        return None
+
+    def data_received(self, chunk: bytes) -> Any:
+        return self.inner.data_received(chunk)
+
+    def finish(self) -> None:
+        self.inner.finish()
+
+    def on_connection_close(self) -> None:
+        if not self.refused:
+            self.inner.on_connection_close()
 
 
 class _PublishConnection:
@@ -86,8 +238,8 @@ class _PublishConnection:
     two `tornado.httputil.HTTPConnection` calls `_LeanPublish` makes (`write_headers`,
     `finish`) and `context.remote_ip` for its log line."""
 
-    __slots__ = ("server", "app", "stream", "address", "sock", "fd", "loop", "remote_ip",
-                 "out", "closed", "last_active", "idle_timer", "reading")
+    __slots__ = ("server", "app", "stream", "address", "sock", "fd", "loop", "peer_ip",
+                 "remote_ip", "out", "closed", "last_active", "idle_timer", "reading")
 
     def __init__(self, server: HTTPServer, app: hp.Application,
                  stream: tornado.iostream.IOStream, address: Any) -> None:
@@ -95,7 +247,9 @@ class _PublishConnection:
         self.sock: socket.socket = stream.socket
         self.fd = self.sock.fileno()
         self.loop = asyncio.get_running_loop()
-        self.remote_ip = address[0] if isinstance(address, tuple) and address else "0.0.0.0"
+        self.peer_ip = address[0] if isinstance(address, tuple) and address else "0.0.0.0"
+        #: The current request's client (`forwarded_ip` behind a proxy, with `xheaders`).
+        self.remote_ip = self.peer_ip
         self.out = b""  # answer bytes the socket did not take yet
         self.closed = False
         self.last_active = self.loop.time()
@@ -201,6 +355,9 @@ class _PublishConnection:
                                           start_line, headers)
         if delegate is None:
             return None
+        server = self.server
+        if server.xheaders:
+            self.remote_ip = forwarded_ip(headers, self.peer_ip, server.trusted_hops)
         return delegate, body_start, total
 
     def _hand_over(self) -> None:

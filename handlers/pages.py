@@ -27,31 +27,33 @@ PAGES = {
 class ConsolePage(PageHandler):
     """`/admin/page/{name}`: one of `PAGES`, for a logged-in agent of its level."""
 
-    def get(self, name: str) -> None:
+    async def get(self, name: str) -> None:
         agent = self.current_user
         if agent is None:
             self.redirect("/admin/login/index")
             return
         if LEVELS.get(agent.level, 0) < LEVELS[PAGES[name]]:
             self.set_status(403)
-            self.render("page_403.html", agent=agent, page=name, boot=self.boot(name))
+            self.render("page_403.html", agent=agent, page=name, boot=await self.boot(name))
             return
         self.set_header("Cache-Control", "no-store")
-        self.render(f"page_{name}.html", agent=agent, page=name, boot=self.boot(name))
+        self.render(f"page_{name}.html", agent=agent, page=name, boot=await self.boot(name))
 
     def public_base(self) -> str:
         """Where visitors reach this server: `server.public_url`, else this request's."""
         configured = str(self.config["server"].get("public_url") or "").rstrip("/")
         return configured or f"{self.request.protocol}://{self.request.host}"
 
-    def boot(self, name: str) -> dict[str, Any]:
+    async def boot(self, name: str) -> dict[str, Any]:
         agent = self.agent
         row = self.agent_row or {}
         me = {k: row.get(k) or "" for k in ("user_name", "nick_name", "phone", "email", "avatar")}
         return {"page": name, "me": me, "service_id": agent.service_id,
                 "business_id": agent.business_id, "nick_name": agent.nick_name,
                 "avatar": agent.avatar, "level": agent.level,
-                "pusher": self.settings["wolive_pusher_client"], "base": self.public_base()}
+                "pusher": self.settings["wolive_pusher_client"], "base": self.public_base(),
+                # Keeps the agent online on every page (issue 9; static/.../presence.js).
+                "presence": await self.settings["wolive_agent_status"].boot(agent)}
 
 
 

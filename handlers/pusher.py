@@ -9,32 +9,39 @@ Thin glue: protocol logic lives in `realtime.hub`, the HTTP API's use cases in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
 import socket
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, Union, cast
 from urllib.parse import parse_qsl, urlsplit
 
 import tornado
 import tornado.httputil
+import tornado.ioloop
 import tornado.iostream
 import tornado.web
 import tornado.websocket
+from tornado.util import _websocket_mask
 
 from realtime import protocol as p
 from realtime import pusher_api
 from realtime.chat import may_join
 from realtime.hub import App, Caller, Hub, Session
-from store import NotFound
+from store import NotFound, Unavailable
 
 from .base import (AGENT_COOKIE, AGENT_COOKIE_DAYS, ApiError, BaseHandler,
                    access_log_level, password_tag)
 
 log = logging.getLogger("wolive.pusher")
 
+
+
+#: A Pusher socket's connection: Tornado's handler (TLS) or the raw socket (plain TCP).
+_Conn = Union["_WSConnection", "_RawWebSocket"]
 
 
 class Outbox:
@@ -56,22 +63,32 @@ class Outbox:
       subscription answers, pongs, errors) go at the end of this loop iteration, with
       whatever that socket had waiting before them, so a client's round trips never wait
       for the window.
+    - Client events (`relaying`: one socket's `client-*` event, relayed to the others on
+      its channel) go at the end of this loop iteration too: a client event is one person
+      talking to another, and comes no faster than the protocol's 10 per second a socket,
+      while the window exists to batch publishes that come fast.
     """
 
-    __slots__ = ("pending", "window", "last_flush", "_timer", "_soon", "_replies")
+    __slots__ = ("pending", "window", "last_flush", "_timer", "_soon", "_replies",
+                 "_relaying")
 
     def __init__(self, window: float = 0.0) -> None:
         """`window`: seconds (config `pusher.write_window_ms` / 1000); 0 writes at the end
         of every loop iteration that queued something."""
-        self.pending: dict[_WSConnection, list[bytes]] = {}
+        self.pending: dict[_Conn, list[bytes]] = {}
         self.window = window
         self.last_flush = float("-inf")
         self._timer: asyncio.TimerHandle | None = None
         self._soon = False  # a flush of everything is scheduled for this iteration
-        self._replies: list[_WSConnection] = []  # sockets with an answer waiting
+        self._replies: list[_Conn] = []  # sockets with an answer waiting
+        self._relaying = 0  # inside `relaying()`: `put` is written as an answer is
 
-    def put(self, conn: _WSConnection, wire: bytes) -> None:
-        """Queue a published frame for `conn`, to go out by the write window's rule."""
+    def put(self, conn: _Conn, wire: bytes) -> None:
+        """Queue a published frame for `conn`, to go out by the write window's rule (at the
+        end of this iteration inside `relaying()`)."""
+        if self._relaying:
+            self.put_reply(conn, wire)
+            return
         parts = self.pending.get(conn)
         if parts is None:
             self.pending[conn] = [wire]
@@ -87,7 +104,17 @@ class Outbox:
         else:
             self._timer = loop.call_at(due, self.flush)
 
-    def put_reply(self, conn: _WSConnection, wire: bytes) -> None:
+    @contextlib.contextmanager
+    def relaying(self) -> Iterator[None]:
+        """Frames `put` inside this block go at the end of this loop iteration (with what
+        their sockets had waiting before them), not by the write window."""
+        self._relaying += 1
+        try:
+            yield
+        finally:
+            self._relaying -= 1
+
+    def put_reply(self, conn: _Conn, wire: bytes) -> None:
         """Queue an answer to `conn`'s own request: written at the end of this iteration,
         after what `conn` already had waiting."""
         parts = self.pending.get(conn)
@@ -119,14 +146,14 @@ class Outbox:
         for conn in conns:
             self.flush_one(conn)
 
-    def flush_one(self, conn: _WSConnection) -> None:
+    def flush_one(self, conn: _Conn) -> None:
         """Write what `conn` has waiting now (an answer, or before its close frame)."""
         parts = self.pending.pop(conn, None)
         if parts:
             self._write(conn, parts)
 
     @staticmethod
-    def _write(conn: _WSConnection, parts: list[bytes]) -> None:
+    def _write(conn: _Conn, parts: list[bytes]) -> None:
         try:
             conn.write_now(parts[0] if len(parts) == 1 else b"".join(parts))
         except Exception:  # one broken socket must not keep the others' frames back
@@ -163,6 +190,11 @@ class _WSConnection:
             return False
         self.outbox.put_reply(self, self.prepare_frame(frame))
         return True
+
+    def relaying(self) -> contextlib.AbstractContextManager[None]:
+        """`Outbox.relaying` of this socket's outbox (a client event it sends is relayed
+        inside it, see `realtime.hub.Session`)."""
+        return self.outbox.relaying()
 
     @staticmethod
     def prepare_frame(frame: str) -> bytes:
@@ -237,6 +269,451 @@ class _WSConnection:
             self.handler.close(code, reason)
 
 
+# ---- the raw WebSocket: a live plain-TCP socket without Tornado's objects --------------------
+
+#: Unsent bytes a socket may have waiting (a reader that stopped reading) before it is
+#: closed; a frame that does not fit is never dropped alone, the socket is closed instead.
+MAX_PENDING_BYTES = 16 * 1024 * 1024
+#: Seconds a close this server starts waits for the client's close frame (as Tornado).
+CLOSE_WAIT_S = 5.0
+#: Bytes asked of the kernel per read.
+_RECV_BYTES = 64 * 1024
+#: Take plain-TCP sockets off Tornado after the handshake (bench/serve.py's `tornadows`
+#: variant turns it off to measure the difference).
+RAW_SOCKETS = True
+
+_OPEN, _CLOSE_SENT, _FAILED, _CLOSED = range(4)
+_READ, _WRITE = tornado.ioloop.IOLoop.READ, tornado.ioloop.IOLoop.WRITE
+_READ_WRITE = _READ | _WRITE
+_READ_ERROR = _READ | tornado.ioloop.IOLoop.ERROR
+
+
+def _close_payload(code: int | None, reason: str = "") -> bytes:
+    """A close frame's payload: the code (2 bytes) and the UTF-8 reason, at most 125
+    bytes in all (RFC 6455 §5.5)."""
+    if code is None:
+        return b""
+    return code.to_bytes(2, "big") + reason.encode()[:123]
+
+
+def _control(opcode: int, payload: bytes) -> bytes:
+    return bytes((0x80 | opcode, len(payload))) + payload
+
+
+class _RawWebSocket:
+    """A Pusher socket on plain TCP after the WebSocket handshake: `PusherSocket.open`
+    takes the socket off Tornado (`take_over`), so the handler, the request, its headers,
+    the HTTP connection and the IOStream are freed, and this object (with `Session`) is all
+    a live socket keeps. RFC 6455 server side, no extension (none is negotiated:
+    `PusherSocket.get_compression_options`):
+
+    - reads with the event loop's `add_reader`; client frames must be masked, messages
+      (fragments joined) are at most `max_message` bytes, else close 1009; a text message
+      that is not UTF-8 gets 1007, any other protocol breach 1002 (then the socket is
+      closed after the close frame, reading and dropping what the client still sends,
+      for at most `CLOSE_WAIT_S`);
+    - a ping is answered with a pong carrying its payload; pings and pongs count as
+      activity (`Session.touch`); `Pinger` pings every socket;
+    - writes go straight to the socket; what the kernel does not take waits here, in
+      order, written as the socket drains (`add_writer`); past `MAX_PENDING_BYTES` waiting
+      the socket is closed;
+    - the close handshake either way: a client's close is answered with its code and the
+      socket closed; `close()` sends ours and waits `CLOSE_WAIT_S` for the answer.
+
+    The `realtime.adapter.Connection` of its `Session`, with `_WSConnection`'s fast path
+    (`prepare_frame`, `send_prepared`, `write_now`) for the `Outbox`.
+    """
+
+    __slots__ = ("_sock", "socket_id", "outbox", "session", "open", "awaiting_pong",
+                 "max_message", "_state", "_inbuf", "_frag", "_frag_opcode", "_out",
+                 "_timer")
+    prepare_frame = staticmethod(_WSConnection.prepare_frame)
+
+    def __init__(self, sock: socket.socket, socket_id: str, outbox: Outbox,
+                 max_message: int) -> None:
+        self._sock = sock
+        self.socket_id = socket_id
+        self.outbox = outbox
+        self.session: Session | None = None
+        #: False once nothing more may be written (a close sent or received, or closed).
+        self.open = True
+        #: Pinged and no pong since (`Pinger`).
+        self.awaiting_pong = False
+        self.max_message = max_message
+        self._state = _OPEN
+        self._inbuf: bytes | None = None  # the start of a frame not yet whole
+        self._frag: bytearray | None = None  # a fragmented message so far
+        self._frag_opcode = 0
+        self._out: bytearray | None = None  # bytes the kernel did not take yet
+        self._timer: asyncio.TimerHandle | None = None
+
+    @classmethod
+    def take_over(cls, ws: tornado.websocket.WebSocketProtocol, socket_id: str,
+                  outbox: Outbox, max_message: int) -> _RawWebSocket | None:
+        """Take `ws`'s socket off Tornado, right after the handshake, before Tornado reads
+        any frame; None (the socket stays Tornado's) when it is not plain TCP, is closing,
+        or the stream is busy (the handshake answer not all written, a read pending).
+        Bytes Tornado already read past the handshake are kept and parsed first."""
+        if not RAW_SOCKETS or ws.is_closing():
+            return None
+        stream = ws.stream  # type: ignore[attr-defined]
+        if type(stream) is not tornado.iostream.IOStream or stream.writing() or \
+                stream.reading() or stream.socket is None:
+            return None
+        size = getattr(stream, "_read_buffer_size", None)
+        buffered = getattr(stream, "_read_buffer", None)
+        abort = getattr(ws, "_abort", None)
+        if not isinstance(size, int) or not isinstance(buffered, bytearray) or \
+                not callable(abort):
+            return None  # a Tornado whose insides we do not know: stay on it
+        leftover = bytes(buffered[:size])
+        old = stream.socket
+        stream.io_loop.remove_handler(old)  # nothing if Tornado never watched it
+        sock = socket.socket(fileno=old.detach())  # the stream's socket is now empty
+        sock.setblocking(False)
+        raw = cls(sock, socket_id, outbox, max_message)
+        # Tornado's side ends here: its ping task is cancelled, the stream (now without a
+        # socket) closes, the frame loop ends before its first read and the handler's
+        # on_close runs (it has no session: this object holds it).
+        abort()
+        # Through Tornado's IOLoop, so that closing the loop with all_fds closes it too.
+        tornado.ioloop.IOLoop.current().add_handler(sock, raw._on_events,
+                                                    tornado.ioloop.IOLoop.READ)
+        if leftover:
+            raw._inbuf = leftover
+        return raw
+
+    def start(self, session: Session) -> None:
+        """Hand frames to `session` from now on, starting with any already read."""
+        self.session = session
+        if self._inbuf:
+            data, self._inbuf = self._inbuf, None
+            self._parse(data)
+
+    # ---- Connection -------------------------------------------------------------------
+
+    def send(self, frame: str) -> bool:
+        """As `_WSConnection.send`: an answer, written at the end of this iteration."""
+        if not self.open:
+            return False
+        self.outbox.put_reply(self, self.prepare_frame(frame))
+        return True
+
+    def send_prepared(self, wire: bytes) -> bool:
+        """As `_WSConnection.send_prepared`: a published frame, for the write window."""
+        if not self.open:
+            return False
+        self.outbox.put(self, wire)
+        return True
+
+    def relaying(self) -> contextlib.AbstractContextManager[None]:
+        """As `_WSConnection.relaying`: this socket's client events are relayed at once."""
+        return self.outbox.relaying()
+
+    def write_now(self, wire: bytes) -> None:
+        """Write prepared frames (the `Outbox`), after whatever waits unsent."""
+        if self.open:
+            self._write(wire)
+
+    def close(self, code: int, reason: str) -> None:
+        """Close with `code` (a Pusher or WebSocket close code) and `reason`: what was
+        published before goes first, then the close frame; the socket closes when the
+        client answers, or after `CLOSE_WAIT_S`."""
+        if not self.open:
+            return
+        self.outbox.flush_one(self)
+        self.open = False
+        self._write(_control(0x8, _close_payload(code, reason)))
+        if self._state == _OPEN:
+            self._state = _CLOSE_SENT
+            self._timer = asyncio.get_running_loop().call_later(CLOSE_WAIT_S, self.abort)
+
+    def ping(self) -> None:
+        """Send a WebSocket ping (`Pinger`); its pong clears `awaiting_pong`."""
+        if self.open:
+            self.awaiting_pong = True
+            self._write(b"\x89\x00")
+
+    # ---- writing ----------------------------------------------------------------------
+
+    def _write(self, data: bytes) -> None:
+        if self._state == _CLOSED:
+            return
+        out = self._out
+        if out is not None:
+            if len(out) + len(data) > MAX_PENDING_BYTES:
+                log.info("socket %s reads too slowly (%d bytes waiting): closed",
+                         self.socket_id, len(out))
+                self.abort()
+                return
+            out += data
+            return
+        try:
+            n = self._sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            n = 0
+        except OSError:  # reset or broken pipe: the socket is gone
+            self.abort()
+            return
+        if n < len(data):
+            self._out = bytearray(memoryview(data)[n:])
+            tornado.ioloop.IOLoop.current().update_handler(self._sock, _READ_WRITE)
+
+    def _on_writable(self) -> None:
+        out = self._out
+        if out is None:
+            return
+        try:
+            n = self._sock.send(out)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self.abort()
+            return
+        del out[:n]
+        if not out:
+            self._out = None
+            tornado.ioloop.IOLoop.current().update_handler(self._sock, _READ)
+            if self._state == _FAILED:  # closing: all written, the client sees the end
+                try:
+                    self._sock.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+
+    # ---- reading ----------------------------------------------------------------------
+
+    def _on_events(self, fd: object, events: int) -> None:
+        if events & _WRITE:
+            self._on_writable()
+        if events & _READ_ERROR and self._state != _CLOSED:
+            self._on_readable()
+
+    def _on_readable(self) -> None:
+        try:
+            data = self._sock.recv(_RECV_BYTES)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self.abort()
+            return
+        if not data:  # the client closed its side (with or without a close frame)
+            self.abort()
+        elif self._state == _FAILED:
+            pass  # closing after a protocol error: what follows is dropped
+        elif self._inbuf is not None:
+            data, self._inbuf = self._inbuf + data, None
+            self._parse(data)
+        else:
+            self._parse(data)
+
+    def _parse(self, buf: bytes) -> None:
+        """Handle every whole frame in `buf`; keep the rest for the next read."""
+        n, pos = len(buf), 0
+        while n - pos >= 2 and self._state in (_OPEN, _CLOSE_SENT):
+            b0, b1 = buf[pos], buf[pos + 1]
+            opcode, length, head = b0 & 0x0F, b1 & 0x7F, 2
+            if b0 & 0x70:
+                return self._fail(1002, "reserved bits set")
+            if not b1 & 0x80:
+                return self._fail(1002, "client frames must be masked")
+            if opcode & 0x8 and (length > 125 or not b0 & 0x80):
+                return self._fail(1002, "bad control frame")
+            if length == 126:
+                if n - pos < 4:
+                    break
+                length, head = int.from_bytes(buf[pos + 2:pos + 4], "big"), 4
+            elif length == 127:
+                if n - pos < 10:
+                    break
+                length, head = int.from_bytes(buf[pos + 2:pos + 10], "big"), 10
+            if not opcode & 0x8:
+                if length + (len(self._frag) if self._frag is not None else 0) > \
+                        self.max_message:
+                    return self._fail(1009, "message too big")
+            end = pos + head + 4 + length
+            if end > n:
+                break
+            start = pos + head + 4
+            payload = _websocket_mask(buf[start - 4:start], buf[start:end])
+            pos = end
+            self._frame(b0 & 0x80, opcode, payload)
+        if pos < n and self._state in (_OPEN, _CLOSE_SENT):
+            self._inbuf = buf[pos:]
+        return None
+
+    def _frame(self, fin: int, opcode: int, payload: bytes) -> None:
+        session = self.session
+        if opcode == 0x1 or opcode == 0x2:
+            if self._frag is not None:
+                return self._fail(1002, "a new message inside a fragmented one")
+            if not fin:
+                self._frag, self._frag_opcode = bytearray(payload), opcode
+                return None
+            return self._message(opcode, payload)
+        if opcode == 0x0:
+            if self._frag is None:
+                return self._fail(1002, "continuation frame with nothing to continue")
+            self._frag += payload
+            if fin:
+                data, self._frag = bytes(self._frag), None
+                return self._message(self._frag_opcode, data)
+            return None
+        if opcode == 0x8:
+            return self._close_received(payload)
+        if opcode == 0x9:
+            if self._state == _OPEN:
+                self._write(_control(0xA, payload))
+            if session is not None:
+                session.touch()
+            return None
+        if opcode == 0xA:
+            self.awaiting_pong = False
+            if session is not None:
+                session.touch()
+            return None
+        return self._fail(1002, f"unknown opcode {opcode}")
+
+    def _message(self, opcode: int, data: bytes) -> None:
+        session = self.session
+        if self._state != _OPEN or session is None:
+            return None  # after our close frame: only the client's close counts
+        if opcode == 0x1:
+            try:
+                text: str | bytes = data.decode()
+            except UnicodeDecodeError:
+                return self._fail(1007, "text message is not UTF-8")
+        else:
+            text = data
+        try:
+            session.on_frame(text)
+        except Exception:  # as Tornado: a handler that fails loses its socket
+            log.exception("socket %s: handling a frame failed", self.socket_id)
+            self.abort()
+        return None
+
+    def _close_received(self, payload: bytes) -> None:
+        if len(payload) == 1:
+            return self._fail(1002, "close frame with a 1-byte payload")
+        if self._state == _OPEN:  # the client starts it: echo its code (RFC 6455 §5.5.1)
+            self.open = False
+            code = int.from_bytes(payload[:2], "big") if payload else None
+            self._write(_control(0x8, _close_payload(code)))
+        self._finish()
+        return None
+
+    def _fail(self, code: int, reason: str) -> None:
+        """A protocol breach by the client: a close frame with `code`, then the socket is
+        closed once the client has closed its side (what it sends meanwhile is dropped) or
+        after `CLOSE_WAIT_S`."""
+        log.info("socket %s: %s: closing with %d", self.socket_id, reason, code)
+        if self.open:
+            self.outbox.flush_one(self)
+            self.open = False
+            self._write(_control(0x8, _close_payload(code, reason)))
+        self._inbuf = self._frag = None
+        if self._state == _CLOSED:
+            return
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(CLOSE_WAIT_S, self.abort)
+        self._state = _FAILED
+        if self._out is None:  # else once it is written (`_on_writable`)
+            try:
+                self._sock.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+        if self.session is not None:
+            session, self.session = self.session, None
+            session.on_close()
+
+    def _finish(self) -> None:
+        """The close handshake is done: close once what waits unsent is written (or
+        `CLOSE_WAIT_S` passed)."""
+        if self._out is None:
+            self.abort()
+            return
+        self._state = _FAILED  # read nothing more; the writer empties `_out`
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(CLOSE_WAIT_S, self.abort)
+        if self.session is not None:
+            session, self.session = self.session, None
+            session.on_close()
+
+    def abort(self) -> None:
+        """Close the socket now; the session (if still open) hears of it."""
+        if self._state == _CLOSED:
+            return
+        self._state = _CLOSED
+        self.open = False
+        tornado.ioloop.IOLoop.current().remove_handler(self._sock)
+        self._out = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._inbuf = self._frag = None
+        self._sock.close()
+        if self.session is not None:
+            session, self.session = self.session, None
+            session.on_close()
+
+
+class Pinger:
+    """WebSocket pings (RFC 6455 §5.5.2) for every raw socket on one timer, instead of a
+    task per socket: every `interval` seconds each `_RawWebSocket` of the hub's sessions
+    gets a ping, and one that has not answered with a pong `timeout` seconds later is
+    closed (1000, "ping timed out"), as Tornado's `websocket_ping_interval` /
+    `websocket_ping_timeout` do for the sockets it keeps (TLS). `interval` 0: no pings."""
+
+    __slots__ = ("hub", "interval", "timeout", "_tick", "_check", "_due")
+
+    def __init__(self, hub: Hub, interval: float, timeout: float) -> None:
+        """`interval`, `timeout`: seconds (config `pusher.ping_interval_s`,
+        `ping_timeout_s`; 0 < timeout ≤ interval)."""
+        self.hub = hub
+        self.interval = interval
+        self.timeout = min(timeout or interval, interval)
+        self._tick: asyncio.TimerHandle | None = None
+        self._check: asyncio.TimerHandle | None = None
+        self._due = False  # pings sent whose pongs are not checked yet
+
+    def watch(self) -> None:
+        """A raw socket opened: make sure the timer runs (it stops when none is left)."""
+        if self.interval > 0 and self._tick is None:
+            self._tick = asyncio.get_running_loop().call_later(self.interval, self._ping)
+
+    def _raw(self) -> list[_RawWebSocket]:
+        return [s.conn for s in self.hub.sessions.values() if type(s.conn) is _RawWebSocket]
+
+    def _ping(self) -> None:
+        self._tick = None
+        if self._due:  # timeout == interval: last round's pongs are due now
+            self._close_silent()
+        sockets = self._raw()
+        if not sockets:
+            return
+        for conn in sockets:
+            conn.ping()
+        loop = asyncio.get_running_loop()
+        self._due = True
+        if self.timeout < self.interval:
+            self._check = loop.call_later(self.timeout, self._close_silent)
+        self._tick = loop.call_later(self.interval, self._ping)
+
+    def _close_silent(self) -> None:
+        self._check = None
+        self._due = False
+        for conn in self._raw():
+            if conn.awaiting_pong:
+                conn.close(1000, "ping timed out")
+
+    def stop(self) -> None:
+        """Cancel the timers (shutdown)."""
+        for timer in (self._tick, self._check):
+            if timer is not None:
+                timer.cancel()
+        self._tick = self._check = None
+        self._due = False
+
+
 class PusherSocket(tornado.websocket.WebSocketHandler):
     """`/app/{key}`: one Pusher connection (protocol 7)."""
 
@@ -256,10 +733,32 @@ class PusherSocket(tornado.websocket.WebSocketHandler):
         # own origin (see _caller), so a foreign page cannot borrow an agent's session.
         return True
 
+    def _own_origin(self, origin: str) -> bool:
+        """Whether a browser's `Origin` is one of wolive's own (the agent cookie counts only
+        there; a page on another port of the same host is another origin, RFC 6454):
+        the socket's own `scheme://host:port` as the browser addressed it (the `Host`
+        header; behind a proxy, the public one), `server.public_url`, or, for WoLive's
+        separate socket port (`legacy_ws_port`), the main port of the same host, whose
+        pages open it."""
+        try:
+            o = urlsplit(origin)
+            port = o.port or (443 if o.scheme == "https" else 80)
+        except ValueError:
+            return False
+        if o.scheme not in ("http", "https") or not o.hostname:
+            return False
+        if o.netloc.lower() == self.request.host.lower():
+            return True
+        public = urlsplit(str(self.settings["wolive_config"]["server"].get("public_url") or ""))
+        if public.netloc and (o.scheme, o.netloc.lower()) == (public.scheme,
+                                                               public.netloc.lower()):
+            return True
+        ports: dict[str, int] = self.settings.get("wolive_ports") or {}
+        return o.hostname == self.request.host_name and port == ports.get("main")
+
     async def _caller(self) -> Caller:
         origin = self.request.headers.get("Origin", "")
-        # Same host name, any of our ports (WoLive's 9090 socket serves pages on 80/443).
-        if origin and urlsplit(origin).hostname != self.request.host_name:
+        if origin and not self._own_origin(origin):
             return Caller()
         raw = self.get_signed_cookie(AGENT_COOKIE, max_age_days=AGENT_COOKIE_DAYS)
         if not raw:
@@ -299,15 +798,41 @@ class PusherSocket(tornado.websocket.WebSocketHandler):
             conn.send(p.error_frame(error.code, error.message))
             conn.close(error.code, error.message)
             return
-        caller = await self._caller()
+        try:
+            caller = await self._caller()
+        except Unavailable:  # the store logged it; the client reconnects with backoff
+            error = p.Errors.STORE_UNAVAILABLE
+            conn.send(p.error_frame(error.code, error.message))
+            conn.close(error.code, error.message)
+            return
         if not conn.open:  # closed while we looked the agent up
             return
-        self.session = Session(hub=hub, app=cast(App, app), conn=conn, caller=caller)
-        self.session.start()
+        ws = self.ws_connection
+        raw = None if ws is None else _RawWebSocket.take_over(
+            ws, conn.socket_id, conn.outbox, self.max_message_size)
+        if raw is None:  # TLS (or a busy stream): Tornado keeps serving this socket
+            self.session = Session(hub=hub, app=cast(App, app), conn=conn, caller=caller)
+            self.session.start()
+            return
+        # Plain TCP: the socket is `raw`'s now, this handler is done with (and freed).
+        session = Session(hub=hub, app=cast(App, app), conn=raw, caller=caller)
+        session.start()
+        raw.start(session)
+        self.settings["wolive_pinger"].watch()
 
     def on_message(self, message: str | bytes) -> None:
         if self.session is not None:
             self.session.on_frame(message)
+
+    def on_ping(self, data: bytes) -> None:
+        # WebSocket control frames are activity too: native Pusher clients and most
+        # WebSocket libraries keep a link alive with pings and never send `pusher:ping`.
+        if self.session is not None:
+            self.session.touch()
+
+    def on_pong(self, data: bytes) -> None:
+        if self.session is not None:  # an answer to the server's own ping
+            self.session.touch()
 
     def on_close(self) -> None:
         if self.session is not None:
@@ -336,6 +861,11 @@ class PusherApiHandler(BaseHandler):
     app, 413 too large."""
 
     app: App
+
+    def set_default_headers(self) -> None:
+        # Server-to-server JSON, never framed: none of the pages' frame headers (the lean
+        # publish path answers exactly as these handlers do).
+        return None
 
     def check_xsrf_cookie(self) -> None:
         return None  # signed by the app secret instead

@@ -6,7 +6,7 @@ a manager its business's, nobody another business's).
 """
 from __future__ import annotations
 
-from realtime.chat import MAX_MESSAGE_CHARS
+from realtime.chat import MAX_MESSAGE_CHARS, MAX_TRANSFER_NOTE
 
 from .base import AgentApiHandler
 
@@ -93,9 +93,9 @@ class HistoryHandler(AgentApiHandler):
     async def get(self) -> None:
         visiter_id = self.arg("visiter_id", required=True, max_len=200)
         rows = await self.chat.history_for_agent(self.agent, visiter_id,
-                                                 self.int_arg("before", 0),
-                                                 self.int_arg("limit", 50),
-                                                 after_cid=self.int_arg("after", 0))
+                                                 self.int_arg("before", 0, lo=0),
+                                                 self.int_arg("limit", 50, lo=1),
+                                                 after_cid=self.int_arg("after", 0, lo=0))
         self.answer(0, "", rows)
 
 
@@ -128,7 +128,8 @@ class UnblackHandler(ConsoleHandler):
 
 class TransferHandler(ConsoleHandler):
     """`/admin/set/transfer` (also `/admin/set/getswitch`): give the conversation
-    (`visiter_id`) to another online agent of the business (`service_id`)."""
+    (`visiter_id`) to another online agent of the business (`service_id`), with an optional
+    `note` for that agent only (at most `MAX_TRANSFER_NOTE` characters)."""
 
     async def post(self) -> None:
         visiter_id = await self.visiter_arg()
@@ -136,7 +137,8 @@ class TransferHandler(ConsoleHandler):
         if to <= 0:
             self.answer(1, "missing parameter: service_id", status=400)
             return
-        self.answer(0, "success", await self.chat.transfer(self.agent, visiter_id, to))
+        note = self.arg("note", "", max_len=MAX_TRANSFER_NOTE)
+        self.answer(0, "success", await self.chat.transfer(self.agent, visiter_id, to, note))
 
 
 class CloseHandler(ConsoleHandler):

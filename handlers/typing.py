@@ -24,8 +24,15 @@ def flag(handler: BaseHandler, name: str = "typing") -> bool:
     raise ApiError(400, 1, f"parameter {name} must be 0 or 1")
 
 
+#: A typing signal over the rate is an ordinary answer (the pages throttle their own, see
+#: static/assets/js/typing.js): logged at INFO, not as a warning per request.
+QUIET_RATE_LIMIT = frozenset({429})
+
+
 class AgentTypingHandler(AgentApiHandler):
     """`POST /admin/set/typing`: `visiter_id` (or `channel`), `typing` 1/0."""
+
+    quiet_statuses = QUIET_RATE_LIMIT
 
     async def post(self) -> None:
         visiter_id = await self.chat.resolve_visiter(
@@ -36,6 +43,8 @@ class AgentTypingHandler(AgentApiHandler):
 
 class VisitorTypingHandler(VisitorApiHandler, VisitorMixin):
     """`POST /admin/event/typing`: `visiter_id`, `business_id`, `channel`, `typing` 1/0."""
+
+    quiet_statuses = QUIET_RATE_LIMIT
 
     async def post(self) -> None:
         visiter_id = self.arg("visiter_id", required=True, max_len=200)
@@ -54,7 +63,7 @@ class VisitorReadHandler(VisitorApiHandler, VisitorMixin):
         business_id = self.arg("business_id", required=True, max_len=100)
         data: dict[str, Any] = await signals(self).visitor_read(
             visiter_id, business_id, self.visitor_channel_arg(business_id, visiter_id),
-            max(0, self.int_arg("cid", 0)))
+            self.int_arg("cid", 0, lo=0))
         self.answer(0, "success", data)
 
 

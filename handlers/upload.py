@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 from typing import Any, cast
 
 import tornado.httputil
@@ -119,11 +120,22 @@ class UploadForm(BaseHandler):
         files = self.request.files.get(field)
         if not files:
             raise ApiError(400, 1, f"missing file field {field!r}")
+        files[0].filename = form_filename(files[0].filename)
         return files[0]
 
     async def store_upload(self, field: str, image_only: bool) -> StoredUpload:
         upload = self.read_form(field)
         return await self.uploads.save(upload.body, upload.filename, image_only)
+
+
+def form_filename(parsed: str) -> str:
+    """The file name a browser meant, from Tornado's parse of a part's Content-Disposition
+    (RFC 7578): `\\"` and `\\\\` are quoted-string escapes (Tornado hands back RFC 5987
+    `filename*=` values re-quoted that way), and browsers write `"`, CR and LF in `filename=`
+    as `%22`, `%0D`, `%0A` (the HTML standard's multipart/form-data encoding); any other `%`
+    is the name's own. Other backslashes stay (old browsers send `C:\\...\\a.txt`)."""
+    name = re.sub(r'\\(["\\])', r"\1", parsed or "")
+    return name.replace("%22", '"').replace("%0D", "\r").replace("%0A", "\n")
 
 
 class VisitorUploadHandler(UploadForm, VisitorApiHandler, VisitorMixin):

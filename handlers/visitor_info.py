@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from realtime.ratings import Ratings
 from store.workbench import EDITABLE
 
 from .base import AgentApiHandler
@@ -78,6 +79,9 @@ class VisitorInfoHandler(AgentApiHandler):
             "visits": int(info.get("visits") or 0),
             "name": info.get("name", "") or "", "tel": info.get("tel", "") or "",
             "note": info.get("note", "") or "",
+            # The newest rating this agent may see (issue 9), or None.
+            "rating": await Ratings(self.chat).latest_for_agent(
+                self.agent.service_id, self.agent.level, visiter_id, self.agent.business_id),
         }
 
     async def visiter(self, write: bool) -> str:

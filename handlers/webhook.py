@@ -16,10 +16,10 @@ later to flip someone's state).
 """
 from __future__ import annotations
 
-import json
 import time
 from typing import Any, cast
 
+from realtime import inputs
 from realtime.presence import PresenceTracker
 from realtime.signing import hmac_sha256_hex, same
 
@@ -75,9 +75,9 @@ class WebhookHandler(BaseHandler):
     def parse(body: bytes) -> list[dict[str, Any]]:
         """The events of a webhook body. Raises `ApiError` 400 (malformed), 401 (stale)."""
         try:
-            payload = json.loads(body)
-        except ValueError:
-            raise ApiError(400, 1, "webhook body is not JSON") from None
+            payload = inputs.loads(body)
+        except inputs.InputError as exc:
+            raise ApiError(400, 1, f"webhook body is not usable JSON: {exc}") from None
         if not isinstance(payload, dict) or not isinstance(payload.get("events"), list) or \
                 not all(isinstance(e, dict) for e in payload["events"]):
             raise ApiError(400, 1, "webhook body must be {time_ms, events: [{name, ...}]}")

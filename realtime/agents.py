@@ -151,6 +151,23 @@ def _public(row: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in row.items() if k != "password"}
 
 
+def why_not_act_on(caller: Agent, target: dict[str, Any]) -> str | None:
+    """The one rule for acting on another agent's account, settings or bindings (every
+    manager URL): an agent may always act on itself; otherwise only a manager or
+    super_manager, only on an agent of a lower level, and (below super_manager) only in its
+    own business. `target` is the other agent's `wolive_service` row. Returns None when
+    allowed, else the reason for a 403."""
+    if target["service_id"] == caller.service_id:
+        return None
+    if rank(caller.level) < rank("manager"):
+        return "needs level manager / 权限不足"
+    if caller.level != "super_manager" and target["business_id"] != caller.business_id:
+        return "not your business / 无权访问其他商户"
+    if rank(target["level"]) >= rank(caller.level):
+        return "you may only act on agents below your level / 权限不足"
+    return None
+
+
 class Agents:
     """The agent-management use cases. `hash_password(pw) -> hash` and
     `check_password(pw, stored, user_name) -> bool` are handlers/admin's bcrypt helpers
@@ -187,15 +204,15 @@ class Agents:
             raise AgentError(f"unknown business_id {business_id!r} / 商户不存在", 404) from None
 
     async def _target(self, caller: Agent, service_id: int) -> dict[str, Any]:
-        """Another agent `caller` may manage: in its business (any, for a super_manager)
-        and of a lower level. Raises `AgentError` 404 / 403."""
+        """Another agent `caller` may manage (`why_not_act_on`; callers rule out the caller
+        itself). Raises `AgentError` 404 / 403."""
         try:
             row = await self.store.get_service(service_id)
         except NotFound:
             raise AgentError(f"no agent {service_id} / 客服不存在", 404) from None
-        self._may_touch_business(caller, row["business_id"])
-        if rank(row["level"]) >= rank(caller.level):
-            raise AgentError("you may only manage agents below your level / 权限不足", 403)
+        reason = why_not_act_on(caller, row)
+        if reason:
+            raise AgentError(reason, 403)
         return row
 
     # ---- agents -------------------------------------------------------------------------

@@ -7,6 +7,7 @@ Every write is committed by the store before its event is pushed.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from typing import Any
 from store import Conflict, NotFound, Store
 
 from .hub import Hub, Session
+from .ordering import ConversationOrder
 from .signing import same, visitor_channel
 
 #: Longest message text (characters); a chat line, not a document. Configurable.
@@ -31,6 +33,12 @@ DEFAULT_VISITOR_AVATAR = "/assets/images/index/avatar-visitor.png"
 MAX_CONVERSATIONS_PER_AGENT = 0
 
 BLOCKED_MSG = "you are blocked by this site / 您已被禁止咨询"
+#: Longest transfer note for the receiving agent (characters).
+MAX_TRANSFER_NOTE = 500
+#: Contact details a visitor leaves when its agent is away: longest of each (characters).
+CONTACT_LIMITS = {"name": 64, "tel": 32, "email": 254, "note": 500}
+TEL_RE = re.compile(r"^\+?[0-9][0-9 ()\-]{4,31}$")
+EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s.]+$")
 
 
 class ChatError(Exception):
@@ -83,9 +91,13 @@ class Chat:
         self.max_message_chars = max_message_chars
         self.max_conversations_per_agent = max_conversations_per_agent
         # One auto-assignment at a time per business, so two visitors arriving together
-        # cannot both take an agent's last free place (the cap). Claims need no lock: they
+        # cannot both take an agent's last free place (the cap): the database's lock
+        # (`Store.assignment`) decides across processes; this per-process lock only queues
+        # a process's own contenders in front of it (`_lock`). Claims need no lock: they
         # are a conditional UPDATE (see `claim`).
         self._assign_locks: dict[str, asyncio.Lock] = {}
+        #: Store-then-push of a conversation's messages, one at a time: pushes follow cids.
+        self.order = ConversationOrder()
 
     # ---- identity -----------------------------------------------------------------------
 
@@ -161,12 +173,21 @@ class Chat:
         Codes: 0 assigned (data: the agent and its greeting; pushes `ud{id}` `on_notice` and
         `cu{channel}` `cu_notice`), 1 business closed, 2 waiting in the queue (data:
         `position`, 1-based; pushes `all{business_id}` `on_notice` when it joins), 3 nobody
-        online, 4 blacklisted. Raises `ChatError` 400/403/404 for bad ids, a wrong channel
-        or an unknown business.
+        online (the visitor waits all the same, see `_wait_for_anyone`), 4 blacklisted.
+        Raises `ChatError` 400/403/404 for bad ids, a wrong channel or an unknown
+        business.
 
-        Whom: `special` (an online agent of the business) first; then the agent of an open
-        conversation when it is online; then under `claim` the queue; under `auto` a
-        returning visitor's last agent when online and under the cap, else `pick_agent`.
+        Whom: `special` (an online agent of the business, not away) first; then the agent
+        of an open conversation when it is online (away or not); then under `claim` the
+        queue; under `auto` a returning visitor's last agent when online, not away and under
+        the cap, else `pick_agent` (everyone away or full: the queue, code 2).
+
+        Transcript: when a conversation starts with an agent (not when the visitor already
+        talks to it: a reload), the agent's greeting is stored as its first message
+        (`_greet`; the answer's `greeting_message`). A closed (`complete`) conversation whose
+        agent is online, available and under the cap is left closed (code 0 with that agent,
+        nothing written): it starts again when the visitor writes. One that goes to another agent
+        or to the queue gets a `reopened` system line first.
         """
         self.check_ids(visiter_id, business_id)
         self.check_visitor(business_id, visiter_id, channel)
@@ -176,118 +197,243 @@ class Chat:
             raise ChatError(1, f"unknown business_id {business_id!r}", 404) from None
         if business["state"] == "close":
             return NoticeAnswer(1, "该网站已经停止客服咨询！")
-        visitor = await self._record_visit(visiter_id, business_id, visiter_name, avatar, ip,
-                                           record)
-        queue = await self.store.get_queue(visiter_id, business_id)
+        name = (visiter_name or "").strip()[:MAX_NAME] or f"访客{visiter_id[-6:]}"
+        visitor, queue = await self.store.upsert_visiter_and_queue(
+            visiter_id, business_id, name, self.channel_for(business_id, visiter_id),
+            (avatar or DEFAULT_VISITOR_AVATAR)[:MAX_AVATAR], ip[:255], record or "")
         if queue and queue["state"] == "in_black_list":
             return NoticeAnswer(4, BLOCKED_MSG)
         auto = business["distribution_rule"] != "claim"
-        if auto and await self.assign_waiting(business_id, business):
-            # Places freed up (e.g. an agent came online): the oldest waiting went first,
-            # perhaps this visitor.
-            queue = await self.store.get_queue(visiter_id, business_id)
-            if queue and queue["state"] == "in_black_list":
-                return NoticeAnswer(4, BLOCKED_MSG)
+        was_closed = bool(queue and queue["state"] == "complete")
         joined = False
-        async with self._lock(business_id):
-            online = await self.store.online_services_with_load(business_id)
-            if not online:
-                for hook in self.visitor_hooks:
-                    hook("unattended", visitor)
-                return NoticeAnswer(3, "请留言")
-            by_id = {r["service_id"]: r for r in online}
-            is_open = bool(queue and queue["state"] == "normal")
-            current = queue["service_id"] if queue and is_open else 0
-            chosen: int | None = None
-            if special and special in by_id:
-                chosen = special
-            elif current and current in by_id:
-                chosen = current  # an open conversation stays with its agent
-            elif is_open and current == 0:
-                chosen = None  # waiting already: keeps its place
-            elif not auto:
-                chosen = None
-            else:
-                last = queue["service_id"] if queue else 0
+        # Visitors handed to agents with room before this one (`_decide_waiting`, in the
+        # same locked transaction), told once it committed (`_hand_out`, in `finally`).
+        done: list[tuple[str, int]] = []
+        try:
+            async with self._lock(business_id), self.store.assignment(business_id):
+                if auto:
+                    # Places freed up (e.g. an agent came online): the oldest waiting go
+                    # first, perhaps this visitor.
+                    done.extend(await self._decide_waiting(business_id))
+                # Read again under the lock: a notice of the same visitor (another tab) may have
+                # assigned it meanwhile, and must not start (and greet) a second conversation.
+                queue = await self.store.get_queue(visiter_id, business_id) or queue
+                if queue and queue["state"] == "in_black_list":
+                    return NoticeAnswer(4, BLOCKED_MSG)
+                online = await self.store.online_services_with_load(business_id)
+                if not online:
+                    answer = await self._wait_for_anyone(visitor, queue)
+                    for hook in self.visitor_hooks:
+                        hook("unattended", visitor)
+                    return answer
+                by_id = {r["service_id"]: r for r in online}
+                ended = by_id.get(queue["service_id"]) if queue and was_closed else None
                 cap = self.max_conversations_per_agent
-                if last in by_id and (not cap or by_id[last]["load"] < cap):
-                    chosen = last  # a returning visitor goes back to its agent
+                if (ended is not None and not ended["away"] and not special
+                        and (not cap or ended["load"] < cap)):
+                    # An ended conversation stays ended until the visitor writes again
+                    # (`visitor_send` reopens it with a `reopened` line): opening the window
+                    # shows its agent and writes nothing (no new conversation, no greeting).
+                    return NoticeAnswer(0, "", await self._agent_card(ended["service_id"]))
+                is_open = bool(queue and queue["state"] == "normal")
+                current = queue["service_id"] if queue and is_open else 0
+                chosen: int | None = None
+                if special and special in by_id and not by_id[special]["away"]:
+                    chosen = special
+                elif current and current in by_id:
+                    chosen = current  # an open conversation stays with its agent
+                elif is_open and current == 0:
+                    chosen = None  # waiting already: keeps its place
+                elif not auto:
+                    chosen = None
                 else:
-                    chosen = pick_agent(online, cap)
-            if chosen is None:
-                joined = not (is_open and current == 0)
-                if joined:
+                    last = queue["service_id"] if queue else 0
+                    if (last in by_id and not by_id[last]["away"]
+                            and (not cap or by_id[last]["load"] < cap)):
+                        chosen = last  # a returning visitor goes back to its agent
+                    else:
+                        chosen = pick_agent(online, cap)
+                if chosen is None:
+                    joined = not (is_open and current == 0)
+                    if joined:
+                        try:
+                            await self.store.enqueue(visiter_id, business_id)
+                        except Conflict:
+                            return NoticeAnswer(4, BLOCKED_MSG)
+                else:
                     try:
-                        await self.store.enqueue(visiter_id, business_id)
+                        await self.store.put_queue(visiter_id, business_id, chosen)
                     except Conflict:
                         return NoticeAnswer(4, BLOCKED_MSG)
-            else:
-                try:
-                    await self.store.put_queue(visiter_id, business_id, chosen)
-                except Conflict:
-                    return NoticeAnswer(4, BLOCKED_MSG)
-                if chosen != current:
-                    await self.store.note_service_activity(chosen, assigned=True)
+                    if chosen != current:
+                        await self.store.note_service_activity(chosen, assigned=True)
+        except BaseException:
+            done.clear()  # rolled back: nobody was handed over
+            raise
+        finally:
+            if done:
+                await self._hand_out(business_id, done)
+        if was_closed and (chosen is not None or joined):
+            await self.system_line(visitor, business_id, chosen or 0, "reopened")
         if chosen is None:
             place = await self.store.waiting_position(visiter_id, business_id)
             if joined:
                 self.hub.trigger(f"all{business_id}", "on_notice", visitor_event(visitor))
             return NoticeAnswer(2, "等待认领", {"position": place})
         data = await self._agent_card(chosen)
+        if chosen != current:  # a conversation starts with this agent (not a reload)
+            await self._greet(visitor, business_id, chosen, data)
         await self._announce(visitor, business_id, chosen, current if is_open else None,
                              data, "assigned")
         return NoticeAnswer(0, "", data)
 
     async def assign_waiting(self, business_id: str,
                              business: dict[str, Any] | None = None) -> int:
-        """Under `auto`, give waiting visitors (oldest first) to online agents with room
-        (`pick_agent`), e.g. after a conversation closes. Each hand-over is the same
+        """Run whenever an agent may have become available (came online, a place freed
+        under the cap, a waiting visitor left): under `auto`, give waiting visitors (oldest
+        first) to online agents with room (`pick_agent`), up to the cap. The decision runs
+        under `Store.assignment` (the business's lock in the database), so two triggers
+        at once, in one process or two, never over-assign; each hand-over is also the same
         conditional UPDATE as a claim, so it never takes a visitor an agent just claimed.
-        `business`: its `wolive_business` row when the caller has just read it. Returns how
-        many were assigned; pushes as `notice` does, plus `all{business_id}` `claimed`."""
+
+        Then (both rules) every visitor still waiting is told its place, `cu{channel}`
+        `queue` `{position}` (0 when nobody is online; `publish_positions`).
+        `business`: its `wolive_business` row when the caller has just read it. Returns
+        how many were assigned; pushes as `notice` does, plus `all{business_id}`
+        `claimed`; each agent's greeting is stored as its first message (`_greet`)."""
+        return await self._assign_waiting(business_id, business, publish=True)
+
+    async def _assign_waiting(self, business_id: str, business: dict[str, Any] | None,
+                              publish: bool) -> int:
+        """`assign_waiting`; `publish` False: tell the waiting their places only when some
+        were assigned (a visitor's own `notice` answers its place itself)."""
         if business is None:
             try:
                 business = await self.store.get_business(business_id)
             except NotFound:
                 return 0
-        if business["distribution_rule"] == "claim" or business["state"] == "close":
+        if business["state"] == "close":
             return 0
         done: list[tuple[str, int]] = []
-        async with self._lock(business_id):
-            waiting = await self.store.waiting_ids(business_id)
-            if not waiting:  # the usual case: nobody to hand over, no agent list needed
-                return 0
-            online = await self.store.online_services_with_load(business_id)
-            if not online:
-                return 0
-            for waiting_id in waiting:
-                chosen = pick_agent(online, self.max_conversations_per_agent)
-                if chosen is None:
-                    break
-                if not await self.store.claim_waiting(waiting_id, business_id, chosen):
-                    continue
-                await self.store.note_service_activity(chosen, assigned=True)
-                for r in online:
-                    if r["service_id"] == chosen:
-                        r["load"] += 1
-                        r["idle_since_ms"] = int(time.time() * 1000)
-                done.append((waiting_id, chosen))
-        for taken, chosen in done:
-            visitor = await self.store.get_visiter(taken, business_id)
-            await self._announce(visitor, business_id, chosen, 0,
-                                 await self._agent_card(chosen), "assigned")
+        if business["distribution_rule"] != "claim":
+            done = await self._assign_decision(business_id)
+        if done:
+            await self._hand_out(business_id, done)
+        elif publish:
+            await self.publish_positions(business_id)
         return len(done)
 
+    async def _hand_out(self, business_id: str, done: list[tuple[str, int]]) -> None:
+        """Tell a committed hand-over of waiting visitors (`[(visiter_id, service_id)]`):
+        each agent's greeting (`_greet`), the announcements (`_announce`), then everyone
+        still waiting their place (`publish_positions`)."""
+        for taken, chosen in done:
+            visitor = await self.store.get_visiter(taken, business_id)
+            card = await self._agent_card(chosen)
+            await self._greet(visitor, business_id, chosen, card)
+            await self._announce(visitor, business_id, chosen, 0, card, "assigned")
+        await self.publish_positions(business_id)
+
+    async def _assign_decision(self, business_id: str) -> list[tuple[str, int]]:
+        """The decision of `assign_waiting`, committed: `[(visiter_id, service_id)]`."""
+        # Who waits is read under the lock too: a visitor a notice is queueing right now
+        # (it saw every agent full) is seen here once that notice commits, so a place
+        # freed meanwhile is not left empty.
+        async with self._lock(business_id), self.store.assignment(business_id):
+            return await self._decide_waiting(business_id)
+
+    async def _decide_waiting(self, business_id: str) -> list[tuple[str, int]]:
+        """`_assign_decision`'s work; the caller holds the business's assignment lock
+        (`_lock` and `Store.assignment`). Returns `[(visiter_id, service_id)]`."""
+        done: list[tuple[str, int]] = []
+        waiting = await self.store.waiting_ids(business_id)
+        if not waiting:  # the usual case: nobody to hand over
+            return done
+        online = await self.store.online_services_with_load(business_id)
+        if not online:
+            return done
+        for waiting_id in waiting:
+            chosen = pick_agent(online, self.max_conversations_per_agent)
+            if chosen is None:
+                break
+            if not await self.store.claim_waiting(waiting_id, business_id, chosen):
+                continue
+            await self.store.note_service_activity(chosen, assigned=True)
+            for r in online:
+                if r["service_id"] == chosen:
+                    r["load"] += 1
+                    r["idle_since_ms"] = int(time.time() * 1000)
+            done.append((waiting_id, chosen))
+        return done
+
+    async def publish_positions(self, business_id: str) -> int:
+        """Tell every waiting visitor of the business its place: `cu{channel}` `queue`
+        `{position}` (1-based, first come first) while at least one agent is online;
+        `{position: 0}` to all of them when nobody is (the last agent went offline: the
+        windows show "nobody online", not a place in a line nobody serves). Returns how
+        many were told."""
+        anyone = bool(await self.store.online_services_with_load(business_id))
+        rows = await self.store.waiting_channels(business_id)
+        for n, (_vid, channel) in enumerate(rows, 1):
+            self.hub.trigger(f"cu{channel}", "queue", {"position": n if anyone else 0})
+        return len(rows)
+
+    async def _wait_for_anyone(self, visitor: dict[str, Any],
+                               queue: dict[str, Any] | None) -> NoticeAnswer:
+        """Nobody online (code 3): the visitor waits (a `wolive_queue` row, `service_id`
+        0, as for code 2; one already waiting keeps its place), so the first agent to come
+        online gets it (`auto`) or sees it to claim (`claim`), and its window is told
+        (`cu_notice` / `queue`). It stops waiting when its window closes or it leaves a
+        message (`leave_waiting`). Runs under the assignment lock."""
+        vid, business_id = visitor["visiter_id"], visitor["business_id"]
+        if not (queue and queue["state"] == "normal" and queue["service_id"] == 0):
+            try:
+                await self.store.enqueue(vid, business_id)
+            except Conflict:
+                return NoticeAnswer(4, BLOCKED_MSG)
+            # In the waiting list like a code 2 visitor (consoles that are open see it).
+            self.store.on_commit(lambda: self.hub.trigger(
+                f"all{business_id}", "on_notice", visitor_event(visitor)))
+        return NoticeAnswer(3, "请留言")
+
+    async def agent_available(self, service_id: int) -> int:
+        """An agent became available (the presence tracker wrote it online; wired in
+        wolive.py): waiting visitors of its business are served at once
+        (`assign_waiting`). Returns how many were assigned."""
+        try:
+            row = await self.store.get_service(service_id)
+        except NotFound:
+            return 0
+        if row["state"] != "online":
+            return 0
+        return await self.assign_waiting(str(row["business_id"]))
+
+    async def leave_waiting(self, visiter_id: str, business_id: str, reason: str) -> bool:
+        """Take a visitor out of the waiting line: its window closed (`reason` "left":
+        the presence tracker saw its channel vacated, after the grace) or it left a
+        message ("message"). Pushes `all{business_id}` `claimed` `{visiter_id,
+        service_id: 0, nick_name: "", reason}` (consoles drop it from the queue) and the
+        others' new places (`publish_positions`). True when it was waiting."""
+        if not await self.store.leave_waiting(visiter_id, business_id):
+            return False
+        self._gone(business_id, visiter_id, 0, reason)
+        await self.publish_positions(business_id)
+        return True
+
     def _lock(self, business_id: str) -> asyncio.Lock:
+        """This process's contenders for a business queue here before they take the
+        database lock (`Store.assignment`, which alone makes the decision safe across
+        processes), so they do not each hold a pooled connection while waiting."""
         lock = self._assign_locks.get(business_id)
         if lock is None:
             lock = self._assign_locks[business_id] = asyncio.Lock()
         return lock
 
     async def _agent_card(self, service_id: int) -> dict[str, Any]:
-        """What the visitor is told about its agent: `public_agent` + `greeting`."""
+        """What the visitor is told about its agent: `public_agent` + `greeting` + `status`
+        (`available` / `away`, the agent's explicit status)."""
         data = public_agent(await self.store.get_service(service_id))
-        data["greeting"] = await self.store.active_greeting(service_id)
+        data["greeting"], data["status"] = await self.store.card_extras(service_id)
         return data
 
     async def _announce(self, visitor: dict[str, Any], business_id: str, chosen: int,
@@ -309,7 +455,8 @@ class Chat:
     async def position(self, visiter_id: str, business_id: str,
                        channel: str) -> dict[str, Any]:
         """`/admin/event/position`: where the visitor stands. `{position, state,
-        service_id}`: `position` 1-based while waiting, else 0; `state` "waiting",
+        service_id}`: `position` 1-based while waiting and an agent is online, else 0
+        (waiting with position 0: nobody online); `state` "waiting",
         "assigned", "complete", "in_black_list" or "none" (never queued). Raises
         `ChatError` 400/403."""
         self.check_ids(visiter_id, business_id)
@@ -321,61 +468,99 @@ class Chat:
             return {"position": 0, "state": queue["state"], "service_id": queue["service_id"]}
         if queue["service_id"]:
             return {"position": 0, "state": "assigned", "service_id": queue["service_id"]}
+        if not await self.store.online_services_with_load(business_id):
+            return {"position": 0, "state": "waiting", "service_id": 0}
         return {"position": await self.store.waiting_position(visiter_id, business_id),
                 "state": "waiting", "service_id": 0}
 
     async def visitor_send(self, visiter_id: str, business_id: str, channel: str,
                            content: str, msg_type: str = "text") -> dict[str, Any]:
         """`/admin/event/chats`: store a visitor's message, then push `kefu{id}` `cu-event`
-        (`all{business_id}` `cu-event` while the visitor waits to be claimed).
+        (`all{business_id}` `cu-event` while the visitor waits to be claimed) and, for the
+        visitor's other windows, `cu{channel}` `my-event`, in cid order with the
+        conversation's other messages (`self.order`).
 
         The agent is the one the visitor is assigned to (the `service_id` a client sends is
-        not trusted). A closed (`complete`) conversation reopens with the same agent.
+        not trusted). A closed (`complete`) conversation reopens with the same agent, with a
+        `reopened` system line before the message (`_reopened`).
         Raises `ChatError`: 3 when the visitor is unknown or was never queued (the
         document's failure code for this URL); 4 (HTTP 403) when blacklisted, storing
         nothing."""
         self.check_ids(visiter_id, business_id)
         self.check_visitor(business_id, visiter_id, channel)
         content = self.check_content(content) if msg_type == "text" else content
-        try:
-            visitor = await self.store.get_visiter(visiter_id, business_id)
-        except NotFound:
-            raise ChatError(3, "unknown visitor: open the chat window first", 404) from None
-        queue = await self.store.get_queue(visiter_id, business_id)
-        if queue is None:
-            raise ChatError(3, "not assigned to an agent yet: call /admin/event/notice", 409)
-        if queue["state"] == "in_black_list":
-            raise ChatError(4, BLOCKED_MSG, 403)
-        # The document ("getchatnow"): a visitor who writes again is back in the list.
-        if queue["state"] == "complete" and not await self.store.change_queue(
-                visiter_id, business_id, queue["service_id"], "complete", state="normal"):
-            queue = await self.store.get_queue(visiter_id, business_id) or queue
+
+        def decide(visitor: dict[str, Any] | None, queue: dict[str, Any] | None) -> int | None:
+            if visitor is None:
+                raise ChatError(3, "unknown visitor: open the chat window first", 404)
+            if queue is None:
+                raise ChatError(3, "not assigned to an agent yet: call /admin/event/notice",
+                                409)
             if queue["state"] == "in_black_list":
                 raise ChatError(4, BLOCKED_MSG, 403)
-        row = await self.store.add_chat(visiter_id, queue["service_id"], business_id,
-                                        content, "to_service", msg_type=msg_type)
-        message = {
-            "cid": row["cid"], "visiter_id": visiter_id, "visiter_name":
-            visitor["visiter_name"], "avatar": visitor["avatar"], "channel": visitor["channel"],
-            "business_id": business_id, "service_id": queue["service_id"],
-            "content": content, "msg_type": msg_type, "timestamp": row["timestamp"],
-            "direction": "to_service"}
-        target = f"kefu{queue['service_id']}" if queue["service_id"] else f"all{business_id}"
-        self.hub.trigger(target, "cu-event", {"message": message})
+            return int(queue["service_id"]) if queue["state"] == "normal" else None
+
+        async with self.order.hold(business_id, visiter_id):
+            # The usual case, an open conversation: checked and stored in one transaction,
+            # pushed before the next message of the conversation is stored.
+            found, queue, row = await self.store.add_message(
+                visiter_id, business_id, content, "to_service", decide, msg_type=msg_type)
+            assert found is not None and queue is not None  # else `decide` raised
+            visitor: dict[str, Any] = found
+            if row is not None:
+                message = self._push_visitor_message(visitor, queue, row, content, msg_type)
+        if row is None:
+            # Closed (`complete`). The document ("getchatnow"): a visitor who writes again
+            # is back in the list, and both sides see a new conversation start (a
+            # `reopened` line before the message).
+            if await self.store.change_queue(visiter_id, business_id, queue["service_id"],
+                                             "complete", state="normal"):
+                await self._reopened(visitor, business_id, queue["service_id"])
+            else:
+                queue = await self.store.get_queue(visiter_id, business_id) or queue
+                if queue["state"] == "in_black_list":
+                    raise ChatError(4, BLOCKED_MSG, 403)
+            async with self.order.hold(business_id, visiter_id):
+                row = await self.store.add_chat(visiter_id, queue["service_id"], business_id,
+                                                content, "to_service", msg_type=msg_type)
+                message = self._push_visitor_message(visitor, queue, row, content, msg_type)
         for hook in self.visitor_hooks:
             hook("message", message)
         return message
 
+    def _push_visitor_message(self, visitor: dict[str, Any], queue: dict[str, Any],
+                              row: dict[str, Any], content: str,
+                              msg_type: str) -> dict[str, Any]:
+        """Push a stored (committed) visitor message: `kefu{id}` `cu-event` (`all{business_id}`
+        while it waits to be claimed) and `cu{channel}` `my-event`. Returns the message."""
+        business_id = visitor["business_id"]
+        message = {
+            "cid": row["cid"], "visiter_id": visitor["visiter_id"], "visiter_name":
+            visitor["visiter_name"], "avatar": visitor["avatar"],
+            "channel": visitor["channel"], "business_id": business_id,
+            "service_id": queue["service_id"], "content": content,
+            "msg_type": msg_type, "timestamp": row["timestamp"], "direction": "to_service"}
+        target = (f"kefu{queue['service_id']}" if queue["service_id"]
+                  else f"all{business_id}")
+        self.hub.trigger(target, "cu-event", {"message": message})
+        # The visitor's other windows (tabs) show its message too.
+        self.hub.trigger(f"cu{visitor['channel']}", "my-event", {"message": message})
+        return message
+
     async def history_for_visitor(self, visiter_id: str, business_id: str, channel: str,
                                   before_cid: int = 0, limit: int = 50,
-                                  after_cid: int = 0) -> tuple[list[dict[str, Any]], int]:
+                                  after_cid: int = 0, mark: bool = True
+                                  ) -> tuple[list[dict[str, Any]], int]:
         """`/admin/event/history`: the visitor's conversation (oldest first, at most 100),
-        and the agent messages it marked read (0: nothing was unread, no receipt is due).
-        Raises `ChatError` 400/403 (`check_ids`, `check_visitor`)."""
+        and the agent messages it marked read (0: nothing was unread, no receipt is due;
+        always 0 with `mark=False`, a window not shown yet). Raises `ChatError` 400/403
+        (`check_ids`, `check_visitor`)."""
         self.check_ids(visiter_id, business_id)
         self.check_visitor(business_id, visiter_id, channel)
         rows = await self.store.chats_of(visiter_id, business_id, before_cid, min(limit, 100),
-                                         after_cid=after_cid)
+                                         after_cid=after_cid, agent_lines=False)
+        if not mark:
+            return rows, 0
         return rows, await self.store.mark_read(visiter_id, business_id, "to_visiter")
 
     # ---- agent side ---------------------------------------------------------------------
@@ -408,14 +593,23 @@ class Chat:
         try:
             visitor = await self.store.get_visiter(visiter_id, agent.business_id)
         except NotFound:
-            raise ChatError(1, "no such visitor in your business", 404) from None
-        queue = await self.store.get_queue(visiter_id, agent.business_id)
+            visitor = None
+        queue = await self.store.get_queue(visiter_id, agent.business_id) if visitor else None
+        self._may_act(agent, visitor, queue, write)
+        assert visitor is not None and queue is not None
+        return visitor, queue
+
+    @staticmethod
+    def _may_act(agent: Agent, visitor: dict[str, Any] | None,
+                 queue: dict[str, Any] | None, write: bool = True) -> None:
+        """`_queue_for`'s rule on rows already read. Raises `ChatError` 404, 403."""
+        if visitor is None:
+            raise ChatError(1, "no such visitor in your business", 404)
         if queue is None:
             raise ChatError(1, "no conversation with this visitor", 404)
         if agent.level == "service" and queue["service_id"] != agent.service_id and \
                 (write or queue["service_id"] != 0):
             raise ChatError(1, "this visitor is talking to another agent / 不是您的访客", 403)
-        return visitor, queue
 
     async def _conversation_for(self, agent: Agent, visiter_id: str,
                                 write: bool = True) -> dict[str, Any]:
@@ -425,23 +619,37 @@ class Chat:
 
     async def agent_send(self, agent: Agent, visiter_id: str, content: str,
                          msg_type: str = "text") -> dict[str, Any]:
-        """`/admin/set/chats`: store the agent's reply, then push `cu{channel}` `my-event`.
+        """`/admin/set/chats`: store the agent's reply, then push `cu{channel}` `my-event`
+        and, for the agent's other consoles, `kefu{id}` `my-event` (in cid order with the
+        conversation's other messages: `self.order`).
 
         `msg_type` "image" / "file": `content` is an upload's URL path (see store.add_chat).
         A blacklisted visitor gets nothing (`ChatError` 4)."""
         content = self.check_content(content) if msg_type == "text" else content
-        visitor, queue = await self._queue_for(agent, visiter_id)
-        if queue["state"] == "in_black_list":
-            raise ChatError(4, "this visitor is blacklisted / 该访客已被拉黑", 409)
-        row = await self.store.add_chat(visiter_id, agent.service_id, agent.business_id,
-                                        content, "to_visiter", msg_type=msg_type)
-        await self.store.note_service_activity(agent.service_id, active=True)
-        message = {
-            "cid": row["cid"], "visiter_id": visiter_id, "service_id": agent.service_id,
-            "nick_name": agent.nick_name, "avatar": agent.avatar,
-            "business_id": agent.business_id, "content": content, "msg_type": msg_type,
-            "timestamp": row["timestamp"], "direction": "to_visiter"}
-        self.hub.trigger(f"cu{visitor['channel']}", "my-event", {"message": message})
+
+        def decide(visitor: dict[str, Any] | None, queue: dict[str, Any] | None) -> int:
+            self._may_act(agent, visitor, queue)
+            assert queue is not None
+            if queue["state"] == "in_black_list":
+                raise ChatError(4, "this visitor is blacklisted / 该访客已被拉黑", 409)
+            return agent.service_id
+
+        async with self.order.hold(agent.business_id, visiter_id):
+            # One transaction: who may write, the message, the agent's activity (for
+            # `pick_agent`'s idle order); pushed once committed.
+            found, _queue, row = await self.store.add_message(
+                visiter_id, agent.business_id, content, "to_visiter", decide,
+                msg_type=msg_type, active_service_id=agent.service_id)
+            assert found is not None and row is not None  # else `decide` raised
+            visitor: dict[str, Any] = found
+            message = {
+                "cid": row["cid"], "visiter_id": visiter_id, "service_id": agent.service_id,
+                "nick_name": agent.nick_name, "avatar": agent.avatar,
+                "business_id": agent.business_id, "content": content, "msg_type": msg_type,
+                "timestamp": row["timestamp"], "direction": "to_visiter"}
+            self.hub.trigger(f"cu{visitor['channel']}", "my-event", {"message": message})
+            # The agent's other consoles (tabs) show its reply too.
+            self.hub.trigger(f"kefu{agent.service_id}", "my-event", {"message": message})
         return message
 
     async def conversations(self, agent: Agent) -> list[dict[str, Any]]:
@@ -484,7 +692,9 @@ class Chat:
         — exactly one agent wins"). One conditional UPDATE decides; the winner's visitor
         gets `cu{channel}` `cu_notice` (the agent and its greeting), the winner's consoles
         `ud{id}` `on_notice`, the business's agents `all{business_id}` `claimed`
-        `{visiter_id, service_id, nick_name, reason}`. Returns the conversation entry.
+        `{visiter_id, service_id, nick_name, reason}`; those still waiting their new
+        places (`publish_positions`). Returns the conversation entry. The winner's greeting
+        is stored as its first message (`_greet`).
 
         Raises `ChatError`: 2 (409) already claimed / no longer waiting, 4 (409)
         blacklisted, 404 unknown visitor or not queued."""
@@ -500,8 +710,10 @@ class Chat:
         if not await self.store.claim_waiting(visiter_id, agent.business_id, agent.service_id):
             raise ChatError(2, "already claimed / 已被认领", 409)
         await self.store.note_service_activity(agent.service_id, assigned=True)
-        await self._announce(visitor, agent.business_id, agent.service_id, 0,
-                             await self._agent_card(agent.service_id), "claimed")
+        card = await self._agent_card(agent.service_id)
+        await self._greet(visitor, agent.business_id, agent.service_id, card)
+        await self._announce(visitor, agent.business_id, agent.service_id, 0, card, "claimed")
+        await self.publish_positions(agent.business_id)
         return await self._entry(visiter_id, agent.business_id)
 
     async def restore(self, agent: Agent, visiter_id: str) -> dict[str, Any]:
@@ -518,17 +730,22 @@ class Chat:
                                           "complete", state="normal")
         return await self._entry(visiter_id, agent.business_id)
 
-    async def transfer(self, agent: Agent, visiter_id: str, to_service_id: int
-                       ) -> dict[str, Any]:
+    async def transfer(self, agent: Agent, visiter_id: str, to_service_id: int,
+                       note: str = "") -> dict[str, Any]:
         """`/admin/set/transfer` (WoLive's later `getswitch`): hand an open conversation to
         another online agent of the same business. Pushes `ud{new}` `on_notice`,
         `cu{channel}` `cu_notice` (the new agent), and the old agent's `kefu{old}`
         `getswitch` `{visiter_id, service_id, nick_name, reason}` so its console drops it
-        (`all{business_id}` `claimed` when the visitor was waiting).
+        (`all{business_id}` `claimed` when the visitor was waiting); see `_hand_over` for
+        the `transferred` line in the transcript and the receiving agent's `handover`, which
+        alone carries `note` (at most `MAX_TRANSFER_NOTE` characters, never sent to the
+        visitor).
 
-        Raises `ChatError`: 1 (400) to the same agent, 1 (404) no such agent in the
-        business, 1 (409) not an open conversation, 3 (409) the agent is offline, 2 (409)
-        the conversation changed meanwhile; 403/404 as `_queue_for`."""
+        Raises `ChatError`: 1 (400) note too long, 1 (400) to the same agent, 1 (404) no
+        such agent in the business, 1 (409) not an open conversation, 3 (409) the agent is
+        offline or away, 2 (409) the conversation changed meanwhile; 403/404 as
+        `_queue_for`."""
+        note = self.check_note(note)
         visitor, queue = await self._queue_for(agent, visiter_id)
         if queue["state"] != "normal":
             raise ChatError(1, f"not an open conversation ({queue['state']})", 409)
@@ -542,27 +759,186 @@ class Chat:
             raise ChatError(1, "the visitor already talks to that agent", 400)
         if target["state"] != "online":
             raise ChatError(3, "that agent is offline / 该客服不在线", 409)
+        if await self.store.service_status(to_service_id) == "away":
+            raise ChatError(3, "that agent is away / 该客服暂时离开", 409)
         if not await self.store.change_queue(visiter_id, agent.business_id,
                                              queue["service_id"], "normal",
                                              service_id=to_service_id):
             raise ChatError(2, "the conversation changed meanwhile; reload", 409)
         await self.store.note_service_activity(to_service_id, assigned=True)
         card = await self._agent_card(to_service_id)
-        await self._announce(visitor, agent.business_id, to_service_id, queue["service_id"],
-                             card, "transferred")
+        await self._hand_over(visitor, agent.business_id, queue["service_id"], card, note,
+                              "transferred")
         await self.assign_waiting(agent.business_id)
         return {"visiter_id": visiter_id, "service_id": to_service_id,
                 "nick_name": card["nick_name"]}
 
+    # ---- hand-over: transfer notes, the agent who leaves, contact details -------------
+
+    @staticmethod
+    def check_note(note: str) -> str:
+        """A transfer note, stripped. Raises `ChatError` 1 (400) over `MAX_TRANSFER_NOTE`."""
+        note = (note or "").strip()
+        if len(note) > MAX_TRANSFER_NOTE:
+            raise ChatError(1, f"note is over {MAX_TRANSFER_NOTE} characters", 400)
+        return note
+
+    async def _hand_over(self, visitor: dict[str, Any], business_id: str, previous: int,
+                         card: dict[str, Any], note: str, reason: str) -> None:
+        """Tell everyone a conversation moved from agent `previous` (0: it was waiting) to
+        `card`'s agent, after the queue row was written: a system line `transferred` `{from,
+        to}` (the agents' nick names; `transferred_waiting` `{to}` for a waiting visitor)
+        in the transcript, pushed to the visitor and both agents; then `_announce` (reason
+        `reason`); then `kefu{new}` `handover` `{visiter_id, visiter_name, from_service_id,
+        from_nick_name, note, reason}` for the receiving console's notice, badge and sound
+        (only there: `note` is for that agent). A `note` is also kept in the transcript for
+        the agents only: a "note" line `transfer_note` `{from, to, note}`, pushed to the
+        receiving agent (its console shows it after a reload too)."""
+        old_name = ""
+        if previous:
+            try:
+                old_name = (await self.store.get_service(previous))["nick_name"]
+            except NotFound:
+                pass
+        chosen = int(card["service_id"])
+        if previous:
+            await self.system_line(visitor, business_id, chosen, "transferred",
+                                   {"from": old_name, "to": card["nick_name"]},
+                                   agents=(previous,))
+        else:  # a waiting visitor, handed to an agent by a manager
+            await self.system_line(visitor, business_id, chosen, "transferred_waiting",
+                                   {"to": card["nick_name"]})
+        if note:
+            await self.system_line(visitor, business_id, chosen, "transfer_note",
+                                   {"from": old_name, "to": card["nick_name"], "note": note},
+                                   agents_only=True)
+        await self._announce(visitor, business_id, chosen, previous, card, reason)
+        self.hub.trigger(f"kefu{chosen}", "handover", {
+            "visiter_id": visitor["visiter_id"], "visiter_name": visitor["visiter_name"],
+            "from_service_id": previous, "from_nick_name": old_name, "note": note,
+            "reason": reason})
+
+    async def agent_left(self, service_id: int) -> int:
+        """The presence tracker's hook: agent `service_id` went offline (after its grace).
+        For each of its open conversations (`wolive_queue` `normal` with its id) whose
+        visitor is online, a system line `agent_left` `{name, then}` tells the visitor, and:
+
+        - `auto` (business open): the conversation moves to another online agent with room
+          (`pick_agent`), as a transfer does (`_hand_over`, reason "agent_left"); `then`
+          "moved". Nobody with room: it stays with the agent, `then` "contact" (the
+          visitor window offers the contact form, `leave_contact`).
+        - `claim`: it goes back to the waiting queue (`service_id` 0; its place is by its
+          first arrival, `qid`), `all{business_id}` `on_notice`; `then` "queue", or
+          "contact" when no agent of the business is online.
+
+        A conversation changed meanwhile (claimed, closed, moved) is left alone; an agent
+        already back online changes nothing. Returns how many conversations were told."""
+        try:
+            agent = await self.store.get_service(service_id)
+            business = await self.store.get_business(agent["business_id"])
+        except NotFound:
+            return 0
+        if agent["state"] == "online":
+            return 0
+        business_id = agent["business_id"]
+        claim = business["distribution_rule"] == "claim"
+        auto = not claim and business["state"] != "close"
+        told = 0
+        for conv in await self.store.conversations(service_id):
+            if not conv.online:
+                continue
+            vid = conv.visiter_id
+            chosen: int | None = None
+            async with self._lock(business_id):
+                others = [r for r in await self.store.online_services_with_load(business_id)
+                          if r["service_id"] != service_id]
+                if auto:
+                    chosen = pick_agent(others, self.max_conversations_per_agent)
+                    if chosen is not None and not await self.store.change_queue(
+                            vid, business_id, service_id, "normal", service_id=chosen):
+                        continue
+                elif claim and not await self.store.change_queue(
+                        vid, business_id, service_id, "normal", service_id=0):
+                    continue
+            try:
+                visitor = await self.store.get_visiter(vid, business_id)
+            except NotFound:
+                continue
+            then = "moved" if chosen else ("queue" if claim and others else "contact")
+            await self.system_line(visitor, business_id, service_id, "agent_left",
+                                   {"name": agent["nick_name"], "then": then})
+            told += 1
+            if chosen:
+                await self.store.note_service_activity(chosen, assigned=True)
+                await self._hand_over(visitor, business_id, service_id,
+                                      await self._agent_card(chosen), "", "agent_left")
+            elif claim:
+                self.hub.trigger(f"all{business_id}", "on_notice", visitor_event(visitor))
+        # The waiting learn their places again (those moved back to the queue joined it),
+        # or, the last agent gone, that nobody is online.
+        await self.publish_positions(business_id)
+        return told
+
+    async def leave_contact(self, visiter_id: str, business_id: str, channel: str,
+                            values: dict[str, str]) -> dict[str, Any]:
+        """`/admin/event/contact`: a visitor whose agent is away leaves `values` `{name,
+        tel, email, note}` (each optional, at most `CONTACT_LIMITS` characters; a phone
+        number or an email is required). Kept with the conversation: the visitor details
+        (`wolive_visiter_info`) name / tel / note get them where still empty (the email
+        and the note go into the note), and a system line `contact` `{name, tel, email,
+        note, text}` (`text`: the given ones joined by " · ") is written to the transcript and
+        pushed (the visitor, its agent).
+
+        Returns `{cid, saved}` (the line's cid, the details fields filled). Raises
+        `ChatError` before writing anything: 1 (400) bad ids or values, 3 (403) a wrong
+        channel, 3 (404) unknown visitor, 3 (409) never queued, 4 (403) blacklisted."""
+        self.check_ids(visiter_id, business_id)
+        self.check_visitor(business_id, visiter_id, channel)
+        clean = {k: " ".join(str(values.get(k) or "").split()) if k != "note"
+                 else str(values.get(k) or "").strip() for k in CONTACT_LIMITS}
+        for k, limit in CONTACT_LIMITS.items():
+            if len(clean[k]) > limit:
+                raise ChatError(1, f"{k} is over {limit} characters", 400)
+        if not clean["tel"] and not clean["email"]:
+            raise ChatError(1, "give a phone number or an email / 请填写电话或邮箱", 400)
+        if clean["tel"] and not TEL_RE.match(clean["tel"]):
+            raise ChatError(1, "tel is not a phone number / 电话号码格式不对", 400)
+        if clean["email"] and not EMAIL_RE.match(clean["email"]):
+            raise ChatError(1, "email is not an email address / 邮箱格式不对", 400)
+        try:
+            visitor = await self.store.get_visiter(visiter_id, business_id)
+        except NotFound:
+            raise ChatError(3, "unknown visitor: open the chat window first", 404) from None
+        queue = await self.store.get_queue(visiter_id, business_id)
+        if queue is None:
+            raise ChatError(3, "no conversation yet: call /admin/event/notice", 409)
+        if queue["state"] == "in_black_list":
+            raise ChatError(4, BLOCKED_MSG, 403)
+        info = await self.store.visitor_info(visiter_id, business_id) or {}
+        fill = {k: clean[k] for k in ("name", "tel")
+                if clean[k] and not str(info.get(k) or "").strip()}
+        both = "\n".join(v for v in (clean["email"], clean["note"]) if v)
+        if both and not str(info.get("note") or "").strip():
+            fill["note"] = both
+        if fill:
+            await self.store.set_visitor_info(visiter_id, business_id, **fill)
+        shown = " · ".join(clean[k] for k in ("name", "tel", "email", "note") if clean[k])
+        line = await self.system_line(visitor, business_id, queue["service_id"], "contact",
+                                      {**clean, "text": shown})
+        return {"cid": line["cid"], "saved": sorted(fill)}
+
     async def close(self, agent: Agent, visiter_id: str) -> dict[str, Any]:
         """`/admin/set/close`: the conversation is over (`wolive_queue.state = complete`);
-        it leaves the agent's list and load. Pushes `kefu{agent}` `closed` `{visiter_id}`
+        it leaves the agent's list and load. Writes the `ended` system line (vars `{name}`: the
+        closing agent's nick name; pushed to the visitor, the conversation's agent and the
+        closer), whose cid a rating names (realtime/ratings.py). Pushes `kefu{agent}` `closed`
+        `{visiter_id}`
         (`all{business_id}` `claimed` for a waiting visitor), then under `auto` gives the
         freed place to the oldest waiting visitor. Already closed: code 0 again.
 
         Raises `ChatError`: 1 (409) blacklisted, 2 (409) changed meanwhile; 403/404 as
         `_queue_for`."""
-        _, queue = await self._queue_for(agent, visiter_id)
+        visitor, queue = await self._queue_for(agent, visiter_id)
         if queue["state"] == "complete":
             return {"visiter_id": visiter_id, "state": "complete"}
         if queue["state"] == "in_black_list":
@@ -570,6 +946,9 @@ class Chat:
         if not await self.store.change_queue(visiter_id, agent.business_id,
                                              queue["service_id"], "normal", state="complete"):
             raise ChatError(2, "the conversation changed meanwhile; reload", 409)
+        # The closing line (the visitor's window then asks for a rating: realtime/ratings.py).
+        await self.system_line(visitor, agent.business_id, queue["service_id"], "ended",
+                               {"name": agent.nick_name}, agents=(agent.service_id,))
         self._gone(agent.business_id, visiter_id, queue["service_id"], "closed")
         await self.assign_waiting(agent.business_id)
         return {"visiter_id": visiter_id, "state": "complete"}
@@ -607,6 +986,67 @@ class Chat:
             raise ChatError(2, "the conversation changed meanwhile; reload", 409)
         return {"visiter_id": visiter_id, "state": "complete"}
 
+    async def system_line(self, visitor: dict[str, Any], business_id: str, service_id: int,
+                          key: str, values: dict[str, Any] | None = None,
+                          agents: tuple[int, ...] = (),
+                          agents_only: bool = False) -> dict[str, Any]:
+        """Write a line into a conversation's transcript (an end, a transfer, ...) and push it
+        after the commit: `cu{channel}` `my-event` and `kefu{id}` `cu-event` for `service_id`
+        and each of `agents` (0s skipped), as messages are pushed.
+
+        The row: `msg_type` "system", `content` JSON `{"key": key, "vars": values}` (the
+        pages render it in their language), direction `to_visiter`, state `readed` (never
+        unread). `visitor` is its `wolive_visiter` row. `agents_only`: `msg_type` "note", a
+        line the visitor never gets (not pushed to `cu{channel}`, not in its history).
+        Returns the message as pushed."""
+        content = json.dumps({"key": key, "vars": values or {}}, ensure_ascii=False)
+        msg_type = "note" if agents_only else "system"
+        async with self.order.hold(business_id, visitor["visiter_id"]):
+            row = await self.store.add_chat(visitor["visiter_id"], service_id, business_id,
+                                            content, "to_visiter", msg_type=msg_type,
+                                            state="readed")
+            message = {
+                "cid": row["cid"], "visiter_id": visitor["visiter_id"],
+                "visiter_name": visitor["visiter_name"], "channel": visitor["channel"],
+                "business_id": business_id, "service_id": service_id, "content": content,
+                "msg_type": msg_type, "timestamp": row["timestamp"],
+                "direction": "to_visiter"}
+            if not agents_only:
+                self.hub.trigger(f"cu{visitor['channel']}", "my-event", {"message": message})
+            for sid in dict.fromkeys((service_id, *agents)):
+                if sid:
+                    self.hub.trigger(f"kefu{sid}", "cu-event", {"message": message})
+        return message
+
+    async def _reopened(self, visitor: dict[str, Any], business_id: str,
+                        service_id: int) -> None:
+        """A closed conversation opened again (the visitor wrote): a `reopened` system line
+        in the transcript, and the agent's consoles told as for a new conversation
+        (`ud{id}` `on_notice`; `all{business_id}` `on_notice` when it has no agent)."""
+        await self.system_line(visitor, business_id, service_id, "reopened")
+        target = f"ud{service_id}" if service_id else f"all{business_id}"
+        self.hub.trigger(target, "on_notice", visitor_event(visitor))
+
+    async def _greet(self, visitor: dict[str, Any], business_id: str, service_id: int,
+                     card: dict[str, Any]) -> None:
+        """A conversation starts with agent `service_id`: its active greeting (`card`'s
+        `greeting`, from `wolive_sentence`) is stored as the agent's first message
+        (`to_visiter`, text, sent by that agent) and pushed (`cu{channel}` `my-event`);
+        `card` gains `greeting_message`, the message as pushed. No greeting: nothing."""
+        greeting = str(card.get("greeting") or "").strip()
+        if not greeting:
+            return
+        async with self.order.hold(business_id, visitor["visiter_id"]):
+            row = await self.store.add_chat(visitor["visiter_id"], service_id, business_id,
+                                            greeting, "to_visiter")
+            message = {
+                "cid": row["cid"], "visiter_id": visitor["visiter_id"],
+                "service_id": service_id, "nick_name": card["nick_name"],
+                "avatar": card["avatar"], "business_id": business_id, "content": greeting,
+                "msg_type": "text", "timestamp": row["timestamp"], "direction": "to_visiter"}
+            self.hub.trigger(f"cu{visitor['channel']}", "my-event", {"message": message})
+        card["greeting_message"] = message
+
     def _gone(self, business_id: str, visiter_id: str, service_id: int, event: str) -> None:
         """A conversation left an agent's list (`kefu{id}` `event`), or a visitor left the
         waiting list (`all{business_id}` `claimed`, with `reason` = `event`)."""
@@ -624,11 +1064,12 @@ class Chat:
 
 
 def pick_agent(online: list[dict[str, Any]], cap: int = 0) -> int | None:
-    """Auto-assignment's choice among online agents `[{service_id, load, idle_since_ms}]`:
-    the fewest open conversations, ties to the one idle longest (smallest `idle_since_ms`),
-    then the lowest id; agents at `cap` (> 0) are passed over. None when all are full.
+    """Auto-assignment's choice among online agents `[{service_id, load, idle_since_ms,
+    away?}]`: the fewest open conversations, ties to the one idle longest (smallest
+    `idle_since_ms`), then the lowest id; agents at `cap` (> 0) and agents `away` are passed
+    over. None when all are full or away.
     (WOLIVE-NOTES: the original's "fewest queue rows ever" replaced by current load.)"""
-    free = [r for r in online if not cap or r["load"] < cap]
+    free = [r for r in online if not r.get("away") and (not cap or r["load"] < cap)]
     if not free:
         return None
     return int(min(free, key=lambda r: (r["load"], r["idle_since_ms"], r["service_id"]))

@@ -25,7 +25,9 @@ from typing import Any
 import nh3
 
 from store import NotFound, Store
+from store.ratings import RATING_FIELDS
 
+from .agents import why_not_act_on
 from .chat import BUSINESS_ID_RE, Agent, ChatError
 from .hub import Hub
 
@@ -73,7 +75,7 @@ SWITCH_FIELDS = ("distribution_rule", "video_state", "audio_state", "voice_state
 VOICE_ADDRESS_RE = re.compile(r"^/[A-Za-z0-9_\-./]{1,254}\.(?:mp3|wav|ogg|m4a|aac)$")
 MOBLIE_RE = re.compile(r"^\+?[0-9][0-9 \-()]{4,30}$")
 EMAIL_RE = re.compile(r"^[^@\s<>\"']+@[^@\s<>\"']+\.[^@\s<>\"'.]+$")
-DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+DATE_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 
 # ---- rich text ---------------------------------------------------------------------------
 
@@ -223,13 +225,15 @@ def parse_when(name: str, raw: str, end: bool = False) -> int:
     raw = (raw or "").strip()
     if not raw:
         raise ChatError(1, f"missing parameter: {name}", 400)
-    if raw.isdigit() and len(raw) <= 12:
+    if raw.isascii() and raw.isdigit() and len(raw) <= 12:
         return int(raw)
     if DATE_RE.match(raw):
         try:
             day = datetime.strptime(raw, "%Y-%m-%d")
         except ValueError:
             raise ChatError(1, f"{name}: no such date {raw!r}", 400) from None
+        if not 1970 <= day.year <= 9998:  # what a timestamp holds, in any time zone
+            raise ChatError(1, f"{name}: date {raw!r} out of range (1970-9998)", 400)
         if end:
             return _local_ts(day + timedelta(days=1)) - 1
         return _local_ts(day)
@@ -295,8 +299,9 @@ class Content:
                 other = await self.store.get_service(target)
             except NotFound:
                 raise ChatError(1, "no such agent", 404) from None
-            if agent.level != "super_manager" and other["business_id"] != agent.business_id:
-                raise ChatError(1, "not your business / 无权访问其他商户", 403)
+            reason = why_not_act_on(agent, other)
+            if reason:
+                raise ChatError(1, reason, 403)
         try:
             return await self.store.set_greeting_state(target, state)
         except NotFound:
@@ -549,7 +554,8 @@ class History:
     async def views(self, agent: Agent, business_id: str | None, channel: str, puttime: str,
                     page: int, limit: int) -> dict[str, Any]:
         """`/admin/set/getviews`: the conversation with the visitor of `channel` in the last
-        week (`puttime=week`, 7 days) or month (`month`, 30 days), oldest first."""
+        week (`puttime=week`, 7 days) or month (`month`, 30 days), oldest first; `ratings`:
+        the visitor's ratings given in the span (a service agent: of its own conversations)."""
         span = PUTTIME_SPANS_S.get((puttime or "").strip())
         if span is None:
             raise ChatError(1, "puttime must be week or month", 400)
@@ -589,4 +595,8 @@ class History:
         out = page_of(rows, total, page, limit)
         out.update(visiter_id=visitor["visiter_id"], visiter_name=visitor["visiter_name"],
                    avatar=visitor["avatar"], start=since, end=until)
+        # The visitor's ratings given in the span (issue 9), oldest first.
+        out["ratings"] = [{k: r[k] for k in RATING_FIELDS} for r in
+                          await self.store.ratings_between(business_id, visitor["visiter_id"],
+                                                           since, until, service_id=only)]
         return out

@@ -12,6 +12,7 @@ Sources: the Pusher Channels protocol 7 and the facts the real clients enforce
 from __future__ import annotations
 
 import base64
+import contextlib
 import itertools
 import json
 import logging
@@ -22,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import inputs
 from . import protocol as p
 from .adapter import Adapter, Connection, LocalAdapter
 from .signing import channel_auth, derive_master_key, same, shared_secret, user_auth
@@ -48,7 +50,7 @@ class App:
         return self.encryption_master_key or derive_master_key(self.secret)
 
 
-@dataclass
+@dataclass(slots=True)
 class Caller:
     """Who holds a socket, as far as the server knows: a logged-in agent or nobody."""
 
@@ -257,9 +259,10 @@ class Hub:
             s.fail(p.Errors.SERVER_SHUTDOWN)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Session:
-    """The protocol state of one socket (Pusher protocol 7)."""
+    """The protocol state of one socket (Pusher protocol 7). One per open socket, so
+    `__slots__` and nothing allocated before it is needed (the client-event window)."""
 
     hub: Hub
     app: App
@@ -272,8 +275,9 @@ class Session:
     user: SignedInUser | None = None
     #: Presence channels held → the user id this socket holds them as.
     presence_ids: dict[str, str] = field(default_factory=dict)
-    #: When the last accepted client events were sent (`time.monotonic()` seconds).
-    _client_events: deque[float] = field(default_factory=deque)
+    #: When the last accepted client events were sent (`time.monotonic()` seconds); made
+    #: on the first client event (most sockets never send one).
+    _client_events: deque[float] | None = None
 
     @property
     def socket_id(self) -> str:
@@ -303,6 +307,11 @@ class Session:
             self._leave(channel)
         if self.user is not None:
             self.hub._signed_out(self, self.user)
+
+    def touch(self) -> None:
+        """The client showed it is alive without a frame of ours (a WebSocket ping or
+        pong): `sweep` counts it as activity."""
+        self.last_seen = time.monotonic()
 
     def on_frame(self, text: Any) -> None:
         """Handle one client frame; a malformed one gets `pusher:error`, never a close."""
@@ -412,9 +421,9 @@ class Session:
             if not self._signed(channel, auth, raw):
                 raise _Refused("Invalid signature", 401)
             try:
-                parsed = json.loads(raw)
-            except ValueError:
-                raise _Refused("channel_data is not JSON", 400) from None
+                parsed = inputs.loads(raw)
+            except inputs.InputError as exc:
+                raise _Refused(f"channel_data is not usable JSON: {exc}", 400) from None
             uid = parsed.get("user_id") if isinstance(parsed, dict) else None
             if isinstance(uid, int) and not isinstance(uid, bool):
                 uid = str(uid)
@@ -471,8 +480,8 @@ class Session:
                                             raw)):
             raise p.ProtocolError(p.Errors.SIGNIN_FAILED, "Sign-in refused: invalid signature")
         try:
-            parsed = json.loads(raw)
-        except ValueError:
+            parsed = inputs.loads(raw)
+        except inputs.InputError:
             parsed = None
         if not isinstance(parsed, dict) or not p.valid_user_id(parsed.get("id")):
             raise p.ProtocolError(p.Errors.SIGNIN_FAILED,
@@ -508,6 +517,8 @@ class Session:
                                   "Client event rejected: data over 10 KB")
         now = time.monotonic()
         window = self._client_events
+        if window is None:
+            window = self._client_events = deque()
         while window and now - window[0] >= p.CLIENT_EVENT_WINDOW_S:
             window.popleft()
         if len(window) >= p.MAX_CLIENT_EVENTS_PER_WINDOW:
@@ -515,7 +526,12 @@ class Session:
         window.append(now)
         user_id = self.presence_ids.get(channel)
         out = p.encode(event, data, channel=channel, user_id=user_id)
-        self.hub.adapter.publish(self.app.id, channel, out, except_socket_id=self.socket_id)
+        # Relayed at once, not by a write window (the connection's `relaying()`, when it
+        # has one).
+        relaying = getattr(self.conn, "relaying", None)
+        with relaying() if relaying is not None else contextlib.nullcontext():
+            self.hub.adapter.publish(self.app.id, channel, out,
+                                     except_socket_id=self.socket_id)
         happening: dict[str, Any] = {
             "name": "client_event", "channel": channel, "event": event,
             "data": data if isinstance(data, str) or data is None else dumps(data),

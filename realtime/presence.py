@@ -1,18 +1,26 @@
-"""Who is online, written straight to the database from channel occupancy.
+"""Who is online, written to the database from channel occupancy.
 
 An agent is online while any console tab holds `kefu{service_id}`; a visitor while its
 window holds `cu{channel}` (WOLIVE-NOTES, "Online / offline"). On a change the tracker
 writes `wolive_service.state` / `wolive_visiter.state` and pushes `geton` / `logout`: to
 `se{service_id}` for an agent, to the visitor's agent's `kefu{service_id}` for a visitor.
+
+The writes are batched: one writer task takes every change of a loop turn and writes them in
+one transaction for agents and one for visitors (`Store.set_service_states`,
+`Store.set_visiter_states`), so a connect storm of thousands of sockets holds one pooled
+connection, not one per socket. On SQLite that writer and the listeners take turns
+(`Store.background_turn`: one SQLite writer, so they queue on an asyncio lock, not in the pool
+or for SQLite's lock), and requests keep the rest of the pool (issue 10 item 7).
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 import re
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Optional
 
-from store import Store
+from store import Store, Unavailable
 
 from .hub import Hub
 
@@ -21,6 +29,12 @@ log = logging.getLogger("wolive.presence")
 #: A channel vacated for less than this is not an offline/online flap: a page reload
 #: re-subscribes well within it (PUSHER-COMPAT, "Webhooks": vacated held ~3 s).
 VACATE_GRACE_S = 3.0
+
+#: A presence write (or listener) that found the database unavailable is tried again after
+#: this, doubling up to RETRY_MAX_S (seconds): a write until it lands (with the newest wanted
+#: state), a listener while the state it is about still holds.
+RETRY_FIRST_S = 0.05
+RETRY_MAX_S = 5.0
 
 AGENT_CHANNEL = re.compile(r"^kefu(\d{1,10})$")
 VISITOR_CHANNEL = re.compile(r"^cu(v[0-9a-f]{40})$")
@@ -38,7 +52,25 @@ class PresenceTracker:
         # Channels last written online; absent means offline (start-up writes everyone
         # offline), so a reload inside the grace writes and pushes nothing.
         self._online: set[str] = set()
-        self._tasks: dict[str, asyncio.Task[None]] = {}
+        # Channels whose wanted state may differ from the written one; the one task that
+        # writes them (`_flush`), and `apply`'s waiters for each channel's write.
+        self._dirty: set[str] = set()
+        self._flusher: Optional[asyncio.Task[None]] = None
+        self._waiters: dict[str, list[asyncio.Future[None]]] = {}
+        # Per channel, the task running its written changes' listeners, in order.
+        self._hooks: dict[str, asyncio.Task[None]] = {}
+        # Channels `expect_back` waits for: counted online (so not coming back is a change
+        # to offline) until they come back or their time is up.
+        self._expected: set[str] = set()
+        #: Awaited after an agent was written online: listener(service_id). wolive.py
+        #: wires `Chat.agent_available` here (waiting visitors are served at once).
+        self.agent_online_listeners: list[Callable[[int], Awaitable[object]]] = []
+        #: Awaited after an agent was written offline: listener(service_id). wolive.py wires
+        #: `Chat.agent_left` here (its visitors are told, their conversations handed over).
+        self.agent_offline_listeners: list[Callable[[int], Awaitable[object]]] = []
+        #: Awaited after a visitor was written offline: listener(visiter_id, business_id).
+        #: wolive.py wires `Chat.leave_waiting` here (a closed window stops waiting).
+        self.visitor_offline_listeners: list[Callable[[str, str], Awaitable[object]]] = []
         hub.adapter.add_occupancy_listener(self.on_occupancy)
 
     def on_occupancy(self, app_id: str, channel: str, occupied: bool) -> None:
@@ -50,10 +82,27 @@ class PresenceTracker:
         if timer:
             timer.cancel()
         if occupied:
+            if channel in self._expected:  # came back: written online like any arrival
+                self._expected.discard(channel)
+                self._online.discard(channel)
             self._set(channel, True)
         else:
             loop = asyncio.get_running_loop()
             self._timers[channel] = loop.call_later(self.grace_s, self._vacated, channel)
+
+    def expect_back(self, channels: list[str], within_s: float) -> None:
+        """Holders that should come back (at start-up: the windows of visitors who were
+        waiting when the server stopped): each channel not occupied within `within_s`
+        seconds is written offline as if it had just been vacated, so its listeners run
+        (a waiting visitor whose window never came back leaves the line)."""
+        loop = asyncio.get_running_loop()
+        for channel in channels:
+            if not VISITOR_CHANNEL.match(channel) or channel in self._timers or \
+                    self.hub.occupied(channel):
+                continue
+            self._expected.add(channel)
+            self._online.add(channel)
+            self._timers[channel] = loop.call_later(within_s, self._vacated, channel)
 
     async def apply(self, channel: str, online: bool) -> bool:
         """Set `channel`'s holder online or offline now, as told from outside this hub (an
@@ -65,69 +114,183 @@ class PresenceTracker:
         timer = self._timers.pop(channel, None)
         if timer:
             timer.cancel()
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(channel, []).append(waiter)
         self._set(channel, online)
-        task = self._tasks.get(channel)
-        if task is not None:
-            await asyncio.shield(task)
+        await asyncio.shield(waiter)
+        hooks = self._hooks.get(channel)
+        if hooks is not None:
+            await asyncio.wait([hooks])
         return True
 
     def _vacated(self, channel: str) -> None:
         self._timers.pop(channel, None)
+        self._expected.discard(channel)
         if not self.hub.occupied(channel):
             self._set(channel, False)
 
     def _set(self, channel: str, online: bool) -> None:
         self._want[channel] = online
-        if channel not in self._tasks:
-            self._tasks[channel] = asyncio.ensure_future(self._apply(channel))
+        self._dirty.add(channel)
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush())
 
-    async def _apply(self, channel: str) -> None:
-        """Write the wanted state until it stops changing; one writer per channel, so an
-        online and an offline write can never land in the wrong order."""
+    async def _flush(self) -> None:
+        """The one writer: every loop turn's changes go out as one batch (one transaction
+        for agents, one for visitors, taking `Store.background_turn`), so a connect storm
+        holds one pooled connection, not one per socket, and an online and an offline
+        write of a channel can never land in the wrong order. A batch that found the
+        database unavailable is tried again after RETRY_FIRST_S, doubling up to
+        RETRY_MAX_S, with the newest wanted states, until it lands."""
+        retry_s = RETRY_FIRST_S
         try:
-            while True:
-                want = self._want[channel]
-                if want != (channel in self._online):
+            while self._dirty:
+                await asyncio.sleep(0)  # this loop turn's arrivals join the batch
+                batch = {ch: want for ch in self._dirty
+                         if (want := self._want.get(ch)) is not None
+                         and want != (ch in self._online)}
+                idle = self._dirty - batch.keys()
+                self._dirty = set()
+                self._settle(idle)
+                agents = {ch: w for ch, w in batch.items() if AGENT_CHANNEL.match(ch)}
+                visitors = {ch: w for ch, w in batch.items() if ch not in agents}
+                failed = False
+                for part, write in ((agents, self._write_agents),
+                                    (visitors, self._write_visitors)):
+                    if not part:
+                        continue
                     try:
-                        await self._write(channel, want)
+                        async with self.store.background_turn():
+                            await write(part)
+                    except Unavailable:
+                        # Outage or SQLite contention (the store logged it): the states
+                        # must not stay wrong, so try again with the newest wanted ones.
+                        self._dirty.update(part)
+                        failed = True
                     except Exception:
-                        log.exception("presence write failed for %s", channel)
+                        log.exception("presence write failed for %d channels (%s, ...)",
+                                      len(part), next(iter(part)))
+                        self._settle(part.keys())
                     else:
-                        if want:
-                            self._online.add(channel)
-                        else:
-                            self._online.discard(channel)
-                if self._want.get(channel) == want:
-                    break
+                        self._settle(part.keys())
+                if failed:
+                    await asyncio.sleep(retry_s)
+                    retry_s = min(retry_s * 2, RETRY_MAX_S)
+                else:
+                    retry_s = RETRY_FIRST_S
         finally:
-            self._tasks.pop(channel, None)
-            self._want.pop(channel, None)
+            self._flusher = None
 
-    async def _write(self, channel: str, online: bool) -> None:
-        state = "online" if online else "offline"
-        event = "geton" if online else "logout"
-        m = AGENT_CHANNEL.match(channel)
-        if m:
-            service_id = int(m.group(1))
-            await self.store.set_service_state(service_id, state)
+    def _settle(self, channels: Iterable[str]) -> None:
+        """These channels are written (or need nothing, or were given up on): forget what
+        they wanted unless they want something new already, and wake `apply`'s waiters."""
+        for ch in channels:
+            if ch in self._dirty:
+                continue
+            self._want.pop(ch, None)
+            for waiter in self._waiters.pop(ch, ()):
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    def _mark(self, channel: str, online: bool) -> None:
+        if online:
+            self._online.add(channel)
+        else:
+            self._online.discard(channel)
+
+    async def _write_agents(self, part: dict[str, bool]) -> None:
+        await self.store.set_service_states({
+            int(ch[len("kefu"):]): "online" if want else "offline"
+            for ch, want in part.items()})
+        for channel, online in part.items():
+            self._mark(channel, online)
+            service_id = int(channel[len("kefu"):])
+            state, event = ("online", "geton") if online else ("offline", "logout")
             self.hub.trigger(f"se{service_id}", event, {"service_id": service_id,
                                                         "state": state})
-            return
-        m = VISITOR_CHANNEL.match(channel)
-        if m:
-            row = await self.store.set_visiter_state(m.group(1), state)
-            if row is None:
-                return
-            queue = await self.store.get_queue(row["visiter_id"], row["business_id"])
-            if queue and queue["service_id"]:
-                self.hub.trigger(f"kefu{queue['service_id']}", event, {
+            listeners = self.agent_online_listeners if online \
+                else self.agent_offline_listeners
+            self._then(channel, online, [(listener, (service_id,)) for listener in listeners])
+
+    async def _write_visitors(self, part: dict[str, bool]) -> None:
+        rows = await self.store.set_visiter_states({
+            ch[len("cu"):]: "online" if want else "offline"
+            for ch, want in part.items()})
+        for channel, online in part.items():
+            self._mark(channel, online)
+            row = rows.get(channel[len("cu"):])
+            if row is None:  # no such visitor
+                continue
+            state, event = ("online", "geton") if online else ("offline", "logout")
+            if row["service_id"]:
+                self.hub.trigger(f"kefu{row['service_id']}", event, {
                     "visiter_id": row["visiter_id"], "channel": row["channel"],
                     "state": state})
+            if not online:
+                self._then(channel, online, [
+                    (gone, (row["visiter_id"], row["business_id"]))
+                    for gone in self.visitor_offline_listeners])
+
+    def _then(self, channel: str, online: bool,
+              calls: list[tuple[Callable[..., Awaitable[object]], tuple[object, ...]]]) -> None:
+        """Run a written change's listeners in a task of their own, after the channel's
+        earlier listeners (so `agent_left` never overtakes the `agent_available` before
+        it), without holding up the next batch."""
+        if not calls:
+            return
+        before = self._hooks.get(channel)
+        task = asyncio.ensure_future(self._run_hooks(before, channel, online, calls))
+        self._hooks[channel] = task
+
+        def done(t: asyncio.Task[None]) -> None:
+            if self._hooks.get(channel) is t:
+                del self._hooks[channel]
+        task.add_done_callback(done)
+
+    async def _run_hooks(self, before: Optional[asyncio.Task[None]], channel: str,
+                         online: bool,
+                         calls: list[tuple[Callable[..., Awaitable[object]],
+                                           tuple[object, ...]]]) -> None:
+        if before is not None:
+            await asyncio.wait([before])
+        for listener, args in calls:
+            await self._tell(channel, online, listener, *args)
+
+    async def _tell(self, channel: str, online: bool,
+                    listener: Callable[..., Awaitable[object]], *args: object) -> None:
+        """Run one listener in the store's background turn. One that found the database
+        unavailable is tried again (RETRY_FIRST_S doubling up to RETRY_MAX_S) while the
+        channel's written state is still the one it is about; any other failure is logged
+        and stops neither the others nor the tracker (the state column is written)."""
+        retry_s = RETRY_FIRST_S
+        while True:
+            try:
+                async with self.store.background_turn():
+                    await listener(*args)
+                return
+            except Unavailable:
+                if (channel in self._online) != online:
+                    return  # changed again: that change's listeners run instead
+                await asyncio.sleep(retry_s)
+                retry_s = min(retry_s * 2, RETRY_MAX_S)
+                if (channel in self._online) != online:
+                    return
+            except Exception:
+                log.exception("presence listener %r failed for %r", listener, args)
+                return
 
     async def drain(self, timeout_s: Optional[float] = 5.0) -> None:
         """Cancel pending grace timers and wait for writes in flight (shutdown)."""
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
-        if self._tasks:
-            await asyncio.wait(list(self._tasks.values()), timeout=timeout_s)
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout_s is None else loop.time() + timeout_s
+        # The writes first: they start listeners.
+        for tasks in ([self._flusher] if self._flusher else [], None):
+            tasks = tasks if tasks is not None else list(self._hooks.values())
+            if tasks:
+                await asyncio.wait(tasks, timeout=None if deadline is None
+                                   else max(0.0, deadline - loop.time()))
+            for task in tasks:  # still retrying against a database that is gone
+                task.cancel()

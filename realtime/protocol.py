@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from . import inputs
+
 #: Seconds of silence after which pusher-js sends `pusher:ping` (it requires a non-zero value).
 ACTIVITY_TIMEOUT_S = 120
 #: A socket silent this long past `activity_timeout` is dead; pusher-js pings well before it.
@@ -78,6 +80,8 @@ class Errors:
     #: socket's public subscriptions (a visitor window, say) stay useful.
     SIGNIN_FAILED = ErrorCode(4009, "Sign-in refused", False)
     OVER_CAPACITY = ErrorCode(4100, "Over capacity", True)
+    #: wolive: the socket needed the database (an agent's session) while it was down.
+    STORE_UNAVAILABLE = ErrorCode(4100, "Service briefly unavailable; reconnect later", True)
     SERVER_SHUTDOWN = ErrorCode(4200, "Server is shutting down; please reconnect", True)
     PONG_NOT_RECEIVED = ErrorCode(4201, "Pong reply not received", True)
     CLOSED_AFTER_INACTIVITY = ErrorCode(4202, "Closed after inactivity", True)
@@ -172,17 +176,17 @@ def decode(text: Any) -> dict[str, Any]:
         raise ProtocolError(Errors.FRAME_TOO_LARGE,
                             f"Frame over {MAX_PROTOCOL_FRAME_BYTES} bytes")
     try:
-        frame = json.loads(text)
-    except ValueError:
-        raise ProtocolError(Errors.GENERIC, "Frame is not JSON") from None
+        frame = inputs.loads(text)
+    except inputs.InputError as exc:
+        raise ProtocolError(Errors.GENERIC, f"Frame is not usable JSON: {exc}") from None
     if not isinstance(frame, dict) or not isinstance(frame.get("event"), str):
         raise ProtocolError(Errors.GENERIC, "Frame needs an 'event' string")
     data = frame.get("data")
     if isinstance(data, str) and frame["event"].startswith("pusher:"):
         # Some clients double-encode client→server data; accept both shapes.
         try:
-            frame["data"] = json.loads(data)
-        except ValueError:
+            frame["data"] = inputs.loads(data)
+        except inputs.InputError:
             pass
     return frame
 

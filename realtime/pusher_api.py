@@ -8,12 +8,12 @@ dicts, written as JSON.
 """
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from . import inputs
 from . import protocol as p
 from .hub import App, Hub
 from .signing import SignatureProblem, verify_api_request
@@ -58,9 +58,9 @@ def authenticate(app: App | None, method: str, path: str, query: Mapping[str, st
 def parse_json(body: bytes) -> Any:
     """A request body as JSON; an empty body is {}. Raises `ApiProblem` 400."""
     try:
-        return json.loads(body or b"{}")
-    except ValueError:
-        raise ApiProblem(400, "body is not JSON") from None
+        return inputs.loads(body or b"{}")
+    except inputs.InputError as exc:
+        raise ApiProblem(400, f"body is not usable JSON: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -189,7 +189,8 @@ def channel(hub: Hub, app: App, name: str, query: Mapping[str, str]) -> dict[str
     """`GET /apps/{id}/channels/{name}?info=`: {"occupied", "user_count"?,
     "subscription_count"?}. user_count on a non-presence channel is a 400."""
     info = parse_info(query.get("info"))
-    if USER_COUNT in info and p.channel_kind(_channel_name(name)) != "presence":
+    _channel_name(name)  # a name no channel can have is a 400, not "not occupied"
+    if USER_COUNT in info and p.channel_kind(name) != "presence":
         raise ApiProblem(400, "user_count is only available for presence channels")
     counts = hub.counts(app, name)
     return {"occupied": counts.subscription_count > 0, **attributes(hub, app, name, info)}

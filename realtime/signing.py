@@ -12,6 +12,8 @@ import time
 from dataclasses import dataclass
 from typing import Mapping, Optional
 
+from .inputs import InputError, whole_number
+
 #: How far `auth_timestamp` may be from our clock (seconds): Pusher's documented window.
 TIMESTAMP_WINDOW_S = 600
 EMPTY_BODY_MD5 = hashlib.md5(b"").hexdigest()
@@ -53,9 +55,10 @@ def verify_api_request(method: str, path: str, params: Mapping[str, str], body: 
     if params.get("auth_version", "1.0") != "1.0":
         raise SignatureProblem(401, "auth_version must be 1.0")
     try:
-        ts = int(params.get("auth_timestamp", ""))
-    except ValueError:
-        raise SignatureProblem(401, "auth_timestamp missing or not an integer") from None
+        ts = whole_number(params.get("auth_timestamp", ""), 0, 2**40)
+    except InputError:
+        raise SignatureProblem(401, "auth_timestamp missing or not a whole number of "
+                                    "seconds") from None
     if abs((now if now is not None else time.time()) - ts) > TIMESTAMP_WINDOW_S:
         raise SignatureProblem(401, "auth_timestamp is more than 600 s from the server's clock")
     md5 = params.get("body_md5")

@@ -32,6 +32,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
 from store import NotFound, Store
 
+from .agents import why_not_act_on
 from .chat import Agent, Chat, ChatError
 
 log = logging.getLogger("wolive.wechat")
@@ -228,8 +229,9 @@ class WechatNotifier:
             row = await self.store.get_service(service_id)
         except NotFound:
             raise ChatError(1, f"no agent {service_id}", 404) from None
-        if agent.level != "super_manager" and row["business_id"] != agent.business_id:
-            raise ChatError(1, "not your business / 无权访问其他商户", 403)
+        reason = why_not_act_on(agent, row)
+        if reason:
+            raise ChatError(1, reason, 403)
         return service_id
 
     async def bindings(self, agent: Agent, service_id: int = 0) -> list[dict[str, Any]]:

@@ -1,5 +1,5 @@
 """Storage: the WoLive tables and one repository API over SQLite and MySQL/MariaDB."""
-from .errors import ConfigError, Conflict, NotFound, StoreError
+from .errors import ConfigError, Conflict, NotFound, StoreError, Unavailable
 from .repo import SCHEMA_VERSION, Conversation, Store, normalise_url
 
 __all__ = [
@@ -10,5 +10,6 @@ __all__ = [
            "NotFound",
            "Store",
            "StoreError",
+           "Unavailable",
            "normalise_url",
 ]

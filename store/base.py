@@ -1,23 +1,192 @@
-"""The base every repository mixin builds on: the engine and small query helpers."""
+"""The base every repository mixin builds on: the engine, small query helpers, and telling an
+unusable database (`Unavailable`, logged once per outage) from a failed statement."""
 from __future__ import annotations
 
+import asyncio
+import logging
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import Any
 
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from .errors import NotFound, Unavailable
+from .rowcache import DEFAULT_TTL_S, RowCache, written_table
+
 Row = dict[str, Any]
+log = logging.getLogger("wolive.store")
+
+#: MySQL/MariaDB client and server errors that mean "cannot reach or use the server now", not
+#: "this statement is wrong" (MySQL reference, client and server error codes): too many
+#: connections, shutting down, cannot connect (socket, TCP, unknown host), server gone away,
+#: lost connection (twice), lost connection during a read.
+MYSQL_UNAVAILABLE = frozenset({1040, 1053, 2002, 2003, 2005, 2006, 2013, 2055})
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether a driver error means the database cannot be used right now: a socket error, a
+    MySQL error in `MYSQL_UNAVAILABLE` (or the driver's "connection closed" InterfaceError),
+    SQLite's "database is locked / busy" after its busy timeout."""
+    if isinstance(exc, OSError):
+        return True
+    if isinstance(exc, sqlite3.OperationalError):
+        text = str(exc).lower()
+        return "locked" in text or "busy" in text
+    module = type(exc).__module__ or ""
+    if module.startswith(("pymysql", "aiomysql")):
+        code = exc.args[0] if exc.args else None
+        return code in MYSQL_UNAVAILABLE or type(exc).__name__ == "InterfaceError"
+    return False
+
+
+class HeldTransaction:
+    """A transaction a task holds (see `store.waiting.WaitingStore.assignment`): while
+    `active`, every query of `store` in that task (not in tasks it starts) runs on `conn`,
+    inside it."""
+
+    def __init__(self, store: StoreBase, conn: AsyncConnection) -> None:
+        self.store = store
+        self.conn = conn
+        self.task = asyncio.current_task()
+        self.active = True
+        #: Run, in order, once the transaction has committed (`StoreBase.on_commit`).
+        self.after_commit: list[Callable[[], object]] = []
+
+
+#: The transaction the current task holds, if any. Tasks started meanwhile copy this
+#: context, so `active` (cleared when the holder ends) is checked, not only presence.
+HELD: ContextVar[HeldTransaction | None] = ContextVar("wolive_held_transaction", default=None)
 
 
 class StoreBase:
     """Holds the engine. Mixins (one module per product area) subclass this and are listed
     in `store.repo.Store`'s bases; each method commits its own transaction."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, row_cache_s: float = DEFAULT_TTL_S) -> None:
         self.engine = engine
+        #: Business and agent rows the chat path reads on every request (`store.rowcache`:
+        #: emptied by this store's own writes to them, entries trusted `row_cache_s`).
+        self.row_cache = RowCache(row_cache_s)
         #: The same pool, for transactions that only read: on SQLite they begin with a
         #: plain (deferred) BEGIN and so never wait for, or block, a writer (WAL).
         self.read_engine = engine.execution_options(wolive_read=True)
         self.dialect = engine.dialect.name
+        #: When the current outage began (`time.monotonic()`), None while the database works.
+        self.unavailable_since: float | None = None
+        event.listen(engine.sync_engine, "handle_error", self._on_error)
+        event.listen(engine.sync_engine.pool, "checkout", self._on_checkout)
+        event.listen(engine.sync_engine, "before_cursor_execute", self._on_statement)
+        event.listen(engine.sync_engine, "commit", self._on_end)
+        event.listen(engine.sync_engine, "rollback", self._on_end)
+        event.listen(engine.sync_engine.pool, "checkin", self._on_checkin)
+
+    # ---- the row cache: invalidation (store.rowcache) ---------------------------------
+
+    def _on_statement(self, conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        """A write to a cached table empties it now, and again when its transaction ends
+        and when its connection is back in the pool (after the commit: `_on_checkin`)."""
+        table = written_table(statement)
+        if table is not None:
+            self.row_cache.invalidate(table)
+            conn.info.setdefault("wolive_dirty", set()).add(table)
+
+    def _on_end(self, conn: Any) -> None:
+        if conn.invalidated:
+            # Its DBAPI connection is gone (a statement cancelled or failed mid-way): what
+            # it wrote is not known any more, so nothing cached is trusted.
+            self.row_cache.invalidate_all()
+            return
+        for table in conn.info.get("wolive_dirty", ()):
+            self.row_cache.invalidate(table)
+
+    def _on_checkin(self, _dbapi_conn: Any, record: Any) -> None:
+        dirty = record.info.pop("wolive_dirty", None) if record is not None else None
+        for table in dirty or ():
+            self.row_cache.invalidate(table)
+
+    async def _cached_row(self, table: str, key: Any, stmt: Any, what: str) -> Row:
+        """The row `stmt` reads (`table`'s row `key`), from the row cache when it holds it.
+        Raises `NotFound` naming `what`."""
+        row = self.row_cache.get(table, key)
+        if row is not None:
+            return row
+        generation = self.row_cache.generation[table]
+        row = await self._fetch_one(stmt)
+        if row is None:
+            raise NotFound(what)
+        self.row_cache.put(table, key, row, generation)
+        return row
+
+    def _on_error(self, context: Any) -> None:
+        """SQLAlchemy's `handle_error` hook: an unusable database becomes `Unavailable`
+        (logged once per outage); other errors go on as they are. A pool pre-ping's failure
+        is left alone: the pool reconnects by itself."""
+        if context.is_pre_ping:
+            return
+        orig = context.original_exception
+        if not isinstance(orig, Exception):  # a cancelled task (shutdown): not an outage
+            return
+        if not (context.is_disconnect or is_unavailable(orig)):
+            return
+        if self.unavailable_since is None:
+            self.unavailable_since = time.monotonic()
+            log.warning("database unavailable (%s: %s); answering 503 until it is back",
+                        type(orig).__name__, orig)
+        raise Unavailable(f"{type(orig).__name__}: {orig}") from orig
+
+    def _on_checkout(self, *_args: Any) -> None:
+        if self.unavailable_since is not None:
+            log.warning("database is back after %.1f s",
+                        time.monotonic() - self.unavailable_since)
+            self.unavailable_since = None
+
+    def _held_transaction(self) -> HeldTransaction | None:
+        """The transaction this task holds on this store, if any."""
+        held = HELD.get()
+        if held is not None and held.active and held.store is self and \
+                held.task is asyncio.current_task():
+            return held
+        return None
+
+    def _held(self) -> AsyncConnection | None:
+        held = self._held_transaction()
+        return held.conn if held is not None else None
+
+    def on_commit(self, fn: Callable[[], object]) -> None:
+        """Run `fn` once what this task wrote is committed: at once outside a held
+        transaction, else when its holder commits (never, if it rolls back). For pushing
+        events about a write only after the write is there for everyone."""
+        held = self._held_transaction()
+        if held is not None:
+            held.after_commit.append(fn)
+        else:
+            fn()
+
+    @asynccontextmanager
+    async def _writing(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction committed on exit; inside a held transaction, that one
+        (committed when its holder ends)."""
+        conn = self._held()
+        if conn is not None:
+            yield conn
+            return
+        async with self.engine.begin() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def _reading(self) -> AsyncIterator[AsyncConnection]:
+        """A read-only connection (`read_engine`); inside a held transaction, that one (so
+        the holder reads what it wrote, and holds one pooled connection, not two)."""
+        conn = self._held()
+        if conn is not None:
+            yield conn
+            return
+        async with self.read_engine.connect() as conn:
+            yield conn
 
     @staticmethod
     def _inserted_id(result: Any) -> int:
@@ -33,10 +202,10 @@ class StoreBase:
         return dict(row) if row is not None else None
 
     async def _fetch_one(self, stmt: Any) -> Row | None:
-        async with self.read_engine.connect() as conn:
+        async with self._reading() as conn:
             return await self._one(conn, stmt)
 
     async def _fetch_all(self, stmt: Any) -> list[Row]:
-        async with self.read_engine.connect() as conn:
+        async with self._reading() as conn:
             return [dict(r) for r in (await conn.execute(stmt)).mappings().all()]
 

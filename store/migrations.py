@@ -7,10 +7,13 @@ Never drop or rename the WoLive document's tables or columns (ARCHITECTURE.md, "
 """
 from __future__ import annotations
 
+import logging
 from typing import Callable
 
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
+
+log = logging.getLogger("wolive.store")
 
 
 def _columns(conn: Connection, table: str) -> set[str]:
@@ -60,6 +63,98 @@ def _v5_chats_conversation_index(conn: Connection) -> None:
                       "(visiter_id, business_id, cid)"))
 
 
+def _v6_chat_system_lines(conn: Connection) -> None:
+    """`wolive_chats.msg_type` may be "system": lines the server writes into a transcript.
+
+    MySQL: the ENUM gains the value. SQLite: a table made by `create_all` carries a CHECK
+    constraint listing the old values, which SQLite cannot alter, so the table is rebuilt
+    (same columns, rows and cids; its indexes made again); a table whose `msg_type` came from
+    migration 2 has no CHECK and needs nothing."""
+    from . import schema
+
+    if conn.dialect.name == "mysql":
+        values = ",".join(f"'{v}'" for v in schema.CHAT_MSG_TYPES)
+        conn.execute(text(f"ALTER TABLE wolive_chats MODIFY COLUMN msg_type ENUM({values}) "
+                          "NOT NULL DEFAULT 'text'"))
+        return
+    ddl = conn.execute(text("SELECT sql FROM sqlite_master WHERE type = 'table' "
+                            "AND name = 'wolive_chats'")).scalar() or ""
+    if "CHECK (msg_type IN" not in ddl or "'system'" in ddl:
+        return
+    _rebuild_sqlite_chats(conn)
+
+
+def _rebuild_sqlite_chats(conn: Connection) -> None:
+    """SQLite: make `wolive_chats` again with today's columns and CHECKs (same rows and
+    cids; its indexes made again)."""
+    from . import schema
+
+    indexes = [i["name"] for i in inspect(conn).get_indexes("wolive_chats")]
+    conn.execute(text("ALTER TABLE wolive_chats RENAME TO wolive_chats_v5"))
+    for name in indexes:
+        conn.execute(text(f'DROP INDEX IF EXISTS "{name}"'))
+    schema.chats.create(conn)
+    cols = ", ".join(c.name for c in schema.chats.columns)
+    conn.execute(text(f"INSERT INTO wolive_chats ({cols}) SELECT {cols} FROM wolive_chats_v5"))
+    conn.execute(text("DROP TABLE wolive_chats_v5"))
+
+
+def _v7_quick_replies(conn: Connection) -> None:
+    """`wolive_quick_reply` (made by create_all, store/quick_replies.py): quick replies kept
+    on the server, an agent's own and the business's shared ones."""
+
+
+def _v8_ratings(conn: Connection) -> None:
+    """`wolive_rating` (made by create_all, `store/ratings.py`): a visitor's 1-5 rating and
+    comment of an ended conversation."""
+
+
+def _v9_visitor_identity(conn: Connection) -> None:
+    """`wolive_visitor_owner` and `wolive_identity` (made by create_all, `store/identity.py`):
+    which browser owns a visitor id (its token's hash), each business's identity secret and
+    its "require signed ids" switch (issue 10)."""
+
+
+def _v10_user_name_nocase(conn: Connection) -> None:
+    """SQLite: unique index `service_user_name_nocase` on `wolive_service (user_name COLLATE
+    NOCASE)`, so "Alice" and "alice" are one user name, as MariaDB's case-insensitive
+    collation already has them (SQLite's NOCASE folds ASCII letters). A database that
+    already holds such a pair keeps working without the index, and the start-up log names
+    the pair to rename. MySQL/MariaDB: nothing to do."""
+    if conn.dialect.name != "sqlite":
+        return
+    if "service_user_name_nocase" in {i["name"] for i in
+                                      inspect(conn).get_indexes("wolive_service")}:
+        return
+    clashes = conn.execute(text(
+        "SELECT group_concat(user_name, ', ') FROM wolive_service "
+        "GROUP BY user_name COLLATE NOCASE HAVING count(*) > 1")).scalars().all()
+    if clashes:
+        log.warning("user names differing only in case: %s; rename all but one of each and "
+                    "run: CREATE UNIQUE INDEX service_user_name_nocase ON wolive_service "
+                    "(user_name COLLATE NOCASE)", "; ".join(clashes))
+        return
+    conn.execute(text("CREATE UNIQUE INDEX service_user_name_nocase ON wolive_service "
+                      "(user_name COLLATE NOCASE)"))
+
+
+def _v11_chat_notes(conn: Connection) -> None:
+    """`wolive_chats.msg_type` may be "note": a line for the agents only (a transfer's note
+    for the receiving agent), never returned to the visitor. As migration 6: MySQL's ENUM
+    gains the value; an SQLite table whose CHECK lists the old values is rebuilt."""
+    from . import schema
+
+    if conn.dialect.name == "mysql":
+        values = ",".join(f"'{v}'" for v in schema.CHAT_MSG_TYPES)
+        conn.execute(text(f"ALTER TABLE wolive_chats MODIFY COLUMN msg_type ENUM({values}) "
+                          "NOT NULL DEFAULT 'text'"))
+        return
+    ddl = conn.execute(text("SELECT sql FROM sqlite_master WHERE type = 'table' "
+                            "AND name = 'wolive_chats'")).scalar() or ""
+    if "CHECK (msg_type IN" in ddl and "'note'" not in ddl:
+        _rebuild_sqlite_chats(conn)
+
+
 #: Migration for version N is MIGRATIONS[N - 1]. Append only.
 MIGRATIONS: list[Callable[[Connection], None]] = [
     _v1_wolive_tables,
@@ -67,4 +162,10 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     _v3_service_load,
     _v4_message_state,
     _v5_chats_conversation_index,
+    _v6_chat_system_lines,
+    _v7_quick_replies,
+    _v8_ratings,
+    _v9_visitor_identity,
+    _v10_user_name_nocase,
+    _v11_chat_notes,
 ]

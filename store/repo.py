@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,14 +21,23 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from . import schema as t
+from .agent_status import AgentStatusStore
 from .agents import AgentStore
 from .base import Row, StoreBase
 from .content import ContentStore
 from .history import HistoryStore
+from .identity import IdentityStore
 from .migrations import MIGRATIONS
+from .pool import pool_options
+from .presence import PresenceStore
+from .rowcache import DEFAULT_TTL_S
+from .quick_replies import QuickReplyStore
+from .ratings import RatingStore
+from .waiting import WaitingStore
 from .wechat import WechatStore
+from .upsert import upsert
 from .workbench import WorkbenchStore
-from .errors import ConfigError, Conflict, NotFound
+from .errors import ConfigError, Conflict, NotFound, Unavailable
 
 #: Latest schema version this code knows (store/migrations.py lists them).
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -81,12 +91,19 @@ class Conversation:
     from_url: str = ""
     #: `wolive_queue.timestamp` ("YYYY-MM-DD HH:MM:SS", UTC): when it was queued/assigned.
     queued_at: str = ""
+    #: The last message's `msg_type` (text, image, file, system).
+    last_msg_type: str = "text"
+    #: The conversation's newest cid (0: no message yet): what `unread` and `last_content`
+    #: are as of, so a client can merge the live messages it heard meanwhile.
+    last_cid: int = 0
 
     def as_dict(self) -> Row:
         return self.__dict__.copy()
 
 
-class Store(AgentStore, ContentStore, HistoryStore, WechatStore, WorkbenchStore, StoreBase):
+class Store(AgentStatusStore, AgentStore, ContentStore, HistoryStore, WaitingStore,
+            WechatStore, WorkbenchStore, QuickReplyStore, RatingStore, IdentityStore, PresenceStore,
+            StoreBase):
     """The repository. Build with `await Store.open(url)`; close with `await store.close()`.
 
     Areas of the product add their SQL as mixins (subclasses of `StoreBase` in their own
@@ -96,15 +113,23 @@ class Store(AgentStore, ContentStore, HistoryStore, WechatStore, WorkbenchStore,
     # ---- life -------------------------------------------------------------------------
 
     @classmethod
-    async def open(cls, url: str, base_dir: str = ".", migrate: bool = True) -> Store:
+    async def open(cls, url: str, base_dir: str = ".", migrate: bool = True,
+                   pool_size: int | None = None, max_overflow: int | None = None,
+                   pool_timeout: float | None = None,
+                   row_cache_s: float = DEFAULT_TTL_S) -> Store:
         """Connect (creating a SQLite file and its folder if needed) and migrate.
 
-        Raises `ConfigError` when the URL is unusable or the server cannot be reached.
+        The pool (`store.pool`): `pool_size` connections kept, `max_overflow` more under
+        load (None: the dialect's default), a request waits up to `pool_timeout` seconds
+        for one and then gets `Unavailable`. Business and agent rows are cached for at most
+        `row_cache_s` seconds (`store.rowcache`; 0: not cached). Raises `ConfigError` when
+        the URL is unusable or the server cannot be reached.
         """
         sa_url = normalise_url(url, base_dir)
         if sa_url.startswith("sqlite"):
             os.makedirs(os.path.dirname(sa_url.split(":///", 1)[1]) or ".", exist_ok=True)
-            engine = create_async_engine(sa_url)
+            engine = create_async_engine(sa_url, **pool_options(
+                "sqlite", pool_size, max_overflow, pool_timeout))
 
             @event.listens_for(engine.sync_engine, "connect")
             def _pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -129,17 +154,20 @@ class Store(AgentStore, ContentStore, HistoryStore, WechatStore, WorkbenchStore,
                 conn.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
         else:
             engine = create_async_engine(sa_url, pool_pre_ping=True, pool_recycle=3600,
-                                         pool_size=10, max_overflow=20)
-        store = cls(engine)
+                                         **pool_options("mysql", pool_size, max_overflow,
+                                                        pool_timeout))
+        store = cls(engine, row_cache_s)
         try:
             if migrate:
                 await store.migrate()
             else:
                 async with engine.connect() as conn:
                     await conn.execute(select(1))
-        except OperationalError as exc:
+        except (OperationalError, Unavailable) as exc:
+            # An unreachable server comes as `Unavailable` (the store's error hook).
             await engine.dispose()
-            raise ConfigError(f"database.url: cannot use the database: {exc.orig}") from exc
+            cause = exc.orig if isinstance(exc, OperationalError) else exc.__cause__ or exc
+            raise ConfigError(f"database.url: cannot use the database: {cause}") from exc
         return store
 
     async def close(self) -> None:
@@ -217,14 +245,18 @@ class Store(AgentStore, ContentStore, HistoryStore, WechatStore, WorkbenchStore,
                 t.service.c.service_id == sid)) or {}
 
     async def get_service(self, service_id: int) -> Row:
-        """Raises `NotFound`."""
-        row = await self._fetch_one(select(t.service).where(t.service.c.service_id == service_id))
-        if row is None:
-            raise NotFound(f"agent {service_id}")
-        return row
+        """The agent's `wolive_service` row (from the row cache, `store.rowcache`). Raises
+        `NotFound`."""
+        return await self._cached_row("wolive_service", service_id, select(t.service).where(
+            t.service.c.service_id == service_id), f"agent {service_id}")
 
     async def find_service_by_name(self, user_name: str) -> Row | None:
-        return await self._fetch_one(select(t.service).where(t.service.c.user_name == user_name))
+        """The agent named `user_name`, ignoring case as MariaDB's collation does (SQLite:
+        NOCASE, the collation of migration 10's unique index); None when there is none."""
+        column = t.service.c.user_name
+        match = (column.collate("NOCASE") == user_name if self.dialect == "sqlite"
+                 else column == user_name)
+        return await self._fetch_one(select(t.service).where(match))
 
     async def set_service_password(self, service_id: int, password_hash: str) -> None:
         async with self.engine.begin() as conn:
@@ -249,23 +281,27 @@ class Store(AgentStore, ContentStore, HistoryStore, WechatStore, WorkbenchStore,
 
     async def online_services_with_load(self, business_id: str) -> list[Row]:
         """The business's online agents, by `service_id`: `[{service_id, load,
-        idle_since_ms}]`. `load` = its open (`normal`) conversations in `wolive_queue`;
+        idle_since_ms, away}]`. `load` = its open (`normal`) conversations in `wolive_queue`;
         `idle_since_ms` = the later of its last assignment and last reply (ms since the
-        epoch, 0 = never; `wolive_service_load`)."""
-        sl = t.service_load
+        epoch, 0 = never; `wolive_service_load`); `away`: the agent set itself away
+        (`wolive_service_status`), so the auto rule gives it nobody new."""
+        sl, st = t.service_load, t.service_status
         load = (select(func.count()).select_from(t.queue).where(and_(
             t.queue.c.service_id == t.service.c.service_id,
             t.queue.c.state == "normal")).scalar_subquery())
         rows = await self._fetch_all(
             select(t.service.c.service_id, load.label("load"),
                    func.coalesce(sl.c.last_assigned_ms, 0).label("assigned"),
-                   func.coalesce(sl.c.last_active_ms, 0).label("active"))
-            .select_from(t.service.outerjoin(sl, sl.c.service_id == t.service.c.service_id))
+                   func.coalesce(sl.c.last_active_ms, 0).label("active"),
+                   st.c.status.label("status"))
+            .select_from(t.service.outerjoin(sl, sl.c.service_id == t.service.c.service_id)
+                         .outerjoin(st, st.c.service_id == t.service.c.service_id))
             .where(and_(t.service.c.business_id == business_id,
                         t.service.c.state == "online"))
             .order_by(t.service.c.service_id))
         return [{"service_id": r["service_id"], "load": int(r["load"] or 0),
-                 "idle_since_ms": max(int(r["assigned"]), int(r["active"]))} for r in rows]
+                 "idle_since_ms": max(int(r["assigned"]), int(r["active"])),
+                 "away": r["status"] == "away"} for r in rows]
 
     async def note_service_activity(self, service_id: int, assigned: bool = False,
                                     active: bool = False, at_ms: int | None = None) -> None:
@@ -280,7 +316,7 @@ class Store(AgentStore, ContentStore, HistoryStore, WechatStore, WorkbenchStore,
         if not values:
             return
         sl = t.service_load
-        async with self.engine.begin() as conn:
+        async with self._writing() as conn:
             res = await conn.execute(update(sl).where(sl.c.service_id == service_id)
                                      .values(**values))
             if not res.rowcount:
@@ -294,12 +330,10 @@ class Store(AgentStore, ContentStore, HistoryStore, WechatStore, WorkbenchStore,
     # ---- businesses ---------------------------------------------------------------------
 
     async def get_business(self, business_id: str) -> Row:
-        """Raises `NotFound`."""
-        row = await self._fetch_one(select(t.business).where(
-            t.business.c.business_id == business_id))
-        if row is None:
-            raise NotFound(f"business {business_id}")
-        return row
+        """The `wolive_business` row (from the row cache, `store.rowcache`). Raises
+        `NotFound`."""
+        return await self._cached_row("wolive_business", business_id, select(t.business).where(
+            t.business.c.business_id == business_id), f"business {business_id}")
 
     async def add_business(self, business_id: str, distribution_rule: str = "auto") -> Row:
         async with self.engine.begin() as conn:
@@ -314,22 +348,35 @@ class Store(AgentStore, ContentStore, HistoryStore, WechatStore, WorkbenchStore,
 
     async def upsert_visiter(self, visiter_id: str, business_id: str, visiter_name: str,
                              channel: str, avatar: str, ip: str, from_url: str) -> Row:
-        """Record a visit: insert the visitor or refresh its name, avatar, IP and page."""
+        """Record a visit: insert the visitor or refresh its name, channel, avatar, IP, page
+        and `timestamp` (its `state` and `vid` stay). Returns the `wolive_visiter` row.
+
+        One statement (`store.upsert`), so concurrent first visits of different visitors
+        cannot deadlock and two tabs of one visitor cannot both insert."""
+        return (await self.upsert_visiter_and_queue(
+            visiter_id, business_id, visiter_name, channel, avatar, ip, from_url,
+            queue=False))[0]
+
+    async def upsert_visiter_and_queue(self, visiter_id: str, business_id: str,
+                                       visiter_name: str, channel: str, avatar: str, ip: str,
+                                       from_url: str, queue: bool = True
+                                       ) -> tuple[Row, Row | None]:
+        """`upsert_visiter`, and in the same transaction the visitor's `wolive_queue` row
+        (`get_queue`; None when never queued, or when `queue` is False)."""
         values = dict(visiter_name=visiter_name, channel=channel, avatar=avatar, ip=ip,
                       from_url=from_url[:255])
         key = and_(t.visiter.c.visiter_id == visiter_id, t.visiter.c.business_id == business_id)
         async with self.engine.begin() as conn:
-            res = await conn.execute(update(t.visiter).where(key).values(
-                timestamp=func.current_timestamp(), **values))
-            if not res.rowcount:
-                try:
-                    async with conn.begin_nested():
-                        await conn.execute(insert(t.visiter).values(
-                            visiter_id=visiter_id, business_id=business_id, **values))
-                except IntegrityError:
-                    # A second tab inserted it first: refresh instead.
-                    await conn.execute(update(t.visiter).where(key).values(**values))
-            return await self._one(conn, select(t.visiter).where(key)) or {}
+            await conn.execute(upsert(
+                self.dialect, t.visiter,
+                dict(visiter_id=visiter_id, business_id=business_id, **values),
+                ["visiter_id", "business_id"],
+                [*values.items(), ("timestamp", func.current_timestamp())]))
+            visitor = await self._one(conn, select(t.visiter).where(key)) or {}
+            row = await self._one(conn, select(t.queue).where(and_(
+                t.queue.c.visiter_id == visiter_id,
+                t.queue.c.business_id == business_id))) if queue else None
+            return visitor, row
 
     async def get_visiter(self, visiter_id: str, business_id: str) -> Row:
         """Raises `NotFound`."""
@@ -361,7 +408,7 @@ class Store(AgentStore, ContentStore, HistoryStore, WechatStore, WorkbenchStore,
         A blacklisted visitor stays blacklisted: raises `Conflict`.
         """
         key = and_(t.queue.c.visiter_id == visiter_id, t.queue.c.business_id == business_id)
-        async with self.engine.begin() as conn:
+        async with self._writing() as conn:
             row = await self._one(conn, select(t.queue).where(key))
             if row and row["state"] == "in_black_list":
                 raise Conflict("blacklisted")
@@ -387,7 +434,7 @@ class Store(AgentStore, ContentStore, HistoryStore, WechatStore, WorkbenchStore,
         visitor stays blacklisted: raises `Conflict`."""
         q = t.queue
         key = and_(q.c.visiter_id == visiter_id, q.c.business_id == business_id)
-        async with self.engine.begin() as conn:
+        async with self._writing() as conn:
             row = await self._one(conn, select(q).where(key))
             if row and row["state"] == "in_black_list":
                 raise Conflict("blacklisted")
@@ -411,7 +458,7 @@ class Store(AgentStore, ContentStore, HistoryStore, WechatStore, WorkbenchStore,
         me = await self.get_queue(visiter_id, business_id)
         if me is None or me["service_id"] != 0 or me["state"] != "normal":
             return 0
-        async with self.read_engine.connect() as conn:
+        async with self._reading() as conn:
             ahead = (await conn.execute(select(func.count()).select_from(q).where(and_(
                 q.c.business_id == business_id, q.c.service_id == 0, q.c.state == "normal",
                 q.c.qid < me["qid"])))).scalar()
@@ -422,7 +469,7 @@ class Store(AgentStore, ContentStore, HistoryStore, WechatStore, WorkbenchStore,
         one conditional UPDATE, so of any number of concurrent claimers (any process, SQLite
         or MariaDB, even MyISAM) exactly one sees True."""
         q = t.queue
-        async with self.engine.begin() as conn:
+        async with self._writing() as conn:
             res = await conn.execute(update(q).where(and_(
                 q.c.visiter_id == visiter_id, q.c.business_id == business_id,
                 q.c.service_id == 0, q.c.state == "normal"))
@@ -466,7 +513,7 @@ class Store(AgentStore, ContentStore, HistoryStore, WechatStore, WorkbenchStore,
         """`visiter_id`s of `waiting`, in the same order, without the conversation summary
         (for hand-over, which needs only who)."""
         q = t.queue
-        async with self.read_engine.connect() as conn:
+        async with self._reading() as conn:
             res = await conn.execute(select(q.c.visiter_id).where(and_(
                 q.c.business_id == business_id, q.c.service_id == 0, q.c.state == "normal"))
                 .order_by(q.c.qid).limit(limit))
@@ -527,7 +574,8 @@ class Store(AgentStore, ContentStore, HistoryStore, WechatStore, WorkbenchStore,
             cids = [r["last_cid"] for r in rows if r["last_cid"]]
             last: dict[int, Row] = {}
             if cids:
-                for found in (await conn.execute(select(c.c.cid, c.c.content, c.c.timestamp)
+                for found in (await conn.execute(select(c.c.cid, c.c.content, c.c.timestamp,
+                                                        c.c.msg_type)
                                                  .where(c.c.cid.in_(cids)))).mappings():
                     last[found["cid"]] = dict(found)
         out = []
@@ -539,7 +587,8 @@ class Store(AgentStore, ContentStore, HistoryStore, WechatStore, WorkbenchStore,
                 avatar=r["avatar"], channel=r["channel"], online=r["vstate"] == "online",
                 last_content=m.get("content", ""), last_timestamp=m.get("timestamp", 0),
                 unread=int(r["unread"] or 0), from_url=r["from_url"],
-                queued_at=str(r["queued_at"] or "")))
+                queued_at=str(r["queued_at"] or ""), last_cid=int(r["last_cid"] or 0),
+                last_msg_type=m.get("msg_type") or "text"))
         return out
 
     async def unread_count(self, visiter_id: str, business_id: str,
@@ -555,13 +604,15 @@ class Store(AgentStore, ContentStore, HistoryStore, WechatStore, WorkbenchStore,
 
     async def add_chat(self, visiter_id: str, service_id: int, business_id: str, content: str,
                        direction: str, timestamp: int | None = None,
-                       msg_type: str = "text") -> Row:
+                       msg_type: str = "text", state: str = "unread") -> Row:
         """Store one message (committed on return). Returns the row with its `cid`.
 
         `msg_type` is "text" (content is plain text), "image" or "file" (content is the
-        stored file's URL path; a file's original name travels after a newline)."""
+        stored file's URL path; a file's original name travels after a newline), "system"
+        (a line the server writes: JSON `{key, vars}`, see `schema.CHAT_MSG_TYPES`) or
+        "note" (such a line for the agents only)."""
         values = dict(visiter_id=visiter_id, service_id=service_id, business_id=business_id,
-                      content=content, direction=direction, state="unread",
+                      content=content, direction=direction, state=state,
                       msg_type=msg_type,
                       timestamp=int(timestamp if timestamp is not None else time.time()))
         async with self.engine.begin() as conn:
@@ -569,12 +620,64 @@ class Store(AgentStore, ContentStore, HistoryStore, WechatStore, WorkbenchStore,
             values["cid"] = self._inserted_id(res)
         return values
 
+    async def add_message(self, visiter_id: str, business_id: str, content: str,
+                          direction: str, decide: Callable[[Row | None, Row | None],
+                                                           int | None],
+                          msg_type: str = "text", active_service_id: int = 0
+                          ) -> tuple[Row | None, Row | None, Row | None]:
+        """A message of the chat path in one transaction: read the visitor
+        (`wolive_visiter`) and its queue row together (one statement; on MySQL/MariaDB with
+        `FOR UPDATE`, so a blacklisting cannot slip in between), let `decide(visitor,
+        queue)` (None when absent) say to which agent the message belongs (its
+        `service_id`), then store it as `add_chat` does and, with `active_service_id`, note
+        that agent's reply (`note_service_activity(active=True)`); all committed together.
+
+        `decide` returns None to write nothing, or raises (e.g. a refusal) to roll back.
+        Returns `(visitor, queue, chat)`: `chat` as `add_chat` returns it, None when
+        nothing was written."""
+        v, q = t.visiter, t.queue
+        stmt = (select(v, q.c.qid.label("q_qid"), q.c.service_id.label("q_service_id"),
+                       q.c.state.label("q_state"), q.c.timestamp.label("q_timestamp"))
+                .select_from(v.outerjoin(q, and_(q.c.visiter_id == v.c.visiter_id,
+                                                 q.c.business_id == v.c.business_id)))
+                .where(and_(v.c.visiter_id == visiter_id, v.c.business_id == business_id)))
+        if self.dialect == "mysql":
+            stmt = stmt.with_for_update()
+        async with self._writing() as conn:
+            row = await self._one(conn, stmt)
+            visitor = queue = None
+            if row is not None:
+                visitor = {k: val for k, val in row.items() if not k.startswith("q_")}
+                if row["q_qid"] is not None:
+                    queue = {"qid": row["q_qid"], "visiter_id": visiter_id,
+                             "service_id": row["q_service_id"], "business_id": business_id,
+                             "state": row["q_state"], "timestamp": row["q_timestamp"]}
+            service_id = decide(visitor, queue)
+            if service_id is None:
+                return visitor, queue, None
+            values = dict(visiter_id=visiter_id, service_id=service_id,
+                          business_id=business_id, content=content, direction=direction,
+                          state="unread", msg_type=msg_type, timestamp=int(time.time()))
+            res = await conn.execute(insert(t.chats).values(**values))
+            values["cid"] = self._inserted_id(res)
+            if active_service_id:
+                now = int(time.time() * 1000)
+                await conn.execute(upsert(
+                    self.dialect, t.service_load,
+                    dict(service_id=active_service_id, last_active_ms=now), ["service_id"],
+                    [("last_active_ms", now)]))
+        return visitor, queue, values
+
     async def chats_of(self, visiter_id: str, business_id: str, before_cid: int = 0,
-                       limit: int = 50, after_cid: int = 0) -> list[Row]:
+                       limit: int = 50, after_cid: int = 0,
+                       agent_lines: bool = True) -> list[Row]:
         """A conversation's messages, oldest first; the `limit` newest before `before_cid`,
-        or with `after_cid` the `limit` oldest after it (what a reconnecting page missed)."""
+        or with `after_cid` the `limit` oldest after it (what a reconnecting page missed).
+        `agent_lines=False` (the visitor's reads): without the agents-only "note" lines."""
         c = t.chats
         cond = [c.c.visiter_id == visiter_id, c.c.business_id == business_id]
+        if not agent_lines:
+            cond.append(c.c.msg_type != "note")
         if before_cid:
             cond.append(c.c.cid < before_cid)
         if after_cid:
@@ -594,6 +697,18 @@ class Store(AgentStore, ContentStore, HistoryStore, WechatStore, WorkbenchStore,
                 c.c.visiter_id == visiter_id, c.c.business_id == business_id,
                 c.c.direction == direction, c.c.state == "unread")).values(state="readed"))
             return int(res.rowcount or 0)
+
+    async def card_extras(self, service_id: int) -> tuple[str, str]:
+        """The agent's active greeting (`active_greeting`; "" when none) and its status
+        (`service_status`: `available` or `away`) in one statement."""
+        s, st = t.sentence, t.service_status
+        greeting = select(s.c.content).where(and_(
+            s.c.service_id == service_id, s.c.state == "using")).limit(1).scalar_subquery()
+        status = select(st.c.status).where(st.c.service_id == service_id).scalar_subquery()
+        row = await self._fetch_one(select(greeting.label("greeting"),
+                                           status.label("status")))
+        row = row or {}
+        return str(row.get("greeting") or ""), str(row.get("status") or "available")
 
     async def active_greeting(self, service_id: int) -> str:
         row = await self._fetch_one(select(t.sentence.c.content).where(and_(

@@ -109,6 +109,14 @@ business = Table(
     **_MYSQL,
 )
 
+#: `wolive_chats.msg_type` values. A "system" row is a line the server writes into a
+#: conversation's transcript (an end, a transfer, a greeting's sender...): `content` is JSON
+#: `{"key": <what happened>, "vars": {...}}`, rendered by the pages in their language, never
+#: as HTML; direction `to_visiter`, state `readed` (it never counts as unread). A "note"
+#: row (migration 11) is such a line for the agents only (a transfer's note): the visitor's
+#: reads never return it.
+CHAT_MSG_TYPES = ("text", "image", "file", "system", "note")
+
 chats = Table(
     "wolive_chats", metadata,
     Column("cid", Integer, primary_key=True, autoincrement=True),
@@ -120,8 +128,9 @@ chats = Table(
     Column("state", _enum("readed", "unread", name="chat_state"), nullable=False,
            server_default="unread"),
     Column("direction", _enum("to_visiter", "to_service", name="chat_direction")),
-    # Not in the document (migration 2): how to read `content`, never as HTML.
-    Column("msg_type", _enum("text", "image", "file", name="chat_msg_type"), nullable=False,
+    # Not in the document (migration 2): how to read `content`, never as HTML; "system"
+    # (migration 6): a line the server writes into the transcript (see `SYSTEM_LINE`).
+    Column("msg_type", _enum(*CHAT_MSG_TYPES, name="chat_msg_type"), nullable=False,
            server_default="text"),
     Index("chats_visiter", "visiter_id"),
     Index("service", "service_id"),
@@ -217,6 +226,20 @@ service_load = Table(
     Column("service_id", Integer, primary_key=True, autoincrement=False),
     Column("last_assigned_ms", BigInteger, nullable=False, server_default="0"),
     Column("last_active_ms", BigInteger, nullable=False, server_default="0"),
+    **_MYSQL,
+)
+
+#: Not in the document (issue 9): the status an agent sets explicitly, `available` (the
+#: auto rule may give it visitors) or `away` (it keeps its open conversations but gets no
+#: new ones and is no transfer target), with when it was set (ms since the epoch). An agent
+#: with no row is available. Independent of `wolive_service.state` (online/offline), which
+#: follows the agent's open consoles. Made by `metadata.create_all`; no migration needed.
+service_status = Table(
+    "wolive_service_status", metadata,
+    Column("service_id", Integer, primary_key=True, autoincrement=False),
+    Column("status", _enum("available", "away", name="service_status"), nullable=False,
+           server_default="available"),
+    Column("changed_ms", BigInteger, nullable=False, server_default="0"),
     **_MYSQL,
 )
 

@@ -12,11 +12,11 @@ import time
 from typing import Any
 
 from sqlalchemy import (Column, Index, Integer, String, Table, Text, UniqueConstraint, and_,
-                        func, insert, select, update)
-from sqlalchemy.exc import IntegrityError
+                        case, func, insert, select, update)
 
 from . import schema as t
 from .base import Row, StoreBase
+from .upsert import upsert
 
 #: A page load this long (seconds) after the previous one counts as a new visit.
 VISIT_GAP_S = 30 * 60
@@ -55,26 +55,21 @@ class WorkbenchStore(StoreBase):
         one more visit when the last was over `VISIT_GAP_S` ago."""
         now = int(now if now is not None else time.time())
         vi = visiter_info
-        key = and_(vi.c.visiter_id == visiter_id, vi.c.business_id == business_id)
         fresh: dict[str, object] = {}
         if user_agent:
             fresh["user_agent"] = user_agent[:MAX_USER_AGENT]
         if referrer:
             fresh["referrer"] = referrer[:MAX_REFERRER]
+        gap = case((now - func.coalesce(vi.c.last_visit, 0) > VISIT_GAP_S, 1), else_=0)
         async with self.engine.begin() as conn:
-            row = await self._one(conn, select(vi).where(key))
-            if row is None:
-                try:
-                    async with conn.begin_nested():
-                        await conn.execute(insert(vi).values(
-                            visiter_id=visiter_id, business_id=business_id, first_visit=now,
-                            last_visit=now, visits=1, note="", **fresh))
-                except IntegrityError:  # another tab of the same visitor, just now
-                    pass
-            else:
-                more = 1 if now - int(row["last_visit"] or 0) > VISIT_GAP_S else 0
-                await conn.execute(update(vi).where(key).values(
-                    last_visit=now, visits=vi.c.visits + more, **fresh))
+            # One statement (no read first, no savepoint). `visits` is set before
+            # `last_visit`: MySQL's assignments see the values set before them.
+            await conn.execute(upsert(
+                self.dialect, vi,
+                dict(visiter_id=visiter_id, business_id=business_id, first_visit=now,
+                     last_visit=now, visits=1, note="", **fresh),
+                ["visiter_id", "business_id"],
+                [("visits", vi.c.visits + gap), ("last_visit", now), *fresh.items()]))
 
     async def visitor_info(self, visiter_id: str, business_id: str) -> Row | None:
         return await self._fetch_one(select(visiter_info).where(and_(

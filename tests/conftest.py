@@ -90,13 +90,21 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 # ---- config and the in-process server ----------------------------------------------------
 
-def write_config(tmp_path: Path, db_url: str, **server: Any) -> Path:
+def write_config(tmp_path: Path, db_url: str, row_cache_s: float | None = None,
+                 log_level: str = "warning",
+                 **server: Any) -> Path:
     data = {
         "server": {"host": "127.0.0.1", "port": 0, "demo_port": None, "data_dir": "data",
                    **server},
-        "database": {"url": db_url},
+        # The row cache (store/rowcache.py) is off by default here: many tests change a
+        # business or an agent straight in the database (helpers.db_rows), behind the
+        # server's back, as another node would; tests/test_row_cache.py turns it on.
+        # WOLIVE_TEST_ROW_CACHE_S=3600 runs a file with it on (stale rows never expire).
+        "database": {"url": db_url,
+                     "row_cache_s": float(os.environ.get("WOLIVE_TEST_ROW_CACHE_S", "0"))
+                     if row_cache_s is None else row_cache_s},
         "security": {"bcrypt_rounds": 4},
-        "log_level": "warning",
+        "log_level": log_level,
     }
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
@@ -197,9 +205,11 @@ class RunningServer:
 
 
 def start_server(tmp_path: Path, db_url: str, create_admin: bool = True,
+                 row_cache_s: float | None = None, log_level: str = "warning",
                  **server: Any) -> RunningServer:
     server.setdefault("demo_port", 0)
-    config_path = write_config(tmp_path, db_url, **server)
+    config_path = write_config(tmp_path, db_url, row_cache_s=row_cache_s,
+                               log_level=log_level, **server)
     env = dict(os.environ, WOLIVE_ADMIN_PASSWORD=ADMIN_PASSWORD, PYTHONUNBUFFERED="1")
     if create_admin:
         subprocess.run([sys.executable, str(ROOT / "wolive.py"), "--config", str(config_path),

@@ -58,9 +58,17 @@ class Shop:
         boss = Client(base_url)
         resp = await boss.install(BIZ, "boss", PASSWORD)
         assert resp.code == 302, resp.code
+        shop = cls(server, base_url, ws_base, db, Agent(1, "boss", BIZ, boss))
         if rule != "auto":
-            db_rows(db, "UPDATE wolive_business SET distribution_rule = %s", (rule,))
-        return cls(server, base_url, ws_base, db, Agent(1, "boss", BIZ, boss))
+            await shop.set_rule(rule)
+        return shop
+
+    async def set_rule(self, rule: str) -> None:
+        """Every business's distribution rule, through the server's store (so its row
+        cache follows at once, as after `/admin/manager/switches`)."""
+        store = self.server.store
+        for row in await store.businesses():
+            await store.set_switches(row["business_id"], {"distribution_rule": rule})
 
     async def agent(self, user: str, level: str = "service", business_id: str = BIZ) -> Agent:
         store = self.server.store

@@ -108,9 +108,14 @@ async def test_returning_visitor_goes_back_to_its_agent(
     assert (await post(a, "/admin/set/close", visiter_id="v1"))[1]["code"] == 0
     # 1 - 1 open, bert idle longest: a new visitor would go to bert ...
     assert pick_agent(await s.server.store.online_services_with_load(BIZ)) == b.sid
-    # ... but v1 comes back to anna, and its conversation opens again.
+    # ... but v1 comes back to anna: opening the window shows the ended conversation
+    # (nothing written), and writing again opens it with her.
     body = await s.notice(v1)
     assert (body["code"], body["data"]["service_id"]) == (0, a.sid)
+    assert s.queue("v1") == {"service_id": a.sid, "state": "complete"}
+    _, body = await v1.client.json("/admin/event/chats", "POST",
+                                   form={**v1.ids, "content": "back"})
+    assert body["code"] == 0, body
     assert s.queue("v1") == {"service_id": a.sid, "state": "normal"}
     # A reload while the conversation is open stays with anna too.
     assert (await s.notice(v1))["data"]["service_id"] == a.sid
@@ -180,12 +185,12 @@ async def test_special_forces_an_online_agent_of_the_business(
     body = await s.notice(await s.visitor("v1"), special=str(b.sid))
     assert body["data"]["service_id"] == b.sid  # load-balancing alone picks anna
     # Offline (carl) or of another business (zed): ignored, the usual rule applies.
-    assert (await s.notice(await s.visitor("v2"), special=str(c.sid)))["data"][
-        "service_id"] == a.sid
+    v2 = await s.visitor("v2")
+    assert (await s.notice(v2, special=str(c.sid)))["data"]["service_id"] == a.sid
     assert (await s.notice(await s.visitor("v3"), special=str(stranger.sid)))["data"][
         "service_id"] in (a.sid, b.sid)
-    # special moves an open conversation; the old agent's console drops it.
-    v2 = await s.visitor("v2")
+    # special moves an open conversation (the same browser again); the old agent's
+    # console drops it.
     body = await s.notice(v2, special=str(b.sid))
     assert body["data"]["service_id"] == b.sid
     switch = await a.sock.expect("getswitch", f"kefu{a.sid}")
@@ -206,7 +211,11 @@ async def test_nobody_online_is_code_3_under_both_rules(
         db_rows(s.db, "UPDATE wolive_business SET distribution_rule = %s", (rule,))
         body = await s.notice(await s.visitor(f"v-{rule}", listen=False))
         assert (body["code"], body["msg"]) == (3, "请留言")
-    assert db_rows(s.db, "SELECT * FROM wolive_queue") == []
+    # Issue 9: they wait all the same (the first agent online serves them), oldest first.
+    assert db_rows(s.db, "SELECT visiter_id, service_id, state FROM wolive_queue "
+                   "ORDER BY qid") == [
+        {"visiter_id": "v-auto", "service_id": 0, "state": "normal"},
+        {"visiter_id": "v-claim", "service_id": 0, "state": "normal"}]
 
 
 # ---- claim -----------------------------------------------------------------------------------

@@ -80,3 +80,24 @@ async def test_numbers_too_big_for_the_database_are_a_400(base_url: str) -> None
         body = json.loads(resp.body)
         assert resp.code == 400 and body["code"] == 1 and "out of range" in body["msg"], \
             (path, resp.code, body)
+
+
+@pytest.mark.allow_error_logs
+@pytest.mark.gen_test(timeout=60)
+async def test_an_unexpected_error_is_a_500_with_an_id_logged_once(
+        base_url: str, wolive_server: Any, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Anything unexpected: a JSON 500 whose msg carries an id, and one log line (with the
+    traceback) carrying the same id, so a user's report finds the log."""
+    boss = Client(base_url)
+    assert (await boss.install("shop1", "boss", PASSWORD)).code == 302
+
+    async def broken(*_a: Any, **_k: Any) -> Any:
+        raise RuntimeError("boom")
+    monkeypatch.setattr(wolive_server.chat, "conversations", broken)
+    code, body = await boss.json("/admin/set/getchats")
+    assert code == 500 and body["code"] == 1, body
+    error_id = body["msg"].rsplit("(id ", 1)[1].rstrip(")")
+    assert len(error_id) == 8, body
+    traced = [r for r in caplog.records if r.exc_info]  # besides the access log's line
+    assert len(traced) == 1 and error_id in traced[0].getMessage(), caplog.records

@@ -66,14 +66,20 @@ async def test_notice_code_3_when_nobody_online(base_url: str, ws_base: str, cfg
     visitor, boot = await open_visitor_window(base_url, BIZ, "visitor-3")
     code, body = await notice(visitor, boot)
     assert (code, body["code"], body["msg"]) == (200, 3, "请留言")
-    assert db_rows(cfg["database"]["url"], "SELECT * FROM wolive_queue") == []
+    # Issue 9: it waits all the same, for the first agent to come online.
+    assert db_rows(cfg["database"]["url"], "SELECT visiter_id, service_id, state FROM "
+                   "wolive_queue") == [{"visiter_id": "visitor-3", "service_id": 0,
+                                        "state": "normal"}]
 
 
 @pytest.mark.gen_test
 async def test_notice_code_1_when_business_closed(base_url: str, ws_base: str, cfg: dict) -> None:
     db = cfg["database"]["url"]
-    await setup_agent(base_url, ws_base, db)
-    db_rows(db, "UPDATE wolive_business SET state = 'close' WHERE business_id = %s", (BIZ,))
+    agent, _ = await setup_agent(base_url, ws_base, db)
+    # Through the URL (the server's row cache follows its own writes at once).
+    code, body = await agent.json("/admin/business/state", "POST",
+                                  form={"business_id": BIZ, "state": "close"})
+    assert (code, body["code"]) == (200, 0), body
     visitor, boot = await open_visitor_window(base_url, BIZ, "visitor-2")
     code, body = await notice(visitor, boot)
     assert (code, body["code"]) == (200, 1)
@@ -89,7 +95,9 @@ async def test_notice_code_2_queues_under_claim_rule(
     all_sock = await PusherSocket.connect(ws_base, cookie=agent.cookie_header())
     assert (await all_sock.subscribe("all" + BIZ))["event"] == \
         "pusher_internal:subscription_succeeded"
-    db_rows(db, "UPDATE wolive_business SET distribution_rule = 'claim'")
+    code, body = await agent.json("/admin/manager/switches", "POST",
+                                  form={"distribution_rule": "claim"})
+    assert (code, body["code"]) == (200, 0), body
     for n in (1, 2):
         visitor, boot = await open_visitor_window(base_url, BIZ, f"waiting-{n}")
         code, body = await notice(visitor, boot)
@@ -134,6 +142,10 @@ async def test_messages_both_ways_stored_then_pushed(
     code, body = await agent.json("/admin/set/chats", "POST", form={
         "visiter_id": "visitor-9", "content": "Hi Ann, how can I help?", "avatar": ""})
     assert (code, body["code"], body["msg"]) == (200, 0, "success")
+    # The visitor's own message first (its other windows show it too), then the reply.
+    own = await vsock.expect("my-event", "cu" + boot["channel"])
+    assert (own["data"]["message"]["direction"], own["data"]["message"]["content"]) == \
+        ("to_service", "你好 👋 <b>bold?</b>")
     frame = await vsock.expect("my-event", "cu" + boot["channel"])
     assert frame["data"]["message"]["content"] == "Hi Ann, how can I help?"
     assert frame["data"]["message"]["nick_name"] == "Boss"
@@ -197,7 +209,7 @@ async def test_bad_input_gets_code_and_msg_and_writes_nothing(
         assert body["code"] != 0 and body["msg"], body
     code, body = await visitor.json("/admin/event/chats", "POST", body=b"{not json",
                                     headers={"Content-Type": "application/json"})
-    assert code == 400 and body["msg"] == "body is not valid JSON"
+    assert code == 400 and body["msg"].startswith("body is not valid JSON")
     # Unknown business in the window URL: a readable page, not a traceback.
     resp = await visitor.fetch("/index/index/home", form={"business_id": "nope"})
     assert resp.code == 404 and b"unknown business_id" in resp.body

@@ -75,7 +75,7 @@ async def test_not_logged_in_or_no_xsrf_is_refused_and_changes_nothing(
 async def test_getwait_lists_the_own_business_waiting_visitors(
         wolive_server: Any, base_url: str, ws_base: str, cfg: dict) -> None:
     s, ag, _vs = await setup(wolive_server, base_url, ws_base, cfg)
-    db_rows(s.db, "UPDATE wolive_business SET distribution_rule = 'claim'")
+    await s.set_rule("claim")
     for vid, biz in (("q1", BIZ), ("q2", BIZ), ("q3", "shop2")):
         assert (await s.notice(await s.visitor(vid, business_id=biz, listen=False)))[
             "code"] == 2
@@ -96,7 +96,7 @@ async def test_getwait_lists_the_own_business_waiting_visitors(
 @pytest.mark.gen_test(timeout=30)
 async def test_claim_errors(wolive_server: Any, base_url: str, ws_base: str, cfg: dict) -> None:
     s, ag, _vs = await setup(wolive_server, base_url, ws_base, cfg)
-    db_rows(s.db, "UPDATE wolive_business SET distribution_rule = 'claim'")
+    await s.set_rule("claim")
     q1 = await s.visitor("q1", listen=False)
     assert (await s.notice(q1))["code"] == 2
     await s.visitor("never-queued", listen=False)
@@ -142,7 +142,9 @@ async def test_getchatnow_restores_a_closed_conversation(
         "state": "in_black_list", "qid": 999})
     assert (code, body["code"]) == (200, 0), body
     assert body["data"]["visiter_id"] == "v1" and body["data"]["state"] == "normal"
-    assert body["data"]["last_content"] == "hello" and body["data"]["unread"] == 1
+    # The last line is the closing one (a system line, never unread); "hello" stays unread.
+    assert body["data"]["last_msg_type"] == "system" and body["data"]["unread"] == 1
+    assert '"ended"' in body["data"]["last_content"]
     assert s.queue("v1") == {"service_id": anna.sid, "state": "normal"}
     assert listed((await get(anna, "/admin/set/getchats"))[1]) == ["v1"]
     # An open one: answered as it is.
@@ -254,7 +256,7 @@ async def test_blacklist_and_unblack(
 async def test_blacklisting_a_waiting_visitor_drops_it_from_every_waiting_list(
         wolive_server: Any, base_url: str, ws_base: str, cfg: dict) -> None:
     s, ag, _vs = await setup(wolive_server, base_url, ws_base, cfg)
-    db_rows(s.db, "UPDATE wolive_business SET distribution_rule = 'claim'")
+    await s.set_rule("claim")
     q = await s.visitor("q1", listen=False)
     assert (await s.notice(q))["code"] == 2
     _code, body = await post(ag["bert"], "/admin/set/blacklist", visiter_id="q1")
@@ -304,10 +306,13 @@ async def test_transfer(wolive_server: Any, base_url: str, ws_base: str, cfg: di
     code, body = await post(ag["mia"], "/admin/set/getswitch", visiter_id="v1",
                             service_id=anna.sid)
     assert body["code"] == 0 and s.queue("v1") == {"service_id": anna.sid, "state": "normal"}
-    # Messages follow the conversation.
+    # Messages follow the conversation (after the transfer's own line in the transcript).
     assert (await say(v1, "still here"))[1]["code"] == 0
-    assert (await anna.sock.expect("cu-event", f"kefu{anna.sid}"))["data"]["message"][
-        "content"] == "still here"
+    while True:
+        got = (await anna.sock.expect("cu-event", f"kefu{anna.sid}"))["data"]["message"]
+        if got["msg_type"] != "system":
+            break
+    assert got["content"] == "still here"
     # A closed conversation is not transferred.
     assert (await post(anna, "/admin/set/close", visiter_id="v1"))[1]["code"] == 0
     code, body = await post(anna, "/admin/set/transfer", visiter_id="v1", service_id=bert.sid)

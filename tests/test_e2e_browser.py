@@ -81,19 +81,29 @@ class PageProblems:
             f"{who}: HTTP {resp.status} for {resp.url}"))
         # A page that navigates (reload, goto) cancels its own requests still in flight: those
         # ERR_ABORTED are the browser's doing, not a failure. Every other failed request is.
+        # The old document may still start requests (a timer, a poll) after the navigation
+        # request, until the new one commits: a request that fails meanwhile is one of them.
         in_flight: set[Any] = set()
         orphaned: set[Any] = set()
+        navigating = [False]
 
         def on_request(req: Any) -> None:
             if req.is_navigation_request() and req.frame == page.main_frame:
                 orphaned.update(in_flight)
                 in_flight.clear()
+                navigating[0] = True
             else:
                 in_flight.add(req)
 
+        def on_committed(frame: Any) -> None:
+            if frame == page.main_frame:
+                orphaned.update(in_flight)
+                in_flight.clear()
+                navigating[0] = False
+
         def on_failed(req: Any) -> None:
             in_flight.discard(req)
-            if req in orphaned and "ERR_ABORTED" in (req.failure or ""):
+            if "ERR_ABORTED" in (req.failure or "") and (req in orphaned or navigating[0]):
                 orphaned.discard(req)
                 return
             self.problems.append(f"{who}: request failed: {req.url} {req.failure}")
@@ -103,6 +113,7 @@ class PageProblems:
             orphaned.discard(req)
 
         page.on("request", on_request)
+        page.on("framenavigated", on_committed)
         page.on("requestfinished", on_done)
         page.on("requestfailed", on_failed)
 
@@ -222,7 +233,8 @@ def test_visitor_and_agent_chat_in_the_browser(
     # A visitor on the site owner's page (another origin) sees the floating button.
     visitor_ctx = new_context("visitor")
     demo = visitor_ctx.new_page()
-    demo.goto(f"{server.demo_url}/?business_id={BUSINESS}")
+    # (WoLive's popup window, `mode='popup'`: the in-page panel is tests/test_ui_widget.py's.)
+    demo.goto(f"{server.demo_url}/?business_id={BUSINESS}&mode=popup")
     button = demo.locator(".kefu_box")
     expect(button).to_be_visible()
     box = button.bounding_box()
@@ -310,7 +322,7 @@ def test_phone_visitor_and_agent(running_server: RunningServer,
 
     phone_ctx = new_context("phone", **phone)
     page = phone_ctx.new_page()
-    page.goto(f"{server.demo_url}/?business_id={BUSINESS}")
+    page.goto(f"{server.demo_url}/?business_id={BUSINESS}&mode=popup")
     page.locator(".kefu_box").tap()
     page.wait_for_url(re.compile(re.escape(server.base_url) + r"/index/index/home\?"))
     assert len(phone_ctx.pages) == 1, "a phone must not get a popup"

@@ -98,6 +98,9 @@ class CountingSocket:
         self.sends.append(bytes(data))
         return int(self.sock.send(data))
 
+    def __getattr__(self, name: str) -> Any:  # recv, fileno, close: the socket's own
+        return getattr(self.sock, name)
+
 
 async def counted(wolive_server: Any, ws_base: str, channel: str
                   ) -> tuple[PusherSocket, Any, CountingSocket]:
@@ -254,11 +257,17 @@ async def test_pusher_sockets_have_no_nagle(wolive_server: Any, ws_base: str) ->
     assert recorder.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
 
 
+@pytest.mark.parametrize("raw", [True, False], ids=["raw", "tornado"])
 @pytest.mark.gen_test(timeout=30)
 async def test_nothing_follows_a_close_tornado_sent_itself(http_server: Any,
-                                                           wolive_server: Any) -> None:
-    """When Tornado closes a socket on its own (a message too big, a ping timeout) it sends
-    the close frame and waits for the peer's: no published frame may follow it."""
+                                                           wolive_server: Any, raw: bool,
+                                                           monkeypatch: Any) -> None:
+    """When the transport closes a socket on its own (a message too big, a ping timeout)
+    it sends the close frame and waits for the peer's: no published frame may follow it.
+    Both transports: the raw socket (plain TCP) and Tornado's handler (TLS; here by
+    turning the raw path off)."""
+    import handlers.pusher as hp
+    monkeypatch.setattr(hp, "RAW_SOCKETS", raw)
     reader, writer = await asyncio.open_connection("127.0.0.1", http_server.port)
     key = base64.b64encode(os.urandom(16)).decode()
     writer.write((f"GET /app/wolive?protocol=7 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
@@ -275,10 +284,20 @@ async def test_nothing_follows_a_close_tornado_sent_itself(http_server: Any,
     opcode, body = await read_frame(reader)
     assert json.loads(body)["event"] == "before"
     conn = hub.adapter._apps[hub.default_app.id]["closing"][socket_id]
-    conn.handler.ws_connection.close(1009, "message too big")  # as Tornado does
+    if raw:
+        assert type(conn) is hp._RawWebSocket
+        conn._fail(1009, "message too big")  # as it does for a message too big
+    else:
+        assert type(conn) is hp._WSConnection
+        conn.handler.ws_connection.close(1009, "message too big")  # as Tornado does
     hub.trigger("closing", "after", {})
     opcode, body = await read_frame(reader)
     assert opcode == 0x8 and body[:2] == struct.pack("!H", 1009)
-    with pytest.raises(asyncio.TimeoutError):  # nothing after the close frame
-        await asyncio.wait_for(read_frame(reader), 0.5)
+    # Nothing after the close frame: Tornado waits for ours; the raw socket has also shut
+    # its side (the end of the stream).
+    try:
+        assert await asyncio.wait_for(reader.read(1), 0.5) == b""
+        assert raw
+    except asyncio.TimeoutError:
+        assert not raw
     writer.close()

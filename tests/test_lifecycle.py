@@ -46,6 +46,27 @@ def test_sigterm_closes_sockets_with_4200_and_exits_0(tmp_path: Path) -> None:
             server.proc.kill()
 
 
+def test_the_serving_process_freezes_start_up_objects_and_collects_young_ones_less_often(
+        tmp_path: Path) -> None:
+    """`wolive.setup_gc` runs once start-up is done (issue 11 item 5: no full-collection
+    stalls under fan-out), and says so in the log."""
+    import re
+
+    import wolive
+    server = start_server(tmp_path, f"sqlite:///{tmp_path}/w.db", log_level="info")
+    try:
+        server.proc.send_signal(signal.SIGTERM)
+        assert server.proc.wait(timeout=15) == 0
+        m = re.search(r"garbage collector: (\d+) start-up objects frozen, thresholds "
+                      r"\((\d+), \d+, \d+\)", server.logs())
+        assert m, server.logs()[-2000:]
+        assert int(m.group(1)) > 10_000  # the modules, the app, the engine
+        assert int(m.group(2)) == wolive.GC_GEN0_THRESHOLD
+    finally:
+        if server.proc.poll() is None:
+            server.proc.kill()
+
+
 def test_sqlite_default_needs_no_setup(tmp_path: Path) -> None:
     """A fresh data dir: the SQLite file, its folder and the secrets are made at start-up."""
     server = start_server(tmp_path, "sqlite:///nested/dir/wolive.db", create_admin=False)

@@ -633,3 +633,38 @@ async def test_business_state_refusals(world: World, caller: str | None, form: d
     code, body = await post(c, "/admin/business/state", **form)
     assert (code, body["code"]) == (status, 1), body
     assert db_rows(world.db, "SELECT DISTINCT state FROM wolive_business") == [{"state": "open"}]
+
+
+# ---- one rule for acting on another agent -------------------------------------------------
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("caller,target,allowed", [
+    ("mgr_a", "boss", False),   # above it: the WeChat bindings were readable and writable
+    ("mgr_a", "mgr_a", True),   # itself
+    ("mgr_a", "svc_a", True),   # a service of its business
+    ("mgr_a", "svc_b", False),  # another business
+    ("svc_a", "mgr_a", False),  # a service acts on itself only
+    ("boss", "mgr_b", True),    # a super_manager, any business, below it
+])
+async def test_every_url_that_acts_on_another_agent_follows_one_rule(
+        world: World, caller: str, target: str, allowed: bool) -> None:
+    """`why_not_act_on`: the WeChat bindings (read and write), the greeting switch and the
+    profile update answer alike, and a refusal writes nothing."""
+    client, sid = getattr(world, caller), world.ids[target]
+    await world.server.store.save_greeting(sid, "hi")
+    before = {t: db_rows(world.db, f"SELECT * FROM {t}")
+              for t in ("wolive_weixin", "wolive_service", "wolive_sentence")}
+    answers = [
+        await client.json("/admin/manager/weixin", form={"service_id": sid}),
+        await post(client, "/admin/manager/weixin", open_id="oPWNED_123", service_id=sid),
+        await post(client, "/admin/manager/update", service_id=sid, nick_name="renamed"),
+        await post(client, "/admin/manager/greetingstate", service_id=sid, state="unuse"),
+    ]
+    for code, body in answers:
+        if allowed:
+            assert code == 200 and body["code"] == 0, (caller, target, body)
+        else:
+            assert (code, body["code"]) == (403, 1), (caller, target, body)
+    if not allowed:
+        for table, rows in before.items():
+            assert db_rows(world.db, f"SELECT * FROM {table}") == rows, table

@@ -54,7 +54,13 @@ async def test_agent_presence_written_and_pushed(base_url: str, ws_base: str, cf
 
 @pytest.mark.gen_test
 async def test_reload_within_grace_is_not_a_flap(base_url: str, ws_base: str, cfg: dict,
-                                                 short_grace: None) -> None:
+                                                 wolive_server: Any) -> None:
+    """A reload (the channel left, then taken again within the grace) cancels the pending
+    offline write: nothing is written or pushed. Driven by events, not by time: the grace is
+    long, and the test waits for the server to see each step (was a 0.3 s grace that a
+    loaded machine's reconnect could outlast)."""
+    presence, hub = wolive_server.presence, wolive_server.hub
+    presence.grace_s = 60.0
     db = cfg["database"]["url"]
     agent = Client(base_url)
     await agent.install("shop1", "boss", PASSWORD)
@@ -64,10 +70,11 @@ async def test_reload_within_grace_is_not_a_flap(base_url: str, ws_base: str, cf
     await console.subscribe("kefu1")
     await watcher.expect("geton", "se1")
     console.close()
-    await asyncio.sleep(GRACE / 3)
+    await wait_for(lambda: not hub.occupied("kefu1"))
+    assert "kefu1" in presence._timers  # offline is pending, not written
     again = await PusherSocket.connect(ws_base, cookie=agent.cookie_header())
     await again.subscribe("kefu1")
-    await asyncio.sleep(GRACE * 2)
+    await wait_for(lambda: "kefu1" not in presence._timers)
     await watcher.nothing(0.05)
     assert agent_state(db) == "online"
 
@@ -87,8 +94,21 @@ async def test_stranger_cannot_make_agent_look_online(base_url: str, ws_base: st
     foreign = await PusherSocket.connect(ws_base, cookie=agent.cookie_header(),
                                          origin="http://evil.example")
     assert (await foreign.subscribe("kefu1"))["event"] == "pusher:subscription_error"
+    # Nor from another port of the same host (another origin: the demo site, any other
+    # service on the machine), nor a malformed one.
+    host, port = base_url.split("://", 1)[1].rsplit(":", 1)
+    for origin in (f"http://{host}:{int(port) + 1}", f"http://{host}", f"https://{host}",
+                   f"http://{host}:99999", "null"):
+        other = await PusherSocket.connect(ws_base, cookie=agent.cookie_header(),
+                                           origin=origin)
+        answer = await other.subscribe("kefu1")
+        assert answer["event"] == "pusher:subscription_error", (origin, answer)
     await asyncio.sleep(GRACE)
     assert agent_state(db) == "offline"
+    # From wolive's own origin it counts (the console).
+    own = await PusherSocket.connect(ws_base, cookie=agent.cookie_header(), origin=base_url)
+    assert (await own.subscribe("kefu1"))["event"] == "pusher_internal:subscription_succeeded"
+    await wait_for(lambda: agent_state(db) == "online")
 
 
 @pytest.mark.gen_test

@@ -255,3 +255,42 @@ async def test_idle_and_shut_down_connections_are_closed(app: Any, io_loop: Any)
         server.stop()
         for conn in opened:
             conn.close()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_behind_a_proxy_publishes_stay_on_the_reader_with_the_clients_address(
+        app: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """`xheaders` (production behind nginx): publishes are still the reader's, and its
+    access log names the client the proxy reports, as Tornado's own connection does
+    (`X-Real-Ip`, else the last `X-Forwarded-For` hop not in `trusted_downstream`; an
+    invalid address: the peer's)."""
+    import logging
+    caplog.set_level(logging.DEBUG, logger="tornado.access")
+    sock, port = tornado.testing.bind_unused_port()
+    server = hs.HTTPServer(app, xheaders=True, trusted_downstream=["10.0.0.1"])
+    server.add_sockets([sock])
+    cases = [(("X-Forwarded-For: 198.51.100.4, 203.0.113.9, 10.0.0.1",), "203.0.113.9"),
+             (("X-Forwarded-For: 203.0.113.9", "X-Real-Ip: 192.0.2.7"), "192.0.2.7"),
+             (("X-Forwarded-For: not-an-address",), "127.0.0.1"),
+             ((), "127.0.0.1")]
+    conn = await Http.open(port)
+    try:
+        for extra, client in cases:
+            caplog.clear()
+            answer = await conn.post(signed("1", "/apps/1/events", event()), event(),
+                                     extra=extra)
+            assert answer[::2] == (200, {})
+            assert len(server._lean_connections) == 1  # the reader's, not Tornado's
+            lines = [r.getMessage() for r in caplog.records if r.name == "tornado.access"]
+            assert len(lines) == 1 and f"({client})" in lines[0], (extra, lines)
+        # Tornado's own connection (`Connection: close` is its) names the same client.
+        caplog.clear()
+        answer = await conn.post(signed("1", "/apps/1/events", event()), event(),
+                                 extra=cases[0][0] + ("Connection: close",))
+        assert answer[0] == 200 and server._lean_connections == set()
+        lines = [r.getMessage() for r in caplog.records if r.name == "tornado.access"]
+        assert len(lines) == 1 and "(203.0.113.9)" in lines[0], lines
+    finally:
+        conn.close()
+        server.stop()
+        await server.close_all_connections()

@@ -23,7 +23,7 @@ import pusher
 import pusher.crypto
 import pytest
 from conftest import write_config
-from helpers import Client, PusherSocket
+from helpers import Client, PusherSocket, wait_for
 
 import wolive
 from realtime import protocol as p
@@ -499,6 +499,26 @@ async def test_silent_sockets_are_closed_with_4201(ws_base: str, base_url: str,
 
 
 @pytest.mark.gen_test
+async def test_websocket_ping_frames_count_as_activity(ws_base: str,
+                                                       wolive_server: Any) -> None:
+    """A native client that keeps its link alive with WebSocket ping frames (and never sends
+    `pusher:ping`) is not swept; one that sends nothing at all is."""
+    hub = wolive_server.hub
+    native = await PusherSocket.connect(ws_base)
+    mute = await PusherSocket.connect(ws_base)
+    long_ago = p.ACTIVITY_TIMEOUT_S + p.DEAD_SOCKET_GRACE_S + 1
+    for sock in (native, mute):
+        hub.sessions[sock.socket_id].last_seen -= long_ago
+    stale = hub.sessions[native.socket_id].last_seen
+    native.conn.ping(b"alive?")
+    await wait_for(lambda: hub.sessions[native.socket_id].last_seen > stale)
+    assert hub.sweep() == 1
+    assert (await mute.expect("pusher:error"))["data"]["code"] == 4201
+    native.send("pusher:ping", {})
+    await native.expect("pusher:pong")
+
+
+@pytest.mark.gen_test
 async def test_oversized_frames_get_an_error_not_a_crash(ws_base: str) -> None:
     a = await PusherSocket.connect(ws_base)
     b = await PusherSocket.connect(ws_base)
@@ -647,6 +667,10 @@ async def test_channel_queries(ws_base: str, base_url: str) -> None:
     assert await in_thread(client.channel_info, "nobody-here") == {"occupied": False}
     with pytest.raises(pusher.errors.PusherBadRequest):
         await in_thread(client.channel_info, "news", ["user_count"])
+    # A name no channel can have (the library would refuse to build it): 400.
+    for bad in ("/apps/1/channels/%00", "/apps/1/channels/" + "x" * 300):
+        with pytest.raises(pusher.errors.PusherBadRequest):
+            await in_thread(raw_request, client, "GET", bad, {})
 
     assert await in_thread(client.users_info, ch) == {"users": [{"id": "u1"}, {"id": "u2"}]}
     assert await in_thread(client.users_info, "presence-empty") == {"users": []}

@@ -77,7 +77,12 @@ async def test_dates_are_whole_days_or_unix_seconds(world: World) -> None:  # no
                           ({"start": today, "end": "2000-01-01"}, "start is after end"),
                           ({"limit": 0}, "limit must be 1-100"),
                           ({"limit": 101}, "limit must be 1-100"),
-                          ({"page": 0}, "page starts at 1")]:
+                          ({"page": 0}, "page starts at 1"),
+                          # Past what a timestamp holds: refused, not a 500.
+                          ({"end": "9999-12-31"}, "out of range"),
+                          ({"start": "0001-01-01"}, "out of range"),
+                          ({"start": "٢٠٢٦-٠١-٠١"}, "must be a date"),
+                          ({"end": "١٧٠٠٠٠٠٠٠٠"}, "must be a date")]:
         code, body = await search(world.mgr_a, **params)
         assert (code, body["code"]) == (400, 1) and words in body["msg"], (params, body)
 

@@ -161,3 +161,46 @@ async def test_reads_do_not_wait_for_a_writer(db_url: str) -> None:
         await store.close()
     assert [r["business_id"] for r in db_rows(db_url, "SELECT * FROM wolive_business")] == \
         ["busy"]
+
+
+@pytest.mark.gen_test
+async def test_sqlite_chats_table_from_before_system_lines_is_rebuilt(tmp_path: Path) -> None:
+    """Migration 6 on a SQLite `wolive_chats` made by an older create_all (its CHECK lists
+    text/image/file only): rebuilt with the same rows, cids and indexes, and it takes
+    "system" rows."""
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    store = await Store.open(f"sqlite:///{path}")
+    first = await store.add_chat("v1", 1, "shop1", "old", "to_service")
+    await store.close()
+    con = sqlite3.connect(path)
+    ddl = con.execute("SELECT sql FROM sqlite_master WHERE name = 'wolive_chats'").fetchone()[0]
+    indexes = {r[0]: r[1] for r in con.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'wolive_chats' "
+        "AND sql IS NOT NULL")}
+    assert "'system'" in ddl and "chats_conversation" in indexes
+    con.executescript(
+        "ALTER TABLE wolive_chats RENAME TO v6; "
+        + ddl.replace(", 'system'", "").replace("VARCHAR(6)", "VARCHAR(5)") + "; "
+        "INSERT INTO wolive_chats SELECT * FROM v6; DROP TABLE v6; "
+        + "; ".join(indexes.values()) + "; DELETE FROM wolive_schema WHERE version >= 6;")
+    con.commit()
+    with pytest.raises(sqlite3.IntegrityError):
+        con.execute("INSERT INTO wolive_chats (visiter_id, service_id, business_id, content, "
+                    "timestamp, direction, msg_type) VALUES ('v1', 1, 'shop1', '{}', 1, "
+                    "'to_visiter', 'system')")
+    con.close()
+
+    store = await Store.open(f"sqlite:///{path}")
+    assert await store.schema_version() == SCHEMA_VERSION
+    line = await store.add_chat("v1", 1, "shop1", '{"key": "x", "vars": {}}', "to_visiter",
+                                msg_type="system", state="readed")
+    rows = await store.chats_of("v1", "shop1")
+    await store.close()
+    assert [(r["cid"], r["msg_type"], r["state"]) for r in rows] == [
+        (first["cid"], "text", "unread"), (line["cid"], "system", "readed")]
+    con = sqlite3.connect(path)
+    assert set(indexes) <= {r[0] for r in con.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'wolive_chats'")}
+    con.close()

@@ -213,7 +213,16 @@ def test_console_pages_as_super_manager_and_manager(
     assert page.evaluate("navigator.clipboard.readText()") == snippet
     assert page.locator("#preview").get_attribute("sandbox") == "allow-scripts allow-popups"
     expect(page.frame_locator("#preview").locator(".kefu_box")).to_be_visible()
+    expect(page.locator("#mode-help")).to_contain_text("打开对话面板")
+    expect(page.locator("#csp-help")).to_contain_text(f"frame-src 和 img-src 中允许 {base}")
     shot(page, "page-embed")
+    # WoLive's popup window: one attribute more in the snippet, and what it means.
+    page.locator("#popup-mode").check()
+    expect(page.locator("#snippet")).to_have_text(snippet.replace(
+        f"business_id='{BUSINESS}'", f"business_id='{BUSINESS}' mode='popup'"))
+    expect(page.locator("#mode-help")).to_contain_text("新窗口打开对话")
+    page.locator("#popup-mode").uncheck()
+    expect(page.locator("#snippet")).to_have_text(snippet)
 
     # The language switch: English, remembered on the next page, and back.
     page.locator("#lang-switch").click()

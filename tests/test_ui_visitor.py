@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from conftest import BUSINESS, RunningServer, start_server, stop_server
+from helpers import db_rows
 import test_e2e_browser as e2e
 from test_e2e_browser import PHONE, POPUP, PageProblems, agent_login, fills_window
 
@@ -154,9 +155,16 @@ def test_nobody_online_leave_a_message_and_the_agent_reads_it(
     expect(en.locator("#leave h2")).to_have_text("Leave a message")
     expect(en.locator("#send")).to_have_text("Send")
 
-    # The agent signs in and finds it on the message board.
+    # The agent signs in and finds it on the message board. The visitor who left a message
+    # is not pulled back into a chat; the one still on the form is connected (issue 9).
     agent = new_context("agent").new_page()
     agent_login(agent, server)
+    wait_agent(en)
+    expect(en.locator("#leave")).to_have_count(0)
+    expect(page.locator("#agent-state")).to_have_text("客服不在线")
+    expect(page.locator("#leave-done")).to_be_visible()
+    assert db_rows(server.db_url, "SELECT service_id FROM wolive_queue WHERE visiter_id = %s",
+                   ("vleave1",)) == []
     board = agent.goto(f"{server.base_url}/admin/page/messages")
     if board is not None and board.status == 200:
         card = agent.locator(".msg-card", has_text="请问周末发货吗？<b>急</b>")
@@ -189,13 +197,14 @@ def test_pc_window_faq_emoji_uploads_language_and_reconnect(
 
     # The floating button on the demo page opens a popup.
     demo = new_context("visitor").new_page()
-    demo.goto(f"{server.demo_url}/?business_id={BUSINESS}")
+    demo.goto(f"{server.demo_url}/?business_id={BUSINESS}&mode=popup")
     with demo.expect_popup() as info:
         demo.locator(".kefu_box").click()
     chat = info.value
     chat.set_viewport_size(POPUP)
     wait_agent(chat)
-    greeting = chat.locator(".msg.system .bubble").first
+    # The greeting is the agent's first message (issue 9), not a system line.
+    greeting = chat.locator(".msg.theirs .bubble").first
     expect(greeting).to_have_text("您好，我是店长，有什么可以帮您？")
     expect(chat.locator("#close-btn")).to_be_visible()   # a popup closes; no "back"
     expect(chat.locator("#back")).to_be_hidden()
@@ -259,7 +268,8 @@ def test_pc_window_faq_emoji_uploads_language_and_reconnect(
     api(agent, server, "POST", "/admin/set/chats", visiter_id=visiter_id,
         content="收到图片了 <script>alert(1)</script>")
     reply = "收到图片了 <script>alert(1)</script>"
-    expect(chat.locator(".msg.theirs .bubble")).to_have_text([reply])
+    hello = "您好，我是店长，有什么可以帮您？"  # the greeting: the agent's first message
+    expect(chat.locator(".msg.theirs .bubble")).to_have_text([hello, reply])
     expect(chat.locator("#typing")).to_be_hidden()
     api(agent, server, "POST", "/admin/set/getwatch", visiter_id=visiter_id)
     expect(chat.locator(".msg.mine.read")).to_have_count(3)
@@ -277,16 +287,16 @@ def test_pc_window_faq_emoji_uploads_language_and_reconnect(
     expect(chat.locator("#conn")).to_be_visible()
     for text in ("第一条 1", "第二条 2", "第三条 3"):
         api(agent, server, "POST", "/admin/set/chats", visiter_id=visiter_id, content=text)
-    expect(chat.locator(".msg.theirs")).to_have_count(1)
+    expect(chat.locator(".msg.theirs")).to_have_count(2)
     chat.evaluate("window.woliveVisitor.pusher.connect()")
     expect(chat.locator("#conn")).to_be_hidden()
-    theirs = ["收到图片了 <script>alert(1)</script>", "第一条 1", "第二条 2", "第三条 3"]
+    theirs = [hello, "收到图片了 <script>alert(1)</script>", "第一条 1", "第二条 2", "第三条 3"]
     expect(chat.locator(".msg.theirs .bubble")).to_have_text(theirs)
     chat.evaluate("window.woliveVisitor.fetchMissed()")   # asking again adds nothing
     chat.wait_for_timeout(300)
     expect(chat.locator(".msg.theirs .bubble")).to_have_text(theirs)
     cids = chat.eval_on_selector_all(".msg[data-cid]", "rs => rs.map(r => +r.dataset.cid)")
-    assert cids == sorted(set(cids)) and len(cids) == 7, cids
+    assert cids == sorted(set(cids)) and len(cids) == 8, cids
 
     # English, by the switch; every string of the window follows, and the choice is kept.
     chat.locator("#lang-btn").click()
@@ -301,7 +311,7 @@ def test_pc_window_faq_emoji_uploads_language_and_reconnect(
     wait_agent(chat)
     expect(chat.locator("#send")).to_have_text("Send")
     expect(chat.locator("#sound-btn")).to_have_attribute("aria-pressed", "false")
-    expect(chat.locator(".msg:not(.system) .bubble")).to_have_count(7)  # history, once each
+    expect(chat.locator(".msg:not(.system) .bubble")).to_have_count(8)  # history, once each
     chat.locator("#lang-btn").click()
     expect(chat.locator("#send")).to_have_text("发送")
     expect(chat.locator("#agent-state")).to_have_text("在线")
@@ -309,7 +319,7 @@ def test_pc_window_faq_emoji_uploads_language_and_reconnect(
     # The agent leaves: the header greys.
     agent.close()
     expect(chat.locator("#head")).to_have_class(re.compile(r"\boffline\b"), timeout=15_000)
-    expect(chat.locator("#agent-state")).to_have_text("离线")
+    expect(chat.locator("#agent-state")).to_have_text("已离线，可留言")
     problems.check(allow=AGENT_PAGES)
 
 
@@ -324,7 +334,7 @@ def test_phone_full_page_with_a_way_back(server: RunningServer,
     phone = new_context("phone", viewport=PHONE, is_mobile=True, has_touch=True,
                         device_scale_factor=2)
     page = phone.new_page()
-    demo = f"{server.demo_url}/?business_id={BUSINESS}"
+    demo = f"{server.demo_url}/?business_id={BUSINESS}&mode=popup"
     page.goto(demo)
     button = page.locator(".kefu_box")
     box = button.bounding_box()
@@ -381,12 +391,11 @@ def test_queue_position_then_claimed(server: RunningServer, new_context: Callabl
     fills_window(second, POPUP)
     shot(second, "visitor-queue")
 
-    # The agent claims the first; the second moves up (on its next look at the queue).
+    # The agent claims the first; the second moves up at once (`queue` on its channel).
     api(agent, server, "POST", "/admin/set/get", visiter_id="vqueue1")
     expect(first.locator("#queue")).to_be_hidden()
     wait_agent(first)
     expect(first.locator(".msg.system .bubble")).to_have_text(["boss 为您服务"])
-    second.evaluate("window.woliveVisitor.pollPosition()")
     expect(second.locator("#queue")).to_have_text("马上就轮到您了，请稍候…")
     second.locator("#lang-btn").click()
     expect(second.locator("#queue")).to_have_text("You are next. Please wait…")
@@ -463,15 +472,18 @@ def test_floating_button_never_covers_or_breaks_the_host_page(
         assert page.url.endswith("#corner")
         shot(page, "visitor-host-page")
 
-        # Keyboard: Tab reaches the button and Enter opens the chat.
+        # Keyboard: Tab reaches the button and Enter opens the chat (the in-page panel; the
+        # page's `div {display: none !important}` and `iframe` rules do not reach it).
         button.focus()
         assert page.evaluate("document.activeElement.id") == "wolive-kefu"
-        with page.expect_popup() as info:
-            page.keyboard.press("Enter")
-        chat = info.value
-        chat.wait_for_load_state()
-        assert chat.url.startswith(f"{server.base_url}/index/index/home?")
-        chat.close()
+        page.keyboard.press("Enter")
+        expect(button).to_have_attribute("aria-expanded", "true")
+        chat = page.frame_locator("#wolive-kefu-panel iframe")
+        expect(chat.locator("#close-btn")).to_be_visible()
+        panel = page.locator("#wolive-kefu-panel").bounding_box()
+        assert panel and panel["width"] >= 300 and panel["height"] >= 400, panel
+        chat.locator("#close-btn").click()
+        expect(button).to_have_attribute("aria-expanded", "false")
 
         # A page without the anchor: no button, no error.
         bare = ctx.new_page()

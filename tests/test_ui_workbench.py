@@ -62,7 +62,11 @@ async def test_typing_both_ways_rate_limited_and_checked(
     code, body = await post(anna, "/admin/set/typing", channel=v1.boot["channel"], typing="0")
     assert (code, body["code"]) == (200, 0), body
     assert (await v1.sock.expect("typing"))["data"]["typing"] is False
-    # A third within the second: 429, nothing pushed.
+    # Two more, then a fifth within two seconds: 429, nothing pushed.
+    for flag in ("1", "0"):
+        code, body = await post(anna, "/admin/set/typing", visiter_id="v1", typing=flag)
+        assert (code, body["code"]) == (200, 0), body
+        assert (await v1.sock.expect("typing"))["data"]["typing"] is (flag == "1")
     code, body = await post(anna, "/admin/set/typing", visiter_id="v1", typing="1")
     assert (code, body["code"]) == (429, 1), body
     await v1.sock.nothing(0.3)
@@ -94,8 +98,8 @@ async def test_typing_both_ways_rate_limited_and_checked(
     assert resp.code == 403
     await v1.sock.nothing(0.2)
 
-    # After a second the agent may signal again.
-    await asyncio.sleep(1.05)
+    # Once the window has passed the agent may signal again.
+    await asyncio.sleep(2.05)
     code, body = await post(anna, "/admin/set/typing", visiter_id="v1", typing="1")
     assert (code, body["code"]) == (200, 0), body
     assert (await v1.sock.expect("typing"))["data"]["typing"] is True
@@ -110,8 +114,12 @@ async def test_read_receipts_both_ways(wolive_server: Any, base_url: str, ws_bas
     cu = "cu" + v1.boot["channel"]
 
     # The agent reads the visitor's messages: the visitor hears `read` with the newest cid.
-    await say(v1, "one")
+    m1 = await say(v1, "one")
     m2 = await say(v1, "two")
+    # (Its own messages come back on its channel, for its other windows.)
+    for m in (m1, m2):
+        echo = await v1.sock.expect("my-event", cu)
+        assert echo["data"]["message"]["cid"] == m["cid"]
     code, body = await post(anna, "/admin/set/getwatch", visiter_id="v1")
     assert (code, body["data"]["marked"]) == (200, 2), body
     assert (await v1.sock.expect("read", cu))["data"] == {"cid": m2["cid"]}
@@ -131,6 +139,9 @@ async def test_read_receipts_both_ways(wolive_server: Any, base_url: str, ws_bas
     code, body = await v1.client.json("/admin/event/read", "POST",
                                       form={**v1.ids, "cid": str(sent[0])})
     assert (code, body["data"]["cid"], body["data"]["marked"]) == (200, sent[0], 1), body
+    code, body = await v1.client.json("/admin/event/read", "POST",
+                                      form={**v1.ids, "cid": "-3"})
+    assert (code, body["code"]) == (400, 1), body  # not "all"
     frame = await expect_about(anna.sock, "read", f"kefu{anna.sid}", "v1")
     assert frame["data"] == {"visiter_id": "v1", "cid": sent[0]}
     rows = db_rows(s.db, "SELECT cid, state FROM wolive_chats WHERE direction = 'to_visiter' "

@@ -527,3 +527,38 @@ def test_image_size_reader() -> None:
     assert clean_original_name("..") == "file"
     assert clean_original_name("a\u202egnp.exe") == "agnp.exe"
     assert clean_original_name("x" * 300) == "x" * 200
+
+
+@pytest.mark.gen_test(timeout=30)
+@pytest.mark.parametrize("disposition", [
+    # What Chromium and Firefox send (the HTML standard: `"` as %22).
+    'filename="报价 %22final%22 it\'s.png"',
+    # RFC 5987 / RFC 7578 extended form, with an ASCII fallback.
+    "filename=\"x.png\"; filename*=UTF-8''%E6%8A%A5%E4%BB%B7%20%22final%22%20it%27s.png",
+    # A quoted-string with escapes (RFC 7230 quoted-pair).
+    'filename="报价 \\"final\\" it\'s.png"',
+])
+async def test_upload_names_round_trip_exactly(base_url: str, ws_base: str, cfg: dict,
+                                               disposition: str) -> None:
+    """The name a visitor's file had is the name stored, shown and downloaded (was
+    `报价 %22final%22 it's.png`, or `".png` from the RFC 5987 form)."""
+    db = cfg["database"]["url"]
+    agent, sock, visitor, boot = await agent_and_visitor(base_url, ws_base, db)
+    boundary = "----wolivetest" + secrets.token_hex(8)
+    body = b"".join(
+        [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
+         for k, v in ids(boot).items()]
+        + [f'--{boundary}\r\nContent-Disposition: form-data; name="folder"; {disposition}\r\n'
+           f"Content-Type: text/plain\r\n\r\n".encode() + b"hello\r\n",
+           f"--{boundary}--\r\n".encode()])
+    resp = await visitor.fetch("/admin/event/uploadfile", "POST", body=body, headers={
+        "Content-Type": f"multipart/form-data; boundary={boundary}"})
+    answer = json.loads(resp.body)
+    assert answer["code"] == 0, answer
+    want = "报价 \"final\" it's.png"
+    row = db_rows(db, "SELECT content FROM wolive_chats")[0]
+    assert row["content"] == answer["data"] + "\n" + want
+    download = await visitor.fetch(answer["data"])
+    from urllib.parse import unquote
+    assert unquote(download.headers["Content-Disposition"].split("filename*=UTF-8''")[1]) \
+        == want

@@ -36,7 +36,7 @@
       'wb.blacklisted': '已拉黑', 'wb.transferred': '已转接给 {name}',
       'wb.movedAway': '{visitor} 已转给 {name}', 'wb.leftList': '该对话已离开你的列表',
       'wb.newMsg': '【新消息】', 'wb.newFrom': '{name} 发来新消息',
-      'wb.notifyAsk': '有新消息时弹出桌面通知？', 'wb.notifyYes': '开启通知', 'wb.notifyNo': '不用了',
+      'wb.notifyAsk': '有新消息时弹出桌面通知？', 'wb.notifyAskShort': '开启新消息通知？', 'wb.notifyYes': '开启通知', 'wb.notifyNo': '不用了',
       'wb.greeting': '问候语', 'wb.delete': '删除', 'wb.noQuick': '还没有快捷回复，在下面添加。',
       'wb.source': '来源页面', 'wb.referrer': '来路', 'wb.ip': 'IP', 'wb.place': '地区',
       'wb.device': '设备', 'wb.firstVisit': '首次访问', 'wb.lastVisit': '最近访问',
@@ -45,7 +45,8 @@
       'wb.q3': '感谢您的咨询，祝您生活愉快！',
       'wb.conn.connecting': '正在连接…', 'wb.conn.unavailable': '网络断开，正在重连…',
       'wb.conn.failed': '无法连接服务器', 'wb.conn.disconnected': '已断开，正在重连…',
-      'wb.mobile': '手机', 'wb.desktop': '电脑'
+      'wb.mobile': '手机', 'wb.desktop': '电脑', 'wb.unreadCount': '{n} 条未读',
+      'wb.rating': '最近评价', 'wb.ratedToast': '{name}：{text}'
     },
     en: {
       'wb.title': 'Workbench · wolive', 'wb.lists': 'Conversation lists', 'wb.current': 'Conversations', 'wb.queue': 'Waiting',
@@ -77,6 +78,7 @@
       'wb.leftList': 'This conversation left your list', 'wb.newMsg': '[New message]',
       'wb.newFrom': 'New message from {name}',
       'wb.notifyAsk': 'Show a desktop notification for new messages?',
+      'wb.notifyAskShort': 'Notify me of new messages?',
       'wb.notifyYes': 'Turn on', 'wb.notifyNo': 'No thanks', 'wb.greeting': 'Greeting',
       'wb.delete': 'Delete', 'wb.noQuick': 'No quick replies yet; add one below.',
       'wb.source': 'Page', 'wb.referrer': 'Referrer', 'wb.ip': 'IP', 'wb.place': 'Place',
@@ -86,11 +88,13 @@
       'wb.q3': 'Thank you for contacting us. Have a nice day!',
       'wb.conn.connecting': 'Connecting…', 'wb.conn.unavailable': 'Network lost, reconnecting…',
       'wb.conn.failed': 'Cannot reach the server', 'wb.conn.disconnected': 'Disconnected, reconnecting…',
-      'wb.mobile': 'Phone', 'wb.desktop': 'Desktop'
+      'wb.mobile': 'Phone', 'wb.desktop': 'Desktop',
+      'wb.unreadCount': { one: '{n} unread message', other: '{n} unread messages' },
+      'wb.rating': 'Latest rating', 'wb.ratedToast': '{name}: {text}'
     }
   });
 
-  var convs = {};          // visiter_id -> conversation (getchats entry + typing, readCid)
+  var convs = {};          // visiter_id -> conversation (getchats entry + typing)
   var waits = {};          // visiter_id -> waiting entry (getwait)
   var active = null;       // visiter_id of the open conversation
   var older = { more: false, loading: false };
@@ -103,6 +107,43 @@
   var AVATAR = '/assets/images/admin/avatar-admin2.png';
   var PAGE = 30;
   var api = window.woliveConsole = { boot: boot, convs: convs, waits: waits, list: list };
+
+  /* Per conversation (visiter_id): the highest cid heard from the server's stream (kefu
+   * events and history answers; never the agent's own sends), the live messages heard
+   * lately (to merge into a getchats snapshot that did not have them yet) and the newest of
+   * the agent's messages the visitor has read (the ✓✓ ticks, from the server's read state
+   * and `read` events). Kept across list reloads. */
+  var stream = api.stream = {
+    cids: {}, recent: {}, reads: {},
+    RECENT: 200,
+    /* Note a message from the stream; true when it is newer than anything heard. */
+    heard: function (vid, m) {
+      var cid = Number(m && m.cid) || 0;
+      if (!cid || cid <= (this.cids[vid] || 0)) { return false; }
+      this.cids[vid] = cid;
+      if (m.direction) {
+        var r = this.recent[vid] = this.recent[vid] || [];
+        r.push(m);
+        if (r.length > this.RECENT) { r.shift(); }
+      }
+      return true;
+    },
+    /* A getchats entry `c` is the server's truth as of `c.last_cid`: add what was heard
+     * live after it (unread count, last message), and hear up to it. */
+    merge: function (c) {
+      var vid = c.visiter_id, at = Number(c.last_cid) || 0;
+      (this.recent[vid] || []).forEach(function (m) {
+        if (Number(m.cid) <= at) { return; }
+        c.last_msg = m; c.last_timestamp = m.timestamp;
+        if (m.direction === 'to_service') { c.unread = (c.unread || 0) + 1; }
+      });
+      if (at > (this.cids[vid] || 0)) { this.cids[vid] = at; }
+    },
+    read: function (vid, cid) {
+      this.reads[vid] = Math.max(this.reads[vid] || 0, Number(cid) || 0);
+    },
+    readCid: function (vid) { return this.reads[vid] || 0; }
+  };
 
   /* W.api, but a request that never got an answer (server down, network lost) resolves to
    * {code: -1, msg} like any refusal, so every caller's "not 0" branch tells the agent and
@@ -130,21 +171,28 @@
     conn.hidden = on;
     conn.textContent = on ? '' : t('wb.conn.' + connState);
     conn.className = 'conn' + (connState === 'failed' ? ' bad' : '');
-    var dot = $('me-dot');
-    var text = on ? t('wb.online') : (connState === 'connecting' ? t('wb.connecting') : t('wb.offline'));
-    if (dot) { dot.classList.toggle('on', on); dot.title = text; dot.setAttribute('aria-label', text); }
-    if ($('me-state')) { $('me-state').textContent = text; }
+    // The top bar's dot and state are pages/presence.js's, as on every console page.
   }
 
   var kefu = pusher.subscribe('kefu' + boot.service_id);
   kefu.bind('cu-event', function (d) { incoming(d.message); });
+  kefu.bind('my-event', function (d) { incoming(d.message); });  // own replies, every tab
   kefu.bind('geton', function (d) { setOnline(d.visiter_id, true); });
   kefu.bind('logout', function (d) { setOnline(d.visiter_id, false); });
   kefu.bind('typing', function (d) { setTyping(d.visiter_id, !!d.typing); });
   kefu.bind('read', function (d) {
-    var c = convs[d.visiter_id];
-    if (c) { c.readCid = Math.max(c.readCid || 0, Number(d.cid) || 0); }
+    stream.read(d.visiter_id, d.cid);
     if (d.visiter_id === active) { decorate(); }
+  });
+  /* This agent read a conversation in another tab (or this one): up to `cid` nothing is
+   * unread any more; what this tab heard after it still is. */
+  kefu.bind('agent_read', function (d) {
+    var c = d && convs[d.visiter_id];
+    if (!c || !c.unread) { return; }
+    c.unread = (stream.recent[d.visiter_id] || []).filter(function (m) {
+      return m.direction === 'to_service' && !W.isLine(m) && Number(m.cid) > Number(d.cid);
+    }).length;
+    render();
   });
   kefu.bind('getswitch', function (d) {
     if (d.visiter_id === active && Number(d.service_id) !== boot.service_id) {
@@ -152,37 +200,64 @@
     }
     gone(d.visiter_id);
   });
+  kefu.bind('handover', function (d) { handedOver(d); });
   kefu.bind('closed', function (d) { gone(d.visiter_id); });
   kefu.bind('blacklisted', function (d) { gone(d.visiter_id); });
-  pusher.subscribe('ud' + boot.service_id).bind('on_notice', function () {
-    loadConversations();
+  /* `load` (a function returning a promise) made to run one at a time, once more after a
+   * run when asked meanwhile: a list read before a change never lands after the change's
+   * own reload. */
+  function oneAtATime(load) {
+    var running = false, again = false;
+    return function run() {
+      if (running) { again = true; return; }
+      running = true; again = false;
+      var done = function () { running = false; if (again) { run(); } };
+      load().then(done, done);
+    };
+  }
+  var refreshConversations = oneAtATime(function () { return loadConversations(); });
+  var refreshQueue = oneAtATime(function () { return loadQueue(); });
+  var ud = pusher.subscribe('ud' + boot.service_id);
+  ud.bind('on_notice', function () {
+    refreshConversations();
   });
+  /* Coming online hands this agent the waiting visitors at once (issue 9): what happened
+   * before these channels were joined is read again once they are. */
+  ud.bind('pusher:subscription_succeeded', refreshConversations);
   var all = pusher.subscribe('all' + boot.business_id);
+  all.bind('pusher:subscription_succeeded', refreshQueue);
   all.bind('on_notice', function (d) {
-    if (d && d.visiter_id && !waits[d.visiter_id]) { attention(d.visiter_name, null); }
-    loadQueue();
+    if (d && d.visiter_id && !waits[d.visiter_id]) { attention(vname(d), null); }
+    refreshQueue();
   });
   all.bind('claimed', function (d) {
     delete waits[d.visiter_id];
     renderQueue();
-    if (Number(d.service_id) === boot.service_id) { loadConversations(); }
+    refreshQueue();
+    if (Number(d.service_id) === boot.service_id) { refreshConversations(); }
   });
   all.bind('cu-event', function (d) {
     var m = d.message, w = waits[m.visiter_id];
     if (w) { w.last_msg = m; w.last_timestamp = m.timestamp; renderQueue(); }
-    attention(m.visiter_name, m);
+    attention(vname(m), m);
   });
   /* Online colleagues, for transfers. */
   var team = pusher.subscribe('presence-business-' + boot.business_id);
 
-  W.onReconnect(pusher, function () {
+  /* Exactly once, in order (issue 9): each time kefu{id} is subscribed (again), everything
+   * new reaches the console live; what came meanwhile is fetched for every conversation in
+   * the list (getchats: unread counts and last messages, merged with what was heard live,
+   * see `stream`) and, for the open one, its messages after the stream cursor. */
+  W.onSubscribed(kefu, function (again) {
     loadConversations();
+    if (!again) { return; }
     loadQueue();
     if (active) {
       var vid = active;
       W.fetchMissed(list, '/admin/set/history', { visiter_id: vid }, mine).then(function (added) {
         if (vid !== active) { return; }
         stamp(added);
+        added.forEach(function (m) { stream.heard(vid, m); });
         decorate();
         if (added.some(function (m) { return m.direction === 'to_service'; })) { markRead(vid); }
       });
@@ -194,6 +269,7 @@
 
   function preview(m) {
     var type = m.msg_type || 'text';
+    if (type === 'system' || type === 'note') { return W.systemText(m); }
     if (type === 'image') { return t('wb.imageMsg'); }
     if (type === 'file') { return t('wb.fileMsg') + ' ' + String(m.content || '').split('\n')[1]; }
     return m.content;
@@ -210,22 +286,45 @@
     if (!m) { return ''; }
     return m.guess ? previewText(m.content) : preview(m);
   }
-  function convName(vid) { return convs[vid] ? convs[vid].visiter_name : vid; }
+  function convName(vid) { return convs[vid] ? vname(convs[vid]) : vid; }
+  /* A visitor's name as shown: the server's generated "访客xxxxxx" in the page's language. */
+  function vname(c) { return i18n.visitorName(c.visiter_name, c.visiter_id); }
 
   function incoming(m) {
     var c = convs[m.visiter_id];
-    attention(m.visiter_name || convName(m.visiter_id), m);
+    // Counted once: one the list's snapshot already had (cid <= its last_cid) is not counted
+    // again, but the open conversation still shows it (once: by cid).
+    var fresh = stream.heard(m.visiter_id, m);
+    if (m.visiter_id === active && addMsg(m, true)) { decorate(); }
+    if (!fresh) { return; }
+    if (W.isLine(m) || m.direction === 'to_visiter') {
+      // A line the server wrote, or this agent's own reply (from another of its tabs):
+      // shown, never unread or loud.
+      rated(m);
+      if (!c) { loadConversations(); return; }
+      c.last_msg = m; c.last_timestamp = m.timestamp;
+      if (m.visiter_id === active && W.systemInfo(m).key === 'contact') { loadInfo(); }
+      render();
+      return;
+    }
+    attention(m.visiter_name ? vname(m) : convName(m.visiter_id), m);
     if (!c) { loadConversations(); return; }
     c.last_msg = m; c.last_timestamp = m.timestamp; c.typing = false;
     if (m.visiter_id === active) {
-      addMsg(m);
-      decorate();
       showTyping();
       if (!document.hidden) { markRead(m.visiter_id); } else { c.unread = (c.unread || 0) + 1; }
     } else {
       c.unread = (c.unread || 0) + 1;
     }
     render();
+  }
+
+  /* A visitor rated its ended conversation (issue 9): told even when the conversation has
+   * left the list; the details panel shows it as the latest rating. */
+  function rated(m) {
+    if (W.systemInfo(m).key !== 'rated') { return; }
+    toast(t('wb.ratedToast', { name: m.visiter_name || convName(m.visiter_id), text: W.systemText(m) }));
+    if (card && card.visiter_id === m.visiter_id) { loadInfo(); }
   }
 
   function setOnline(vid, on) {
@@ -261,8 +360,10 @@
       Object.keys(convs).forEach(function (k) { keep[k] = convs[k]; delete convs[k]; });
       r.data.forEach(function (c) {
         var old = keep[c.visiter_id];
-        c.last_msg = { content: c.last_content, guess: true };
-        if (old) { c.typing = old.typing; c.readCid = old.readCid; }
+        c.last_msg = W.isLine({ msg_type: c.last_msg_type }) ? { content: c.last_content, msg_type: 'system' }
+                                                   : { content: c.last_content, guess: true };
+        if (old) { c.typing = old.typing; }
+        stream.merge(c);
         convs[c.visiter_id] = c;
       });
       if (active && convs[active] && !document.hidden) { convs[active].unread = 0; }
@@ -295,15 +396,16 @@
       pic.appendChild(img);
       pic.appendChild(W.el('span', 'presence' + (c.online ? ' on' : '')));
       var mid = W.el('div');
-      mid.appendChild(W.el('div', 'name', c.visiter_name));
+      mid.appendChild(W.el('div', 'name', vname(c)));
       mid.appendChild(W.el('div', 'last', c.typing ? t('wb.typingShort') : lastText(c)));
       var meta = W.el('div', 'meta');
       meta.appendChild(W.el('span', 'when', c.last_timestamp ? W.time(c.last_timestamp) : ''));
-      var badge = W.el('span', 'badge', c.unread > 99 ? '99+' : (c.unread || ''));
-      badge.hidden = !c.unread;
+      var isNew = !c.unread && handed && handed[c.visiter_id];  // just transferred to this agent
+      var badge = W.el('span', 'badge', c.unread > 99 ? '99+' : (c.unread || (isNew ? t('wb.handedBadge') : '')));
+      badge.hidden = !c.unread && !isNew;
       meta.appendChild(badge);
-      b.setAttribute('aria-label', c.visiter_name + ' · ' + (c.online ? t('wb.online') : t('wb.offline')) +
-                     (c.unread ? ' · ' + c.unread : ''));
+      b.setAttribute('aria-label', vname(c) + ' · ' + (c.online ? t('wb.online') : t('wb.offline')) +
+                     (c.unread ? ' · ' + t('wb.unreadCount', { n: c.unread }) : ''));
       b.appendChild(pic); b.appendChild(mid); b.appendChild(meta);
       b.addEventListener('click', function () { open(c.visiter_id); });
       holder.appendChild(b);
@@ -336,7 +438,7 @@
       row.dataset.visiter = w.visiter_id;
       var img = W.el('img'); img.alt = ''; img.src = avatarOf(w);
       var mid = W.el('div');
-      mid.appendChild(W.el('div', 'name', w.visiter_name));
+      mid.appendChild(W.el('div', 'name', vname(w)));
       mid.appendChild(W.el('div', 'last', lastText(w) || w.from_url || t('wb.waitingSince', { n: n + 1 })));
       var claim = W.el('button', 'primary small claim', t('wb.claim'));
       claim.type = 'button';
@@ -371,6 +473,7 @@
     active = vid;
     workbench.classList.add('has-active');
     list.clear();
+    list.owner = vid;
     older.more = false; older.loading = false;
     input.disabled = false; sendBtn.disabled = false;
     $('toolbar').hidden = false;
@@ -378,14 +481,14 @@
     $('act-history').href = '/admin/page/history?visiter_id=' + encodeURIComponent(vid);
     if (window.matchMedia('(min-width: 721px)').matches) { input.focus(); }
     c.unread = 0;
+    seenHandover(vid);
     paneHead(); render(); showTyping();
     call('GET', '/admin/set/history', { visiter_id: vid, limit: PAGE }).then(function (r) {
       if (r.code !== 0 || active !== vid) { return; }
       r.data.forEach(function (m) {
-        addMsg(m);
-        if (m.direction === 'to_visiter' && m.state === 'readed') {
-          c.readCid = Math.max(c.readCid || 0, m.cid);
-        }
+        addMsg(m, true);
+        stream.heard(vid, m);
+        if (m.direction === 'to_visiter' && m.state === 'readed') { stream.read(vid, m.cid); }
       });
       older.more = r.data.length >= PAGE;
       decorate();
@@ -400,6 +503,7 @@
     stopTyping();
     active = null; api.active = null;
     list.clear();
+    list.owner = null;
     input.disabled = true; sendBtn.disabled = true;
     $('toolbar').hidden = true;
     $('pane-actions').hidden = true;
@@ -430,7 +534,7 @@
     title.className = '';
     img.hidden = false; img.src = avatarOf(c);
     img.classList.toggle('offline', !c.online);
-    title.appendChild(W.el('span', 'who', c.visiter_name));
+    title.appendChild(W.el('span', 'who', vname(c)));
     title.appendChild(W.el('small', c.online ? 'on' : '', c.online ? t('wb.online') : t('wb.offline')));
   }
 
@@ -438,13 +542,16 @@
     call('POST', '/admin/set/getwatch', { visiter_id: vid });
   }
 
-  /* Add one message; rows remember their time for the day separators. */
-  function addMsg(m) {
+  /* Add one message (`fromStream`: a live event or a history answer, which moves the
+   * list's stream cursor; the agent's own acknowledged sends do not); rows remember their
+   * time for the day separators. */
+  function addMsg(m, fromStream) {
+    if (fromStream) { list.heard(m); }
     if (!list.add(m, mine(m))) { return false; }
     var row = box.querySelector('.msg[data-cid="' + m.cid + '"]');
     if (row) {
       row.dataset.ts = m.timestamp;
-      if (mine(m)) { row.querySelector('.time').appendChild(W.el('span', 'tick')); }
+      if (mine(m) && !W.isLine(m)) { row.querySelector('.time').appendChild(W.el('span', 'tick')); }
     }
     return true;
   }
@@ -464,8 +571,7 @@
   /* Day separators between days; "delivered" / "read" on the agent's own messages. */
   function decorate() {
     box.querySelectorAll('.day, .list-start').forEach(function (e) { e.remove(); });
-    var c = active && convs[active];
-    var readCid = c ? c.readCid || 0 : 0;
+    var readCid = active ? stream.readCid(active) : 0;
     var last = '';
     box.querySelectorAll('.msg[data-cid]').forEach(function (row) {
       var ts = Number(row.dataset.ts || 0);
@@ -501,9 +607,8 @@
       if (r.code !== 0 || vid !== active) { return; }
       var h = box.scrollHeight, top = box.scrollTop;
       r.data.forEach(function (m) {
-        addMsg(m);
-        var c = convs[vid];
-        if (c && m.direction === 'to_visiter' && m.state === 'readed') { c.readCid = Math.max(c.readCid || 0, m.cid); }
+        addMsg(m, true);
+        if (m.direction === 'to_visiter' && m.state === 'readed') { stream.read(vid, m.cid); }
       });
       older.more = r.data.length >= PAGE;
       decorate();
@@ -515,7 +620,7 @@
   W.composer($('composer'), input, function (text) {
     if (!active) { return Promise.resolve(false); }
     var vid = active;
-    stopTyping();
+    typingSignal.sent();
     return call('POST', '/admin/set/chats', { visiter_id: vid, content: text }).then(function (r) {
       if (r.code === 0) {
         if (vid === active) { addMsg(r.data); decorate(); box.scrollTop = box.scrollHeight; }
@@ -527,25 +632,16 @@
     });
   });
 
-  /* Typing: "1" at most every 3 s while keys are pressed, "0" 3 s after the last key. */
-  var typingSent = 0, typingStop = null, typingFor = null;
-  input.addEventListener('input', function () {
-    if (!active || !input.value) { return; }
-    var now = Date.now();
-    if (now - typingSent > 3000 || typingFor !== active) {
-      typingSent = now; typingFor = active;
-      call('POST', '/admin/set/typing', { visiter_id: active, typing: 1 });
-    }
-    clearTimeout(typingStop);
-    typingStop = setTimeout(stopTyping, 3000);
+  /* Typing: throttled by Wolive.typingSignal (typing.js), so fast typing, quick lines and
+   * switching conversations never meet the server's limit. */
+  var typingSignal = W.typingSignal(function (vid, on) {
+    call('POST', '/admin/set/typing', { visiter_id: vid, typing: on ? 1 : 0 });
   });
-  function stopTyping() {
-    clearTimeout(typingStop);
-    if (typingFor) {
-      call('POST', '/admin/set/typing', { visiter_id: typingFor, typing: 0 });
-      typingFor = null; typingSent = 0;
-    }
-  }
+  api.typingSignal = typingSignal;
+  input.addEventListener('input', function () {
+    if (active && input.value) { typingSignal.key(active); }
+  });
+  function stopTyping() { typingSignal.stop(); }
 
   /* ---- uploads: images, files, pasted screenshots ------------------------------------ */
   function upload(file, kind) {
@@ -624,55 +720,14 @@
     if (!e.target.closest('.toolbar')) { closePopovers(); }
   });
 
-  var QUICK_KEY = 'wolive_quick_' + boot.service_id;
+  /* Quick replies live on the server, shared and own (quick-replies.js, issue 9). */
   var greeting = '';
-  function quickReplies() {
-    try {
-      var saved = JSON.parse(localStorage.getItem(QUICK_KEY));
-      if (Array.isArray(saved)) { return saved.filter(function (x) { return typeof x === 'string'; }); }
-    } catch (e) { /* nothing saved */ }
-    return [t('wb.q1'), t('wb.q2'), t('wb.q3')];
-  }
-  function saveQuick(items) {
-    try { localStorage.setItem(QUICK_KEY, JSON.stringify(items.slice(0, 50))); } catch (e) { /* full */ }
-  }
-  function renderQuick() {
-    var holder = $('quick-list');
-    holder.textContent = '';
-    var items = quickReplies();
-    function row(text, label, idx) {
-      var r = W.el('div', 'quick-item');
-      var use = W.el('button', 'quick-use'); use.type = 'button';
-      if (label) { use.appendChild(W.el('strong', '', label + ' ')); }
-      use.appendChild(document.createTextNode(text));
-      use.addEventListener('click', function () {
-        closePopovers();
-        insert(input.value ? text : text);
-      });
-      r.appendChild(use);
-      if (idx !== null) {
-        var del = W.el('button', 'quick-del', '×'); del.type = 'button';
-        del.title = t('wb.delete'); del.setAttribute('aria-label', t('wb.delete') + ' ' + text);
-        del.addEventListener('click', function (e) {
-          e.stopPropagation();
-          var all = quickReplies(); all.splice(idx, 1); saveQuick(all); renderQuick();
-        });
-        r.appendChild(del);
-      }
-      holder.appendChild(r);
-    }
-    if (greeting) { row(greeting, t('wb.greeting'), null); }
-    if (!items.length) { holder.appendChild(W.el('div', 'empty', t('wb.noQuick'))); }
-    items.forEach(function (text, i) { row(text, '', i); });
-  }
-  $('quick-add').addEventListener('submit', function (e) {
-    e.preventDefault();
-    var v = $('quick-text').value.trim();
-    if (!v) { return; }
-    var items = quickReplies(); items.push(v); saveQuick(items);
-    $('quick-text').value = '';
-    renderQuick();
+  var quickMenu = W.quickReplies.menu({
+    holder: $('quick-list'), form: $('quick-add'), text: $('quick-text'),
+    serviceId: boot.service_id, greeting: function () { return greeting; },
+    pick: function (text) { closePopovers(); insert(text); }, toast: toast
   });
+  function renderQuick() { quickMenu.show(); }
   call('GET', '/admin/manager/cmtalk', {}).then(function (r) {
     if (r.code === 0 && r.data && r.data.content) { greeting = String(r.data.content); }
   }, function () { /* no greeting */ });
@@ -694,6 +749,7 @@
     if (team.members) {
       team.members.each(function (m) {
         if (String(m.id) === String(boot.service_id)) { return; }
+        if (W.presence && W.presence.away[m.id]) { return; }  // away: no transfers (issue 9)
         found++;
         var b = W.el('button', 'transfer-to'); b.type = 'button';
         b.dataset.service = m.id;
@@ -710,11 +766,70 @@
   }
   function transfer(sid, name) {
     var vid = active;
+    var noteBox = $('transfer-note');
     $('transfer-dialog').close();
-    call('POST', '/admin/set/transfer', { visiter_id: vid, service_id: sid }).then(function (r) {
-      if (r.code === 0) { toast(t('wb.transferred', { name: name })); gone(vid); } else { toast(r.msg || String(r.code)); }
+    call('POST', '/admin/set/transfer', { visiter_id: vid, service_id: sid,
+                                          note: noteBox ? noteBox.value.trim() : '' }).then(function (r) {
+      if (r.code === 0) {
+        if (noteBox) { noteBox.value = ''; }
+        toast(t('wb.transferred', { name: name })); gone(vid);
+      } else { toast(r.msg || String(r.code)); }
     });
   }
+
+  /* ---- a conversation handed to this agent (issue 9: a transfer, or its agent left) ----
+   * `kefu{id}` `handover`: a notice with the visitor, who sent it and the note (only this
+   * agent gets the note), the sound, and a badge on the conversation until it is opened. */
+  i18n.add({
+    zh: { 'wb.transferNote': '给接收客服的备注（选填，访客看不到）', 'wb.handedBadge': '新',
+          'wb.handedFrom': '{from} 把 {visitor} 转接给了你', 'wb.handedLeft': '{from} 已离线，{visitor} 已转接给你',
+          'wb.handedNote': '备注：{note}', 'wb.handedOpen': '查看对话', 'wb.dismiss': '知道了' },
+    en: { 'wb.transferNote': 'Note for the receiving agent (optional, the visitor does not see it)',
+          'wb.handedBadge': 'new', 'wb.handedFrom': '{from} transferred {visitor} to you',
+          'wb.handedLeft': '{from} went offline: {visitor} is yours now',
+          'wb.handedNote': 'Note: {note}', 'wb.handedOpen': 'Open', 'wb.dismiss': 'Dismiss' }
+  });
+  var handed = api.handed = {};   // visiter_id -> true until the agent opens it
+  var lastHandover = null;
+  function handedOver(d) {
+    if (!d || !d.visiter_id) { return; }
+    handed[d.visiter_id] = true;
+    showHandover(d);
+    attention(d.visiter_name || convName(d.visiter_id), null);
+    loadConversations();
+  }
+  function showHandover(d) {
+    var note = $('handover');
+    if (!note) {
+      note = W.el('div', 'handover'); note.id = 'handover';
+      note.setAttribute('role', 'status'); note.setAttribute('aria-live', 'polite');
+      document.body.appendChild(note);
+    }
+    lastHandover = d;
+    note.textContent = '';
+    note.dataset.visiter = d.visiter_id;
+    var vars = { from: d.from_nick_name || '—',
+                 visitor: d.visiter_name ? vname(d) : d.visiter_id };
+    note.appendChild(W.el('strong', '', t(d.reason === 'agent_left' ? 'wb.handedLeft' : 'wb.handedFrom', vars)));
+    if (d.note) { note.appendChild(W.el('p', 'handover-note', t('wb.handedNote', { note: d.note }))); }
+    var row = W.el('div', 'handover-actions');
+    var go = W.el('button', 'primary small', t('wb.handedOpen')); go.type = 'button';
+    go.addEventListener('click', function () {
+      if (convs[d.visiter_id]) { open(d.visiter_id); return; }
+      loadConversations().then(function () { open(d.visiter_id); });
+    });
+    var no = W.el('button', 'link', t('wb.dismiss')); no.type = 'button';
+    no.addEventListener('click', function () { note.hidden = true; lastHandover = null; });
+    row.appendChild(go); row.appendChild(no);
+    note.appendChild(row);
+    note.hidden = false;
+  }
+  function seenHandover(vid) {
+    if (handed) { delete handed[vid]; }
+    var note = $('handover');
+    if (note && note.dataset.visiter === vid) { note.hidden = true; lastHandover = null; }
+  }
+  i18n.onChange(function () { if (lastHandover) { showHandover(lastHandover); } });
   $('act-close').addEventListener('click', function () {
     var vid = active;
     if (!vid || !window.confirm(t('wb.confirmClose', { name: convName(vid) }))) { return; }
@@ -756,7 +871,7 @@
     var img = W.el('img'); img.alt = ''; img.src = avatarOf(card);
     head.appendChild(img);
     var nm = W.el('div');
-    nm.appendChild(W.el('strong', '', card.visiter_name));
+    nm.appendChild(W.el('strong', '', vname(card)));
     var c = convs[card.visiter_id];
     var on = c ? c.online : card.online;
     nm.appendChild(W.el('span', 'state' + (on ? ' on' : ''), on ? t('wb.online') : t('wb.offline')));
@@ -780,6 +895,9 @@
     fact(t('wb.firstVisit'), card.first_visit ? fmtTime(card.first_visit) : '');
     fact(t('wb.lastVisit'), card.last_visit ? fmtTime(card.last_visit) : '');
     fact(t('wb.visits'), card.visits ? String(card.visits) : '');
+    var rt = card.rating;
+    fact(t('wb.rating'), rt ? W.stars(rt.score) + ' ' + rt.score + '/5' + (rt.comment ? ' “' + rt.comment + '”' : '') +
+         ' · ' + fmtTime(rt.timestamp) : t('rating.none'), 'rating');
     body.appendChild(dl);
     if (fillForm) {
       $('f-name').value = card.name || '';
@@ -922,9 +1040,11 @@
       try { localStorage.setItem(NOTIFY_KEY, '1'); } catch (e) { /* private */ }
       Notification.requestPermission();
     });
-    $('notify-no').addEventListener('click', function () {
-      banner.hidden = true;
-      try { localStorage.setItem(NOTIFY_KEY, '1'); } catch (e) { /* private */ }
+    ['notify-no', 'notify-x'].forEach(function (id) {
+      $(id).addEventListener('click', function () {
+        banner.hidden = true;
+        try { localStorage.setItem(NOTIFY_KEY, '1'); } catch (e) { /* private */ }
+      });
     });
   })();
 
@@ -940,6 +1060,7 @@
   i18n.onChange(function () {
     baseTitle = document.title;
     paintConn(); render(); renderQueue(); paneHead(); showTyping(); decorate(); paintInfo(false);
+    list.retranslate();
     if (!$('quick-panel').hidden) { renderQuick(); }
   });
 

@@ -5,6 +5,11 @@
  *        data-i18n-placeholder / data-i18n-title / data-i18n-aria fill those attributes;
  *        Wolive.i18n.set('en') switches, remembers the choice and re-applies the page;
  *        Wolive.i18n.onChange(fn) to re-render dynamic parts.
+ * Counts: a text may be {one: '…', other: '…'}; t(key, {n: 1}) picks by the language's plural
+ *        rule for n ("1 message", "2 messages"; Chinese has one form).
+ * Generated names: Wolive.i18n.visitorName(name, visiter_id) shows the server's generated
+ *        "访客" + the last 6 characters of the visitor id as "Visitor 8688f2" in English; any
+ *        other name is returned as it is (the stored name never changes).
  * The language: the saved choice, else the browser's (zh* → zh, anything else → en). */
 (function (root) {
   'use strict';
@@ -24,6 +29,20 @@
   }
   var lang = saved() === 'en' || saved() === 'zh' ? saved() : browser();
 
+  function pluralForm(forms, n) {
+    var rule = 'other';
+    if (typeof n === 'number' || /^\d+$/.test(String(n))) {
+      try { rule = new Intl.PluralRules(lang === 'zh' ? 'zh-CN' : 'en').select(Number(n)); }
+      catch (e) { rule = Number(n) === 1 ? 'one' : 'other'; }
+    }
+    return forms[rule] !== undefined ? forms[rule] : forms.other;
+  }
+  /* The server names a visitor without a name "访客" + the last 6 characters of its id
+   * (realtime/chat.py, _record_visit). */
+  var GENERATED = /^访客(\S{1,6})$/;
+  dict.zh['i18n.visitor'] = '访客{id}';
+  dict.en['i18n.visitor'] = 'Visitor {id}';
+
   var i18n = {
     get lang() { return lang; },
     add: function (more) {
@@ -35,6 +54,7 @@
     t: function (key, vars) {
       var s = dict[lang][key];
       if (s === undefined) { s = dict.zh[key] !== undefined ? dict.zh[key] : key; }
+      if (s && typeof s === 'object') { s = pluralForm(s, vars && vars.n); }
       if (vars) {
         s = String(s).replace(/\{(\w+)\}/g, function (m, k) {
           return vars[k] !== undefined ? String(vars[k]) : m;
@@ -62,7 +82,15 @@
       i18n.apply(document);
       listeners.forEach(function (fn) { fn(l); });
     },
-    onChange: function (fn) { listeners.push(fn); }
+    onChange: function (fn) { listeners.push(fn); },
+    visitorName: function (name, visiterId) {
+      var s = name === undefined || name === null ? '' : String(name);
+      var m = GENERATED.exec(s);
+      if (!m) { return s; }
+      if (visiterId !== undefined && visiterId !== null && visiterId !== '' &&
+          String(visiterId).slice(-6) !== m[1]) { return s; }
+      return i18n.t('i18n.visitor', { id: m[1] });
+    }
   };
   W.i18n = i18n;
 })(window);

@@ -189,7 +189,8 @@
   }
   function visitorInfo(vid) {
     var c = window.woliveConsole, conv = c && c.convs && c.convs[vid];
-    return { name: (conv && conv.visiter_name) || vid || t('video.visitor'),
+    return { name: (conv && conv.visiter_name && W.i18n.visitorName(conv.visiter_name, vid)) ||
+                   vid || t('video.visitor'),
              avatar: conv && conv.avatar };
   }
   function agentInfo() {
@@ -552,7 +553,8 @@
     }
     pending = d;
     toast.hidden = true;
-    var who = isAgent ? { name: d.visiter_name || d.visiter_id, avatar: d.avatar }
+    var who = isAgent ? { name: d.visiter_name ? W.i18n.visitorName(d.visiter_name, d.visiter_id)
+                                               : d.visiter_id, avatar: d.avatar }
                       : { name: d.nick_name || t('video.agent'), avatar: d.avatar };
     pending.peer = who;
     inName.textContent = who.name;

@@ -12,9 +12,10 @@
   var boot = JSON.parse($('boot').textContent);
   var box = $('messages');
   var list = new W.MessageList(box);
+  list.owner = boot.visiter_id;
   var input = $('input'), sendBtn = $('send'), conn = $('conn');
   var ids = { visiter_id: boot.visiter_id, business_id: boot.business_id, channel: boot.channel };
-  var agent = null, agentChannel = null, agentOnline = false;
+  var agent = null, agentChannel = null, agentOnline = false, agentAway = false;
   var mode = 'connecting';     // connecting | assigned | waiting | nobody | closed | blocked
   var position = 0;
   var state = { connected: false, everConnected: false };
@@ -23,7 +24,7 @@
   T.add({
     zh: {
       title: '在线客服', agent_default: '在线客服', connecting_you: '正在为您接通…',
-      online: '在线', offline: '离线', nobody_state: '客服不在线', waiting_state: '排队中',
+      online: '在线', offline: '已离线，可留言', agent_away: '暂时离开', nobody_state: '客服不在线', waiting_state: '排队中',
       closed_state: '暂停咨询', blocked_state: '无法咨询',
       nobody_msg: '客服暂时不在线，请给我们留言，我们会尽快回复您。',
       closed_msg: '该网站已经停止客服咨询！', blocked_msg: '您暂时无法发起咨询。',
@@ -44,11 +45,16 @@
       contact_hint: '电话或邮箱至少填一项', need_name: '请填写姓名', need_contact: '请填写电话或邮箱',
       need_content: '请填写留言内容', submit: '提交留言', submitting: '正在提交…',
       thanks_title: '留言成功', thanks: '谢谢 {name}！我们已收到您的留言，会尽快联系您。',
-      leave_failed: '提交失败：{msg}', leave_again: '再写一条'
+      leave_failed: '提交失败：{msg}', leave_again: '再写一条',
+      'sys.rated': '您的评价：{stars}{quoted}，谢谢！',
+      rate_title: '请为本次服务评分', rate_star: '{n} 星', rate_stars: '评分（1–5 星）',
+      rate_comment: '还有什么想告诉我们的吗？（可选）', rate_submit: '提交评价',
+      rate_later: '以后再说', rate_need: '请选择 1–5 星', rate_failed: '评价未提交：{msg}',
+      rate_already: '这次对话已经评价过了', rate_sending: '正在提交…'
     },
     en: {
       title: 'Live chat', agent_default: 'Support', connecting_you: 'Connecting you…',
-      online: 'Online', offline: 'Offline', nobody_state: 'Nobody online',
+      online: 'Online', offline: 'Offline · write anyway', agent_away: 'Away', nobody_state: 'Nobody online',
       waiting_state: 'In the queue', closed_state: 'Chat paused', blocked_state: 'Unavailable',
       nobody_msg: 'Nobody is online right now. Leave us a message and we will get back to you soon.',
       closed_msg: 'This site is not taking chats right now.',
@@ -73,7 +79,12 @@
       need_contact: 'Please give a phone number or an email', need_content: 'Please write a message',
       submit: 'Send message', submitting: 'Sending…', thanks_title: 'Message sent',
       thanks: 'Thank you, {name}! We got your message and will get back to you soon.',
-      leave_failed: 'Not sent: {msg}', leave_again: 'Write another'
+      leave_failed: 'Not sent: {msg}', leave_again: 'Write another',
+      'sys.rated': 'Your rating: {stars}{quoted}. Thank you!',
+      rate_title: 'How was our service?', rate_star: '{n} of 5 stars', rate_stars: 'Rating (1 to 5 stars)',
+      rate_comment: 'Anything else to tell us? (optional)', rate_submit: 'Send rating',
+      rate_later: 'Not now', rate_need: 'Please pick 1 to 5 stars', rate_failed: 'Rating not sent: {msg}',
+      rate_already: 'This conversation is rated already', rate_sending: 'Sending…'
     }
   });
 
@@ -87,6 +98,7 @@
   }
   T.onChange(function () {
     sysRows.forEach(function (s) { s.row.firstChild.textContent = T.t(s.key, s.vars); });
+    list.retranslate();
     renderHead(); renderQueue(); renderConn(); renderSound();
     document.title = T.t('title');
   });
@@ -97,8 +109,9 @@
                 closed: 'closed_state', blocked: 'blocked_state' }[mode];
     $('head').classList.toggle('offline', !(mode === 'assigned' && agentOnline));
     if (agent) { $('agent-name').textContent = agent.nick_name || T.t('agent_default'); }
-    $('agent-state').textContent = mode === 'assigned' ? T.t(agentOnline ? 'online' : 'offline')
-                                                       : T.t(key);
+    $('head').classList.toggle('away', mode === 'assigned' && agentOnline && agentAway);
+    $('agent-state').textContent = mode === 'assigned'
+      ? T.t(agentOnline ? (agentAway ? 'agent_away' : 'online') : 'offline') : T.t(key);
     input.placeholder = T.t(mode === 'waiting' ? 'placeholder_wait' :
                             mode === 'nobody' ? 'placeholder_nobody' : 'placeholder');
   }
@@ -110,12 +123,15 @@
     agent = a;
     if (safeImage(a.avatar)) { $('agent-avatar').src = a.avatar; }
     agentOnline = a.state !== 'offline';
+    agentAway = a.status === 'away';
     if (agentChannel !== 'se' + a.service_id) {
       if (agentChannel) { pusher.unsubscribe(agentChannel); }
       agentChannel = 'se' + a.service_id;
       var se = pusher.subscribe(agentChannel);
-      se.bind('geton', function () { agentOnline = true; renderHead(); });
+      se.bind('geton', function () { agentOnline = true; awayTold = false; renderHead(); });
       se.bind('logout', function () { agentOnline = false; renderHead(); });
+      // The agent's explicit available / away (issue 9); geton / logout stay online / offline.
+      se.bind('status', function (d) { agentAway = !!d && d.status === 'away'; renderHead(); });
     }
   }
   function setEnabled(on) {
@@ -124,15 +140,20 @@
   }
   function assigned(a) {
     var first = mode !== 'assigned' || !agent || agent.service_id !== a.service_id;
-    var wasWaiting = mode === 'waiting';
-    mode = 'assigned'; setAgent(a); setEnabled(true); stopQueuePoll(); renderQueue();
+    var wasWaiting = mode === 'waiting' || mode === 'nobody';
+    dropLeaveForm();
+    mode = 'assigned'; setAgent(a); setEnabled(true); renderQueue();
     renderHead();
     if (first && wasWaiting) { sys('joined', { name: a.nick_name || T.t('agent_default') }); }
-    if (first && a.greeting) { list.system(a.greeting); }  // the agent's own words: as written
+    // The greeting is the agent's first message (stored, in the transcript): shown once, by cid.
+    if (a.greeting_message) { list.add(a.greeting_message, false); noteLast(a.greeting_message); }
   }
 
   /* ---- the queue ---------------------------------------------------------------------- */
-  var queueTimer = null;
+  /* The server pushes `queue` {position} to everyone waiting whenever the line changes
+   * (and when an agent comes online to a visitor on "nobody online"), and `cu_notice` when
+   * an agent takes the visitor: both switch the window live. The HTTP position is asked
+   * only after a reconnect, for what was missed meanwhile. */
   function renderQueue() {
     var q = $('queue');
     q.hidden = mode !== 'waiting';
@@ -143,18 +164,17 @@
     }
   }
   function waiting(pos) {
+    dropLeaveForm();
     mode = 'waiting'; position = pos || 1;
     setEnabled(true);  // a waiting visitor may write: every agent of the business sees it
     renderHead(); renderQueue();
-    if (!queueTimer) { queueTimer = setInterval(pollPosition, 8000); }
   }
-  function stopQueuePoll() { if (queueTimer) { clearInterval(queueTimer); queueTimer = null; } }
   function pollPosition() {
     W.api('GET', '/admin/event/position', ids).then(function (r) {
       if (r.code !== 0 || !r.data) { return; }
-      if (r.data.state === 'waiting') { position = r.data.position; renderQueue(); }
-      else if (r.data.state === 'assigned' && mode === 'waiting') { notice(); }
-    }).catch(function () { /* offline: the next tick tries again */ });
+      if (r.data.state === 'waiting' && r.data.position >= 1) { position = r.data.position; renderQueue(); }
+      else if (mode === 'waiting') { notice(); }  // taken meanwhile, out of the line, or nobody online
+    }).catch(function () { /* offline: the next reconnect tries again */ });
   }
   window.woliveVisitor.pollPosition = pollPosition;
 
@@ -168,19 +188,30 @@
   var pusher = W.pusher(boot.pusher, function (s) {
     connState = s; renderConn();
     if (s === 'connected') {
-      if (state.everConnected) { fetchMissed(); if (mode === 'waiting') { pollPosition(); } }
+      if (state.everConnected) {
+        if (mode === 'waiting') { pollPosition(); } else if (mode === 'nobody' && leaving()) { notice(); }
+      }
       state.everConnected = true;
     }
   });
   window.woliveVisitor.pusher = pusher;
   var mine = pusher.subscribe('cu' + boot.channel);
   mine.bind('my-event', function (d) {
-    if (d && d.message && list.add(d.message, isMine(d.message))) {
+    if (d && d.message && list.received(d.message, isMine(d.message))) {
       noteLast(d.message);
+      if (d.message.msg_type === 'system') { agentLine(d.message); return; }
       if (d.message.direction !== 'to_service') { ding(); hideTyping(); markRead(); }
     }
   });
-  mine.bind('cu_notice', function (a) { assigned(a); });
+  mine.bind('cu_notice', function (a) { if (a && a.service_id) { assigned(a); } });
+  mine.bind('queue', function (d) {
+    var pos = Number(d && d.position);
+    // Position 0: the last agent went offline. The notice answers "nobody online" (code 3)
+    // and the window shows it with the leave-a-message form, not a stale place.
+    if (pos === 0 && mode === 'waiting') { notice(); return; }
+    if (!(pos >= 1) || mode === 'assigned' || mode === 'blocked' || mode === 'closed') { return; }
+    if (mode === 'waiting') { position = pos; renderQueue(); } else { waiting(pos); }
+  });
   mine.bind('typing', function (d) { if (d && d.typing === false) { hideTyping(); } else { showTyping(); } });
   /* The agent read the visitor's messages up to cid: a double tick on them. */
   mine.bind('read', function (d) {
@@ -189,32 +220,47 @@
     });
   });
 
-  /* Messages: each cid once, in cid order. After a reconnect only the ones after the last
-   * seen cid are asked for (`after`); the list drops any it already shows. */
+  /* Once the channel is subscribed (again), everything new arrives live: ask for what
+   * came after the stream cursor meanwhile (wolive-common.js, W.fetchMissed). */
+  W.onSubscribed(mine, function () { fetchMissed(); });
+
+  /* Messages: each cid once, in cid order. After a reconnect only the ones after the
+   * stream cursor (never raised by the window's own sends) are asked for (`after`); the
+   * list drops any it already shows. */
   var lastCid = 0;
   function noteLast(m) { if (m && m.cid > lastCid) { lastCid = m.cid; } }
   function isMine(m) { return m.direction === 'to_service'; }
   function addAll(rows) {
     var added = [];
     (rows || []).forEach(function (m) {
-      if (list.add(m, isMine(m))) { added.push(m); }
+      if (list.received(m, isMine(m))) { added.push(m); }
       noteLast(m);
     });
     return added;
   }
+  /* In a site's closed panel nothing is seen yet: history is read with `peek` (marks nothing
+   * read); the read receipt goes when the panel opens (markRead). */
+  function historyIds() {
+    if (!W.embed || W.embed.open) { return ids; }
+    return { visiter_id: ids.visiter_id, business_id: ids.business_id, channel: ids.channel, peek: 1 };
+  }
   function loadHistory() {
-    return W.api('GET', '/admin/event/history', ids).then(function (r) {
+    return W.api('GET', '/admin/event/history', historyIds()).then(function (r) {
       if (r.code === 0) { addAll(r.data); }
+      // In a site's panel: replies the visitor has not seen yet count on the closed button.
+      var unseen = (r.data || []).filter(function (m) { return !isMine(m) && m.state === 'unread'; });
+      if (W.embed && unseen.length) { W.embed.agent(unseen.length, false); }
     });
   }
   function fetchMissed() {
     // wolive-common.js: page by page after list.lastCid(), one run at a time.
-    var got = W.fetchMissed(list, '/admin/event/history', ids, isMine).then(function (added) {
+    var got = W.fetchMissed(list, '/admin/event/history', historyIds(), isMine).then(function (added) {
       added.forEach(noteLast);
       return added;
     });
     return got.then(function (added) {
-      if (added.some(function (m) { return !isMine(m); })) { ding(); markRead(); }
+      var theirs = added.filter(function (m) { return !isMine(m); }).length;
+      if (theirs) { ding(theirs); markRead(); }
       return added.length;
     }).catch(function () { return 0; /* the next reconnect tries again */ });
   }
@@ -222,7 +268,7 @@
 
   /* ---- assignment ------------------------------------------------------------------------ */
   function notice() {
-    return W.api('POST', '/admin/event/notice', {
+    return W.apiRetry('POST', '/admin/event/notice', {
       visiter_id: boot.visiter_id, business_id: boot.business_id, channel: boot.channel,
       visiter_name: boot.visiter_name, avatar: boot.avatar, record: boot.record,
       special: boot.special || undefined
@@ -230,10 +276,10 @@
       window.woliveVisitor.notice = r;
       noticeFailed = false;
       if (r.code === 0) { assigned(r.data); return; }
-      stopQueuePoll();
       if (r.code === 2) { waiting(r.data && r.data.position); return; }
       setEnabled(false);
       if (r.code === 3) {
+        if (mode === 'nobody') { return; }  // asked again (a reconnect): still nobody
         mode = 'nobody';
         var said = sys('nobody_msg');
         leaveForm();
@@ -254,6 +300,13 @@
     });
   }
   var noticeRetry = 0, noticeFailed = false;
+  /* Code 4 on a send or an upload: the site blocked this visitor. The window turns into its
+   * "blocked" state (header, a localized line, composer off), once. */
+  function blockedNow() {
+    if (mode === 'blocked') { return; }
+    mode = 'blocked'; setEnabled(false); sys('blocked_msg');
+    renderHead(); renderQueue();
+  }
 
   /* ---- the leave-a-message form (code 3) ---------------------------------------------- */
   function field(name, key, type, attrs) {
@@ -266,6 +319,11 @@
     label.appendChild(inp);
     return label;
   }
+  /* Still waiting for an agent on "nobody online": the form is not sent yet. */
+  function leaving() { return !!document.getElementById('leave'); }
+  /* An agent took the visitor, or it is in the queue now: the form goes (the visitor
+   * talks instead). A sent form's thanks card stays. */
+  function dropLeaveForm() { var f = document.getElementById('leave'); if (f) { f.remove(); } }
   function leaveForm() {
     var card = W.el('form', 'leave-card');
     card.id = 'leave';
@@ -296,9 +354,10 @@
                   : !v('content') ? 'need_content' : '';
       if (problem) { err.textContent = T.t(problem); err.hidden = false; return; }
       err.hidden = true; btn.disabled = true; btn.textContent = T.t('submitting');
+      // With the visitor's ids: having left a message, it stops waiting for an agent.
       W.api('POST', '/admin/event/message', {
-        business_id: boot.business_id, name: v('name'), moblie: v('moblie'),
-        email: v('email'), content: v('content')
+        business_id: boot.business_id, visiter_id: ids.visiter_id, channel: ids.channel,
+        name: v('name'), moblie: v('moblie'), email: v('email'), content: v('content')
       }).then(function (r) {
         btn.disabled = false; btn.textContent = T.t('submit');
         if (r.code === 0) { thanks(card, v('name')); return; }
@@ -329,43 +388,231 @@
     box.scrollTop = box.scrollHeight;
   }
 
+  /* ---- the agent left (issue 9): told, moved, queued again, or asked for contact details --
+   * A system line `agent_left` {name, then} comes live: "moved" (a `transferred` line and
+   * cu_notice follow), "queue" (ask notice again: the window shows its place), "contact"
+   * (nobody can take over: the contact form). Writing while the agent is offline is stored
+   * for the agent, and the window says so and offers the same form. */
+  T.add({
+    zh: { agent_away_saved: '客服已离线，您的消息已保存，客服回来后会看到。', contact_title: '留下联系方式',
+          contact_intro: '客服已离线，留下联系方式，我们会尽快联系您。', contact_note: '想说的话（选填）',
+          contact_submit: '提交联系方式', contact_thanks: '谢谢！客服会通过您留下的方式联系您。' },
+    en: { agent_away_saved: 'Your agent is offline. Your message is saved and they will see it when they are back.',
+          contact_title: 'Leave your contact details',
+          contact_intro: 'Your agent is offline. Leave your contact details and we will get back to you soon.',
+          contact_note: 'Anything to add (optional)', contact_submit: 'Send my details',
+          contact_thanks: 'Thank you! An agent will contact you the way you gave.' }
+  });
+  var awayTold = false;
+  function agentLine(m) {
+    var s = W.systemInfo(m);
+    if (s.key !== 'agent_left' || !agent || Number(m.service_id) !== Number(agent.service_id)) { return; }
+    agentOnline = false; renderHead();
+    if (s.vars.then === 'queue') {  // waiting again: no agent in the header until one claims it
+      agent = null; $('agent-name').textContent = T.t('agent_default');
+      notice();
+    }
+    else if (s.vars.then === 'contact') { contactForm(); }
+  }
+  function awayCheck() {
+    if (mode !== 'assigned' || agentOnline || awayTold) { return; }
+    awayTold = true;
+    sys('agent_away_saved');
+    contactForm();
+  }
+  function contactForm() {
+    if ($('contact') || $('contact-done')) { return; }
+    var card = W.el('form', 'leave-card');
+    card.id = 'contact'; card.noValidate = true;
+    card.appendChild(W.el('h2', null, T.t('contact_title'))).setAttribute('data-i18n', 'contact_title');
+    card.appendChild(W.el('p', 'hint', T.t('contact_intro'))).setAttribute('data-i18n', 'contact_intro');
+    var name = field('name', 'name', 'text', { maxlength: '64', autocomplete: 'name' });
+    if (boot.visiter_name && !/^访客/.test(boot.visiter_name)) { name.lastChild.value = boot.visiter_name; }
+    card.appendChild(name);
+    var two = W.el('div', 'two');
+    two.appendChild(field('tel', 'phone', 'tel', { maxlength: '32', autocomplete: 'tel', inputmode: 'tel' }));
+    two.appendChild(field('email', 'email', 'email', { maxlength: '254', autocomplete: 'email' }));
+    card.appendChild(two);
+    card.appendChild(W.el('p', 'hint', T.t('contact_hint'))).setAttribute('data-i18n', 'contact_hint');
+    card.appendChild(field('note', 'contact_note', 'textarea', { maxlength: '500', rows: '3' }));
+    var err = W.el('p', 'error'); err.hidden = true; err.setAttribute('role', 'alert');
+    card.appendChild(err);
+    var btn = W.el('button', 'primary', T.t('contact_submit'));
+    btn.type = 'submit'; btn.setAttribute('data-i18n', 'contact_submit');
+    card.appendChild(btn);
+    card.addEventListener('submit', function (e) {
+      e.preventDefault();
+      var v = function (n) { return card.elements[n].value.trim(); };
+      if (!v('tel') && !v('email')) { err.textContent = T.t('need_contact'); err.hidden = false; return; }
+      err.hidden = true; btn.disabled = true; btn.textContent = T.t('submitting');
+      var q = { visiter_id: ids.visiter_id, business_id: ids.business_id, channel: ids.channel,
+                name: v('name'), tel: v('tel'), email: v('email'), note: v('note') };
+      W.api('POST', '/admin/event/contact', q).then(function (r) {
+        btn.disabled = false; btn.textContent = T.t('contact_submit');
+        if (r.code === 0) {
+          var done = W.el('div', 'leave-card done'); done.id = 'contact-done'; done.setAttribute('role', 'status');
+          done.appendChild(W.el('div', 'check', '✓')).setAttribute('aria-hidden', 'true');
+          done.appendChild(W.el('p', null, T.t('contact_thanks'))).setAttribute('data-i18n', 'contact_thanks');
+          card.replaceWith(done);
+          box.scrollTop = box.scrollHeight;
+          return;
+        }
+        err.textContent = T.t('leave_failed', { msg: r.msg || r.code }); err.hidden = false;
+      }, function () {
+        btn.disabled = false; btn.textContent = T.t('contact_submit');
+        err.textContent = T.t('leave_failed', { msg: T.t('conn_unavailable') }); err.hidden = false;
+      });
+    });
+    box.appendChild(card);
+    T.apply(card);
+    box.scrollTop = box.scrollHeight;
+    window.woliveVisitor.contact = card;
+  }
+
+  /* ---- end and rating (issue 9) -------------------------------------------------------- */
+  /* After the newest `ended` line that no `rated` line follows, a rating card: 1–5 stars
+   * (radio buttons: arrows and space on a keyboard, big targets on a phone) and an optional
+   * comment. It follows the transcript, however lines arrive (live, history, catch-up). */
+  var SKIP_KEY = 'wolive_rate_skip_' + boot.business_id + '_' + boot.visiter_id;
+  var rateCard = null;
+  function skipped(cid) {
+    try { return localStorage.getItem(SKIP_KEY) === String(cid); } catch (e) { return false; }
+  }
+  function checkRating() {
+    var rows = box.querySelectorAll('.msg[data-sys="ended"], .msg[data-sys="rated"]');
+    var ended = null;
+    for (var i = rows.length - 1; i >= 0 && !ended; i--) {
+      if (rows[i].dataset.sys === 'rated') { break; }
+      ended = rows[i];
+    }
+    var want = ended && !skipped(ended.dataset.cid) ? ended.dataset.cid : '';
+    if (rateCard && rateCard.dataset.cid !== want) { rateCard.remove(); rateCard = null; }
+    if (want && !rateCard) {
+      rateCard = ratingCard(want);
+      var wasBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 80;
+      ended.after(rateCard);
+      if (wasBottom) { box.scrollTop = box.scrollHeight; }
+    }
+  }
+  new MutationObserver(checkRating).observe(box, { childList: true });
+  function ratingCard(cid) {
+    var card = W.el('form', 'rate-card');
+    card.id = 'rate'; card.noValidate = true; card.dataset.cid = cid;
+    card.setAttribute('aria-labelledby', 'rate-title');
+    var title = card.appendChild(W.el('h2', null, T.t('rate_title')));
+    title.id = 'rate-title'; title.setAttribute('data-i18n', 'rate_title');
+    var group = card.appendChild(W.el('div', 'stars'));
+    group.setAttribute('role', 'radiogroup');
+    group.setAttribute('data-i18n-aria', 'rate_stars');
+    group.setAttribute('aria-label', T.t('rate_stars'));
+    var labels = [];
+    for (var n = 1; n <= 5; n++) {
+      var inp = W.el('input');
+      inp.type = 'radio'; inp.name = 'score'; inp.value = String(n); inp.id = 'rate-' + n;
+      var lab = W.el('label', 'star', '★');
+      lab.htmlFor = inp.id; lab.dataset.n = String(n);
+      lab.title = T.t('rate_star', { n: n });
+      lab.setAttribute('aria-label', lab.title);
+      group.appendChild(inp); group.appendChild(lab); labels.push(lab);
+    }
+    function paint(upto) {
+      labels.forEach(function (l) { l.classList.toggle('on', Number(l.dataset.n) <= upto); });
+    }
+    function chosen() {
+      var c = card.querySelector('input[name=score]:checked');
+      return c ? Number(c.value) : 0;
+    }
+    group.addEventListener('change', function () { paint(chosen()); err.hidden = true; });
+    group.addEventListener('mouseover', function (e) {
+      var l = e.target.closest('label.star'); if (l) { paint(Number(l.dataset.n)); }
+    });
+    group.addEventListener('mouseleave', function () { paint(chosen()); });
+    var text = W.el('textarea');
+    text.name = 'comment'; text.maxLength = 500; text.rows = 2;
+    text.setAttribute('data-i18n-placeholder', 'rate_comment');
+    text.placeholder = T.t('rate_comment');
+    text.setAttribute('aria-label', T.t('rate_comment'));
+    card.appendChild(text);
+    var err = card.appendChild(W.el('p', 'error'));
+    err.hidden = true; err.setAttribute('role', 'alert');
+    var row = card.appendChild(W.el('div', 'rate-actions'));
+    var send = row.appendChild(W.el('button', 'primary', T.t('rate_submit')));
+    send.type = 'submit'; send.setAttribute('data-i18n', 'rate_submit');
+    var later = row.appendChild(W.el('button', 'link', T.t('rate_later')));
+    later.type = 'button'; later.setAttribute('data-i18n', 'rate_later');
+    later.addEventListener('click', function () {
+      try { localStorage.setItem(SKIP_KEY, cid); } catch (e) { /* private mode */ }
+      checkRating();
+      input.focus();
+    });
+    card.addEventListener('submit', function (e) {
+      e.preventDefault();
+      var score = chosen();
+      if (!score) { err.textContent = T.t('rate_need'); err.hidden = false; return; }
+      send.disabled = true; send.textContent = T.t('rate_sending');
+      W.api('POST', '/admin/event/rating', {
+        visiter_id: ids.visiter_id, business_id: ids.business_id, channel: ids.channel,
+        score: score, comment: text.value.trim()
+      }).then(function (r) {
+        send.disabled = false; send.textContent = T.t('rate_submit');
+        if (r.code === 0) { list.add(r.data.line, false); noteLast(r.data.line); return; }
+        if (r.code === 2) {
+          try { localStorage.setItem(SKIP_KEY, cid); } catch (e2) { /* private mode */ }
+          checkRating(); sys('rate_already'); return;
+        }
+        err.textContent = T.t('rate_failed', { msg: r.msg || r.code }); err.hidden = false;
+      }, function () {
+        send.disabled = false; send.textContent = T.t('rate_submit');
+        err.textContent = T.t('rate_failed', { msg: T.t('conn_unavailable') }); err.hidden = false;
+      });
+    });
+    return card;
+  }
+  T.onChange(function () {
+    if (!rateCard) { return; }
+    T.apply(rateCard);
+    rateCard.querySelectorAll('label.star').forEach(function (l) {
+      l.title = T.t('rate_star', { n: l.dataset.n }); l.setAttribute('aria-label', l.title);
+    });
+    rateCard.querySelector('textarea').setAttribute('aria-label', T.t('rate_comment'));
+  });
+  window.woliveVisitor.checkRating = checkRating;
+
   /* ---- sending ------------------------------------------------------------------------- */
   W.composer($('composer'), input, function (text) {
     showView('chat');
-    return W.api('POST', '/admin/event/chats', {
+    return W.apiRetry('POST', '/admin/event/chats', {
       visiter_id: ids.visiter_id, business_id: ids.business_id, channel: ids.channel,
       service_id: agent ? agent.service_id : '', content: text
     }).then(function (r) {
       typingDone();
-      if (r.code === 0) { list.add(r.data, true); noteLast(r.data); return true; }
+      if (r.code === 0) { list.add(r.data, true); noteLast(r.data); awayCheck(); return true; }
+      // After the composer has given the box back (it does once the send settles).
+      if (r.code === 4) { setTimeout(blockedNow, 0); return false; }
       sys('not_sent', { msg: r.msg || r.code });
       return false;
     }, function () { sys('not_sent', { msg: T.t('conn_unavailable') }); return false; });
   });
 
-  /* The visitor's typing, told to the agent at most every 3 s; "stopped" after 4 s idle
-   * or on sending. */
-  var lastTyping = 0, typingIdle = null;
-  function tellTyping(on) {
+  /* The visitor's typing, told to the agent through Wolive.typingSignal (typing.js): at most
+   * one "typing" every 3 s while shown, "stopped" after 3 s idle (a sent line ends it by
+   * itself), never two signals within 0.7 s. */
+  var typingSignal = W.typingSignal(function (target, on) {
     var q = { visiter_id: ids.visiter_id, business_id: ids.business_id, channel: ids.channel,
               typing: on ? 1 : 0 };
     W.api('POST', '/admin/event/typing', q).catch(function () { /* best effort */ });
-  }
-  input.addEventListener('input', function () {
-    if (mode !== 'assigned' || !input.value) { return; }
-    clearTimeout(typingIdle);
-    typingIdle = setTimeout(function () { lastTyping = 0; tellTyping(false); }, 4000);
-    var now = Date.now();
-    if (now - lastTyping < 3000) { return; }
-    lastTyping = now;
-    tellTyping(true);
   });
-  function typingDone() { if (lastTyping) { clearTimeout(typingIdle); lastTyping = 0; } }
+  window.woliveVisitor.typingSignal = typingSignal;
+  input.addEventListener('input', function () {
+    if (mode === 'assigned' && input.value) { typingSignal.key(ids.visiter_id); }
+  });
+  function typingDone() { typingSignal.sent(); }
 
   /* Read receipts: the agent's messages shown while the window is visible are read. */
   var readTimer = null;
   function markRead() {
     if (document.visibilityState === 'hidden' || mode !== 'assigned') { return; }
+    if (W.embed && !W.embed.open) { return; }  // a site's panel, closed: not seen yet
     clearTimeout(readTimer);
     readTimer = setTimeout(function () {
       var q = { visiter_id: ids.visiter_id, business_id: ids.business_id, channel: ids.channel,
@@ -374,6 +621,12 @@
     }, 300);
   }
   document.addEventListener('visibilitychange', markRead);
+  if (W.embed) {
+    W.embed.onOpen(function () {
+      if (box.hidden === false) { box.scrollTop = box.scrollHeight; }
+      markRead();
+    });
+  }
   var typingTimer = null;
   function showTyping() {
     $('typing').hidden = false;
@@ -398,6 +651,7 @@
     }).then(function (r) {
       row.remove();
       if (r.code === 0) { return fetchMissed(); }
+      if (r.code === 4) { blockedNow(); return; }
       sys('upload_failed', { msg: r.msg || r.code });
     }, function () { row.remove(); sys('upload_failed', { msg: T.t('conn_unavailable') }); });
   }
@@ -456,9 +710,10 @@
 
   /* ---- sound ------------------------------------------------------------------------------ */
   var SOUND_KEY = 'wolive_sound';
+  var soundMemo = null;  // the switch when storage is refused (a site's panel, cross-site)
   function soundOn() {
-    var s = null;
-    try { s = localStorage.getItem(SOUND_KEY); } catch (e) { s = null; }
+    var s = soundMemo;
+    try { s = localStorage.getItem(SOUND_KEY) || s; } catch (e) { s = soundMemo; }
     return s ? s === 'on' : boot.voice_state !== 'close';
   }
   function renderSound() {
@@ -469,11 +724,15 @@
     b.setAttribute('aria-label', b.title);
   }
   $('sound-btn').addEventListener('click', function () {
-    try { localStorage.setItem(SOUND_KEY, soundOn() ? 'off' : 'on'); } catch (e) { /* ignore */ }
+    soundMemo = soundOn() ? 'off' : 'on';
+    try { localStorage.setItem(SOUND_KEY, soundMemo); } catch (e) { /* kept for this page */ }
     renderSound();
   });
   var audio = null;
-  function ding() {
+  /* n new messages from the agent. In a site's panel (visitor-embed.js) the page plays the
+   * sound and counts them on its button while the panel is closed. */
+  function ding(n) {
+    if (W.embed) { W.embed.agent(n || 1, soundOn()); return; }
     if (!soundOn()) { return; }
     try {
       audio = audio || new (window.AudioContext || window.webkitAudioContext)();
@@ -565,7 +824,7 @@
   if (popup) {
     $('close-btn').hidden = false;
     $('close-btn').addEventListener('click', function () { window.close(); });
-  } else if (/^https?:\/\//i.test(from)) {
+  } else if (!W.embed && /^https?:\/\//i.test(from)) {
     $('back').hidden = false;
     $('back').addEventListener('click', function () { location.href = from; });
   }
@@ -579,5 +838,10 @@
   renderHead(); renderSound(); renderConn();
   setEnabled(false);
   loadContent();
-  loadHistory().then(notice, notice);
+  // In a site's panel that is still closed (loaded ahead), the visitor is not put in front of
+  // an agent (`notice`) until they open it; replies reach the panel either way.
+  var ask = !W.embed ? notice : function () {
+    W.embed.whenOpen(function () { notice().then(markRead); });  // read receipt once assigned
+  };
+  loadHistory().then(ask, ask);
 })();

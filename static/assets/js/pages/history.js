@@ -10,13 +10,15 @@
           'hi.search': '搜索', 'hi.visitors': '访客', 'hi.back': '‹ 返回', 'hi.pick': '选择左侧的访客查看对话',
           'hi.none': '这段时间没有符合条件的对话。', 'hi.count': '{n} 条消息', 'hi.matches': '{n} 条匹配',
           'hi.noMsg': '这段时间没有消息。', 'hi.image': '[图片]', 'hi.file': '[文件]', 'hi.agentSaid': '{name}：',
-          'hi.online': '在线', 'hi.range': '{start} 至 {end}', 'hi.visitorSide': '访客' },
+          'hi.online': '在线', 'hi.range': '{start} 至 {end}', 'hi.visitorSide': '访客',
+          'hi.ratings': '评价' },
     en: { 'hi.title': 'History', 'hi.agent': 'Agent', 'hi.allAgents': 'All agents', 'hi.visitor': 'Visitor',
           'hi.visitorPh': 'Name or ID', 'hi.from': 'From', 'hi.to': 'To', 'hi.q': 'Message text', 'hi.qPh': 'Search the messages',
           'hi.search': 'Search', 'hi.visitors': 'Visitors', 'hi.back': '‹ Back', 'hi.pick': 'Pick a visitor to read the conversation',
-          'hi.none': 'No conversation matches in this period.', 'hi.count': '{n} messages', 'hi.matches': '{n} matching',
+          'hi.none': 'No conversation matches in this period.', 'hi.count': { one: '{n} message', other: '{n} messages' }, 'hi.matches': '{n} matching',
           'hi.noMsg': 'No messages in this period.', 'hi.image': '[picture]', 'hi.file': '[file]', 'hi.agentSaid': '{name}: ',
-          'hi.online': 'Online', 'hi.range': '{start} to {end}', 'hi.visitorSide': 'Visitor' }
+          'hi.online': 'Online', 'hi.range': '{start} to {end}', 'hi.visitorSide': 'Visitor',
+          'hi.ratings': 'Ratings' }
   });
   Wolive.i18n.apply(document);
 
@@ -32,11 +34,20 @@
   form.elements.end.value = P.ymd(today);
   form.elements.start.value = P.ymd(new Date(today.getTime() - 29 * 86400000));
   var filters = {}, current = null, listData = null;
+  // ?visiter_id= (the workbench's "History" button): that visitor's conversation, at any date.
+  var wanted = new URLSearchParams(location.search).get('visiter_id') || '';
+  if (wanted) { form.elements.visiter.value = wanted; form.elements.start.value = ''; }
 
   function preview(r) {
     if (r.last_type === 'image') { return t('hi.image'); }
     if (r.last_type === 'file') { return t('hi.file') + ' ' + String(r.last_content).split('\n').pop(); }
+    if (r.last_type === 'system' || r.last_type === 'note') { return window.Wolive.systemText({ content: r.last_content }); }
     return r.last_content;
+  }
+
+  /* The visitor's name; the server's generated "访客xxxxxx" in the page's language. */
+  function visitorLabel(r) {
+    return r.visiter_name ? Wolive.i18n.visitorName(r.visiter_name, r.visiter_id) : r.visiter_id;
   }
 
   function renderList() {
@@ -51,10 +62,11 @@
       b.appendChild(img);
       var mid = el('div', 'vmid');
       var top = el('div', 'vtop');
-      top.appendChild(el('span', 'name', r.visiter_name || r.visiter_id));
+      top.appendChild(el('span', 'name', visitorLabel(r)));
       top.appendChild(el('span', 'muted small nowrap', P.datetime(r.last_time)));
       mid.appendChild(top);
-      var prefix = r.last_direction === 'to_visiter' && r.nick_name ? t('hi.agentSaid', { name: r.nick_name }) : '';
+      var prefix = r.last_direction === 'to_visiter' && r.nick_name && r.last_type !== 'system' && r.last_type !== 'note'
+        ? t('hi.agentSaid', { name: r.nick_name }) : '';
       mid.appendChild(el('div', 'last', prefix + preview(r)));
       mid.appendChild(el('div', 'muted small', t(filters.q ? 'hi.matches' : 'hi.count', { n: r.messages })));
       b.appendChild(mid);
@@ -69,6 +81,11 @@
     Object.keys(filters).forEach(function (k) { if (filters[k]) { p[k] = filters[k]; } });
     return P.call('GET', '/admin/set/searchhistory', p, err).then(function (d) {
       listData = d; renderList();
+      if (wanted) {
+        var row = d.rows.filter(function (r) { return r.visiter_id === wanted; })[0];
+        wanted = '';
+        if (row) { open(row, 1); }
+      }
     }).catch(function () {});
   }
 
@@ -84,6 +101,13 @@
   }
 
   function bubble(m) {
+    if (window.Wolive.isLine(m)) {
+      var line = el('div', 'msg system' + (m.msg_type === 'note' ? ' note' : ''));
+      line.dataset.cid = m.cid;
+      line.appendChild(el('div', 'bubble', window.Wolive.systemText(m)));
+      line.appendChild(el('div', 'time', P.datetime(m.timestamp)));
+      return line;
+    }
     var mine = m.direction === 'to_visiter';
     var row = el('div', 'msg ' + (mine ? 'mine' : 'theirs'));
     row.dataset.cid = m.cid;
@@ -108,17 +132,32 @@
     return row;
   }
 
+  /* The visitor's ratings in the period (issue 9), above the transcript. */
+  function ratings(rows) {
+    var wrapEl = el('div', 'hist-ratings');
+    wrapEl.appendChild(el('strong', '', t('hi.ratings')));
+    rows.forEach(function (x) {
+      var line = el('div', 'hist-rating');
+      line.appendChild(el('span', 'stars', window.Wolive.stars(x.score)));
+      line.appendChild(el('span', '', ' ' + x.score + '/5' + (x.comment ? ' “' + x.comment + '”' : '')));
+      line.appendChild(el('span', 'muted small', ' · ' + P.datetime(x.timestamp)));
+      wrapEl.appendChild(line);
+    });
+    return wrapEl;
+  }
+
   function open(r, page) {
     current = r;
     wrap.classList.add('has-active');
     if (listData) { renderList(); }
     titleEl.removeAttribute('data-i18n');
-    titleEl.textContent = (r.visiter_name || r.visiter_id) + ' · ' +
+    titleEl.textContent = visitorLabel(r) + ' · ' +
       t('hi.range', { start: filters.start || '…', end: filters.end || '…' });
     var p = { channel: r.channel, start: filters.start || '1970-01-01', end: filters.end || P.ymd(new Date()),
               page: page || 1, limit: 100 };
     P.call('GET', '/admin/set/getdesignForViews', p).then(function (d) {
       box.textContent = '';
+      if (d.ratings && d.ratings.length) { box.appendChild(ratings(d.ratings)); }
       if (!d.rows.length) { box.appendChild(el('div', 'empty', t('hi.noMsg'))); }
       d.rows.forEach(function (m) { box.appendChild(bubble(m)); });
       var first = box.querySelector('mark');

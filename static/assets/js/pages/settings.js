@@ -10,7 +10,7 @@
           'st.greetingPh': '您好，我是客服小王，有什么可以帮您？', 'st.greetingOn': '启用',
           'st.teamGreetings': '团队的问候语', 'st.agent': '客服', 'st.state': '状态', 'st.using': '启用中', 'st.unuse': '已停用',
           'st.enable': '启用', 'st.disable': '停用', 'st.noGreeting': '还没有人设置问候语。',
-          'st.quickHelp': '快捷回复在工作台的输入框旁管理，保存在您自己的浏览器里；服务器没有快捷回复的接口。',
+          'st.quickHelp': '在工作台输入框旁的 ⚡ 菜单里使用；保存在服务器上，换电脑也在。',
           'st.toWorkbench': '去工作台', 'st.faqHelp': '访客在聊天窗口里点一个问题，就能看到答案。',
           'st.question': '问题', 'st.answer': '答案', 'st.addFaq': '添加问题', 'st.saveFaq': '保存修改',
           'st.noFaq': '还没有常见问题。', 'st.faqCount': '{n} / 200 个', 'st.tabsHelp': '显示在访客聊天窗口旁的信息页，例如“关于我们”“配送说明”。',
@@ -26,7 +26,7 @@
           'st.greetingPh': 'Hello, I am Wang from support. How can I help?', 'st.greetingOn': 'In use',
           'st.teamGreetings': 'The team\'s greetings', 'st.agent': 'Agent', 'st.state': 'State', 'st.using': 'In use', 'st.unuse': 'Off',
           'st.enable': 'Turn on', 'st.disable': 'Turn off', 'st.noGreeting': 'Nobody has a greeting yet.',
-          'st.quickHelp': 'Quick replies are managed next to the reply box on the workbench and kept in your own browser; the server has no API for them.',
+          'st.quickHelp': 'Use them from the ⚡ menu next to the reply box on the workbench; they are kept on the server, so they follow you to any computer.',
           'st.toWorkbench': 'Go to the workbench', 'st.faqHelp': 'Visitors click a question in the chat window and see its answer.',
           'st.question': 'Question', 'st.answer': 'Answer', 'st.addFaq': 'Add question', 'st.saveFaq': 'Save changes',
           'st.noFaq': 'No questions yet.', 'st.faqCount': '{n} of 200', 'st.tabsHelp': 'Pages shown beside the visitor chat window, like “About us” or “Shipping”.',
@@ -56,30 +56,41 @@
   });
 
   var gRows = document.getElementById('greet-rows');
+  var greetings = null;  // the team's greetings as last loaded: painted again on a language switch
   function loadGreetings() {
     if (!gRows) { return; }
     P.call('GET', '/admin/manager/greetings', {}).then(function (rows) {
-      gRows.textContent = '';
-      if (!rows || !rows.length) {
-        var tr = el('tr'), td = el('td', 'muted', t('st.noGreeting')); td.colSpan = 4; tr.appendChild(td); gRows.appendChild(tr);
-        return;
-      }
-      rows.forEach(function (g) {
-        var tr = el('tr'), on = g.state !== 'unuse';
-        tr.appendChild(el('td', 'strong nowrap', g.nick_name));
-        tr.appendChild(el('td', 'pre', g.content));
-        var st = el('td'); st.appendChild(el('span', 'pill ' + (on ? 'ok' : ''), t(on ? 'st.using' : 'st.unuse'))); tr.appendChild(st);
-        var act = el('td', 'right');
-        act.appendChild(P.button(on ? 'st.disable' : 'st.enable', '', function () {
-          P.call('POST', '/admin/manager/greetingstate', { service_id: g.service_id, state: on ? 'unuse' : 'using' })
-            .then(function () { P.toast(t('c.saved')); loadGreetings(); }).catch(function () {});
-        }));
-        tr.appendChild(act);
-        gRows.appendChild(tr);
-      });
+      greetings = rows;
+      paintGreetings();
     }).catch(function () {});
   }
+  function paintGreetings() {
+    var rows = greetings;
+    gRows.textContent = '';
+    if (!rows || !rows.length) {
+      var tr = el('tr'), td = el('td', 'muted', t('st.noGreeting')); td.colSpan = 4; tr.appendChild(td); gRows.appendChild(tr);
+      return;
+    }
+    rows.forEach(function (g) {
+      var tr = el('tr'), on = g.state !== 'unuse';
+      tr.appendChild(el('td', 'strong nowrap', g.nick_name));
+      tr.appendChild(el('td', 'pre', g.content));
+      var st = el('td'); st.appendChild(el('span', 'pill ' + (on ? 'ok' : ''), t(on ? 'st.using' : 'st.unuse'))); tr.appendChild(st);
+      var act = el('td', 'right');
+      act.appendChild(P.button(on ? 'st.disable' : 'st.enable', '', function () {
+        P.call('POST', '/admin/manager/greetingstate', { service_id: g.service_id, state: on ? 'unuse' : 'using' })
+          .then(function () { P.toast(t('c.saved')); loadGreetings(); }).catch(function () {});
+      }));
+      tr.appendChild(act);
+      gRows.appendChild(tr);
+    });
+  }
   loadGreetings();
+  Wolive.i18n.onChange(function () { if (gRows && greetings) { paintGreetings(); } });
+
+  // ---- quick replies: own; shared for managers (quick-replies.js) ----
+  Wolive.quickReplies.manage(document.getElementById('quick-manager'),
+    { canEditShared: P.atLeast('manager'), toast: P.toast });
 
   if (!P.atLeast('manager')) { return; }
 

@@ -1,6 +1,6 @@
 /* The shared console top bar (templates/topbar.html): marks the current page's link, switches
- * the language (Wolive.i18n.set), and on pages other than the workbench says the agent is not
- * taking chats here. Loaded with `defer`; brings in i18n.js itself if the page has not. */
+ * the language (Wolive.i18n.set). The connection and available / away state are presence.js's
+ * (issue 9). Loaded with `defer`; brings in i18n.js itself if the page has not. */
 (function () {
   'use strict';
   var DICT = {
@@ -9,14 +9,14 @@
       'tb.messages': '留言', 'tb.agents': '客服管理', 'tb.profile': '个人资料',
       'tb.settings': '设置', 'tb.businesses': '商户', 'tb.embed': '嵌入代码',
       'tb.logout': '退出', 'tb.conn': '连接状态', 'tb.connecting': '连接中',
-      'tb.notHere': '未在接待', 'tb.langTitle': '切换语言 · Language', 'tb.lang': 'EN'
+      'tb.langTitle': '切换语言 · Language', 'tb.lang': 'EN'
     },
     en: {
       'tb.nav': 'Console navigation', 'tb.workbench': 'Workbench', 'tb.history': 'History',
       'tb.messages': 'Messages', 'tb.agents': 'Agents', 'tb.profile': 'My profile',
       'tb.settings': 'Settings', 'tb.businesses': 'Businesses', 'tb.embed': 'Embed code',
       'tb.logout': 'Log out', 'tb.conn': 'Connection', 'tb.connecting': 'Connecting',
-      'tb.notHere': 'Not taking chats', 'tb.langTitle': '切换语言 · Language', 'tb.lang': '中文'
+      'tb.langTitle': '切换语言 · Language', 'tb.lang': '中文'
     }
   };
 
@@ -31,15 +31,10 @@
     bar.querySelectorAll('.topnav a').forEach(function (a) {
       if (a.getAttribute('href') === path) { a.setAttribute('aria-current', 'page'); }
     });
-    var onPage = document.body.hasAttribute('data-page');
     function paint() {
       if (btn) {
         btn.textContent = i18n.t('tb.lang');
         btn.title = i18n.t('tb.langTitle');
-      }
-      if (onPage) {
-        var st = document.getElementById('me-state');
-        if (st) { st.textContent = i18n.t('tb.notHere'); }
       }
       i18n.apply(bar);
     }
@@ -48,10 +43,54 @@
     }
     i18n.onChange(paint);
     paint();
-    var cur = bar.querySelector('.topnav a[aria-current]');
-    if (cur && cur.scrollIntoView && bar.scrollWidth > innerWidth) {
-      cur.scrollIntoView({ block: 'nearest', inline: 'center' });
+    // "Log out" in one tab ends the session of the whole browser (one cookie): its other
+    // console tabs go to the sign-in page too, so none keeps the agent online with a
+    // console that can no longer answer (their sockets close; offline after the grace).
+    // The others are told once the session has ended (told earlier, a tab would reach the
+    // sign-in page still signed in and be sent back to the console).
+    var out = bar.querySelector('form[action="/admin/login/logout"]');
+    if (out && window.fetch && window.FormData) {
+      out.addEventListener('submit', function (ev) {
+        ev.preventDefault();
+        fetch(out.action, { method: 'POST', body: new FormData(out), credentials: 'same-origin',
+                            headers: { Accept: 'application/json' } }).then(function () {
+          try { localStorage.setItem('wolive-logout', String(Date.now())); } catch (e) { /* private mode */ }
+          location.replace('/admin/login/index');
+        }, function () { out.submit(); });
+      });
     }
+    window.addEventListener('storage', function (e) {
+      if (e.key === 'wolive-logout' && e.newValue) { location.replace('/admin/login/index'); }
+    });
+    var nav = document.getElementById('topnav');
+    var cur = bar.querySelector('.topnav a[aria-current]');
+    if (nav && cur && nav.scrollWidth > nav.clientWidth) {  // the current page's link in view
+      var n = nav.getBoundingClientRect(), c = cur.getBoundingClientRect();
+      nav.scrollLeft += (c.left + c.width / 2) - (n.left + n.width / 2);
+    }
+    scrollHints(nav);
+  }
+
+  /* A nav that does not fit scrolls sideways: `more-start` / `more-end` on it while links
+   * are hidden on that side (the CSS fades that edge), kept up to date on scroll, resize and
+   * a language switch. A focused link is scrolled into view (keyboard users). */
+  function scrollHints(nav) {
+    if (!nav) { return; }
+    function paint() {
+      var links = nav.querySelectorAll('a');
+      if (!links.length) { return; }
+      var box = nav.getBoundingClientRect();
+      var first = links[0].getBoundingClientRect(), last = links[links.length - 1].getBoundingClientRect();
+      nav.classList.toggle('more-start', first.left < box.left - 1);
+      nav.classList.toggle('more-end', last.right > box.right + 1);
+    }
+    nav.addEventListener('scroll', paint, { passive: true });
+    window.addEventListener('resize', paint);
+    window.Wolive.i18n.onChange(function () { setTimeout(paint, 0); });
+    nav.addEventListener('focusin', function (e) {
+      if (e.target.scrollIntoView) { e.target.scrollIntoView({ block: 'nearest', inline: 'nearest' }); }
+    });
+    paint();
   }
 
   if (window.Wolive && window.Wolive.i18n) { init(); return; }

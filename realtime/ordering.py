@@ -1,0 +1,58 @@
+"""A conversation's messages are pushed in cid (commit) order.
+
+Clients follow a conversation by the highest cid they have received from the server's stream
+and, after a reconnect, ask for what came `after` it (ARCHITECTURE, "Exactly once, in
+order"). That cursor is only safe when a conversation's messages reach the stream in cid
+order and a message is in the database before any later one is pushed. Two sends in one
+conversation at once (the visitor and the agent, two tabs) could otherwise commit and push
+in either order: on MariaDB two transactions take cids 10 and 11 and may commit (and push)
+11 first, and any await between the commit and the push (e.g. noting the agent's activity)
+lets a later message overtake.
+
+`ConversationOrder.hold(business_id, visiter_id)` is held around "store the row, push it":
+one writer per conversation at a time in this process, so cid order, commit order and push
+order are the same. Different conversations never wait for each other. Every row with a cid
+(text, image, file, the system lines other features add) goes through it alike.
+
+The turn is per process, as the server is today (one node). Several nodes writing one
+conversation would need the same turn in the database (e.g. the conversation's queue row
+locked in the insert's transaction) and a fan-out that keeps one publisher's order.
+"""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+
+class ConversationOrder:
+    """One lock per conversation `(business_id, visiter_id)`, made on first use and dropped
+    when nobody holds or waits for it (so idle conversations cost nothing)."""
+
+    def __init__(self) -> None:
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._users: dict[tuple[str, str], int] = {}
+
+    @asynccontextmanager
+    async def hold(self, business_id: str, visiter_id: str) -> AsyncIterator[None]:
+        """Hold the conversation's turn while a message is written and pushed. Nothing is
+        raised of its own; an error in the body releases the turn and propagates."""
+        key = (business_id, visiter_id)
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        self._users[key] = self._users.get(key, 0) + 1
+        try:
+            async with lock:
+                yield
+        finally:
+            left = self._users[key] - 1
+            if left:
+                self._users[key] = left
+            else:
+                del self._users[key]
+                del self._locks[key]
+
+    def busy(self) -> int:
+        """Conversations with a writer holding or waiting for their turn (for tests)."""
+        return len(self._locks)

@@ -1,0 +1,103 @@
+"""SQL for visitor identity (issue 10, item 3): which browser owns a visitor id, and each
+business's identity secret and its "require signed ids" switch.
+
+Both tables are ours (not in the WoLive document) and are made by `metadata.create_all` at
+start-up (recorded as schema migration 9, `_v9_visitor_identity`), so an existing database
+simply gains them:
+
+- `wolive_visitor_owner`: one row per `(business_id, visiter_id)` that a browser owns; the
+  browser holds a secret token, the row keeps only its SHA-256 (`token_hash`, 64 hex).
+- `wolive_identity`: one row per business with its identity secret (64 hex) and
+  `require_signed` (0/1), made on first use.
+
+Rules (who gets a token, signatures) are the use cases' (`realtime.identity`).
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sqlalchemy import Column, Integer, String, Table, and_, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from . import schema as t
+from .base import Row, StoreBase
+
+_TABLE_OPTIONS: dict[str, Any] = dict(t._MYSQL)
+
+visitor_owner = Table(
+    "wolive_visitor_owner", t.metadata,
+    Column("business_id", String(100), primary_key=True),
+    Column("visiter_id", String(200), primary_key=True),
+    Column("token_hash", String(64), nullable=False),
+    Column("created_at", Integer, nullable=False, server_default="0"),
+    **_TABLE_OPTIONS,
+)
+
+identity = Table(
+    "wolive_identity", t.metadata,
+    Column("business_id", String(100), primary_key=True),
+    Column("secret", String(64), nullable=False),
+    Column("require_signed", Integer, nullable=False, server_default="0"),
+    Column("updated_at", Integer, nullable=False, server_default="0"),
+    **_TABLE_OPTIONS,
+)
+
+
+class IdentityStore(StoreBase):
+    """Visitor owners and business identity settings (see the module docstring)."""
+
+    async def visitor_owner_hash(self, business_id: str, visiter_id: str) -> str | None:
+        """The token hash of the browser owning the visitor, or None when nobody owns it."""
+        o = visitor_owner
+        row = await self._fetch_one(select(o.c.token_hash).where(and_(
+            o.c.business_id == business_id, o.c.visiter_id == visiter_id)))
+        return str(row["token_hash"]) if row else None
+
+    async def visitor_known(self, business_id: str, visiter_id: str) -> bool:
+        """Whether the visitor has a `wolive_visiter` row (it chatted before)."""
+        v = t.visiter
+        row = await self._fetch_one(select(v.c.vid).where(and_(
+            v.c.business_id == business_id, v.c.visiter_id == visiter_id)))
+        return row is not None
+
+    async def claim_visitor(self, business_id: str, visiter_id: str, token_hash: str) -> bool:
+        """Make the browser with `token_hash` the visitor's owner, unless somebody already
+        is (then nothing is written). True when this call made the claim."""
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(insert(visitor_owner).values(
+                    business_id=business_id, visiter_id=visiter_id, token_hash=token_hash,
+                    created_at=int(time.time())))
+        except IntegrityError:
+            return False
+        return True
+
+    async def identity_settings(self, business_id: str, new_secret: str) -> Row:
+        """The business's `{business_id, secret, require_signed, updated_at}`; made with
+        `new_secret` when it has none yet (two first calls at once: one row wins)."""
+        i = identity
+        row = await self._fetch_one(select(i).where(i.c.business_id == business_id))
+        if row is not None:
+            return row
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(insert(i).values(business_id=business_id, secret=new_secret,
+                                                    require_signed=0,
+                                                    updated_at=int(time.time())))
+        except IntegrityError:
+            pass
+        return await self._fetch_one(select(i).where(i.c.business_id == business_id)) or {}
+
+    async def set_identity_settings(self, business_id: str, secret: str | None = None,
+                                    require_signed: bool | None = None) -> None:
+        """Change the secret and/or the switch of a business whose row exists
+        (`identity_settings` makes it)."""
+        values: dict[str, Any] = {"updated_at": int(time.time())}
+        if secret is not None:
+            values["secret"] = secret
+        if require_signed is not None:
+            values["require_signed"] = 1 if require_signed else 0
+        async with self.engine.begin() as conn:
+            await conn.execute(update(identity).where(identity.c.business_id == business_id)
+                               .values(**values))

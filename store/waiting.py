@@ -1,0 +1,91 @@
+"""Waiting visitors: the assignment lock, who waits (with their channels), leaving the line.
+
+A waiting visitor is a `wolive_queue` row with `service_id = 0` and `state = normal`, in the
+order the rows were made (`qid`): code 2 of `/admin/event/notice`, and since issue 9 code 3
+too (nobody online) while the visitor's window is open.
+"""
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy import and_, delete, select
+
+from . import schema as t
+from .base import HELD, HeldTransaction, StoreBase
+
+
+class WaitingStore(StoreBase):
+    """SQL for waiting visitors; mixed into `store.repo.Store`."""
+
+    @asynccontextmanager
+    async def assignment(self, business_id: str) -> AsyncIterator[None]:
+        """One assignment decision for `business_id` at a time, across every process on
+        the database: a transaction that holds the business's lock until the block ends,
+        then commits (rolls back on an exception). Inside the block, this task's store
+        calls run in that transaction (`StoreBase._writing` / `_reading`), so what they
+        read (who is online, their load, who waits) cannot change under them.
+
+        MariaDB/MySQL: `SELECT ... FOR UPDATE` on the `wolive_business` row, in READ
+        COMMITTED so each read sees what the previous holder committed. SQLite: the
+        transaction begins IMMEDIATE (store.repo), which serialises every writer of the
+        file. Re-entrant within a task. Push events after the block, or inside it through
+        `on_commit` (run once it committed)."""
+        if self._held() is not None:
+            yield
+            return
+        engine = self.engine
+        if self.dialect == "mysql":
+            engine = engine.execution_options(isolation_level="READ COMMITTED")
+        async with engine.begin() as conn:
+            if self.dialect == "mysql":
+                await conn.execute(select(t.business.c.wid).where(
+                    t.business.c.business_id == business_id).with_for_update())
+            held = HeldTransaction(self, conn)
+            token = HELD.set(held)
+            try:
+                yield
+            finally:
+                held.active = False
+                HELD.reset(token)
+        for fn in held.after_commit:
+            fn()
+
+    async def waiting_channels(self, business_id: str, limit: int = 200
+                               ) -> list[tuple[str, str]]:
+        """`(visiter_id, channel)` of the business's waiting visitors, first come first
+        (the order of `waiting_position`): whom to tell their place."""
+        q, v = t.queue, t.visiter
+        async with self._reading() as conn:
+            res = await conn.execute(
+                select(q.c.visiter_id, v.c.channel)
+                .join(v, and_(v.c.visiter_id == q.c.visiter_id,
+                              v.c.business_id == q.c.business_id))
+                .where(and_(q.c.business_id == business_id, q.c.service_id == 0,
+                            q.c.state == "normal"))
+                .order_by(q.c.qid).limit(limit))
+            return [(str(r[0]), str(r[1])) for r in res]
+
+    async def waiting_visitor_channels(self, limit: int = 10000) -> list[str]:
+        """The `channel` of every waiting visitor of every business (at start-up: whose
+        windows must come back, see `PresenceTracker.expect_back`)."""
+        q, v = t.queue, t.visiter
+        async with self._reading() as conn:
+            res = await conn.execute(
+                select(v.c.channel)
+                .join(v, and_(v.c.visiter_id == q.c.visiter_id,
+                              v.c.business_id == q.c.business_id))
+                .where(and_(q.c.service_id == 0, q.c.state == "normal"))
+                .order_by(q.c.qid).limit(limit))
+            return [str(r[0]) for r in res]
+
+    async def leave_waiting(self, visiter_id: str, business_id: str) -> bool:
+        """Take a waiting visitor out of the line (its queue row goes; its messages stay).
+        A conditional DELETE: a visitor an agent took meanwhile stays with that agent.
+        True when it was waiting."""
+        q = t.queue
+        async with self._writing() as conn:
+            res = await conn.execute(delete(q).where(and_(
+                q.c.visiter_id == visiter_id, q.c.business_id == business_id,
+                q.c.service_id == 0, q.c.state == "normal")))
+            return bool(res.rowcount)
