@@ -319,6 +319,61 @@ def test_pc_panel_badge_sound_title_under_a_strict_csp(
 
 @pytest.mark.browser
 @pytest.mark.e2e
+def test_returning_badge_counts_only_unseen_replies_when_the_socket_is_first(
+        server: RunningServer, host: StrictHost, new_context: Callable[..., Any],
+        problems: PageProblems) -> None:
+    """A returning visitor's closed panel whose socket subscribes before the first history
+    answer: the catch-up that follows the subscription must not count the replies already
+    read (nor the greeting) on the button. The first history request is held until the
+    socket is subscribed, which is the order a loaded server can produce."""
+    from playwright.sync_api import expect
+    agent = new_context("agent").new_page()
+    agent_login(agent, server)
+    api(agent, server, "POST", "/admin/manager/switches", distribution_rule="auto")
+    page = new_context("pc").new_page()
+    page.goto(host.url + "/")
+    page.locator("#wolive-kefu").click()
+    chat = panel_frame(page)
+    chat.locator("#input").fill("你好")
+    chat.locator("#input").press("Enter")
+    expect(chat.locator(".msg.mine .bubble").last).to_have_text("你好")
+    visiter_id = chat.locator("body").evaluate("() => window.woliveVisitor.boot.visiter_id")
+    agent_reply(agent, server, visiter_id, "第一条回复")
+    agent_reply(agent, server, visiter_id, "第二条回复")
+    expect(chat.locator(".msg.theirs .bubble").last).to_have_text("第二条回复")
+    until(lambda: agent_states(server, visiter_id) == ["readed"] * 2)
+    chat.locator("#close-btn").click()
+    wait_closed(page)
+    agent_reply(agent, server, visiter_id, "关着面板时的回复")
+    expect(badge(page)).to_have_text("1")
+
+    answered: list[str] = []
+    page.on("response", lambda r: answered.append(r.url)
+            if "/admin/event/history" in r.url else None)
+    held: list[Any] = []
+
+    def hold_first(route: Any) -> None:
+        if held:
+            route.continue_()
+        else:
+            held.append(route)
+    page.route(re.compile(r"/admin/event/history"), hold_first)
+    page.reload()
+    connected(page)                      # subscribed while the history is still held
+    assert len(held) == 1, held
+    held[0].continue_()
+    while len(answered) < 2:             # the history, and the catch-up after subscribing
+        page.wait_for_event("response")
+    expect(badge(page)).to_have_text("1")
+    assert agent_states(server, visiter_id) == ["readed"] * 2 + ["unread"]
+    page.locator("#wolive-kefu").click()
+    expect(badge(page)).to_be_hidden()
+    until(lambda: agent_states(server, visiter_id) == ["readed"] * 3)
+    problems.check(allow=AGENT_PAGES)
+
+
+@pytest.mark.browser
+@pytest.mark.e2e
 def test_phone_full_screen_panel(server: RunningServer, host: StrictHost,
                                  new_context: Callable[..., Any], problems: PageProblems,
                                  shot: Callable[..., Path]) -> None:

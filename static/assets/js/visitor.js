@@ -252,7 +252,14 @@
       if (W.embed && unseen.length) { W.embed.agent(unseen.length, false); }
     });
   }
+  /* The first history load, set at start. A catch-up waits for it: run before it, the
+   * catch-up would take the whole history for new messages (a badge of every reply ever). */
+  var historyLoaded = null;
   function fetchMissed() {
+    return Promise.resolve(historyLoaded).catch(function () { /* history failed: catch up */ })
+      .then(catchUp);
+  }
+  function catchUp() {
     // wolive-common.js: page by page after list.lastCid(), one run at a time.
     var got = W.fetchMissed(list, '/admin/event/history', historyIds(), isMine).then(function (added) {
       added.forEach(noteLast);
@@ -843,5 +850,6 @@
   var ask = !W.embed ? notice : function () {
     W.embed.whenOpen(function () { notice().then(markRead); });  // read receipt once assigned
   };
-  loadHistory().then(ask, ask);
+  historyLoaded = loadHistory();
+  historyLoaded.then(ask, ask);
 })();
