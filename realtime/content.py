@@ -245,8 +245,8 @@ def parse_when(name: str, raw: str, end: bool = False) -> int:
 def reopens_service(changes: dict[str, str]) -> bool:
     """Whether switch `changes` may let waiting visitors be served now: the distribution
     rule set to `auto` (from `claim`, they waited for a claim) or the business opened
-    (a closed one serves nobody). Either way `Chat.assign_waiting` is due; run when the
-    value did not change, it only tells the waiting their places again."""
+    (a closed one serves nobody). Either way `Chat.assign_waiting` is due; when the value
+    was already so, running it only tells the waiting their places again."""
     return changes.get("distribution_rule") == "auto" or changes.get("state") == "open"
 
 
