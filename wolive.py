@@ -432,7 +432,8 @@ async def make_app(cfg: dict[str, Any]) -> Wolive:
         wolive_video=Video(store, hub, chat, cfg["video"]["ice_servers"]),
         wolive_wechat=wechat,
         # Use cases shared by every listener (one message-board and typing rate limiter).
-        wolive_content=Content(store, hub), wolive_history=History(store),
+        wolive_content=Content(store, hub, assign_waiting=chat.assign_waiting),
+        wolive_history=History(store),
         wolive_signals=Signals(chat),
         wolive_quick_replies=QuickReplies(store),
         wolive_agent_status=AgentStatus(store, hub, chat),

@@ -178,7 +178,7 @@ class Agents:
                  assign_waiting: Callable[[str], Awaitable[int]] | None = None) -> None:
         """`assign_waiting(business_id)`: `realtime.chat.Chat.assign_waiting`, run after a
         deleted agent's visitors went back to waiting (under `auto` another online agent
-        takes them at once)."""
+        takes them at once) and after a business is opened (`set_business_state`)."""
         self.store = store
         self.hub = hub
         self.hash_password = hash_password
@@ -364,11 +364,16 @@ class Agents:
     async def set_business_state(self, caller: Agent, business_id: str, state: str
                                  ) -> dict[str, Any]:
         """`/admin/business/state`: open or close a business (a closed one answers
-        `/admin/event/notice` with code 1). Raises `AgentError` 400 / 403 / 404."""
+        `/admin/event/notice` with code 1). Opening it runs `assign_waiting`: visitors
+        who waited while it was closed are served at once (under `auto`) or told their
+        places. Raises `AgentError` 400 / 403 / 404."""
         self._at_least(caller, "super_manager")
         if state not in BUSINESS_STATES:
             raise AgentError("state must be open or close", 400)
         try:
-            return await self.store.set_switches(business_id, {"state": state})
+            row = await self.store.set_switches(business_id, {"state": state})
         except NotFound:
             raise AgentError(f"unknown business_id {business_id!r} / 商户不存在", 404) from None
+        if state == "open" and self.assign_waiting is not None:
+            await self.assign_waiting(business_id)
+        return row

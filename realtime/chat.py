@@ -621,7 +621,9 @@ class Chat:
                          msg_type: str = "text") -> dict[str, Any]:
         """`/admin/set/chats`: store the agent's reply, then push `cu{channel}` `my-event`
         and, for the agent's other consoles, `kefu{id}` `my-event` (in cid order with the
-        conversation's other messages: `self.order`).
+        conversation's other messages: `self.order`). A manager writing in a colleague's
+        conversation: the conversation's agent (`wolive_queue.service_id`) gets the same
+        `kefu{owner}` `my-event`, so its console shows the reply live.
 
         `msg_type` "image" / "file": `content` is an upload's URL path (see store.add_chat).
         A blacklisted visitor gets nothing (`ChatError` 4)."""
@@ -637,10 +639,10 @@ class Chat:
         async with self.order.hold(agent.business_id, visiter_id):
             # One transaction: who may write, the message, the agent's activity (for
             # `pick_agent`'s idle order); pushed once committed.
-            found, _queue, row = await self.store.add_message(
+            found, queue, row = await self.store.add_message(
                 visiter_id, agent.business_id, content, "to_visiter", decide,
                 msg_type=msg_type, active_service_id=agent.service_id)
-            assert found is not None and row is not None  # else `decide` raised
+            assert found is not None and queue is not None and row is not None  # else raised
             visitor: dict[str, Any] = found
             message = {
                 "cid": row["cid"], "visiter_id": visiter_id, "service_id": agent.service_id,
@@ -648,8 +650,11 @@ class Chat:
                 "business_id": agent.business_id, "content": content, "msg_type": msg_type,
                 "timestamp": row["timestamp"], "direction": "to_visiter"}
             self.hub.trigger(f"cu{visitor['channel']}", "my-event", {"message": message})
-            # The agent's other consoles (tabs) show its reply too.
-            self.hub.trigger(f"kefu{agent.service_id}", "my-event", {"message": message})
+            # The agent's other consoles (tabs) show its reply too, and so does the
+            # conversation's own agent when a manager wrote in it.
+            for sid in dict.fromkeys((agent.service_id, int(queue["service_id"] or 0))):
+                if sid:
+                    self.hub.trigger(f"kefu{sid}", "my-event", {"message": message})
         return message
 
     async def conversations(self, agent: Agent) -> list[dict[str, Any]]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from html.parser import HTMLParser
 from typing import Any
@@ -242,13 +242,25 @@ def parse_when(name: str, raw: str, end: bool = False) -> int:
 
 # ---- use cases ---------------------------------------------------------------------------
 
+def reopens_service(changes: dict[str, str]) -> bool:
+    """Whether switch `changes` may let waiting visitors be served now: the distribution
+    rule set to `auto` (from `claim`, they waited for a claim) or the business opened
+    (a closed one serves nobody). Either way `Chat.assign_waiting` is due; when the value
+    was already so, running it only tells the waiting their places again."""
+    return changes.get("distribution_rule") == "auto" or changes.get("state") == "open"
+
+
 class Content:
     """Greetings, FAQ, tabs, switches and the message board of one server."""
 
     def __init__(self, store: Store, hub: Hub,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 assign_waiting: Callable[[str], Awaitable[int]] | None = None) -> None:
+        """`assign_waiting(business_id)`: `realtime.chat.Chat.assign_waiting`, run after a
+        switch that makes service possible again (`set_switches`)."""
         self.store = store
         self.hub = hub
+        self.assign_waiting = assign_waiting
         self.board_limiter = RateLimiter(BOARD_MESSAGES_PER_WINDOW, BOARD_WINDOW_S,
                                          BOARD_MAX_TRACKED_IPS, clock)
 
@@ -395,7 +407,12 @@ class Content:
                            changes: dict[str, str]) -> dict[str, Any]:
         """Change some switches. Each value is checked against the document's enum (or, for
         `voice_address`, `VOICE_ADDRESS_RE`); `state` (open / close the whole business, the
-        document's "禁止该商户") only a super_manager may change. 400/403/404."""
+        document's "禁止该商户") only a super_manager may change. 400/403/404.
+
+        A change that may let waiting visitors be served (`distribution_rule` set to `auto`,
+        `state` set to `open`) runs `assign_waiting` once it is stored: under `auto` the
+        waiting go to online agents with room at once (queue order, the cap), and every
+        window still waiting is told its place."""
         await self.business(business_id)
         if not changes:
             raise ChatError(1, "nothing to change: send one of " + ", ".join(SWITCH_FIELDS),
@@ -410,6 +427,8 @@ class Content:
         if "state" in changes and agent.level != "super_manager":
             raise ChatError(1, "only a super_manager may open or close a business", 403)
         row = await self.store.set_switches(business_id, changes)
+        if reopens_service(changes) and self.assign_waiting is not None:
+            await self.assign_waiting(business_id)
         return {k: row[k] for k in ("business_id",) + SWITCH_FIELDS}
 
     # ---- message board (wolive_message) ------------------------------------------------

@@ -6,6 +6,7 @@ another agent's conversation (too low a level), and an agent of another business
 test runs on SQLite and on MariaDB."""
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -346,3 +347,52 @@ async def test_close(wolive_server: Any, base_url: str, ws_base: str, cfg: dict)
     # The visitor writing again brings it back (the document's getchatnow note).
     assert (await say(vs["v1"], "one more thing"))[1]["code"] == 0
     assert listed((await get(anna, "/admin/set/getchats"))[1]) == ["v1"]
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_managers_reply_reaches_the_conversations_own_agent_live(
+        wolive_server: Any, base_url: str, ws_base: str, cfg: dict) -> None:
+    """A manager (mia) or the super_manager (boss) writes in a colleague's conversation:
+    the visitor gets it, and so does the console of the agent whose conversation it is
+    (`kefu{owner}` `my-event`, the event its own replies from another tab come with),
+    the writer's own consoles too; nobody else's. An agent's own reply still comes once."""
+    s, ag, vs = await setup(wolive_server, base_url, ws_base, cfg)
+    anna, bert, mia, boss = ag["anna"], ag["bert"], ag["mia"], s.boss
+    await s.online(mia)
+    await s.online(boss)
+    code, body = await post(anna, "/admin/set/chats", visiter_id="v1", content="anna here")
+    assert (code, body["code"]) == (200, 0), body
+    assert (await anna.sock.expect("my-event", f"kefu{anna.sid}"))["data"]["message"] == \
+        body["data"]
+
+    code, body = await post(mia, "/admin/set/chats", visiter_id="v1", content="mia here")
+    assert (code, body["code"]) == (200, 0), body
+    sent = body["data"]
+    assert (sent["service_id"], sent["nick_name"], sent["direction"]) == (
+        mia.sid, "Mia", "to_visiter")
+    v1 = vs["v1"]
+    while True:  # the visitor: anna's reply, then mia's
+        got = (await v1.sock.expect("my-event", "cu" + v1.boot["channel"]))["data"]["message"]
+        if got["cid"] == sent["cid"]:
+            break
+    assert got == sent
+    # anna's console: the very next my-event is mia's (her own came once, not twice).
+    assert (await anna.sock.expect("my-event", f"kefu{anna.sid}"))["data"]["message"] == sent
+    assert (await mia.sock.expect("my-event", f"kefu{mia.sid}"))["data"]["message"] == sent
+    assert s.queue("v1") == {"service_id": anna.sid, "state": "normal"}  # still anna's
+
+    code, body = await post(boss, "/admin/set/chats", visiter_id="v2", content="boss here")
+    assert (code, body["code"]) == (200, 0), body
+    assert (await bert.sock.expect("my-event", f"kefu{bert.sid}"))["data"]["message"] == \
+        body["data"]
+    assert (await boss.sock.expect("my-event", f"kefu{boss.sid}"))["data"]["message"] == \
+        body["data"]
+    # Not to an agent whose conversation it is not.
+    with pytest.raises(asyncio.TimeoutError):
+        await anna.sock.expect("my-event", f"kefu{anna.sid}", timeout=0.3)
+    with pytest.raises(asyncio.TimeoutError):
+        await bert.sock.expect("my-event", f"kefu{bert.sid}", timeout=0.3)
+    # The conversation's agent finds it in the history too, in order.
+    _, body = await get(anna, "/admin/set/history", visiter_id="v1")
+    assert [m["content"] for m in body["data"] if m["direction"] == "to_visiter"
+            and m["msg_type"] == "text"][-2:] == ["anna here", "mia here"]

@@ -2,7 +2,8 @@
 the receiving agent's notice, badge and sound, the note never shown to the visitor); the
 agent closes its console mid-chat (the visitor is told and moved to the other agent); the
 last agent leaves (the visitor is told, offered the contact form, writes anyway, leaves its
-details) and the agent finds them in the transcript and the details panel."""
+details) and the agent finds them in the transcript and the details panel. A manager's reply
+in an agent's conversation shows live in that agent's console."""
 from __future__ import annotations
 
 import re
@@ -195,4 +196,55 @@ def test_under_claim_the_visitor_waits_again_when_its_agent_leaves(
     expect(v1.locator("#queue")).to_be_hidden()
     assert db_rows(server.db_url, "SELECT service_id, state FROM wolive_queue WHERE "
                    "visiter_id = 'v-wait'") == [{"service_id": 1, "state": "normal"}]
+    problems.check()
+
+
+@pytest.mark.browser
+@pytest.mark.e2e
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_managers_reply_shows_live_in_the_conversations_agents_console(
+        running_server: RunningServer,
+        new_context: Callable[..., Any],  # noqa: F811
+        problems: PageProblems, shot: Callable[..., Path]) -> None:  # noqa: F811
+    """The boss (super_manager) replies to Anna's visitors through `/admin/set/chats`:
+    Anna's console shows each reply at once, without a reload, in the conversation it
+    belongs to (the open one's transcript, the other's row in the list), as her replies
+    from another tab are shown; the visitor gets it from the boss."""
+    from playwright.sync_api import expect
+    server = running_server
+    boss = new_context("boss", viewport=PC).new_page()
+    agent_login(boss, server)
+    console_post(boss, "/admin/manager/registForService", user_name="anna", nick_name="Anna",
+                 password=ANNA_PASSWORD, password2=ANNA_PASSWORD)
+    console_post(boss, "/admin/set/status", status="away")  # new visitors go to Anna
+    anna = new_context("anna", viewport=PC).new_page()
+    login_as(anna, server, "anna", ANNA_PASSWORD)
+    visitors = {}
+    for vid, name, text in (("v-one", "小明", "订单到哪了？"), ("v-two", "小红", "能开发票吗？")):
+        page = visitor_page(new_context(vid, viewport=POPUP), server, vid, name)
+        expect(page.locator("#agent-name")).to_have_text("Anna")
+        page.locator("#input").fill(text)
+        page.locator("#input").press("Enter")
+        expect(conv(anna, vid).locator(".last")).to_have_text(text)
+        visitors[vid] = page
+    conv(anna, "v-one").click()
+    expect(anna.locator("#messages .msg.theirs .bubble")).to_have_text("订单到哪了？")
+    expect(conv(anna, "v-two").locator(".badge")).to_have_text("1")
+
+    console_post(boss, "/admin/set/chats", visiter_id="v-one", content="经理：已经发货了")
+    expect(anna.locator("#messages .msg.mine .bubble")).to_have_text("经理：已经发货了")
+    expect(conv(anna, "v-one").locator(".last")).to_have_text("经理：已经发货了")
+    expect(visitors["v-one"].locator("#messages .msg.theirs .bubble").last).to_have_text(
+        "经理：已经发货了")
+    shot(anna, "manager-reply-live")
+
+    console_post(boss, "/admin/set/chats", visiter_id="v-two", content="经理：可以开")
+    expect(conv(anna, "v-two").locator(".last")).to_have_text("经理：可以开")
+    expect(conv(anna, "v-two").locator(".badge")).to_have_text("1")  # not a new unread
+    expect(anna.locator("#messages")).not_to_contain_text("经理：可以开")
+    conv(anna, "v-two").click()
+    expect(anna.locator("#messages .msg.mine .bubble")).to_have_text("经理：可以开")
+    assert db_rows(server.db_url, "SELECT visiter_id, service_id FROM wolive_queue "
+                   "ORDER BY visiter_id") == [{"visiter_id": "v-one", "service_id": 2},
+                                              {"visiter_id": "v-two", "service_id": 2}]
     problems.check()

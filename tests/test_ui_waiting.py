@@ -204,3 +204,47 @@ def test_the_last_agent_leaves_a_queued_visitor_sees_nobody_online(
     assert same_window(page)
     shot(page, "waiting-last-agent-left")
     problems.check(allow=AGENT_PAGES)
+
+
+def test_waiting_list_shows_a_system_line_as_text_never_its_json(
+        server: RunningServer, new_context: Callable[..., Any], problems: PageProblems,
+        shot: Callable[..., Path]) -> None:
+    """Under `claim`, Anna's visitor goes back to the queue when she closes her console;
+    its last message is then the `agent_left` system line (stored as JSON). The boss's
+    Waiting list shows it as the line's text (W.systemText), live and after a reload,
+    never the JSON."""
+    from playwright.sync_api import expect
+    db_rows(server.db_url, "UPDATE wolive_business SET distribution_rule = 'claim'")
+    boss = new_context("agent").new_page()
+    agent_login(boss, server)
+    api(boss, server, "POST", "/admin/manager/registForService", user_name="anna",
+        nick_name="Anna", password=ANNA_PASSWORD, password2=ANNA_PASSWORD)
+    actx = new_context("anna")
+    anna = actx.new_page()
+    login_as(anna, server, "anna", ANNA_PASSWORD)
+
+    visitor = open_visitor(new_context, server, "vsys1")
+    expect(visitor.locator("#queue")).to_have_text("马上就轮到您了，请稍候…")
+    visitor.locator("#input").fill("在吗")
+    visitor.locator("#input").press("Enter")
+    row = boss.locator("#queue .wait[data-visiter='vsys1']")
+    expect(row.locator(".last")).to_have_text("在吗")
+    anna.locator("#queue .wait[data-visiter='vsys1'] .claim").click()
+    wait_agent(visitor, "Anna")
+    expect(row).to_have_count(0)
+
+    actx.close()  # Anna's last console: after the grace she has left, the visitor waits again
+    expect(row.locator(".last")).to_have_text("Anna 已离开对话", timeout=20000)
+    assert db_rows(server.db_url, "SELECT msg_type FROM wolive_chats WHERE visiter_id = "
+                   "'vsys1' ORDER BY cid DESC LIMIT 1") == [{"msg_type": "system"}]
+    queue = boss.locator("#queue")
+    assert '"key"' not in queue.inner_text()
+    shot(boss, "waiting-system-line-preview")
+    boss.reload()
+    expect(row.locator(".last")).to_have_text("Anna 已离开对话")
+    assert '"key"' not in queue.inner_text()
+    # In English too (the line is put in the page's language).
+    boss.evaluate("Wolive.i18n.set('en')")
+    expect(row.locator(".last")).to_have_text("Anna has left the chat")
+    assert '"key"' not in queue.inner_text()
+    problems.check(allow=AGENT_PAGES)

@@ -169,6 +169,74 @@ async def test_an_added_agent_serves_the_waiting_as_soon_as_its_console_opens(
     assert s.queue("v2") == {"service_id": sid, "state": "normal"}
 
 
+# ---- a switch makes service possible again ---------------------------------------------------
+
+@pytest.mark.parametrize("cfg", [1], indirect=True)
+@pytest.mark.gen_test(timeout=40)
+async def test_switching_claim_to_auto_serves_the_waiting_at_once_in_order_up_to_the_cap(
+        wolive_server: Any, base_url: str, ws_base: str, cfg: dict) -> None:
+    """Under `claim` visitors wait to be claimed; a manager switches the business to `auto`
+    (`/admin/manager/switches`, the settings page's switch): the oldest go to the online
+    agents with room at once, one each (cap 1), their windows told; the rest move up."""
+    s = await shop(wolive_server, base_url, ws_base, cfg, rule="claim")
+    a, b = await s.agent("anna"), await s.agent("bert")
+    await s.online(a)
+    await s.online(b)
+    waiting = [await s.visitor(f"w{n}") for n in (1, 2, 3)]
+    for n, v in enumerate(waiting, 1):
+        assert (await s.notice(v))["data"] == {"position": n}
+    # Another switch changes nothing for them.
+    code, body = await post(s.boss, "/admin/manager/switches", voice_state="close")
+    assert (code, body["code"]) == (200, 0), body
+    assert assigned_count(s) == 0
+
+    code, body = await post(s.boss, "/admin/manager/switches", distribution_rule="auto")
+    assert (code, body["code"], body["data"]["distribution_rule"]) == (200, 0, "auto"), body
+    got = {}
+    for v in waiting[:2]:
+        card = (await v.sock.expect("cu_notice", "cu" + v.boot["channel"]))["data"]
+        got[v.vid] = card["service_id"]
+        assert s.queue(v.vid) == {"service_id": card["service_id"], "state": "normal"}
+        moved = await expect_about(a.sock, "claimed", f"all{BIZ}", v.vid)
+        assert moved["data"]["reason"] == "assigned"
+    assert sorted(got.values()) == sorted([a.sid, b.sid])  # one each: the cap
+    third = waiting[2]
+    assert (await third.sock.expect("queue", "cu" + third.boot["channel"]))["data"] == {
+        "position": 1}
+    assert s.queue("w3") == {"service_id": 0, "state": "normal"}
+    assert assigned_count(s) == 2
+    _, body = await a.client.json("/admin/set/getwait")
+    assert [(r["visiter_id"], r["position"]) for r in body["data"]] == [("w3", 1)]
+
+
+@pytest.mark.parametrize("how", ["switches", "business_state"])
+@pytest.mark.gen_test(timeout=40)
+async def test_opening_a_closed_business_serves_those_who_waited(
+        wolive_server: Any, base_url: str, ws_base: str, cfg: dict, how: str) -> None:
+    """A visitor waits (nobody online); the super_manager closes the business; an agent
+    comes online, but a closed business serves nobody. Opening it again (the switch, or
+    `/admin/business/state`) hands the visitor to the agent at once."""
+    s = await shop(wolive_server, base_url, ws_base, cfg)
+    a = await s.agent("anna")
+    v1 = await nobody(s, "v1")
+    code, body = await post(s.boss, "/admin/business/state", business_id=BIZ, state="close")
+    assert (code, body["code"]) == (200, 0), body
+    await s.online(a)
+    assert (await s.notice(await s.visitor("late", listen=False)))["code"] == 1
+    assert s.queue("v1") == {"service_id": 0, "state": "normal"}
+
+    if how == "switches":
+        code, body = await post(s.boss, "/admin/manager/switches", state="open")
+    else:
+        code, body = await post(s.boss, "/admin/business/state", business_id=BIZ,
+                                state="open")
+    assert (code, body["code"]) == (200, 0), body
+    card = (await v1.sock.expect("cu_notice", "cu" + v1.boot["channel"]))["data"]
+    assert card["service_id"] == a.sid
+    assert s.queue("v1") == {"service_id": a.sid, "state": "normal"}
+    await expect_about(a.sock, "on_notice", f"ud{a.sid}", "v1")
+
+
 # ---- leaving the line --------------------------------------------------------------------------
 
 @pytest.mark.gen_test(timeout=30)

@@ -286,6 +286,14 @@
     if (!m) { return ''; }
     return m.guess ? previewText(m.content) : preview(m);
   }
+  /* The last message of a getchats / getwait entry (`last_content`, `last_msg_type`): a
+   * line the server wrote (system, note) is JSON, shown through W.systemText; anything
+   * else is told by its content (previewText). */
+  function snapshotMsg(e) {
+    var type = e.last_msg_type;
+    return W.isLine({ msg_type: type }) ? { content: e.last_content, msg_type: type }
+                                        : { content: e.last_content, guess: true };
+  }
   function convName(vid) { return convs[vid] ? vname(convs[vid]) : vid; }
   /* A visitor's name as shown: the server's generated "访客xxxxxx" in the page's language. */
   function vname(c) { return i18n.visitorName(c.visiter_name, c.visiter_id); }
@@ -360,8 +368,7 @@
       Object.keys(convs).forEach(function (k) { keep[k] = convs[k]; delete convs[k]; });
       r.data.forEach(function (c) {
         var old = keep[c.visiter_id];
-        c.last_msg = W.isLine({ msg_type: c.last_msg_type }) ? { content: c.last_content, msg_type: 'system' }
-                                                   : { content: c.last_content, guess: true };
+        c.last_msg = snapshotMsg(c);
         if (old) { c.typing = old.typing; }
         stream.merge(c);
         convs[c.visiter_id] = c;
@@ -419,7 +426,7 @@
       if (r.code !== 0) { return; }
       Object.keys(waits).forEach(function (k) { delete waits[k]; });
       r.data.forEach(function (w) {
-        w.last_msg = { content: w.last_content, guess: true };
+        w.last_msg = snapshotMsg(w);
         waits[w.visiter_id] = w;
       });
       renderQueue();
