@@ -288,7 +288,7 @@
       if (r.code === 3) {
         if (mode === 'nobody') { return; }  // asked again (a reconnect): still nobody
         mode = 'nobody';
-        var said = sys('nobody_msg');
+        var said = nobodyLine = sys('nobody_msg');
         leaveForm();
         box.scrollTop = Math.max(0, said.offsetTop - box.offsetTop - 12);
       } else if (r.code === 1) {
@@ -330,7 +330,13 @@
   function leaving() { return !!document.getElementById('leave'); }
   /* An agent took the visitor, or it is in the queue now: the form goes (the visitor
    * talks instead). A sent form's thanks card stays. */
-  function dropLeaveForm() { var f = document.getElementById('leave'); if (f) { f.remove(); } }
+  function dropLeaveForm() {
+    var f = document.getElementById('leave');
+    if (f) { f.remove(); }
+    // Its "nobody online, leave a message" line goes with it: somebody is here now.
+    if (nobodyLine) { nobodyLine.remove(); nobodyLine = null; }
+  }
+  var nobodyLine = null;
   function leaveForm() {
     var card = W.el('form', 'leave-card');
     card.id = 'leave';
