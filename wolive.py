@@ -65,6 +65,7 @@ LISTEN_BACKLOG = 1024
 SHUTDOWN_DRAIN_S = 5
 #: After a start, how long the windows of visitors who were waiting have to reconnect
 #: before they leave the line (seconds): pusher-js retries within this after a restart.
+#: Also how long a visitor put in the line has for its window to hold its channel.
 WAITING_RECONNECT_S = 60
 
 
@@ -406,9 +407,13 @@ async def make_app(cfg: dict[str, Any]) -> Wolive:
     presence.visitor_offline_listeners.append(
         lambda visiter_id, business_id: chat.leave_waiting(visiter_id, business_id, "left"))
     # Windows of visitors waiting when the server stopped reconnect by themselves; those
-    # closed meanwhile never will, and must not be given to an agent.
+    # closed meanwhile never will, and must not be given to an agent. The same for a
+    # visitor who joins the line now: without a window holding its channel (an API call
+    # alone) it would wait, in every agent's Waiting list, for ever.
     presence.expect_back(["cu" + c for c in await store.waiting_visitor_channels()],
                          WAITING_RECONNECT_S)
+    chat.waiting_listeners.append(
+        lambda channel: presence.expect_back([channel], WAITING_RECONNECT_S))
     wechat = WechatNotifier.from_config(store, cfg)
     wechat.attach(chat)
     webhooks = Webhooks({app: parse_webhooks(raw.get("webhooks"))

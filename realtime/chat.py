@@ -88,6 +88,11 @@ class Chat:
         #: kind "message" (data: the message, as pushed) or "unattended" (data: the
         #: visitor row; nobody was online). Hooks must not block (realtime/wechat.py).
         self.visitor_hooks: list[Callable[[str, dict[str, Any]], None]] = []
+        #: Told `cu{channel}` of each visitor the notice puts in the waiting line (after
+        #: the commit), so that one whose window never holds that channel (an API call
+        #: alone, a window closed at once) can be taken out of it (wolive.py wires the
+        #: presence tracker's `expect_back`). Listeners must not block.
+        self.waiting_listeners: list[Callable[[str], None]] = []
         self.max_message_chars = max_message_chars
         self.max_conversations_per_agent = max_conversations_per_agent
         # One auto-assignment at a time per business, so two visitors arriving together
@@ -278,7 +283,7 @@ class Chat:
         if chosen is None:
             place = await self.store.waiting_position(visiter_id, business_id)
             if joined:
-                self.hub.trigger(f"all{business_id}", "on_notice", visitor_event(visitor))
+                self._joined_line(visitor)
             return NoticeAnswer(2, "等待认领", {"position": place})
         data = await self._agent_card(chosen)
         if chosen != current:  # a conversation starts with this agent (not a reload)
@@ -392,9 +397,15 @@ class Chat:
             except Conflict:
                 return NoticeAnswer(4, BLOCKED_MSG)
             # In the waiting list like a code 2 visitor (consoles that are open see it).
-            self.store.on_commit(lambda: self.hub.trigger(
-                f"all{business_id}", "on_notice", visitor_event(visitor)))
+            self.store.on_commit(lambda: self._joined_line(visitor))
         return NoticeAnswer(3, "请留言")
+
+    def _joined_line(self, visitor: dict[str, Any]) -> None:
+        """A visitor joined the waiting line: the business's consoles are told
+        (`all{business_id}` `on_notice`), and `waiting_listeners` its channel."""
+        self.hub.trigger(f"all{visitor['business_id']}", "on_notice", visitor_event(visitor))
+        for listener in self.waiting_listeners:
+            listener("cu" + visitor["channel"])
 
     async def agent_available(self, service_id: int) -> int:
         """An agent became available (the presence tracker wrote it online; wired in

@@ -284,3 +284,35 @@ def sqlite_only(db_url: str) -> None:
     if not db_url.startswith("sqlite"):
         pytest.skip("page fixes: the APIs they call are tested on both databases elsewhere")
 
+
+
+def test_visitor_placeholders_fit_a_phone(
+        sqlite_only: None, running_server: RunningServer,
+        new_context: Callable[..., Any],  # noqa: F811
+        problems: PageProblems, shot: Callable[..., Path]) -> None:  # noqa: F811
+    """Every placeholder the composer can show, in both languages, fits the input at 360 px
+    (measured with the input's own font against its content box), and the one shown with
+    nobody online is the short one."""
+    from playwright.sync_api import expect
+    server = running_server
+    page = visitor_page(new_context("phone", **PHONE_CTX), server, "v-place")
+    expect(page.locator("#agent-state")).to_have_text("客服不在线")
+    expect(page.locator("#input")).to_have_attribute("placeholder", "请在上方留言")
+    too_wide = page.evaluate("""() => {
+        const input = document.getElementById('input'), cs = getComputedStyle(input);
+        const room = input.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight);
+        const ctx = document.createElement('canvas').getContext('2d');
+        ctx.font = cs.font;
+        const T = window.Wolive.i18n, before = T.lang, out = [];
+        for (const lang of ['zh', 'en']) {
+          T.set(lang);
+          for (const key of ['placeholder', 'placeholder_wait', 'placeholder_nobody']) {
+            const text = T.t(key), w = ctx.measureText(text).width;
+            if (w > room) { out.push([lang, key, text, Math.round(w), Math.round(room)]); }
+          }
+        }
+        T.set(before);
+        return out; }""")
+    assert too_wide == [], too_wide
+    shot(page, "polish-visitor-nobody-phone")
+    problems.check()

@@ -302,7 +302,7 @@ def test_pc_window_faq_emoji_uploads_language_and_reconnect(
     chat.locator("#lang-btn").click()
     expect(chat.locator("#send")).to_have_text("Send")
     expect(chat.locator("#agent-state")).to_have_text("Online")
-    expect(chat.locator("#input")).to_have_attribute("placeholder", "Type a message…")
+    expect(chat.locator("#input")).to_have_attribute("placeholder", "Message…")
     expect(chat.locator(".view-tab", has_text="FAQ")).to_be_visible()
     expect(chat.locator("#lang-btn")).to_have_text("中文")
     assert chat.evaluate("document.documentElement.lang") == "en"

@@ -90,6 +90,8 @@ def test_nobody_online_visitor_is_connected_when_an_agent_logs_in(
     expect(visitor.locator("#agent-state")).to_have_text("客服不在线")
     expect(visitor.locator("#input")).to_be_disabled()
     expect(visitor.locator("#leave")).to_be_visible()
+    nobody_line = visitor.locator(".msg.system[data-key='nobody_msg']")
+    expect(nobody_line).to_have_count(1)
     shot(visitor, "waiting-nobody-before")
 
     agent = new_context("agent").new_page()
@@ -98,6 +100,8 @@ def test_nobody_online_visitor_is_connected_when_an_agent_logs_in(
     wait_agent(visitor)
     expect(visitor.locator("#leave")).to_have_count(0)
     expect(visitor.locator(".msg.system .bubble").last).to_have_text("boss 为您服务")
+    # "Nobody online, leave a message" is not true any more: it goes with the form.
+    expect(nobody_line).to_have_count(0)
     assert same_window(visitor)
     shot(visitor, "waiting-nobody-then-connected")
     # The agent has the visitor in its list, and they talk.
@@ -125,6 +129,7 @@ def test_claim_rule_nobody_online_turns_into_a_place_in_the_queue(
     expect(second.locator("#agent-state")).to_have_text("排队中")
     expect(second.locator("#input")).to_be_enabled()
     expect(second.locator("#leave")).to_have_count(0)
+    expect(second.locator(".msg.system[data-key='nobody_msg']")).to_have_count(0)
     shot(second, "waiting-nobody-then-queued")
     # The console's waiting list shows both, oldest first; a claim moves the second up live.
     expect(agent.locator("#queue .wait")).to_have_count(2)

@@ -109,6 +109,9 @@ def test_the_workbench_history_button_opens_that_visitors_history(
         boss.locator("#act-history").click()
     history = opened.value
     expect(history.locator("#conv-title")).to_contain_text("客人old")
+    # All of the visitor's past up to today: said in words, not as an empty start date.
+    expect(history.locator("#conv-title")).to_have_text(
+        re.compile(r"客人old · 截至 \d{4}-\d\d-\d\d$"))
     expect(history.locator("#messages")).to_contain_text("上周的问题")
     expect(history.locator("#messages")).not_to_contain_text("现在的问题")
     expect(history.locator("#visitors .vrow.active")).to_have_count(1)

@@ -373,7 +373,9 @@ async def test_after_a_restart_a_window_that_never_comes_back_leaves_the_line(
     a = await s.agent("anna")
     watcher = await PusherSocket.connect(ws_base, cookie=a.client.cookie_header())
     assert (await watcher.subscribe(f"all{BIZ}"))["event"].endswith("succeeded")
-    # Waiting when the server stopped (their windows were never seen by this server).
+    # Waiting when the server stopped (their windows were never seen by this server, nor
+    # their notices: that server's own hold on them, `waiting_listeners`, is gone with it).
+    wolive_server.chat.waiting_listeners.clear()
     gone, back = await s.visitor("gone", listen=False), await s.visitor("back", listen=False)
     for v in (gone, back):
         assert (await s.notice(v))["code"] == 3
@@ -390,6 +392,35 @@ async def test_after_a_restart_a_window_that_never_comes_back_leaves_the_line(
     # The window that came back is online like any other (the agents see it so).
     await wait_for(lambda: db_rows(s.db, "SELECT state FROM wolive_visiter WHERE "
                                    "visiter_id = 'back'")[0]["state"] == "online")
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_visitor_without_a_window_does_not_wait_for_ever(
+        wolive_server: Any, base_url: str, ws_base: str, cfg: dict,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Put in the line by an API call alone (no socket ever holds its `cu{channel}`), a
+    visitor leaves it once its window had its time (WAITING_RECONNECT_S, here a moment):
+    the consoles drop it (`claimed`, reason "left"). One whose window holds the channel
+    keeps its place; under `claim` (code 2) and with nobody online (code 3) alike."""
+    from helpers import PusherSocket
+    monkeypatch.setattr(wolive, "WAITING_RECONNECT_S", 0.5)
+    s = await shop(wolive_server, base_url, ws_base, cfg, rule="claim")
+    a = await s.agent("anna")
+    watcher = await PusherSocket.connect(ws_base, cookie=a.client.cookie_header())
+    assert (await watcher.subscribe(f"all{BIZ}"))["event"].endswith("succeeded")
+    ghost, real = await s.visitor("ghost3", listen=False), await nobody(s, "real3")
+    assert (await s.notice(ghost))["code"] == 3
+    left = await expect_about(watcher, "claimed", f"all{BIZ}", "ghost3", timeout=10)
+    assert left["data"]["reason"] == "left"
+    assert s.queue("ghost3") is None
+    await s.online(a)
+    ghost = await s.visitor("ghost2", listen=False)
+    assert (await s.notice(ghost))["code"] == 2
+    left = await expect_about(watcher, "claimed", f"all{BIZ}", "ghost2", timeout=10)
+    assert left["data"]["reason"] == "left"
+    assert s.queue("ghost2") is None
+    assert s.queue("real3") == {"service_id": 0, "state": "normal"}
+    assert real.sock is not None
 
 
 @pytest.mark.parametrize("cfg", [1], indirect=True)

@@ -31,7 +31,7 @@
       unavailable_msg: '暂时无法咨询：{msg}',
       queue: '正在排队，您是第 {n} 位', queue_ahead: '正在排队，您前面还有 {n} 人，请稍候…',
       queue_next: '马上就轮到您了，请稍候…', joined: '{name} 为您服务',
-      placeholder: '请输入消息…', placeholder_wait: '可以先输入您的问题…', placeholder_nobody: '客服不在线，请在上方留言', send: '发送',
+      placeholder: '请输入消息…', placeholder_wait: '先写问题…', placeholder_nobody: '请在上方留言', send: '发送',
       emoji: '表情', image: '发送图片', file: '发送文件', sound: '提示音',
       sound_on: '提示音：开', sound_off: '提示音：关', video: '视频通话',
       video_soon: '视频通话暂不可用', back: '返回网站', close: '关闭窗口',
@@ -62,8 +62,8 @@
       unavailable_msg: 'Chat unavailable: {msg}',
       queue: 'You are number {n} in the queue', queue_ahead: 'In the queue: {n} ahead of you. Please wait…',
       queue_next: 'You are next. Please wait…', joined: '{name} is here to help',
-      placeholder: 'Type a message…', placeholder_wait: 'You can write while you wait…',
-      placeholder_nobody: 'Nobody online: leave a message above',
+      placeholder: 'Message…', placeholder_wait: 'Ask away…',
+      placeholder_nobody: 'Use the form',
       send: 'Send', emoji: 'Emoji', image: 'Send a picture', file: 'Send a file',
       sound: 'Sound', sound_on: 'Sound: on', sound_off: 'Sound: off', video: 'Video call',
       video_soon: 'Video calls are not available yet', back: 'Back to the site',
@@ -288,7 +288,7 @@
       if (r.code === 3) {
         if (mode === 'nobody') { return; }  // asked again (a reconnect): still nobody
         mode = 'nobody';
-        var said = sys('nobody_msg');
+        var said = nobodyLine = sys('nobody_msg');
         leaveForm();
         box.scrollTop = Math.max(0, said.offsetTop - box.offsetTop - 12);
       } else if (r.code === 1) {
@@ -330,7 +330,13 @@
   function leaving() { return !!document.getElementById('leave'); }
   /* An agent took the visitor, or it is in the queue now: the form goes (the visitor
    * talks instead). A sent form's thanks card stays. */
-  function dropLeaveForm() { var f = document.getElementById('leave'); if (f) { f.remove(); } }
+  function dropLeaveForm() {
+    var f = document.getElementById('leave');
+    if (f) { f.remove(); }
+    // Its "nobody online, leave a message" line goes with it: somebody is here now.
+    if (nobodyLine) { nobodyLine.remove(); nobodyLine = null; }
+  }
+  var nobodyLine = null;
   function leaveForm() {
     var card = W.el('form', 'leave-card');
     card.id = 'leave';

@@ -10,14 +10,16 @@
           'hi.search': '搜索', 'hi.visitors': '访客', 'hi.back': '‹ 返回', 'hi.pick': '选择左侧的访客查看对话',
           'hi.none': '这段时间没有符合条件的对话。', 'hi.count': '{n} 条消息', 'hi.matches': '{n} 条匹配',
           'hi.noMsg': '这段时间没有消息。', 'hi.image': '[图片]', 'hi.file': '[文件]', 'hi.agentSaid': '{name}：',
-          'hi.online': '在线', 'hi.range': '{start} 至 {end}', 'hi.visitorSide': '访客',
+          'hi.online': '在线', 'hi.range': '{start} 至 {end}', 'hi.rangeUntil': '截至 {end}',
+          'hi.rangeFrom': '{start} 起', 'hi.rangeAll': '全部时间', 'hi.visitorSide': '访客',
           'hi.ratings': '评价' },
     en: { 'hi.title': 'History', 'hi.agent': 'Agent', 'hi.allAgents': 'All agents', 'hi.visitor': 'Visitor',
           'hi.visitorPh': 'Name or ID', 'hi.from': 'From', 'hi.to': 'To', 'hi.q': 'Message text', 'hi.qPh': 'Search the messages',
           'hi.search': 'Search', 'hi.visitors': 'Visitors', 'hi.back': '‹ Back', 'hi.pick': 'Pick a visitor to read the conversation',
           'hi.none': 'No conversation matches in this period.', 'hi.count': { one: '{n} message', other: '{n} messages' }, 'hi.matches': '{n} matching',
           'hi.noMsg': 'No messages in this period.', 'hi.image': '[picture]', 'hi.file': '[file]', 'hi.agentSaid': '{name}: ',
-          'hi.online': 'Online', 'hi.range': '{start} to {end}', 'hi.visitorSide': 'Visitor',
+          'hi.online': 'Online', 'hi.range': '{start} to {end}', 'hi.rangeUntil': 'until {end}',
+          'hi.rangeFrom': 'from {start}', 'hi.rangeAll': 'all time', 'hi.visitorSide': 'Visitor',
           'hi.ratings': 'Ratings' }
   });
   Wolive.i18n.apply(document);
@@ -151,8 +153,10 @@
     wrap.classList.add('has-active');
     if (listData) { renderList(); }
     titleEl.removeAttribute('data-i18n');
+    // An open end is said in words ("until …", "all time"), not left as an empty date.
+    var range = { start: filters.start, end: filters.end };
     titleEl.textContent = visitorLabel(r) + ' · ' +
-      t('hi.range', { start: filters.start || '…', end: filters.end || '…' });
+      t(range.start ? (range.end ? 'hi.range' : 'hi.rangeFrom') : (range.end ? 'hi.rangeUntil' : 'hi.rangeAll'), range);
     var p = { channel: r.channel, start: filters.start || '1970-01-01', end: filters.end || P.ymd(new Date()),
               page: page || 1, limit: 100 };
     P.call('GET', '/admin/set/getdesignForViews', p).then(function (d) {
