@@ -879,6 +879,33 @@ class Chat:
         await self.publish_positions(business_id)
         return told
 
+    async def agent_deleted(self, agent: dict[str, Any], released: list[dict[str, Any]]
+                            ) -> int:
+        """A manager deleted `agent` (its `wolive_service` row, now gone) and its open
+        conversations went back to the waiting line in the same transaction (`released`:
+        `Store.delete_service`'s visitors). Its visitors are handled as when an agent goes
+        offline (`agent_left`): each whose window is open is told by a system line
+        `agent_left` `{name, then}` (`then` "queue": it waits for the next agent, or
+        "contact" when no agent of the business is online: the window offers the contact
+        form); each is announced on `all{business_id}` `on_notice` (consoles list it to
+        claim); then `assign_waiting` (under `auto` online agents with room take them:
+        `cu{channel}` `cu_notice`; the rest learn their place). Returns how many were
+        told."""
+        business_id = str(agent["business_id"])
+        if not released:
+            return 0
+        anyone = bool(await self.store.online_services_with_load(business_id))
+        told = 0
+        for visitor in released:
+            if visitor["state"] == "online":
+                await self.system_line(visitor, business_id, int(agent["service_id"]),
+                                       "agent_left", {"name": agent["nick_name"],
+                                                      "then": "queue" if anyone else "contact"})
+                told += 1
+            self.hub.trigger(f"all{business_id}", "on_notice", visitor_event(visitor))
+        await self.assign_waiting(business_id)
+        return told
+
     async def leave_contact(self, visiter_id: str, business_id: str, channel: str,
                             values: dict[str, str]) -> dict[str, Any]:
         """`/admin/event/contact`: a visitor whose agent is away leaves `values` `{name,

@@ -1,20 +1,104 @@
-"""Deleting an agent (a tester's defect): its id is never given to a new agent (SQLite
-AUTOINCREMENT, migration 12), which would inherit its channel `kefu{id}`, its visitors and
-whatever else still names the id. Every server test runs on SQLite and on MariaDB (conftest
-`db_url`)."""
+"""Deleting an agent ends it at once (a tester's defect): its open console sockets are closed
+with SESSION_ENDED (4009: pusher-js does not reconnect, the console goes to the sign-in
+page), its cookie authenticates nothing, its visitors are handled as when an agent goes
+offline, and its id is never given to a new agent (SQLite AUTOINCREMENT, migration 12).
+Every server test runs on SQLite and on MariaDB (conftest `db_url`)."""
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import db_rows
-from shop import PASSWORD, Shop, post
+from helpers import PusherSocket, db_rows, wait_for
+from shop import BIZ, PASSWORD, Agent, Shop, Visitor, post
 
 from store import Store
 
 DELETE = "/admin/manager/delete"
+SESSION_ENDED = 4009
+
+
+async def next_line(v: Visitor, key: str, timeout: float = 10.0) -> dict[str, Any]:
+    """The next system line `key` pushed to the visitor window (others skipped)."""
+    assert v.sock is not None
+    while True:
+        m = (await v.sock.expect("my-event", timeout=timeout))["data"]["message"]
+        if m.get("msg_type") == "system" and json.loads(m["content"])["key"] == key:
+            return m
+
+
+async def talking_to(s: Shop, agent: Agent, vid: str) -> Visitor:
+    """A visitor whose window is open, in a conversation with `agent`."""
+    v = await s.visitor(vid)
+    await wait_for(lambda: db_rows(s.db, "SELECT state FROM wolive_visiter WHERE "
+                                   "visiter_id = %s", (vid,))[0]["state"] == "online")
+    body = await s.notice(v, special=str(agent.sid))
+    assert body["data"]["service_id"] == agent.sid, body
+    return v
+
+
+@pytest.mark.gen_test(timeout=40)
+async def test_a_deleted_agents_sockets_close_and_its_cookie_is_refused(
+        wolive_server: Any, base_url: str, ws_base: str, cfg: dict) -> None:
+    s = await Shop.open(wolive_server, base_url, ws_base, cfg["database"]["url"])
+    anna = await s.agent("anna")
+    await s.online(anna)
+    # A second console page of hers (another tab): only the business's channel.
+    tab = await PusherSocket.connect(ws_base, cookie=anna.client.cookie_header())
+    assert (await tab.subscribe(f"all{BIZ}"))["event"].endswith("subscription_succeeded")
+    await s.online(s.boss)
+    v1 = await talking_to(s, anna, "v1")
+
+    code, body = await post(s.boss, DELETE, service_id=anna.sid)
+    assert (code, body["code"], body["data"]) == (200, 0, {"service_id": anna.sid,
+                                                         "released": 1}), body
+    # Every socket opened with her session is told and closed, with a code pusher-js does
+    # not reconnect on (and the console pages take to the sign-in page).
+    for sock in (anna.sock, tab):
+        assert sock is not None
+        error = await sock.expect("pusher:error")
+        assert error["data"]["code"] == SESSION_ENDED, error
+        closed = await sock.recv()
+        while closed["event"] != "__closed__":  # frames sent before the error
+            closed = await sock.recv()
+        assert closed["code"] == SESSION_ENDED, closed
+    # Her cookie opens nothing: no API, no console, no agent channel on a new socket.
+    code, body = await anna.client.json("/admin/set/getchats")
+    assert (code, body["code"]) == (401, 1), body
+    resp = await anna.client.fetch("/admin/index/index")
+    assert (resp.code, resp.headers["Location"]) == (302, "/admin/login/index")
+    again = await PusherSocket.connect(ws_base, cookie=anna.client.cookie_header())
+    for channel in (f"kefu{anna.sid}", f"ud{anna.sid}", f"all{BIZ}"):
+        assert (await again.subscribe(channel))["event"] == "pusher:subscription_error"
+    # Her visitor is told, as when an agent goes offline, and the online agent takes it.
+    left = await next_line(v1, "agent_left")
+    assert json.loads(left["content"])["vars"] == {"name": "Anna", "then": "queue"}
+    assert v1.sock is not None
+    await v1.sock.expect("cu_notice")  # its own notice: anna
+    card = (await v1.sock.expect("cu_notice"))["data"]
+    assert card["service_id"] == s.boss.sid
+    assert s.queue("v1") == {"service_id": s.boss.sid, "state": "normal"}
+
+
+@pytest.mark.gen_test(timeout=40)
+async def test_a_deleted_agents_visitor_with_nobody_online_waits_for_the_next_agent(
+        wolive_server: Any, base_url: str, ws_base: str, cfg: dict) -> None:
+    s = await Shop.open(wolive_server, base_url, ws_base, cfg["database"]["url"])
+    anna, bert = await s.agent("anna"), await s.agent("bert")
+    await s.online(anna)
+    v1 = await talking_to(s, anna, "v1")
+    code, body = await post(s.boss, DELETE, service_id=anna.sid)
+    assert (code, body["code"]) == (200, 0), body
+    left = await next_line(v1, "agent_left")
+    assert json.loads(left["content"])["vars"] == {"name": "Anna", "then": "contact"}
+    assert s.queue("v1") == {"service_id": 0, "state": "normal"}
+    await s.online(bert)
+    assert v1.sock is not None
+    await v1.sock.expect("cu_notice")  # its own notice: anna
+    assert (await v1.sock.expect("cu_notice"))["data"]["service_id"] == bert.sid
+    assert s.queue("v1") == {"service_id": bert.sid, "state": "normal"}
 
 
 @pytest.mark.gen_test(timeout=40)
