@@ -61,9 +61,15 @@
   }
 
   /* Console pages: the agent's session is over (it logged out in another tab, or was
-   * deleted): leave for the sign-in page. */
+   * deleted): leave for the sign-in page, once (pusher-js reports the closing error twice:
+   * the frame, then the close; a second navigation would abort the first). */
   W.SIGN_IN = '/admin/login/index';
-  W.toSignIn = function () { location.replace(W.SIGN_IN); };
+  var leaving = false;
+  W.toSignIn = function () {
+    if (leaving) { return; }
+    leaving = true;
+    location.replace(W.SIGN_IN);
+  };
   /* The Pusher error code a console socket is closed with when its agent's session ended
    * on the server (realtime/protocol.py, SESSION_ENDED; pusher-js does not reconnect). */
   W.SESSION_ENDED = 4009;
