@@ -63,9 +63,11 @@ GC_GEN0_THRESHOLD = 50_000
 LISTEN_BACKLOG = 1024
 #: Longest a clean shutdown waits for writes in flight (seconds).
 SHUTDOWN_DRAIN_S = 5
-#: After a start, how long the windows of visitors who were waiting have to reconnect
-#: before they leave the line (seconds): pusher-js retries within this after a restart.
-#: Also how long a visitor put in the line has for its window to hold its channel.
+#: After a start, how long the windows of visitors who were waiting, and the consoles of
+#: agents who were online, have to reconnect (seconds) before they count as gone (the
+#: visitors leave the line, the agents' visitors are handed over): pusher-js retries
+#: within this after a restart. Also how long a visitor put in the line has for its
+#: window to hold its channel.
 WAITING_RECONNECT_S = 60
 
 
@@ -391,7 +393,7 @@ async def make_app(cfg: dict[str, Any]) -> Wolive:
                                  row_cache_s=cfg["database"]["row_cache_s"])
     except StoreConfigError as exc:
         raise ConfigProblem(str(exc)) from None
-    await store.reset_presence()
+    were_online = await store.reset_presence()
     apps = [App(id=a["id"], key=a["key"], secret=a["secret"], enabled=a["enabled"])
             for a in cfg["pusher"]["apps"]]
     hub = Hub(apps)
@@ -406,12 +408,17 @@ async def make_app(cfg: dict[str, Any]) -> Wolive:
     presence.agent_offline_listeners.append(chat.agent_left)
     presence.visitor_offline_listeners.append(
         lambda visiter_id, business_id: chat.leave_waiting(visiter_id, business_id, "left"))
+    # A conversation is stranded (given to another agent when one can take it) only once
+    # the tracker has settled its agent's state.
+    chat.agent_settling = lambda service_id: presence.settling(f"kefu{service_id}")
     # Windows of visitors waiting when the server stopped reconnect by themselves; those
-    # closed meanwhile never will, and must not be given to an agent. The same for a
-    # visitor who joins the line now: without a window holding its channel (an API call
-    # alone) it would wait, in every agent's Waiting list, for ever.
-    presence.expect_back(["cu" + c for c in await store.waiting_visitor_channels()],
-                         WAITING_RECONNECT_S)
+    # closed meanwhile never will, and must not be given to an agent. Consoles of agents
+    # online then reconnect too: their conversations stay theirs meanwhile, and those who
+    # never come back are handled as agents who left (`Chat.agent_left`). A visitor who
+    # joins the line now is held the same way: without a window holding its channel (an
+    # API call alone) it would wait, in every agent's Waiting list, for ever.
+    presence.expect_back(["cu" + c for c in await store.waiting_visitor_channels()]
+                         + [f"kefu{sid}" for sid in were_online], WAITING_RECONNECT_S)
     chat.waiting_listeners.append(
         lambda channel: presence.expect_back([channel], WAITING_RECONNECT_S))
     wechat = WechatNotifier.from_config(store, cfg)

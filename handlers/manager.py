@@ -28,8 +28,7 @@ class ManagerHandler(AgentApiHandler):
         async def hasher(password: str) -> str:
             return await hash_password(password, rounds)
 
-        return Agents(self.store, self.hub, hasher, check_password,
-                      assign_waiting=self.chat.assign_waiting)
+        return Agents(self.store, self.hub, hasher, check_password, chat=self.chat)
 
     def opt(self, name: str, max_len: int = 255) -> str | None:
         """A text parameter, or None when the caller did not send it."""

@@ -27,7 +27,8 @@ from typing import Any
 
 from store import Conflict, NotFound, Store
 
-from .chat import BUSINESS_ID_RE, Agent, ChatError
+from . import protocol
+from .chat import BUSINESS_ID_RE, Agent, Chat, ChatError
 from .hub import Hub
 
 #: `wolive_service.level`, lowest first (handlers/base.LEVELS is this).
@@ -174,16 +175,15 @@ class Agents:
     (injected: this layer does not import handlers)."""
 
     def __init__(self, store: Store, hub: Hub, hash_password: PasswordHasher,
-                 check_password: PasswordChecker,
-                 assign_waiting: Callable[[str], Awaitable[int]] | None = None) -> None:
-        """`assign_waiting(business_id)`: `realtime.chat.Chat.assign_waiting`, run after a
-        deleted agent's visitors went back to waiting (under `auto` another online agent
-        takes them at once) and after a business is opened (`set_business_state`)."""
+                 check_password: PasswordChecker, chat: Chat | None = None) -> None:
+        """`chat`: the server's chat use cases; a deleted agent's visitors are handed to
+        `Chat.agent_deleted` (told, queued, given to agents with room), and opening a
+        business (`set_business_state`) runs `Chat.assign_waiting`."""
         self.store = store
         self.hub = hub
         self.hash_password = hash_password
         self.check_password = check_password
-        self.assign_waiting = assign_waiting
+        self.chat = chat
 
     # ---- checks -------------------------------------------------------------------------
 
@@ -302,11 +302,17 @@ class Agents:
 
     async def delete(self, caller: Agent, service_id: int) -> dict[str, Any]:
         """`/admin/manager/delete`: a manager deletes a `service` of its business; a
-        super_manager any agent below it; nobody themselves. The agent's open
-        conversations go back to waiting (`wolive_queue.service_id` 0) and, after the
-        commit, each is announced on `all{business_id}` `on_notice` (the shape
-        `/admin/event/notice` uses) so another agent can claim it; under `auto`
-        (`assign_waiting`) online agents with room take them at once.
+        super_manager any agent below it; nobody themselves. In one transaction the agent
+        goes and its open conversations go back to waiting (`wolive_queue.service_id` 0,
+        `Store.delete_service`). Then, at once:
+
+        - its sessions end: every socket opened with its session is closed with
+          `SESSION_ENDED` (4009; its console pages go to the sign-in page), and its cookie
+          authenticates nothing any more (the row is gone; its id is never given again);
+        - its visitors are handled as when an agent goes offline (`Chat.agent_deleted`):
+          told in their windows, announced on `all{business_id}` `on_notice` (the shape
+          `/admin/event/notice` uses) so another agent can claim them, and under `auto`
+          given at once to online agents with room.
 
         Returns `{service_id, released}` (released = how many visitors went back to
         waiting). Raises `AgentError` 403 / 404."""
@@ -318,14 +324,9 @@ class Agents:
             released = await self.store.delete_service(service_id, caller.service_id)
         except NotFound:
             raise AgentError(f"no agent {service_id} / 客服不存在", 404) from None
-        for v in released:
-            self.hub.trigger(f"all{v['business_id']}", "on_notice", {
-                "visiter_id": v["visiter_id"], "visiter_name": v["visiter_name"],
-                "avatar": v["avatar"], "channel": v["channel"],
-                "business_id": v["business_id"], "from_url": v["from_url"],
-                "state": v["state"]})
-        if released and self.assign_waiting is not None:
-            await self.assign_waiting(target["business_id"])
+        self.hub.close_caller(service_id, protocol.Errors.SESSION_ENDED)
+        if self.chat is not None:
+            await self.chat.agent_deleted(target, released)
         return {"service_id": target["service_id"], "released": len(released)}
 
     # ---- businesses (super_manager only) ------------------------------------------------
@@ -374,6 +375,6 @@ class Agents:
             row = await self.store.set_switches(business_id, {"state": state})
         except NotFound:
             raise AgentError(f"unknown business_id {business_id!r} / 商户不存在", 404) from None
-        if state == "open" and self.assign_waiting is not None:
-            await self.assign_waiting(business_id)
+        if state == "open" and self.chat is not None:
+            await self.chat.assign_waiting(business_id)
         return row

@@ -41,6 +41,12 @@ TEL_RE = re.compile(r"^\+?[0-9][0-9 ()\-]{4,31}$")
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s.]+$")
 
 
+#: One hand-over of an assignment decision: `(visiter_id, service_id, previous)`: the visitor
+#: now talks to agent `service_id` (0: it waits in the line again) and came from the waiting
+#: line (`previous` 0) or from its offline agent `previous` (it was stranded).
+Handed = tuple[str, int, int]
+
+
 class ChatError(Exception):
     """A use case refused: `code` / `msg` are the answer, `status` the HTTP status."""
 
@@ -103,6 +109,11 @@ class Chat:
         self._assign_locks: dict[str, asyncio.Lock] = {}
         #: Store-then-push of a conversation's messages, one at a time: pushes follow cids.
         self.order = ConversationOrder()
+        #: agent_settling(service_id): whether the presence tracker has not settled that
+        #: agent's state yet (expected back after a start, its change not written yet, or
+        #: `agent_left` still running for it); its conversations are not stranded then.
+        #: wolive.py wires `PresenceTracker.settling` here.
+        self.agent_settling: Callable[[int], bool] = lambda _service_id: False
 
     # ---- identity -----------------------------------------------------------------------
 
@@ -213,7 +224,7 @@ class Chat:
         joined = False
         # Visitors handed to agents with room before this one (`_decide_waiting`, in the
         # same locked transaction), told once it committed (`_hand_out`, in `finally`).
-        done: list[tuple[str, int]] = []
+        done: list[Handed] = []
         try:
             async with self._lock(business_id), self.store.assignment(business_id):
                 if auto:
@@ -294,18 +305,30 @@ class Chat:
 
     async def assign_waiting(self, business_id: str,
                              business: dict[str, Any] | None = None) -> int:
-        """Run whenever an agent may have become available (came online, a place freed
-        under the cap, a waiting visitor left): under `auto`, give waiting visitors (oldest
-        first) to online agents with room (`pick_agent`), up to the cap. The decision runs
-        under `Store.assignment` (the business's lock in the database), so two triggers
-        at once, in one process or two, never over-assign; each hand-over is also the same
-        conditional UPDATE as a claim, so it never takes a visitor an agent just claimed.
+        """Run whenever an agent may have become available (came online, set itself
+        available, a place freed under the cap, a waiting visitor left): under `auto`, give
+        waiting visitors (oldest first) to online agents with room (`pick_agent`), up to the
+        cap. The decision runs under `Store.assignment` (the business's lock in the
+        database), so two triggers at once, in one process or two, never over-assign; each
+        hand-over is also the same conditional UPDATE as a claim, so it never takes a
+        visitor an agent just claimed.
+
+        Stranded visitors (`store.waiting`: their agent went offline and nobody could take
+        over then, their window is open) are served too, in the same first-come order
+        (`qid`), unless the presence tracker has not settled their agent yet
+        (`agent_settling`): under `auto` each goes to an agent with room as when its agent
+        leaves (`_hand_over`, reason "agent_left": a `transferred` line, `cu{channel}`
+        `cu_notice`, `ud{id}` `on_notice`, `kefu{id}` `handover`); under `claim`, while any
+        agent is online, back to the waiting line (an `agent_left` line with `then`
+        "queue", `all{business_id}` `on_notice`). What the visitor wrote meanwhile stays in
+        the conversation (the new agent reads it and its unread count).
 
         Then (both rules) every visitor still waiting is told its place, `cu{channel}`
         `queue` `{position}` (0 when nobody is online; `publish_positions`).
         `business`: its `wolive_business` row when the caller has just read it. Returns
-        how many were assigned; pushes as `notice` does, plus `all{business_id}`
-        `claimed`; each agent's greeting is stored as its first message (`_greet`)."""
+        how many were assigned or queued; pushes as `notice` does, plus
+        `all{business_id}` `claimed`; each agent's greeting is stored as its first message
+        for a visitor that was waiting (`_greet`)."""
         return await self._assign_waiting(business_id, business, publish=True)
 
     async def _assign_waiting(self, business_id: str, business: dict[str, Any] | None,
@@ -319,56 +342,83 @@ class Chat:
                 return 0
         if business["state"] == "close":
             return 0
-        done: list[tuple[str, int]] = []
-        if business["distribution_rule"] != "claim":
-            done = await self._assign_decision(business_id)
+        done = await self._assign_decision(business_id,
+                                           auto=business["distribution_rule"] != "claim")
         if done:
             await self._hand_out(business_id, done)
         elif publish:
             await self.publish_positions(business_id)
         return len(done)
 
-    async def _hand_out(self, business_id: str, done: list[tuple[str, int]]) -> None:
-        """Tell a committed hand-over of waiting visitors (`[(visiter_id, service_id)]`):
-        each agent's greeting (`_greet`), the announcements (`_announce`), then everyone
-        still waiting their place (`publish_positions`)."""
-        for taken, chosen in done:
+    async def _hand_out(self, business_id: str, done: list[Handed]) -> None:
+        """Tell a committed hand-over (`[(visiter_id, service_id, previous)]`, see `Handed`):
+        a waiting visitor's new agent greets it (`_greet`) and is announced (`_announce`);
+        a stranded one is handed over from its offline agent (`_hand_over`) or, under
+        `claim`, told it waits again; then everyone still waiting learns their place
+        (`publish_positions`)."""
+        for taken, chosen, previous in done:
             visitor = await self.store.get_visiter(taken, business_id)
-            card = await self._agent_card(chosen)
-            await self._greet(visitor, business_id, chosen, card)
-            await self._announce(visitor, business_id, chosen, 0, card, "assigned")
+            if not previous:
+                card = await self._agent_card(chosen)
+                await self._greet(visitor, business_id, chosen, card)
+                await self._announce(visitor, business_id, chosen, 0, card, "assigned")
+            elif chosen:
+                await self._hand_over(visitor, business_id, previous,
+                                      await self._agent_card(chosen), "", "agent_left")
+            else:
+                try:
+                    name = (await self.store.get_service(previous))["nick_name"]
+                except NotFound:
+                    name = ""
+                await self.system_line(visitor, business_id, previous, "agent_left",
+                                       {"name": name, "then": "queue"})
+                self.hub.trigger(f"all{business_id}", "on_notice", visitor_event(visitor))
         await self.publish_positions(business_id)
 
-    async def _assign_decision(self, business_id: str) -> list[tuple[str, int]]:
-        """The decision of `assign_waiting`, committed: `[(visiter_id, service_id)]`."""
+    async def _assign_decision(self, business_id: str, auto: bool) -> list[Handed]:
+        """The decision of `assign_waiting`, committed (see `Handed`)."""
         # Who waits is read under the lock too: a visitor a notice is queueing right now
         # (it saw every agent full) is seen here once that notice commits, so a place
         # freed meanwhile is not left empty.
         async with self._lock(business_id), self.store.assignment(business_id):
-            return await self._decide_waiting(business_id)
+            return await self._decide_waiting(business_id, stranded=True, auto=auto)
 
-    async def _decide_waiting(self, business_id: str) -> list[tuple[str, int]]:
+    async def _decide_waiting(self, business_id: str, stranded: bool = False,
+                              auto: bool = True) -> list[Handed]:
         """`_assign_decision`'s work; the caller holds the business's assignment lock
-        (`_lock` and `Store.assignment`). Returns `[(visiter_id, service_id)]`."""
-        done: list[tuple[str, int]] = []
-        waiting = await self.store.waiting_ids(business_id)
-        if not waiting:  # the usual case: nobody to hand over
+        (`_lock` and `Store.assignment`). `stranded`: serve stranded visitors too (see
+        `assign_waiting`); `auto` False (the `claim` rule): only put those back in the
+        waiting line. Returns what was handed (`Handed`)."""
+        done: list[Handed] = []
+        unserved = [(vid, previous) for vid, previous in
+                    await self.store.unserved(business_id, stranded=stranded)
+                    if not (previous and self.agent_settling(previous))]
+        if not unserved:  # the usual case: nobody to hand over
             return done
         online = await self.store.online_services_with_load(business_id)
         if not online:
             return done
-        for waiting_id in waiting:
+        for waiting_id, previous in unserved:
+            if not auto:
+                if previous and await self.store.take_stranded(waiting_id, business_id,
+                                                               previous, 0):
+                    done.append((waiting_id, 0, previous))
+                continue
             chosen = pick_agent(online, self.max_conversations_per_agent)
             if chosen is None:
                 break
-            if not await self.store.claim_waiting(waiting_id, business_id, chosen):
+            if previous:
+                if not await self.store.take_stranded(waiting_id, business_id, previous,
+                                                      chosen):
+                    continue
+            elif not await self.store.claim_waiting(waiting_id, business_id, chosen):
                 continue
             await self.store.note_service_activity(chosen, assigned=True)
             for r in online:
                 if r["service_id"] == chosen:
                     r["load"] += 1
                     r["idle_since_ms"] = int(time.time() * 1000)
-            done.append((waiting_id, chosen))
+            done.append((waiting_id, chosen, previous))
         return done
 
     async def publish_positions(self, business_id: str) -> int:
@@ -893,6 +943,33 @@ class Chat:
         # The waiting learn their places again (those moved back to the queue joined it),
         # or, the last agent gone, that nobody is online.
         await self.publish_positions(business_id)
+        return told
+
+    async def agent_deleted(self, agent: dict[str, Any], released: list[dict[str, Any]]
+                            ) -> int:
+        """A manager deleted `agent` (its `wolive_service` row, now gone) and its open
+        conversations went back to the waiting line in the same transaction (`released`:
+        `Store.delete_service`'s visitors). Its visitors are handled as when an agent goes
+        offline (`agent_left`): each whose window is open is told by a system line
+        `agent_left` `{name, then}` (`then` "queue": it waits for the next agent, or
+        "contact" when no agent of the business is online: the window offers the contact
+        form); each is announced on `all{business_id}` `on_notice` (consoles list it to
+        claim); then `assign_waiting` (under `auto` online agents with room take them:
+        `cu{channel}` `cu_notice`; the rest learn their place). Returns how many were
+        told."""
+        business_id = str(agent["business_id"])
+        if not released:
+            return 0
+        anyone = bool(await self.store.online_services_with_load(business_id))
+        told = 0
+        for visitor in released:
+            if visitor["state"] == "online":
+                await self.system_line(visitor, business_id, int(agent["service_id"]),
+                                       "agent_left", {"name": agent["nick_name"],
+                                                      "then": "queue" if anyone else "contact"})
+                told += 1
+            self.hub.trigger(f"all{business_id}", "on_notice", visitor_event(visitor))
+        await self.assign_waiting(business_id)
         return told
 
     async def leave_contact(self, visiter_id: str, business_id: str, channel: str,

@@ -226,6 +226,15 @@ class Hub:
             s.fail(p.Errors.TERMINATED)
         return len(sessions)
 
+    def close_caller(self, service_id: int, error: p.ErrorCode) -> int:
+        """Close every socket of this node opened with agent `service_id`'s session (its
+        `Caller`), sending `error` (fatal: `pusher:error`, then the close with its code);
+        the channels it held are left as on any close. Returns how many were closed."""
+        sessions = [s for s in self.sessions.values() if s.caller.service_id == service_id]
+        for s in sessions:
+            s.fail(error)
+        return len(sessions)
+
     def _signed_in(self, session: Session, old: SignedInUser | None) -> None:
         if old is not None:
             self._signed_out(session, old)

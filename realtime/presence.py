@@ -92,17 +92,27 @@ class PresenceTracker:
 
     def expect_back(self, channels: list[str], within_s: float) -> None:
         """Holders that should come back (at start-up: the windows of visitors who were
-        waiting when the server stopped): each channel not occupied within `within_s`
-        seconds is written offline as if it had just been vacated, so its listeners run
-        (a waiting visitor whose window never came back leaves the line)."""
+        waiting and the consoles of agents who were online when the server stopped): each
+        channel not occupied within `within_s` seconds is written offline as if it had
+        just been vacated, so its listeners run (a waiting visitor whose window never came
+        back leaves the line; an agent who never came back is handled by `agent_left`).
+        Until then the holder is `settling`."""
         loop = asyncio.get_running_loop()
         for channel in channels:
-            if not VISITOR_CHANNEL.match(channel) or channel in self._timers or \
-                    self.hub.occupied(channel):
+            if not (VISITOR_CHANNEL.match(channel) or AGENT_CHANNEL.match(channel)) or \
+                    channel in self._timers or self.hub.occupied(channel):
                 continue
             self._expected.add(channel)
             self._online.add(channel)
             self._timers[channel] = loop.call_later(within_s, self._vacated, channel)
+
+    def settling(self, channel: str) -> bool:
+        """Whether `channel`'s holder's state is not settled yet: expected back after a
+        start (`expect_back`), inside its vacate grace, a change not written yet, or the
+        listeners of its last written change (e.g. `agent_left`) still running. What the
+        database says of it may be about to change, or be acted on already."""
+        return (channel in self._expected or channel in self._timers
+                or channel in self._want or channel in self._hooks)
 
     async def apply(self, channel: str, online: bool) -> bool:
         """Set `channel`'s holder online or offline now, as told from outside this hub (an

@@ -76,6 +76,10 @@ class Errors:
     #: `POST .../users/{id}/terminate_connections`: 4000-4099, so pusher-js does not
     #: reconnect the terminated user (Pusher "Terminating user connections").
     TERMINATED = ErrorCode(4009, "Connection terminated by the app", True)
+    #: wolive: the agent whose session the socket was opened with is gone (deleted), so
+    #: its console must sign in again; 4000-4099, so pusher-js does not reconnect, and the
+    #: console pages go to the sign-in page on it (static/assets/js/pages/presence.js).
+    SESSION_ENDED = ErrorCode(4009, "Session ended: sign in again", True)
     #: A `pusher:signin` with a bad signature or user_data. Sent without closing: the
     #: socket's public subscriptions (a visitor window, say) stay useful.
     SIGNIN_FAILED = ErrorCode(4009, "Sign-in refused", False)

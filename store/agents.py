@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from . import schema as t
 from .base import Row, StoreBase
 from .errors import Conflict, NotFound
+from .quick_replies import quick_reply
 
 #: What may be shown of an agent: every column except the password hash.
 PUBLIC_SERVICE_COLUMNS = (
@@ -70,7 +71,11 @@ class AgentStore(StoreBase):
           (`service_id` 0); its other queue rows (complete, blacklist) keep their state but
           point at no agent, so a later agent never inherits them;
         - agents whose `parent_id` was this one get `new_parent_id`;
-        - its greeting (`wolive_sentence`) and WeChat links (`wolive_weixin`) go with it.
+        - its greeting (`wolive_sentence`), WeChat links (`wolive_weixin`), own quick
+          replies (`wolive_quick_reply`), status (`wolive_service_status`) and assignment
+          times (`wolive_service_load`) go with it. Its id is never given again (schema,
+          `_NO_REUSE`), so nothing left pointing at it (old messages, ratings) can ever
+          belong to another agent.
 
         Returns the visitors released back to waiting: `{visiter_id, business_id,
         visiter_name, avatar, channel, from_url, state}`. Raises `NotFound`."""
@@ -96,7 +101,8 @@ class AgentStore(StoreBase):
             await conn.execute(update(t.service).where(t.service.c.parent_id == service_id)
                                .values(parent_id=new_parent_id))
             await conn.execute(delete(t.sentence).where(t.sentence.c.service_id == service_id))
-            await conn.execute(delete(t.weixin).where(t.weixin.c.service_id == service_id))
+            for table in (t.weixin, t.service_status, t.service_load, quick_reply):
+                await conn.execute(delete(table).where(table.c.service_id == service_id))
         return released
 
     # ---- businesses ---------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Callable
 
-from sqlalchemy import inspect, text
+from sqlalchemy import Table, inspect, text
 from sqlalchemy.engine import Connection
 
 log = logging.getLogger("wolive.store")
@@ -155,6 +155,81 @@ def _v11_chat_notes(conn: Connection) -> None:
         _rebuild_sqlite_chats(conn)
 
 
+#: Columns that hold an agent's id, besides `wolive_service.service_id` itself: the largest id
+#: ever handed out may survive only there once its agent row is gone (migration 12).
+_SERVICE_ID_REFERENCES = (
+    ("wolive_service", "parent_id"), ("wolive_chats", "service_id"),
+    ("wolive_queue", "service_id"), ("wolive_sentence", "service_id"),
+    ("wolive_weixin", "service_id"), ("wolive_service_load", "service_id"),
+    ("wolive_service_status", "service_id"), ("wolive_quick_reply", "service_id"),
+    ("wolive_rating", "service_id"),
+)
+
+
+def _v12_ids_never_reused(conn: Connection) -> None:
+    """SQLite: `wolive_service` and `wolive_business` become AUTOINCREMENT tables, so the id
+    of a deleted agent (or business) is never given to a new one, which would otherwise
+    inherit its channel `kefu{id}`, its visitors, its greeting and whatever still points at
+    the id. Without AUTOINCREMENT SQLite gives a new row the largest rowid + 1, so deleting
+    the newest agent made its id free again. Each table is rebuilt (same rows, ids,
+    indexes), and the agents' counter starts above every id still named anywhere (an agent
+    deleted before this migration may live on in old conversations).
+
+    MySQL/MariaDB: nothing to do. AUTO_INCREMENT never hands out an id twice while the
+    server runs, and InnoDB keeps the counter across restarts since MariaDB 10.2.4 / MySQL
+    8.0 (older servers recompute it as the largest id + 1 at start-up)."""
+    if conn.dialect.name != "sqlite":
+        return
+    from . import schema
+
+    _rebuild_sqlite_autoincrement(conn, schema.business)
+    _rebuild_sqlite_autoincrement(conn, schema.service)
+    tables = set(inspect(conn).get_table_names())
+    highest = [int(conn.execute(text(f'SELECT COALESCE(MAX("{column}"), 0) FROM "{table}"'))
+                   .scalar() or 0)
+               for table, column in _SERVICE_ID_REFERENCES if table in tables]
+    _sqlite_sequence_at_least(conn, "wolive_service", max(highest, default=0))
+
+
+def _rebuild_sqlite_autoincrement(conn: Connection, table: Table) -> None:
+    """SQLite: make `table` again from today's metadata (AUTOINCREMENT, `sqlite_autoincrement`)
+    when its DDL lacks it: same rows and ids, its indexes made again (those the metadata
+    does not declare, e.g. migration 10's, from their saved SQL)."""
+    name = table.name
+    ddl = conn.execute(text("SELECT sql FROM sqlite_master WHERE type = 'table' "
+                            "AND name = :n"), {"n": name}).scalar() or ""
+    if "AUTOINCREMENT" in ddl.upper():
+        return
+    indexes = conn.execute(text("SELECT name, sql FROM sqlite_master WHERE type = 'index' "
+                                "AND tbl_name = :n AND sql IS NOT NULL"), {"n": name}).all()
+    old = f"{name}_v11"
+    conn.execute(text(f'ALTER TABLE "{name}" RENAME TO "{old}"'))
+    for index_name, _sql in indexes:
+        conn.execute(text(f'DROP INDEX IF EXISTS "{index_name}"'))
+    table.create(conn)
+    kept = _columns(conn, old)
+    cols = ", ".join(f'"{c.name}"' for c in table.columns if c.name in kept)
+    conn.execute(text(f'INSERT INTO "{name}" ({cols}) SELECT {cols} FROM "{old}"'))
+    conn.execute(text(f'DROP TABLE "{old}"'))
+    made = {i["name"] for i in inspect(conn).get_indexes(name)}
+    for index_name, sql in indexes:
+        if index_name not in made:
+            conn.execute(text(sql))
+
+
+def _sqlite_sequence_at_least(conn: Connection, table: str, value: int) -> None:
+    """SQLite: the AUTOINCREMENT counter of `table` is at least `value` (its next id is
+    above it)."""
+    seq = conn.execute(text("SELECT seq FROM sqlite_sequence WHERE name = :n"),
+                       {"n": table}).scalar()
+    if seq is None:
+        conn.execute(text("INSERT INTO sqlite_sequence (name, seq) VALUES (:n, :v)"),
+                     {"n": table, "v": value})
+    elif int(seq) < value:
+        conn.execute(text("UPDATE sqlite_sequence SET seq = :v WHERE name = :n"),
+                     {"n": table, "v": value})
+
+
 #: Migration for version N is MIGRATIONS[N - 1]. Append only.
 MIGRATIONS: list[Callable[[Connection], None]] = [
     _v1_wolive_tables,
@@ -168,4 +243,5 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     _v9_visitor_identity,
     _v10_user_name_nocase,
     _v11_chat_notes,
+    _v12_ids_never_reused,
 ]

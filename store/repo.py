@@ -271,13 +271,18 @@ class Store(AgentStatusStore, AgentStore, ContentStore, HistoryStore, WaitingSto
                 .values(state=state))
             return bool(res.rowcount)
 
-    async def reset_presence(self) -> None:
-        """Mark everyone offline: run at start-up, when no socket can be open yet."""
+    async def reset_presence(self) -> list[int]:
+        """Mark everyone offline: run at start-up, when no socket can be open yet. Returns
+        the `service_id`s of the agents that were online (whose consoles should come
+        back, see `PresenceTracker.expect_back`)."""
         async with self.engine.begin() as conn:
+            were = (await conn.execute(select(t.service.c.service_id).where(
+                t.service.c.state == "online").order_by(t.service.c.service_id))).scalars().all()
             await conn.execute(update(t.service).where(t.service.c.state == "online")
                                .values(state="offline"))
             await conn.execute(update(t.visiter).where(t.visiter.c.state == "online")
                                .values(state="offline"))
+        return [int(sid) for sid in were]
 
     async def online_services_with_load(self, business_id: str) -> list[Row]:
         """The business's online agents, by `service_id`: `[{service_id, load,
@@ -508,16 +513,6 @@ class Store(AgentStatusStore, AgentStore, ContentStore, HistoryStore, WaitingSto
         return await self._conversations(
             and_(q.c.business_id == business_id, q.c.service_id == 0, q.c.state == "normal"),
             "oldest", limit)
-
-    async def waiting_ids(self, business_id: str, limit: int = 200) -> list[str]:
-        """`visiter_id`s of `waiting`, in the same order, without the conversation summary
-        (for hand-over, which needs only who)."""
-        q = t.queue
-        async with self._reading() as conn:
-            res = await conn.execute(select(q.c.visiter_id).where(and_(
-                q.c.business_id == business_id, q.c.service_id == 0, q.c.state == "normal"))
-                .order_by(q.c.qid).limit(limit))
-            return [r[0] for r in res]
 
     async def blacklisted(self, business_id: str, service_id: int | None = None,
                           limit: int = 500) -> list[Conversation]:

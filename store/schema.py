@@ -33,6 +33,14 @@ _MYSQL: dict[str, Any] = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4",
 
 _NOW = text("CURRENT_TIMESTAMP")
 
+#: Tables whose ids carry authority (an agent's id names its channels `kefu{id}`, its login
+#: cookie, the conversations, greeting and status rows that point at it): on SQLite they are
+#: AUTOINCREMENT, so a deleted row's id is never given again (without it SQLite reuses the
+#: largest rowid after that row is deleted). MySQL/MariaDB's AUTO_INCREMENT never hands out
+#: an id twice either (InnoDB keeps the counter across restarts since MariaDB 10.2.4 and
+#: MySQL 8.0). Migration 12 converts older SQLite files.
+_NO_REUSE: dict[str, Any] = {"sqlite_autoincrement": True}
+
 #: MEDIUMTEXT on MySQL (16 MB), TEXT elsewhere: the document's type for chat content.
 MediumText = Text().with_variant(mysql.MEDIUMTEXT(), "mysql")
 #: LONGTEXT on MySQL, TEXT elsewhere: the document's type for FAQ bodies.
@@ -65,7 +73,7 @@ service = Table(
     Index("web", "business_id"),
     # Not in the document: login looks agents up by name, and two agents must not share one.
     UniqueConstraint("user_name", name="user_name"),
-    **_MYSQL,
+    **_MYSQL, **_NO_REUSE,
 )
 
 visiter = Table(
@@ -106,7 +114,7 @@ business = Table(
     Column("state", _enum("close", "open", name="business_state"), nullable=False,
            server_default="open"),
     UniqueConstraint("business_id", name="bussiness"),
-    **_MYSQL,
+    **_MYSQL, **_NO_REUSE,
 )
 
 #: `wolive_chats.msg_type` values. A "system" row is a line the server writes into a

@@ -3,13 +3,18 @@
 A waiting visitor is a `wolive_queue` row with `service_id = 0` and `state = normal`, in the
 order the rows were made (`qid`): code 2 of `/admin/event/notice`, and since issue 9 code 3
 too (nobody online) while the visitor's window is open.
+
+A *stranded* visitor is one whose open conversation (`normal`) belongs to an agent who is
+offline while the visitor's window is open (`wolive_visiter.state` online): its agent left
+and nobody could take over then. It is served like a waiting visitor when someone can
+(`realtime.chat.Chat.assign_waiting`).
 """
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from sqlalchemy import and_, delete, select
+from sqlalchemy import and_, delete, exists, func, select, update
 
 from . import schema as t
 from .base import HELD, HeldTransaction, StoreBase
@@ -50,6 +55,48 @@ class WaitingStore(StoreBase):
                 HELD.reset(token)
         for fn in held.after_commit:
             fn()
+
+    async def unserved(self, business_id: str, stranded: bool = False, limit: int = 200
+                       ) -> list[tuple[str, int]]:
+        """The business's open conversations nobody serves, first come first (`qid`):
+        `(visiter_id, 0)` for each waiting visitor and, with `stranded`, `(visiter_id,
+        service_id)` for each stranded one (module docstring; `service_id` is its offline
+        agent). At most `limit` of each kind."""
+        q, s, v = t.queue, t.service, t.visiter
+        async with self._reading() as conn:
+            rows = [(int(r[0]), str(r[1]), 0) for r in await conn.execute(
+                select(q.c.qid, q.c.visiter_id).where(and_(
+                    q.c.business_id == business_id, q.c.service_id == 0,
+                    q.c.state == "normal")).order_by(q.c.qid).limit(limit))]
+            if stranded:
+                # From the business's offline agents to their open conversations: the
+                # queue's `se` index, never the business's whole history.
+                rows += [(int(r[0]), str(r[1]), int(r[2])) for r in await conn.execute(
+                    select(q.c.qid, q.c.visiter_id, q.c.service_id)
+                    .select_from(s.join(q, q.c.service_id == s.c.service_id)
+                                 .join(v, and_(v.c.visiter_id == q.c.visiter_id,
+                                               v.c.business_id == q.c.business_id)))
+                    .where(and_(s.c.business_id == business_id, s.c.state == "offline",
+                                q.c.business_id == business_id, q.c.state == "normal",
+                                v.c.state == "online"))
+                    .order_by(q.c.qid).limit(limit))]
+                rows.sort()
+        return [(vid, sid) for _qid, vid, sid in rows]
+
+    async def take_stranded(self, visiter_id: str, business_id: str, from_service_id: int,
+                            to_service_id: int) -> bool:
+        """Move a stranded conversation from its offline agent `from_service_id` to
+        `to_service_id` (0: the waiting line), atomically: one conditional UPDATE that
+        writes only while the conversation is still open with that agent and the agent is
+        still not online. True when it was moved."""
+        q, s = t.queue, t.service
+        back = exists().where(and_(s.c.service_id == from_service_id, s.c.state == "online"))
+        async with self._writing() as conn:
+            res = await conn.execute(update(q).where(and_(
+                q.c.visiter_id == visiter_id, q.c.business_id == business_id,
+                q.c.service_id == from_service_id, q.c.state == "normal", ~back))
+                .values(service_id=to_service_id, timestamp=func.current_timestamp()))
+            return res.rowcount == 1
 
     async def waiting_channels(self, business_id: str, limit: int = 200
                                ) -> list[tuple[str, str]]:

@@ -142,6 +142,8 @@
     var first = mode !== 'assigned' || !agent || agent.service_id !== a.service_id;
     var wasWaiting = mode === 'waiting' || mode === 'nobody';
     dropLeaveForm();
+    // Another agent took over (its agent had left): the contact form offered meanwhile goes.
+    if (first) { dropContactForm(); awayTold = false; }
     mode = 'assigned'; setAgent(a); setEnabled(true); renderQueue();
     renderHead();
     if (first && wasWaiting) { sys('joined', { name: a.nick_name || T.t('agent_default') }); }
@@ -433,6 +435,7 @@
     sys('agent_away_saved');
     contactForm();
   }
+  function dropContactForm() { var f = document.getElementById('contact'); if (f) { f.remove(); } }
   function contactForm() {
     if ($('contact') || $('contact-done')) { return; }
     var card = W.el('form', 'leave-card');

@@ -60,6 +60,20 @@
     return fetch(url, opts);
   }
 
+  /* Console pages: the agent's session is over (it logged out in another tab, or was
+   * deleted): leave for the sign-in page, once (pusher-js reports the closing error twice:
+   * the frame, then the close; a second navigation would abort the first). */
+  W.SIGN_IN = '/admin/login/index';
+  var leaving = false;
+  W.toSignIn = function () {
+    if (leaving) { return; }
+    leaving = true;
+    location.replace(W.SIGN_IN);
+  };
+  /* The Pusher error code a console socket is closed with when its agent's session ended
+   * on the server (realtime/protocol.py, SESSION_ENDED; pusher-js does not reconnect). */
+  W.SESSION_ENDED = 4009;
+
   /* A Pusher client against this server (same host; WoLive's 9090 port when configured). */
   W.pusher = function (cfg, onState, extra) {
     var tls = location.protocol === 'https:';

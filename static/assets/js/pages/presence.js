@@ -7,6 +7,8 @@
  * - Shows the real state in the top bar: the connection (dot, #me-state) and the agent's
  *   explicit status, available / away (#me-status, a toggle stored on the server through
  *   POST /admin/set/status). Every tab follows the `status` event on the agent's own channel.
+ * - Leaves for the sign-in page when the server ends the agent's session (the socket's
+ *   `pusher:error` SESSION_ENDED, 4009: the agent was deleted).
  * - Exposes `Wolive.presence` = {status, state, away: {service_id: true}, onChange(fn)}: the
  *   workbench's transfer list leaves out colleagues who are away.
  * Every piece of text goes into the page through textContent. */
@@ -57,6 +59,11 @@
                               headers: { 'X-XSRFToken': W.cookie('_xsrf') } }
     });
     P.pusher = pusher;
+    // The server ended this agent's session (the agent was deleted): its socket is closed
+    // for good with SESSION_ENDED; the page goes to sign-in, as after "Log out".
+    pusher.connection.bind('error', function (e) {
+      if (e && e.data && Number(e.data.code) === W.SESSION_ENDED) { W.toSignIn(); }
+    });
     function hold(name) { return pusher.channel(name) || pusher.subscribe(name); }
 
     function changed() {

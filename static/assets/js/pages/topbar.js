@@ -55,12 +55,12 @@
         fetch(out.action, { method: 'POST', body: new FormData(out), credentials: 'same-origin',
                             headers: { Accept: 'application/json' } }).then(function () {
           try { localStorage.setItem('wolive-logout', String(Date.now())); } catch (e) { /* private mode */ }
-          location.replace('/admin/login/index');
+          W.toSignIn();
         }, function () { out.submit(); });
       });
     }
     window.addEventListener('storage', function (e) {
-      if (e.key === 'wolive-logout' && e.newValue) { location.replace('/admin/login/index'); }
+      if (e.key === 'wolive-logout' && e.newValue) { W.toSignIn(); }
     });
     var nav = document.getElementById('topnav');
     var cur = bar.querySelector('.topnav a[aria-current]');
