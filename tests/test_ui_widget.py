@@ -334,6 +334,8 @@ def test_returning_badge_counts_only_unseen_replies_when_the_socket_is_first(
     page.goto(host.url + "/")
     page.locator("#wolive-kefu").click()
     chat = panel_frame(page)
+    connected(page)
+    expect(chat.locator("#agent-name")).to_have_text("boss")     # assigned: the chat is on
     chat.locator("#input").fill("你好")
     chat.locator("#input").press("Enter")
     expect(chat.locator(".msg.mine .bubble").last).to_have_text("你好")
