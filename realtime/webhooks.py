@@ -278,6 +278,7 @@ class _Delivery:
             except Exception:  # a bug here must not stop this URL's deliveries for good
                 log.exception("webhook %s: delivery failed; %d event(s) dropped",
                               _shown(self.target.url), len(batch))
+                self.owner.count(self.app.id, "failed")
             finally:
                 self.in_flight = 0
 
@@ -290,6 +291,7 @@ class _Delivery:
             attempt += 1
             problem = await self._post(batch)
             if problem is None:
+                self.owner.count(self.app.id, "delivered")
                 return
             delay = min(self.owner.retry_base_s * 2 ** (attempt - 1), RETRY_MAX_DELAY_S)
             delay *= 1 + random.random() * RETRY_JITTER
@@ -297,7 +299,9 @@ class _Delivery:
                 log.warning("webhook %s: dropped %d event(s) after %d attempt(s) over %.1f s;"
                             " last failure: %s", _shown(self.target.url), len(batch), attempt,
                             loop.time() - started, problem)
+                self.owner.count(self.app.id, "failed")
                 return
+            self.owner.count(self.app.id, "retried")
             log.info("webhook %s: attempt %d failed (%s); retrying in %.2f s",
                      _shown(self.target.url), attempt, problem, delay)
             await asyncio.sleep(delay)
@@ -348,6 +352,14 @@ class Webhooks:
         # (timer, the held event)
         self._held: dict[tuple[str, ...], tuple[asyncio.TimerHandle, dict[str, Any]]] = {}
         self._http: Optional[AsyncHTTPClient] = None
+        #: Per app id: POSTs accepted ("delivered"), failed and tried again ("retried"),
+        #: batches dropped after the retry window ("failed"); read by `realtime.metrics`.
+        self.stats: dict[str, dict[str, int]] = {}
+
+    def count(self, app_id: str, outcome: str) -> None:
+        """Add one to `stats[app_id][outcome]`."""
+        per_app = self.stats.setdefault(app_id, {})
+        per_app[outcome] = per_app.get(outcome, 0) + 1
 
     def http(self) -> AsyncHTTPClient:
         """Our own client, not the shared per-loop one, so a hanging receiver can never
