@@ -97,11 +97,12 @@ class Metrics:
     def observe_http(self, route: str, method: str, status: int, seconds: float) -> None:
         """One answered HTTP request: `route` the route's pattern (never the raw path),
         `status` the HTTP status, `seconds` from the start of the request to its answer."""
+        if method not in HTTP_METHODS:  # any token is a method to HTTP: keep labels bounded
+            method = "other"
         key = (route, method, status)
         child = self._http_children.get(key)
         if child is None:
-            label = method if method in HTTP_METHODS else "other"
-            child = self._http_children[key] = self.http.labels(route, label, str(status))
+            child = self._http_children[key] = self.http.labels(route, method, str(status))
         child.observe(seconds)
 
     def observe_query(self, statement: str, seconds: float) -> None:

@@ -69,6 +69,9 @@ async def test_metrics_parse_and_move_with_traffic(base_url: str, ws_base: str) 
         assert any(k.startswith(name + "{") for k in before), name
 
     assert (await get(base_url + "/healthz")).code == 200  # an HTTP request
+    brew = await AsyncHTTPClient().fetch(base_url + "/healthz", method="BREW",
+                                         allow_nonstandard_methods=True, raise_error=False)
+    assert brew.code == 405  # any token is a method: counted as "other"
     sock = await PusherSocket.connect(ws_base)  # a WebSocket connect
     assert (await sock.subscribe("news"))["event"].endswith("subscription_succeeded")
     client = pusher.Pusher(app_id="1", key="wolive", secret=SECRET, host="127.0.0.1",
@@ -85,6 +88,8 @@ async def test_metrics_parse_and_move_with_traffic(base_url: str, ws_base: str) 
     app = '{app="1"}'
     assert moved(before, after, 'wolive_http_request_duration_seconds_count'
                  '{method="GET",route="/healthz",status="200"}') == 1
+    assert moved(before, after, 'wolive_http_request_duration_seconds_count'
+                 '{method="other",route="/healthz",status="405"}') == 1
     assert moved(before, after, 'wolive_http_request_duration_seconds_count'
                  f'{{method="POST",route="{EVENTS_ROUTE}",status="200"}}') == 1
     assert moved(before, after, 'wolive_http_request_duration_seconds_count'
