@@ -78,7 +78,8 @@ class Adapter(ABC):
             try:
                 listener(app_id, channel, occupied)
             except Exception:  # a broken listener must not break subscribing
-                log.exception("occupancy listener failed for %s", channel)
+                log.exception("occupancy listener failed for %s", channel,
+                              extra={"app": app_id, "channel": channel})
 
     @abstractmethod
     def subscribe(self, app_id: str, channel: str, conn: Connection) -> bool:

@@ -139,7 +139,8 @@ class Hub:
             try:
                 listener(app, event)
             except Exception:
-                log.exception("hub listener failed on %s", event.get("name"))
+                log.exception("hub listener failed on %s", event.get("name"),
+                              extra={"app": app.id, "channel": event.get("channel")})
 
     def _on_occupancy(self, app_id: str, channel: str, occupied: bool) -> None:
         app = self.apps_by_id.get(app_id)

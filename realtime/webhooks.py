@@ -240,7 +240,8 @@ class _Delivery:
             if now - self._last_drop_warning >= DROP_WARN_INTERVAL_S:
                 log.warning("webhook %s: queue full (%d events), dropping the oldest: %d "
                             "dropped since the last such warning", _shown(self.target.url),
-                            self.owner.queue_max_events, self._dropped)
+                            self.owner.queue_max_events, self._dropped,
+                            extra={"app": self.app.id})
                 self._dropped = 0
                 self._last_drop_warning = now
         item = dict(event)
@@ -277,7 +278,7 @@ class _Delivery:
                 await self._deliver(batch)
             except Exception:  # a bug here must not stop this URL's deliveries for good
                 log.exception("webhook %s: delivery failed; %d event(s) dropped",
-                              _shown(self.target.url), len(batch))
+                              _shown(self.target.url), len(batch), extra={"app": self.app.id})
                 self.owner.count(self.app.id, "failed")
             finally:
                 self.in_flight = 0
@@ -298,12 +299,13 @@ class _Delivery:
             if loop.time() + delay - started > self.owner.retry_window_s:
                 log.warning("webhook %s: dropped %d event(s) after %d attempt(s) over %.1f s;"
                             " last failure: %s", _shown(self.target.url), len(batch), attempt,
-                            loop.time() - started, problem)
+                            loop.time() - started, problem, extra={"app": self.app.id})
                 self.owner.count(self.app.id, "failed")
                 return
             self.owner.count(self.app.id, "retried")
             log.info("webhook %s: attempt %d failed (%s); retrying in %.2f s",
-                     _shown(self.target.url), attempt, problem, delay)
+                     _shown(self.target.url), attempt, problem, delay,
+                     extra={"app": self.app.id})
             await asyncio.sleep(delay)
 
     async def _post(self, batch: list[dict[str, Any]]) -> Optional[str]:

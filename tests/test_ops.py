@@ -287,3 +287,29 @@ def test_json_logs_one_object_per_line(tmp_path: Path) -> None:
     assert (refused["status"], refused["level"]) == (401, "warning")
     socket = next(r for r in access if r["route"] == "/app/([^/]+)")
     assert socket["app"] == "1", socket
+
+
+def test_json_formatter_fields_channel_and_traceback() -> None:
+    """Lines about one channel carry `app` and `channel` (e.g. a failing occupancy
+    listener); a traceback is one JSON string, so the line stays one line."""
+    import logging
+
+    from handlers.logs import REQUEST_ID, JsonFormatter
+    logger = logging.getLogger("wolive.test-json")
+    try:
+        raise ValueError("boom\nsecond line")
+    except ValueError:
+        record = logger.makeRecord(logger.name, logging.ERROR, __file__, 1, "failed for %s",
+                                   ("cu1",), __import__("sys").exc_info(),
+                                   extra={"app": "1", "channel": "cu1"})
+    token = REQUEST_ID.set("req-9")
+    try:
+        line = JsonFormatter().format(record)
+    finally:
+        REQUEST_ID.reset(token)
+    assert "\n" not in line
+    out = json.loads(line)
+    assert (out["level"], out["logger"], out["message"], out["app"], out["channel"],
+            out["request_id"]) == ("error", "wolive.test-json", "failed for cu1", "1", "cu1",
+                                   "req-9")
+    assert "ValueError: boom" in out["exc_info"]
