@@ -14,7 +14,7 @@ from typing import Any, cast
 
 from prometheus_client.exposition import choose_encoder
 
-from realtime.metrics import Metrics
+from realtime.metrics import Metrics, background
 
 from .base import ApiError, BaseHandler
 
@@ -133,8 +133,14 @@ class ReadyHandler(_OpsHandler):
     async def _problem(self) -> str | None:
         if self.hub.closing:
             return "shutting down"
+        # One probe at a time: a slow one is left to finish (cancelling it would cost its
+        # pooled connection), and probes meanwhile wait for it instead of adding more.
+        state = self.settings["wolive_readiness"]
+        probe = state.get("probe")
+        if probe is None or probe.done():
+            probe = state["probe"] = background(self.store.ping())
         try:
-            await asyncio.wait_for(self.store.ping(), READY_TIMEOUT_S)
+            await asyncio.wait_for(asyncio.shield(probe), READY_TIMEOUT_S)
         except TimeoutError:
             return f"database: no answer within {READY_TIMEOUT_S:g} s"
         except Exception as exc:  # any failure of the probe is "not ready", with its kind

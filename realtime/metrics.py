@@ -86,6 +86,7 @@ class Metrics:
         #: (visitors waiting, agents online) as last read by `refresh_database_gauges`;
         #: None when the database did not answer.
         self.database_gauges: tuple[int, int] | None = None
+        self._counting: asyncio.Future[tuple[int, int]] | None = None
         self.registry.register(_LiveCollector(self))
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
@@ -119,12 +120,24 @@ class Metrics:
 
     async def refresh_database_gauges(self) -> None:
         """Read visitors waiting and agents online (two COUNTs); on a database that does
-        not answer within `DATABASE_GAUGES_TIMEOUT_S`, leave them out of this scrape."""
+        not answer within `DATABASE_GAUGES_TIMEOUT_S`, leave them out of this scrape. A
+        slow read is not cancelled (that would cost its pooled connection) but left to
+        finish, and later scrapes wait for it rather than start another."""
+        if self._counting is None or self._counting.done():
+            self._counting = background(self.store.live_counts())
         try:
-            self.database_gauges = await asyncio.wait_for(
-                self.store.live_counts(), DATABASE_GAUGES_TIMEOUT_S)
+            self.database_gauges = await asyncio.wait_for(asyncio.shield(self._counting),
+                                                          DATABASE_GAUGES_TIMEOUT_S)
         except Exception:  # an outage: the scrape goes on without them (the store logs it)
             self.database_gauges = None
+
+
+def background(coro: Any) -> asyncio.Future[Any]:
+    """`coro` as a task whose failure, if nobody awaits it, is dropped rather than logged
+    as "never retrieved" (its awaiters see it; the store logs outages itself)."""
+    task = asyncio.ensure_future(coro)
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())
+    return task
 
 
 class _LiveCollector(Collector):

@@ -313,3 +313,28 @@ def test_json_formatter_fields_channel_and_traceback() -> None:
             out["request_id"]) == ("error", "wolive.test-json", "failed for cu1", "1", "cu1",
                                    "req-9")
     assert "ValueError: boom" in out["exc_info"]
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_readyz_slow_database_is_one_probe_and_a_bounded_wait(
+        base_url: str, wolive_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A database that does not answer: `/readyz` says so within 2 s, the probe is not
+    cancelled, and probes meanwhile share it (no pile of pooled connections)."""
+    calls: list[float] = []
+    release = asyncio.Event()
+
+    async def hanging_ping() -> None:
+        calls.append(asyncio.get_running_loop().time())
+        await release.wait()
+
+    monkeypatch.setattr(wolive_server.store, "ping", hanging_ping)
+    started = asyncio.get_running_loop().time()
+    answers = await asyncio.gather(*(get(base_url + "/readyz") for _ in range(3)))
+    assert asyncio.get_running_loop().time() - started < 4
+    for resp in answers:
+        assert resp.code == 503, resp.body
+        assert json.loads(resp.body)["reason"] == "database: no answer within 2 s"
+    assert len(calls) == 1
+    release.set()
+    resp = await wait_status(base_url + "/readyz", 200)
+    assert resp.code == 200 and len(calls) == 2
