@@ -285,6 +285,10 @@ def test_json_logs_one_object_per_line(tmp_path: Path) -> None:
     assert isinstance(health["latency_ms"], float) and health["remote_ip"] == "127.0.0.1"
     refused = next(r for r in access if r["route"] == "/admin/set/getchats")
     assert (refused["status"], refused["level"]) == (401, "warning")
+    # A line written while the handler ran (Tornado's refusal warning) has its request id.
+    why = next(r for r in records if r["logger"] == "tornado.general"
+               and "/admin/set/getchats" in r["message"])
+    assert why["request_id"] == refused["request_id"], (why, refused)
     socket = next(r for r in access if r["route"] == "/app/([^/]+)")
     assert socket["app"] == "1", socket
 
