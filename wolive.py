@@ -12,6 +12,7 @@ import asyncio
 import copy
 import gc
 import getpass
+import ipaddress
 import json
 import logging
 import os
@@ -31,10 +32,13 @@ import yaml
 import handlers
 from handlers import demo, pusher
 from handlers.base import access_log_level
+from handlers.logs import setup_logging
+from handlers.ops import MetricsAccess
 from handlers.http_server import MAX_BODY_BYTES, HTTPServer
 from realtime.chat import Chat
 from realtime.content import Content, History
 from realtime.hub import App, Hub
+from realtime.metrics import UNMATCHED_ROUTE, Metrics
 from realtime.agent_status import AgentStatus
 from realtime.presence import PresenceTracker
 from realtime.quick_replies import QuickReplies
@@ -75,13 +79,30 @@ _access_log = logging.getLogger("tornado.access")
 
 
 def log_request(handler: tornado.web.RequestHandler) -> None:
-    """Access log, at `handlers.base.access_log_level` of the status."""
+    """Per answered request: the metrics' HTTP histogram (when metrics are on), and the
+    access log at `handlers.base.access_log_level` of the status (DEBUG for a handler with
+    `access_log_debug`), with its fields for the JSON log format (handlers/logs.py)."""
     status = handler.get_status()
-    level = access_log_level(status, getattr(handler, "quiet_statuses", frozenset()))
+    request = handler.request
+    seconds = request.request_time()
+    route = getattr(request, "wolive_route", UNMATCHED_ROUTE)
+    metrics = handler.application.settings.get("wolive_metrics")
+    if metrics is not None:
+        metrics.observe_http(route, request.method or "", status, seconds)
+    if getattr(handler, "access_log_debug", False):
+        level = logging.DEBUG
+    else:
+        level = access_log_level(status, getattr(handler, "quiet_statuses", frozenset()))
     if _access_log.isEnabledFor(level):
-        request = handler.request
+        fields: dict[str, Any] = {
+            "request_id": getattr(request, "request_id", None), "method": request.method,
+            "route": route, "path": request.path, "status": status,
+            "latency_ms": round(1000.0 * seconds, 3), "remote_ip": request.remote_ip}
+        log_app = getattr(handler, "log_app", None)
+        if log_app is not None:
+            fields["app"] = log_app()
         _access_log.log(level, "%d %s %.2fms", status, handler._request_summary(),
-                        1000.0 * request.request_time())
+                        1000.0 * seconds, extra=fields)
 
 
 class ConfigProblem(Exception):
@@ -140,7 +161,13 @@ SCHEMA: dict[str, Any] = {
         "secret": (str, ""),
         "template_id": (str, ""),
     },
+    "metrics": {
+        "enabled": (bool, False),
+        "token": (str, ""),
+        "allow_ips": (list, ["127.0.0.1", "::1"]),
+    },
     "log_level": (str, "info"),
+    "log_format": (str, "text"),
 }
 _APP_KEYS = {"id": str, "key": str, "secret": str, "enabled": bool, "webhooks": list}
 
@@ -261,6 +288,18 @@ def load_config(path: str | None, overrides: dict[str, Any] | None = None
         raise ConfigProblem(str(exc)) from None
     if cfg["log_level"].upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigProblem("log_level: must be debug, info, warning or error")
+    if cfg["log_format"] not in ("text", "json"):
+        raise ConfigProblem("log_format: must be text or json")
+    metrics = cfg["metrics"]
+    for i, net in enumerate(metrics["allow_ips"]):
+        try:
+            ipaddress.ip_network(net, strict=False)
+        except (TypeError, ValueError):
+            raise ConfigProblem(f"metrics.allow_ips[{i}]: {net!r} is not an IP address or "
+                                "network") from None
+    if metrics["enabled"] and not metrics["token"] and not metrics["allow_ips"]:
+        raise ConfigProblem("metrics.enabled: give a token or allow_ips (or both), or the "
+                            "metrics are open to anyone")
     base = os.path.dirname(os.path.abspath(path)) if path else os.getcwd()
     cfg["_base_dir"] = base
     data_dir = cfg["server"]["data_dir"]
@@ -363,6 +402,7 @@ class Wolive:
 
     async def stop(self) -> None:
         """Refuse new sockets, close open ones with 4200, drain, close the pool."""
+        self.hub.closing = True  # /readyz says "shutting down" from now on
         for server in self.servers:
             server.stop()
         if self.sweeper:
@@ -426,6 +466,7 @@ async def make_app(cfg: dict[str, Any]) -> Wolive:
     webhooks = Webhooks({app: parse_webhooks(raw.get("webhooks"))
                          for app, raw in zip(apps, cfg["pusher"]["apps"])})
     hub.add_listener(webhooks.on_event)
+    metrics = Metrics(hub, chat, store, webhooks) if cfg["metrics"]["enabled"] else None
     from realtime.protocol import MAX_FRAME_BYTES
     settings: dict[str, Any] = dict(
         template_path=os.path.join(ROOT, "templates"),
@@ -457,6 +498,11 @@ async def make_app(cfg: dict[str, Any]) -> Wolive:
         # One ping timer for every plain-TCP socket (TLS ones keep Tornado's pings).
         wolive_pinger=pusher.Pinger(hub, cfg["pusher"]["ping_interval_s"],
                                     cfg["pusher"]["ping_timeout_s"]),
+        # /metrics (handlers/ops.py): None while config metrics.enabled is false.
+        wolive_metrics=metrics,
+        wolive_metrics_access=MetricsAccess.from_config(cfg) if metrics else None,
+        # /readyz's last answer, to log a change once.
+        wolive_readiness={"ready": True},
     )
     # handlers.pusher.Application: the HTTP API's publish endpoints skip RequestHandler.
     app = pusher.Application(handlers.default_handlers(), **settings)
@@ -507,8 +553,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigProblem as exc:
         print(f"wolive: config error: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=cfg["log_level"].upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(cfg["log_level"], cfg["log_format"])
     if args.create_admin:
         password = os.environ.get("WOLIVE_ADMIN_PASSWORD") or (
             getpass.getpass("password: ") if sys.stdin.isatty() else sys.stdin.readline().strip())

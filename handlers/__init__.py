@@ -17,11 +17,13 @@ from . import contact
 from . import agent_status
 from . import ratings
 from . import identity
+from . import ops
 
 
 def default_handlers() -> list[Any]:
     """Every route of the main port, most specific first."""
     out: list[Any] = []
+    out.extend(ops.routes())  # metrics and health (issue 13)
     out.extend(typing_api.routes() + visitor_info.routes())  # the workbench (issue 5)
     out.extend(pages.routes())  # the console's other pages (issue 5)
     out.extend(quick_replies.routes())  # quick replies on the server

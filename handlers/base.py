@@ -2,7 +2,8 @@
 
 Every JSON answer is `{code, msg, data?}` (the WoLive document's shape); a handler raises
 `ApiError` (or lets a `ChatError` / store error escape) and `write_error` renders it, so no
-caller ever sees a traceback.
+caller ever sees a traceback. Error answers add `request_id` (the request's
+`X-Request-Id`, see handlers/logs.py), which the logs carry too.
 """
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import hashlib
 import inspect
 import json
 import logging
-import secrets
 from typing import Any, Optional, cast
 
 import tornado.web
@@ -68,6 +68,14 @@ class BaseHandler(tornado.web.RequestHandler):
     html_errors = False
     #: Answer statuses logged at INFO, not WARNING (`access_log_level`).
     quiet_statuses: frozenset[int] = frozenset()
+    #: Every answer logged at DEBUG (health checks, which a load balancer calls every few
+    #: seconds).
+    access_log_debug = False
+
+    @property
+    def request_id(self) -> str:
+        """This request's id (`handlers.logs`)."""
+        return str(getattr(self.request, "request_id", "") or "-")
 
     def set_default_headers(self) -> None:
         # No page or answer of the console may be framed by another site (clickjacking).
@@ -214,10 +222,10 @@ class BaseHandler(tornado.web.RequestHandler):
         if isinstance(value, tornado.web.HTTPError):
             super().log_exception(typ, value, tb)
             return
-        # Unexpected: logged once, with an id the caller is shown (write_error).
-        self.error_id = secrets.token_hex(4)
-        log.error("internal error %s: %s %s", self.error_id, self.request.method,
-                  self.request.uri, exc_info=(typ, value, tb))
+        # Unexpected: logged once, with the request id the caller is shown (write_error).
+        log.error("internal error %s: %s %s", self.request_id, self.request.method,
+                  self.request.uri, exc_info=(typ, value, tb), extra={
+                      "request_id": self.request_id})
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         """The one place an exception becomes an answer: `ApiError` / `HTTPError` as raised,
@@ -238,15 +246,18 @@ class BaseHandler(tornado.web.RequestHandler):
         elif isinstance(exc, tornado.web.HTTPError):
             code, msg = 1, exc.log_message or self._reason
         else:
-            code, msg = 1, f"internal error / 服务器内部错误 (id {getattr(self, 'error_id', '-')})"
+            code, msg = 1, f"internal error / 服务器内部错误 (id {self.request_id})"
         if status_code == 403 and "XSRF" in (msg or ""):
             msg = "missing or wrong _xsrf token: reload the page"
         self.set_status(status_code)
         if self.html_errors:
             self.set_header("Content-Type", "text/html; charset=UTF-8")
-            self.finish(self.render_string("error.html", status=status_code, msg=msg))
+            self.finish(self.render_string("error.html", status=status_code, msg=msg,
+                                           request_id=self.request_id))
         else:
-            self.answer(code, msg, status=status_code)
+            self.set_header("Content-Type", "application/json; charset=UTF-8")
+            self.finish(json.dumps({"code": code, "msg": msg, "request_id": self.request_id},
+                                   ensure_ascii=False))
 
 
 class VisitorApiHandler(BaseHandler):

@@ -52,6 +52,7 @@ import tornado.iostream
 import tornado.netutil
 
 from . import pusher as hp
+from .logs import request_id_for
 
 log = logging.getLogger("wolive.http")
 
@@ -116,13 +117,17 @@ class HTTPServer(tornado.httpserver.HTTPServer):
         """Tornado's delegate for the request, behind `_Limits`."""
         return _Limits(self, super().start_request(server_conn, request_conn), request_conn)
 
-    def refuse(self, stream: tornado.iostream.IOStream, status: int, msg: str) -> None:
-        """Answer `status` with `{code: 1, msg}` on `stream` (detached from Tornado), drop
-        what the client still sends for up to `LINGER_S`, then close."""
+    def refuse(self, stream: tornado.iostream.IOStream, status: int, msg: str,
+               request_id: str) -> None:
+        """Answer `status` with `{code: 1, msg, request_id}` (and `X-Request-Id`) on
+        `stream` (detached from Tornado), drop what the client still sends for up to
+        `LINGER_S`, then close."""
         self._refused.add(stream)
-        body = json.dumps({"code": 1, "msg": msg}, ensure_ascii=False).encode()
+        body = json.dumps({"code": 1, "msg": msg, "request_id": request_id},
+                          ensure_ascii=False).encode()
         head = (f"HTTP/1.1 {status} {_REASONS[status]}\r\n"
                 "Content-Type: application/json; charset=UTF-8\r\n"
+                f"X-Request-Id: {request_id}\r\n"
                 f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n")
         tornado.ioloop.IOLoop.current().add_future(
             tornado.gen.convert_yielded(_linger(stream, head.encode() + body)),
@@ -216,10 +221,12 @@ class _Limits(tornado.httputil.HTTPMessageDelegate):
             return self.inner.headers_received(start_line, headers)
         self.refused = True
         status, msg = refusal
+        rid = request_id_for(headers)
         stream = cast(Any, self.conn).detach()  # Tornado reads no more of this connection
         log.warning("%d %s %s (%s): %s", status, start_line.method, start_line.path[:200],
-                    getattr(getattr(self.conn, "context", None), "remote_ip", "?"), msg)
-        self.server.refuse(stream, status, msg)
+                    getattr(getattr(self.conn, "context", None), "remote_ip", "?"), msg,
+                    extra={"request_id": rid, "status": status})
+        self.server.refuse(stream, status, msg, rid)
         return None
 
     def data_received(self, chunk: bytes) -> Any:

@@ -23,6 +23,7 @@ import tornado
 import tornado.httputil
 import tornado.ioloop
 import tornado.iostream
+import tornado.routing
 import tornado.web
 import tornado.websocket
 from tornado.util import _websocket_mask
@@ -35,6 +36,7 @@ from store import NotFound, Unavailable
 
 from .base import (AGENT_COOKIE, AGENT_COOKIE_DAYS, ApiError, BaseHandler,
                    access_log_level, password_tag)
+from .logs import RequestIdTransform, WithRequestId, request_id_for
 
 log = logging.getLogger("wolive.pusher")
 
@@ -723,6 +725,11 @@ class PusherSocket(tornado.websocket.WebSocketHandler):
     def hub(self) -> Hub:
         return cast(Hub, self.settings["wolive_hub"])
 
+    def log_app(self) -> str | None:
+        """The app's id, for the access log (`wolive.log_request`)."""
+        app = self.hub.apps_by_key.get(self.path_args[0] if self.path_args else "")
+        return app.id if app is not None else None
+
     def get_compression_options(self) -> None:
         # Never permessage-deflate: prepared frames (_WSConnection.prepare_frame) are raw.
         return None
@@ -869,6 +876,11 @@ class PusherApiHandler(BaseHandler):
 
     def check_xsrf_cookie(self) -> None:
         return None  # signed by the app secret instead
+
+    def log_app(self) -> str | None:
+        """The app's id once the request is authenticated, for the access log."""
+        app = getattr(self, "app", None)
+        return app.id if app is not None else None
 
     def find_app(self) -> App | None:
         """The app named by the path's first group (`/apps/{app_id}/...`)."""
@@ -1058,12 +1070,13 @@ def _lean_eligible(start_line: tornado.httputil.RequestStartLine,
 
 
 class _HeadersOnly:
-    """What Tornado's output transforms (gzip) read of a request."""
+    """What Tornado's output transforms (gzip, `RequestIdTransform`) read of a request."""
 
-    __slots__ = ("headers",)
+    __slots__ = ("headers", "request_id")
 
-    def __init__(self, headers: tornado.httputil.HTTPHeaders) -> None:
+    def __init__(self, headers: tornado.httputil.HTTPHeaders, request_id: str) -> None:
         self.headers = headers
+        self.request_id = request_id
 
 
 class _LeanPublish(tornado.httputil.HTTPMessageDelegate):
@@ -1073,15 +1086,15 @@ class _LeanPublish(tornado.httputil.HTTPMessageDelegate):
     lines, without a RequestHandler, its routing, cookies and Futures: a third of the
     request's CPU, which 100 deliveries of the event share (docs/performance.md)."""
 
-    __slots__ = ("app", "conn", "start_line", "headers", "app_id", "use_case", "chunks",
-                 "size", "t0")
+    __slots__ = ("app", "conn", "start_line", "headers", "app_id", "use_case", "route",
+                 "chunks", "size", "t0")
 
     def __init__(self, app: Application, conn: tornado.httputil.HTTPConnection,
                  start_line: tornado.httputil.RequestStartLine,
                  headers: tornado.httputil.HTTPHeaders, app_id: str,
-                 use_case: Callable[..., dict[str, Any]]) -> None:
+                 use_case: Callable[..., dict[str, Any]], route: str) -> None:
         self.app, self.conn, self.start_line, self.headers = app, conn, start_line, headers
-        self.app_id, self.use_case = app_id, use_case
+        self.app_id, self.use_case, self.route = app_id, use_case, route
         self.chunks: list[bytes] = []
         self.size = 0
         self.t0 = time.monotonic()
@@ -1113,24 +1126,32 @@ class _LeanPublish(tornado.httputil.HTTPMessageDelegate):
         headers = tornado.httputil.HTTPHeaders({
             "Server": _SERVER, "Content-Type": "application/json",
             "Date": _HttpDate.now(), "Content-Length": str(len(body))})
+        rid = request_id_for(self.headers)
         for transform in self.app.transforms:  # gzip, when `compress_response` is on
             status, headers, body = transform(
-                cast(tornado.httputil.HTTPServerRequest, _HeadersOnly(self.headers))
+                cast(tornado.httputil.HTTPServerRequest, _HeadersOnly(self.headers, rid))
             ).transform_first_chunk(status, headers, body, True)
         self.conn.write_headers(tornado.httputil.ResponseStartLine(
             "HTTP/1.1", status, tornado.httputil.responses.get(status, "Unknown")),
             headers, body)
         self.conn.finish()
+        seconds = time.monotonic() - self.t0
+        metrics = self.app.metrics
+        if metrics is not None:
+            metrics.observe_http(self.route, "POST", status, seconds)
         # The log lines a RequestHandler writes: the refusal's reason, then the access log
         # as `wolive.log_request` writes it (2xx at DEBUG).
         level = access_log_level(status)
         if problem or _access_log.isEnabledFor(level):
             ip = getattr(getattr(self.conn, "context", None), "remote_ip", "?")
             summary = f"POST {self.start_line.path} ({ip})"
+            fields = {"request_id": rid, "method": "POST", "route": self.route,
+                      "status": status, "latency_ms": round(1000.0 * seconds, 3),
+                      "remote_ip": ip, "app": self.app_id}
             if problem:
-                _general_log.warning("%d %s: %s", status, summary, problem)
-            _access_log.log(level, "%d %s %.2fms", status, summary,
-                            1000.0 * (time.monotonic() - self.t0))
+                _general_log.warning("%d %s: %s", status, summary, problem, extra=fields)
+            _access_log.log(level, "%d %s %.2fms", status, summary, 1000.0 * seconds,
+                            extra=fields)
 
     def on_connection_close(self) -> None:
         self.chunks = []
@@ -1171,15 +1192,61 @@ class _Dispatch(tornado.httputil.HTTPMessageDelegate):
             self.delegate.on_connection_close()
 
 
+class _Labelled(tornado.routing.Matcher):
+    """A route's matcher that also notes the route's pattern on the request it matches
+    (`request.wolive_route`, the metrics' and access log's `route`: bounded, never the raw
+    path)."""
+
+    def __init__(self, inner: tornado.routing.Matcher, label: str) -> None:
+        self.inner, self.label = inner, label
+
+    def match(self, request: tornado.httputil.HTTPServerRequest) -> dict[str, Any] | None:
+        params = self.inner.match(request)
+        if params is not None:
+            request.wolive_route = self.label  # type: ignore[attr-defined]
+        return params
+
+    def reverse(self, *args: Any) -> str | None:
+        return self.inner.reverse(*args)
+
+
+def route_label(matcher: tornado.routing.Matcher) -> str:
+    """A route's label: its path pattern as written in the route table."""
+    regex = getattr(matcher, "regex", None)
+    pattern = regex.pattern if regex is not None else type(matcher).__name__
+    return pattern[:-1] if pattern.endswith("$") else pattern
+
+
 class Application(tornado.web.Application):
     """`tornado.web.Application` whose listeners answer `POST /apps/{id}/events` and
     `/batch_events` through `_LeanPublish` when its routes include `EventsHandler` (the main
     port and WoLive's 2080); every other request, and every other method on those paths
-    (CORS preflight, 405), goes through the routes as usual."""
+    (CORS preflight, 405), goes through the routes as usual.
+
+    Every request gets an id (`handlers.logs`: `request.request_id`, `X-Request-Id` on the
+    answer, `REQUEST_ID` while its handler runs) and its route's pattern
+    (`request.wolive_route`)."""
 
     def __init__(self, handlers: list[Any], **settings: Any) -> None:
         super().__init__(handlers, **settings)
         self.lean_publish = any(spec[1] is EventsHandler for spec in handlers)
+        self.add_transform(RequestIdTransform)
+        for rule in self.wildcard_router.rules:
+            rule.matcher = _Labelled(rule.matcher, route_label(rule.matcher))
+        #: `realtime.metrics.Metrics` when `metrics.enabled`, else None.
+        self.metrics = settings.get("wolive_metrics")
+
+    def get_handler_delegate(self, request: tornado.httputil.HTTPServerRequest,
+                             target_class: type[tornado.web.RequestHandler],
+                             target_kwargs: dict[str, Any] | None = None,
+                             path_args: list[bytes] | None = None,
+                             path_kwargs: dict[str, bytes] | None = None
+                             ) -> tornado.web._HandlerDelegate:
+        rid = request_id_for(request.headers)
+        request.request_id = rid  # type: ignore[attr-defined]
+        inner = super().get_handler_delegate(request, target_class, target_kwargs,
+                                             path_args, path_kwargs)
+        return cast(tornado.web._HandlerDelegate, WithRequestId(inner, rid))
 
     def start_request(self, server_conn: object, request_conn: tornado.httputil.HTTPConnection
                       ) -> tornado.httputil.HTTPMessageDelegate:
@@ -1200,10 +1267,12 @@ class Application(tornado.web.Application):
         if m is None or not _lean_eligible(start_line, headers):
             return None
         return _LeanPublish(self, request_conn, start_line, headers, m[1],
-                            _LEAN_USE_CASES[m[2]])
+                            _LEAN_USE_CASES[m[2]], _LEAN_ROUTES[m[2]])
 
 
 _APP = r"/apps/([0-9A-Za-z_\-]+)"
+#: The lean path's route labels: the patterns of `EventsHandler` / `BatchEventsHandler`.
+_LEAN_ROUTES = {"events": _APP + r"/events", "batch_events": _APP + r"/batch_events"}
 
 
 def routes() -> list[tuple[str, type]]:

@@ -64,6 +64,11 @@ class Adapter(ABC):
 
     def __init__(self) -> None:
         self._listeners: list[OccupancyListener] = []
+        #: Per app id: publishes (`publish` calls, to an empty channel too) and the frames
+        #: they handed to sockets; plain integers, read by `realtime.metrics` when scraped
+        #: (one addition per publish, nothing per delivered frame).
+        self.published: dict[str, int] = {}
+        self.delivered: dict[str, int] = {}
 
     def add_occupancy_listener(self, listener: OccupancyListener) -> None:
         self._listeners.append(listener)
@@ -73,7 +78,8 @@ class Adapter(ABC):
             try:
                 listener(app_id, channel, occupied)
             except Exception:  # a broken listener must not break subscribing
-                log.exception("occupancy listener failed for %s", channel)
+                log.exception("occupancy listener failed for %s", channel,
+                              extra={"app": app_id, "channel": channel})
 
     @abstractmethod
     def subscribe(self, app_id: str, channel: str, conn: Connection) -> bool:
@@ -166,6 +172,8 @@ class LocalAdapter(Adapter):
     def publish(self, app_id: str, channel: str, frame: str,
                 except_socket_id: str | None = None) -> int:
         members = self._apps.get(app_id, {}).get(channel)
+        published = self.published
+        published[app_id] = published.get(app_id, 0) + 1
         if not members:
             return 0
         sent = 0
@@ -189,6 +197,8 @@ class LocalAdapter(Adapter):
             if conn.send(frame) if wire is None else \
                     conn.send_prepared(wire):  # type: ignore[attr-defined]
                 sent += 1
+        delivered = self.delivered
+        delivered[app_id] = delivered.get(app_id, 0) + sent
         return sent
 
     def subscription_count(self, app_id: str, channel: str) -> int:

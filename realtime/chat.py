@@ -114,6 +114,8 @@ class Chat:
         #: `agent_left` still running for it); its conversations are not stranded then.
         #: wolive.py wires `PresenceTracker.settling` here.
         self.agent_settling: Callable[[int], bool] = lambda _service_id: False
+        #: `notice` answers given, by code (0-4), for `realtime.metrics`.
+        self.notice_counts: dict[int, int] = {}
 
     # ---- identity -----------------------------------------------------------------------
 
@@ -183,6 +185,15 @@ class Chat:
     async def notice(self, visiter_id: str, business_id: str, channel: str,
                      visiter_name: str = "", avatar: str = "", record: str = "",
                      ip: str = "", special: int | None = None) -> NoticeAnswer:
+        """`/admin/event/notice` (`_notice`), its answer counted in `notice_counts`."""
+        answer = await self._notice(visiter_id, business_id, channel, visiter_name, avatar,
+                                    record, ip, special)
+        self.notice_counts[answer.code] = self.notice_counts.get(answer.code, 0) + 1
+        return answer
+
+    async def _notice(self, visiter_id: str, business_id: str, channel: str,
+                      visiter_name: str = "", avatar: str = "", record: str = "",
+                      ip: str = "", special: int | None = None) -> NoticeAnswer:
         """`/admin/event/notice`: assign the visitor (WoLive document, "访客分配接口";
         WOLIVE-NOTES, "Assigning a visitor").
 

@@ -115,6 +115,8 @@ class Hub:
         self.adapter = adapter or LocalAdapter()
         self.policy = policy
         self.sessions: dict[str, Session] = {}
+        #: Sockets started (`Session.start`) per app id, for `realtime.metrics`.
+        self.connections_opened: dict[str, int] = {}
         # (app id, user id) → the sessions signed in as that user (`pusher:signin`).
         self.users: dict[tuple[str, str], set[Session]] = {}
         self._listeners: list[HubListener] = []
@@ -137,7 +139,8 @@ class Hub:
             try:
                 listener(app, event)
             except Exception:
-                log.exception("hub listener failed on %s", event.get("name"))
+                log.exception("hub listener failed on %s", event.get("name"),
+                              extra={"app": app.id, "channel": event.get("channel")})
 
     def _on_occupancy(self, app_id: str, channel: str, occupied: bool) -> None:
         app = self.apps_by_id.get(app_id)
@@ -294,7 +297,10 @@ class Session:
 
     def start(self) -> None:
         """Register the session and send `pusher:connection_established`."""
-        self.hub.sessions[self.socket_id] = self
+        hub = self.hub
+        hub.sessions[self.socket_id] = self
+        opened = hub.connections_opened
+        opened[self.app.id] = opened.get(self.app.id, 0) + 1
         self.conn.send(p.encode("pusher:connection_established", {
             "socket_id": self.socket_id, "activity_timeout": p.ACTIVITY_TIMEOUT_S}))
 

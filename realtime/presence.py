@@ -286,7 +286,8 @@ class PresenceTracker:
                 if (channel in self._online) != online:
                     return
             except Exception:
-                log.exception("presence listener %r failed for %r", listener, args)
+                log.exception("presence listener %r failed for %r", listener, args,
+                              extra={"channel": channel})
                 return
 
     async def drain(self, timeout_s: Optional[float] = 5.0) -> None:

@@ -240,7 +240,8 @@ class _Delivery:
             if now - self._last_drop_warning >= DROP_WARN_INTERVAL_S:
                 log.warning("webhook %s: queue full (%d events), dropping the oldest: %d "
                             "dropped since the last such warning", _shown(self.target.url),
-                            self.owner.queue_max_events, self._dropped)
+                            self.owner.queue_max_events, self._dropped,
+                            extra={"app": self.app.id})
                 self._dropped = 0
                 self._last_drop_warning = now
         item = dict(event)
@@ -277,7 +278,8 @@ class _Delivery:
                 await self._deliver(batch)
             except Exception:  # a bug here must not stop this URL's deliveries for good
                 log.exception("webhook %s: delivery failed; %d event(s) dropped",
-                              _shown(self.target.url), len(batch))
+                              _shown(self.target.url), len(batch), extra={"app": self.app.id})
+                self.owner.count(self.app.id, "failed")
             finally:
                 self.in_flight = 0
 
@@ -290,16 +292,20 @@ class _Delivery:
             attempt += 1
             problem = await self._post(batch)
             if problem is None:
+                self.owner.count(self.app.id, "delivered")
                 return
             delay = min(self.owner.retry_base_s * 2 ** (attempt - 1), RETRY_MAX_DELAY_S)
             delay *= 1 + random.random() * RETRY_JITTER
             if loop.time() + delay - started > self.owner.retry_window_s:
                 log.warning("webhook %s: dropped %d event(s) after %d attempt(s) over %.1f s;"
                             " last failure: %s", _shown(self.target.url), len(batch), attempt,
-                            loop.time() - started, problem)
+                            loop.time() - started, problem, extra={"app": self.app.id})
+                self.owner.count(self.app.id, "failed")
                 return
+            self.owner.count(self.app.id, "retried")
             log.info("webhook %s: attempt %d failed (%s); retrying in %.2f s",
-                     _shown(self.target.url), attempt, problem, delay)
+                     _shown(self.target.url), attempt, problem, delay,
+                     extra={"app": self.app.id})
             await asyncio.sleep(delay)
 
     async def _post(self, batch: list[dict[str, Any]]) -> Optional[str]:
@@ -348,6 +354,14 @@ class Webhooks:
         # (timer, the held event)
         self._held: dict[tuple[str, ...], tuple[asyncio.TimerHandle, dict[str, Any]]] = {}
         self._http: Optional[AsyncHTTPClient] = None
+        #: Per app id: POSTs accepted ("delivered"), failed and tried again ("retried"),
+        #: batches dropped after the retry window ("failed"); read by `realtime.metrics`.
+        self.stats: dict[str, dict[str, int]] = {}
+
+    def count(self, app_id: str, outcome: str) -> None:
+        """Add one to `stats[app_id][outcome]`."""
+        per_app = self.stats.setdefault(app_id, {})
+        per_app[outcome] = per_app.get(outcome, 0) + 1
 
     def http(self) -> AsyncHTTPClient:
         """Our own client, not the shared per-loop one, so a hanging receiver can never

@@ -83,6 +83,30 @@ class StoreBase:
         event.listen(engine.sync_engine, "commit", self._on_end)
         event.listen(engine.sync_engine, "rollback", self._on_end)
         event.listen(engine.sync_engine.pool, "checkin", self._on_checkin)
+        self._on_query: Callable[[str, float], None] | None = None
+        self._on_query_error: Callable[[bool], None] | None = None
+
+    # ---- observing statements (realtime.metrics) --------------------------------------
+
+    def observe_queries(self, on_query: Callable[[str, float], None],
+                        on_error: Callable[[bool], None]) -> None:
+        """From now on, call `on_query(statement, seconds)` after each statement the
+        database answered, and `on_error(unavailable)` for each that failed (`unavailable`:
+        the database could not be used, see `is_unavailable`). Costs two clock reads per
+        statement; nothing is timed before this is called."""
+        self._on_query, self._on_query_error = on_query, on_error
+        sync = self.engine.sync_engine
+        event.listen(sync, "before_cursor_execute", self._query_started)
+        event.listen(sync, "after_cursor_execute", self._query_done)
+
+    @staticmethod
+    def _query_started(conn: Any, *_args: Any) -> None:
+        conn.info["wolive_t0"] = time.perf_counter()
+
+    def _query_done(self, conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        t0 = conn.info.pop("wolive_t0", None)
+        if t0 is not None and self._on_query is not None:
+            self._on_query(statement, time.perf_counter() - t0)
 
     # ---- the row cache: invalidation (store.rowcache) ---------------------------------
 
@@ -130,7 +154,12 @@ class StoreBase:
         orig = context.original_exception
         if not isinstance(orig, Exception):  # a cancelled task (shutdown): not an outage
             return
-        if not (context.is_disconnect or is_unavailable(orig)):
+        unavailable = context.is_disconnect or is_unavailable(orig)
+        if self._on_query_error is not None:
+            if context.connection is not None:
+                context.connection.info.pop("wolive_t0", None)
+            self._on_query_error(unavailable)
+        if not unavailable:
             return
         if self.unavailable_since is None:
             self.unavailable_since = time.monotonic()

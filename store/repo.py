@@ -184,6 +184,11 @@ class Store(AgentStatusStore, AgentStore, ContentStore, HistoryStore, WaitingSto
                     version=version, applied_at=int(time.time())))
         return SCHEMA_VERSION
 
+    async def ping(self) -> None:
+        """A trivial query that reads a table (`/readyz`): returns when the database
+        answers it; raises what the driver raised (`Unavailable` for an outage)."""
+        await self.schema_version()
+
     async def schema_version(self) -> int:
         async with self.read_engine.connect() as conn:
             return int((await conn.execute(

@@ -126,6 +126,17 @@ class WaitingStore(StoreBase):
                 .order_by(q.c.qid).limit(limit))
             return [str(r[0]) for r in res]
 
+    async def live_counts(self) -> tuple[int, int]:
+        """(visitors waiting, agents online) over every business: two COUNTs on indexed
+        columns, for the metrics (`realtime.metrics`)."""
+        q, s = t.queue, t.service
+        async with self._reading() as conn:
+            waiting = (await conn.execute(select(func.count()).select_from(q).where(
+                and_(q.c.service_id == 0, q.c.state == "normal")))).scalar()
+            online = (await conn.execute(select(func.count()).select_from(s).where(
+                s.c.state == "online"))).scalar()
+        return int(waiting or 0), int(online or 0)
+
     async def leave_waiting(self, visiter_id: str, business_id: str) -> bool:
         """Take a waiting visitor out of the line (its queue row goes; its messages stay).
         A conditional DELETE: a visitor an agent took meanwhile stays with that agent.

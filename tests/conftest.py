@@ -91,8 +91,9 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 # ---- config and the in-process server ----------------------------------------------------
 
 def write_config(tmp_path: Path, db_url: str, row_cache_s: float | None = None,
-                 log_level: str = "warning",
+                 log_level: str = "warning", extra: dict[str, Any] | None = None,
                  **server: Any) -> Path:
+    """A config file for a test server; `extra`: more top-level keys (sections)."""
     data = {
         "server": {"host": "127.0.0.1", "port": 0, "demo_port": None, "data_dir": "data",
                    **server},
@@ -105,6 +106,7 @@ def write_config(tmp_path: Path, db_url: str, row_cache_s: float | None = None,
                      if row_cache_s is None else row_cache_s},
         "security": {"bcrypt_rounds": 4},
         "log_level": log_level,
+        **(extra or {}),
     }
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
@@ -206,10 +208,10 @@ class RunningServer:
 
 def start_server(tmp_path: Path, db_url: str, create_admin: bool = True,
                  row_cache_s: float | None = None, log_level: str = "warning",
-                 **server: Any) -> RunningServer:
+                 extra: dict[str, Any] | None = None, **server: Any) -> RunningServer:
     server.setdefault("demo_port", 0)
     config_path = write_config(tmp_path, db_url, row_cache_s=row_cache_s,
-                               log_level=log_level, **server)
+                               log_level=log_level, extra=extra, **server)
     env = dict(os.environ, WOLIVE_ADMIN_PASSWORD=ADMIN_PASSWORD, PYTHONUNBUFFERED="1")
     if create_admin:
         subprocess.run([sys.executable, str(ROOT / "wolive.py"), "--config", str(config_path),

@@ -95,9 +95,12 @@ async def test_an_unexpected_error_is_a_500_with_an_id_logged_once(
     async def broken(*_a: Any, **_k: Any) -> Any:
         raise RuntimeError("boom")
     monkeypatch.setattr(wolive_server.chat, "conversations", broken)
-    code, body = await boss.json("/admin/set/getchats")
+    resp = await boss.fetch("/admin/set/getchats")
+    code, body = resp.code, json.loads(resp.body)
     assert code == 500 and body["code"] == 1, body
+    # The id is the request's (X-Request-Id), also in the body's request_id.
     error_id = body["msg"].rsplit("(id ", 1)[1].rstrip(")")
-    assert len(error_id) == 8, body
+    assert error_id == body["request_id"] == resp.headers["X-Request-Id"], body
+    assert len(error_id) >= 16, body
     traced = [r for r in caplog.records if r.exc_info]  # besides the access log's line
     assert len(traced) == 1 and error_id in traced[0].getMessage(), caplog.records

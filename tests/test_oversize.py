@@ -63,6 +63,7 @@ def refused(status: int, headers: dict[str, str], body: bytes, expected: int) ->
     assert headers["content-type"].startswith("application/json")
     answer = json.loads(body)
     assert answer["code"] == 1 and answer["msg"], answer
+    assert answer["request_id"] == headers["x-request-id"], (answer, headers)
     return answer
 
 

@@ -282,6 +282,9 @@ async def test_failed_posts_are_retried_with_growing_delays(
     assert stamps == sorted(stamps) and all(python_validates(wolive_server, h) for h in hits)
     await asyncio.sleep(1.0)
     assert len(receiver.hits) == 4  # the 200 ended it
+    # What /metrics reports (realtime/metrics.py): three retries, one delivery.
+    assert wolive_server.webhooks is not None
+    assert wolive_server.webhooks.stats == {"1": {"retried": 3, "delivered": 1}}
 
 
 @pytest.mark.gen_test(timeout=20)
@@ -307,6 +310,14 @@ async def test_a_receiver_failing_past_the_retry_window_is_dropped_with_a_warnin
     await join(ws_base, wolive_server, "private-later")
     hits = await receiver.wait_hits(tried + 1)
     assert hits[-1].events == [{"name": "channel_occupied", "channel": "private-later"}]
+    assert wolive_server.webhooks is not None
+    stats = wolive_server.webhooks.stats["1"]  # what /metrics reports
+    assert (stats["failed"], stats["retried"]) == (1, tried - 1), stats
+    for _ in range(50):
+        if stats.get("delivered"):
+            break
+        await asyncio.sleep(0.02)
+    assert stats["delivered"] == 1, stats
 
 
 @pytest.mark.gen_test(timeout=30)
