@@ -418,7 +418,7 @@
   }
 
   /* ---- the agent left (issue 9): told, moved, queued again, or asked for contact details --
-   * A system line `agent_left` {name, then} comes live: "moved" (a `transferred` line and
+   * A system line `agent_left` {name, then} comes live: "moved" (a `taken_over` line and
    * cu_notice follow), "queue" (ask notice again: the window shows its place), "contact"
    * (nobody can take over: the contact form). Writing while the agent is offline is stored
    * for the agent, and the window says so and offers the same form. */
