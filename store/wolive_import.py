@@ -32,7 +32,8 @@ stops there. What the import does with each kind of row:
   not there; an agent of a business that is not there) are listed and not imported into a
   new database (in place they stay). A waiting queue row (`service_id` 0) is no orphan.
 - **duplicates**: two agents with one user name (wolive's user names are unique, whatever
-  the case) — the later ones are renamed `<name>-<service_id>` and listed; two greetings of
+  the case) — the later ones are renamed `<name>-<service_id>` and listed (their md5 hash
+  keeps the old name it was salted with, so the old password still works once); two greetings of
   one agent — the later ones are skipped.
 - **passwords** are copied as they are: WoLive's `md5(user_name + "hjkj" + password)` is
   accepted once at the agent's first login and replaced with bcrypt then
@@ -59,6 +60,9 @@ Row = dict[str, Any]
 #: refused (the reason is the second item).
 CopyUpload = Callable[[str], Awaitable[tuple[str | None, str]]]
 
+#: A renamed agent's WoLive md5 hash, kept with its old user name (the hash's salt); the
+#: login accepts it once (handlers/admin.py `check_password`, which has the same prefix).
+RENAMED_MD5_PREFIX = "wolive-md5:"
 #: The ten tables in the order they are written, with their primary key.
 TABLES: tuple[tuple[str, str], ...] = (
     ("wolive_business", "wid"), ("wolive_service", "service_id"),
@@ -317,6 +321,9 @@ async def plan_import(source: dict[str, list[Row]],
             report.problem("duplicate", f"wolive_service service_id={r['service_id']}",
                            f"user name {r['user_name']!r} is also agent {seen[key]}'s; "
                            f"renamed {new!r}")
+            if re.fullmatch(r"[0-9a-fA-F]{32}", str(r["password"])):
+                # WoLive's md5 is salted with the user name: keep the old one beside it.
+                r["password"] = f"{RENAMED_MD5_PREFIX}{r['password']}:{r['user_name']}"
             r["user_name"] = new
             changed["wolive_service"].add(int(r["service_id"]))
             report.changes["agents renamed (duplicate user name)"] += 1

@@ -253,6 +253,10 @@ async def test_imported_agent_logs_in_with_old_password_and_reads_old_chats(
     assert stored[0]["password"].startswith("$2b$")
     assert (await Client(base_url).login("alice", "wrong password")).code == 401
     assert (await Client(base_url).login("alice", OLD_PASSWORD)).code == 302  # bcrypt now
+    # The agent renamed for a duplicate user name: new name, old password.
+    assert (await Client(base_url).login("Bob-5", "other-bob")).code == 302
+    assert db_rows(db, "SELECT password FROM wolive_service WHERE service_id = 5"
+                   )[0]["password"].startswith("$2b$")
 
     # Its old conversations through the console's history API.
     code, body = await alice.json("/admin/set/getvisiters", form={"business_id": "shopA"})
