@@ -50,6 +50,7 @@ from typing import Any, Awaitable, Callable
 from urllib.parse import unquote, urlsplit
 
 from sqlalchemy import func, insert, inspect, select, text, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from . import schema
 from .errors import ConfigError
@@ -81,7 +82,7 @@ _A_RE = re.compile(r"""<a\b([^>]*?)\bhref\s*=\s*["']?([^"'\s>]+)([^>]*)>(.*?)</a
 _DOWNLOAD_RE = re.compile(r"""\bdownload\s*=\s*["']([^"']*)["']""", re.I)
 _ALT_RE = re.compile(r"""\b(?:alt|title)\s*=\s*["']([^"']*)["']""", re.I)
 _BR_RE = re.compile(r"<br\s*/?>|</p\s*>|</div\s*>", re.I)
-_TAG_RE = re.compile(r"<[^>]*>")
+_TAG_RE = re.compile(r"<[/!]?[A-Za-z][^>]*>")
 
 
 class ImportProblem(Exception):
@@ -106,7 +107,7 @@ class Report:
 
     def text(self, dry_run: bool) -> str:
         lines = [f"WoLive import ({self.mode}){' — dry run, nothing written' if dry_run else ''}",
-                 "rows per table (source → imported):"]
+                 f"rows per table (source → {'to import' if dry_run else 'imported'}):"]
         for name, _pk in TABLES:
             lines.append(f"  {name:<16} {self.counts.get(name, 0):>7} → "
                          f"{self.imported.get(name, 0):>7}")
@@ -228,14 +229,18 @@ def classify_message(content: str) -> tuple[str, str, str | None]:
         is_image = path.rsplit(".", 1)[-1].lower() in ("png", "jpg", "jpeg", "gif", "webp")
         return ("image", path, path) if is_image else \
             ("file", f"{path}\n{path.rsplit('/', 1)[-1]}", path)
-    return "text", _plain(content), None
+    plain = _plain(content)
+    return "text", plain.strip() if plain != content else plain, None
 
 
 def _plain(fragment: str) -> str:
     """HTML fragment → the text it shows."""
     def emoji(m: re.Match[str]) -> str:
         alt = _ALT_RE.search(m.group(0))
-        return alt.group(1) if alt and alt.group(1) else "[表情]"
+        if alt and alt.group(1):
+            return alt.group(1)
+        src = _IMG_RE.match(m.group(0))
+        return "[图片]" if src and upload_path(html.unescape(src.group(1))) else "[表情]"
     out = _BR_RE.sub("\n", fragment)
     out = re.sub(r"<img\b[^>]*>", emoji, out, flags=re.I)
     out = _TAG_RE.sub("", out)
@@ -470,14 +475,18 @@ async def run(source_url: str, target_url: str, base_dir: str, dry_run: bool,
             plan.report.changes["tables converted to InnoDB / utf8mb4"] = len(TABLES)
         if dry_run:
             return plan.report
-        if store is not None:
-            await write_new(store, plan)
-            return plan.report
-        # In place: convert, migrate, then rewrite every changed row whole (a value with
-        # bad bytes is written again, mended, whatever the conversion made of it).
-        convert_in_place(source_url)
-        store = await _open(target_url, base_dir)
-        await write_in_place(store, plan)
+        try:
+            if store is not None:
+                await write_new(store, plan)
+                return plan.report
+            # In place: convert, migrate, then rewrite every changed row whole (a value
+            # with bad bytes is written again, mended, whatever the conversion made of it).
+            convert_in_place(source_url)
+            store = await _open(target_url, base_dir)
+            await write_in_place(store, plan)
+        except SQLAlchemyError as exc:
+            raise ImportProblem(f"writing failed, rolled back: "
+                                f"{getattr(exc, 'orig', None) or exc}") from None
         return plan.report
     finally:
         if store is not None:

@@ -158,6 +158,30 @@ def source_snapshot(url: str) -> list[Any]:
         "wolive_service", "wolive_visiter", "wolive_chats", "wolive_queue", "wolive_message")]
 
 
+@pytest.mark.parametrize("html, expected", [
+    ('<img src="/upload/images/1/a.JPG">', ("image", "/upload/images/1/a.JPG")),
+    (" <img class='chat_img' src='http://old.example/upload/images/1/a.png' > ",
+     ("image", "/upload/images/1/a.png")),
+    ('<a href="/upload/files/1/x.zip">x&amp;y.zip</a>', ("file", "/upload/files/1/x.zip\nx&y.zip")),
+    ("/upload/files/1/plain.doc", ("file", "/upload/files/1/plain.doc\nplain.doc")),
+    ('看 <img src="/upload/images/1/a.png"> 这个', ("text", "看 [图片] 这个")),
+    ("<p>a</p><p>b &gt; c</p>", ("text", "a\nb > c")),
+    ("<script>alert(1)</script>hi", ("text", "alert(1)hi")),
+    ("1 < 2 and 3 > 2", ("text", "1 < 2 and 3 > 2")),
+])
+def test_wolive_message_html_becomes_typed_content(html: str, expected: tuple[str, str]) -> None:
+    from store.wolive_import import classify_message
+    assert classify_message(html)[:2] == expected
+
+
+def test_bad_utf8_is_mended_or_replaced() -> None:
+    from store.wolive_import import decode_text
+    assert decode_text("好".encode()) == ("好", "")
+    assert decode_text(bytes.fromhex("61" + CESU_EMOJI))[0] == "a😀"
+    assert decode_text(b"a\xff") == ("a\ufffd", "bad bytes replaced with U+FFFD")
+    assert decode_text(bytes.fromhex("eda0bd"))[0] == "\ufffd" * 3  # a lone half
+
+
 # ---- the dry run -------------------------------------------------------------------------
 
 def test_dry_run_reports_counts_and_problems_and_writes_nothing(
@@ -241,6 +265,13 @@ async def test_imported_agent_logs_in_with_old_password_and_reads_old_chats(
     assert re.fullmatch(r"/upload/[0-9a-f]{32}\.pdf", new_file)
     # The missing file's message keeps its old path (shown as text by the pages).
     assert by_cid[7]["content"] == "/upload/images/20180102/gone.jpg"
+    assert [(r["name"], r["content"], r["business_id"]) for r in db_rows(
+        db, "SELECT * FROM wolive_message ORDER BY mid")] == [
+        ("王先生", "请回电", "shopA"), ("Ann", "call me", "shopB")]
+    assert [(r["visiter_id"], r["service_id"], r["state"]) for r in db_rows(
+        db, "SELECT * FROM wolive_queue ORDER BY qid")] == [
+        ("v1", 1, "normal"), ("v2", 0, "normal"), ("v3", 3, "complete")]
+    assert db_rows(db, "SELECT open_id FROM wolive_weixin") == [{"open_id": "oABC"}]
     agents = {r["user_name"]: r for r in db_rows(db, "SELECT * FROM wolive_service")}
     assert set(agents) == {"alice", "bob", "carol", "Bob-5"}
     assert re.fullmatch(r"/upload/[0-9a-f]{32}\.png", agents["alice"]["avatar"])
