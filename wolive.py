@@ -567,6 +567,9 @@ def import_wolive(argv: list[str]) -> int:
     setup_logging(cfg["log_level"], cfg["log_format"])
     legacy = LegacyUploads(Uploads.from_config(cfg))
     root = args.uploads_from
+    if root and not os.path.isdir(root):
+        print(f"wolive: import-wolive: --uploads-from: {root} is not a folder", file=sys.stderr)
+        return 2
 
     async def copy_upload(old: str) -> tuple[str | None, str]:
         return await legacy.copy(root, old, args.dry_run)

@@ -224,6 +224,8 @@ def test_dry_run_reports_counts_and_problems_and_writes_nothing(
 def test_refuses_a_target_with_rows_and_a_source_that_is_not_wolive(
         wolive_source: str, tmp_path: Path, fresh_mysql_db: str) -> None:
     config = write_config(tmp_path, fresh_mysql_db)
+    result = import_wolive(wolive_source, config, "--uploads-from", str(tmp_path / "nowhere"))
+    assert result.returncode == 2 and "is not a folder" in result.stderr
     result = import_wolive(fresh_mysql_db + "_nope", config)
     assert result.returncode == 1 and "cannot connect" in result.stderr
     db_rows(fresh_mysql_db, "CREATE TABLE wolive_other (x int)")
