@@ -574,9 +574,19 @@ def import_wolive(argv: list[str]) -> int:
     async def copy_upload(old: str) -> tuple[str | None, str]:
         return await legacy.copy(root, old, args.dry_run)
 
+    if args.dry_run:
+        def channel_for(business_id: str, visiter_id: str) -> str:
+            return ""  # counted, never written (a dry run makes no secret)
+    else:
+        from realtime.signing import visitor_channel
+        fill_secrets(cfg)
+        secret = cfg["server"]["channel_secret"]
+
+        def channel_for(business_id: str, visiter_id: str) -> str:
+            return visitor_channel(secret, business_id, visiter_id)
     try:
         report = asyncio.run(run(args.source, cfg["database"]["url"], cfg["_base_dir"],
-                                 args.dry_run, copy_upload if root else None))
+                                 args.dry_run, copy_upload if root else None, channel_for))
     except ImportProblem as exc:
         print(f"wolive: import-wolive: {exc}", file=sys.stderr)
         return 1

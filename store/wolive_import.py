@@ -35,6 +35,9 @@ stops there. What the import does with each kind of row:
   the case) — the later ones are renamed `<name>-<service_id>` and listed (their md5 hash
   keeps the old name it was salted with, so the old password still works once); two greetings of
   one agent — the later ones are skipped.
+- **visitor channels**: WoLive's were the hex of the ids, so anyone could compute one and
+  listen to a visitor's replies; each visitor gets the channel this server derives with its
+  secret (`channel_for`), the one its chat window will use.
 - **passwords** are copied as they are: WoLive's `md5(user_name + "hjkj" + password)` is
   accepted once at the agent's first login and replaced with bcrypt then
   (`handlers.admin.check_password`).
@@ -258,7 +261,8 @@ class Plan:
 
 async def plan_import(source: dict[str, list[Row]],
                       copy_upload: CopyUpload | None, dry_run: bool,
-                      keep_orphans: bool = False) -> Plan:
+                      keep_orphans: bool = False,
+                      channel_for: Callable[[str, str], str] | None = None) -> Plan:
     """Check and convert the source's rows. With `dry_run` no upload is copied (only
     whether each file is there is checked, through `copy_upload` with `dry_run` known to the
     caller)."""
@@ -373,6 +377,13 @@ async def plan_import(source: dict[str, list[Row]],
     rows["wolive_weixin"] = [r for r in rows["wolive_weixin"] if keep(
         "wolive_weixin", "wid", r, agent_why(r["service_id"]))]
 
+    if channel_for is not None:
+        for r in rows["wolive_visiter"]:
+            r["channel"] = channel_for(r["business_id"], r["visiter_id"])
+            changed["wolive_visiter"].add(int(r["vid"]))
+        if rows["wolive_visiter"]:
+            report.changes["visitor channels derived with this server's secret (WoLive's "
+                           "could be computed from the ids)"] = len(rows["wolive_visiter"])
     for r in rows["wolive_chats"]:
         msg_type, content, old = classify_message(r["content"])
         if old is not None:
@@ -461,7 +472,8 @@ async def write_in_place(store: Store, plan: Plan) -> None:
 
 
 async def run(source_url: str, target_url: str, base_dir: str, dry_run: bool,
-              copy_upload: CopyUpload | None) -> Report:
+              copy_upload: CopyUpload | None,
+              channel_for: Callable[[str, str], str] | None = None) -> Report:
     """Read, check, and (unless `dry_run`) import. Raises `ImportProblem` with one line."""
     source = read_source(source_url)
     in_place = same_database(source_url, target_url)
@@ -469,7 +481,8 @@ async def run(source_url: str, target_url: str, base_dir: str, dry_run: bool,
     if not in_place:  # refuse a target holding rows before copying any file
         store = await _check_target(target_url, base_dir, create=not dry_run)
     try:
-        plan = await plan_import(source, copy_upload, dry_run, keep_orphans=in_place)
+        plan = await plan_import(source, copy_upload, dry_run, keep_orphans=in_place,
+                                 channel_for=channel_for)
         plan.report.mode = "in place" if in_place else "into " + _describe(target_url)
         if in_place:
             plan.report.changes["tables converted to InnoDB / utf8mb4"] = len(TABLES)

@@ -210,6 +210,7 @@ def test_dry_run_reports_counts_and_problems_and_writes_nothing(
     assert "upload files to copy: 3" in out
     assert "messages read as image: 2" in out and "messages read as file: 1" in out
     assert "md5 passwords kept, upgraded to bcrypt at first login: 4" in out
+    assert "visitor channels derived with this server's secret" in out
     # Nothing written: no target database, no upload copied, the source as it was.
     assert not (target / "data").exists()
     assert source_snapshot(wolive_source) == before
@@ -217,6 +218,7 @@ def test_dry_run_reports_counts_and_problems_and_writes_nothing(
     config = write_config(target, fresh_mysql_db)
     result = import_wolive(wolive_source, config, "--dry-run")
     assert result.returncode == 0, result.stderr
+    assert db_rows(fresh_mysql_db, "SHOW TABLES") == []
     assert "missing upload: wolive_chats cid=3: /upload/images/20180102/cat.png (no " \
            "--uploads-from given)" in result.stdout
 
@@ -252,7 +254,7 @@ def imported(wolive_source: str, old_site: Path, tmp_path: Path, db_url: str
 
 @pytest.mark.gen_test(timeout=60)
 async def test_imported_agent_logs_in_with_old_password_and_reads_old_chats(
-        imported: str, base_url: str, cfg: dict[str, Any]) -> None:
+        imported: str, base_url: str, cfg: dict[str, Any], wolive_server: Any) -> None:
     db = cfg["database"]["url"]
     rows = db_rows(db, "SELECT cid, content, msg_type FROM wolive_chats ORDER BY cid")
     by_cid = {r["cid"]: r for r in rows}
@@ -296,6 +298,8 @@ async def test_imported_agent_logs_in_with_old_password_and_reads_old_chats(
     assert code == 200 and body["code"] == 0, body
     visitors = {r["visiter_id"]: r for r in body["data"]["rows"]}
     assert "v1" in visitors and visitors["v1"]["visiter_name"] == "访客1"
+    # WoLive's channel (hex of "v1/shopA") is gone: this server's, derived with its secret.
+    assert visitors["v1"]["channel"] == wolive_server.chat.channel_for("shopA", "v1")
     code, body = await alice.json("/admin/set/getdesignForViews", form={
         "channel": visitors["v1"]["channel"], "start": "2018-01-01", "end": "2018-01-31",
         "business_id": "shopA"})
