@@ -539,7 +539,65 @@ async def create_admin(cfg: dict[str, Any], business_id: str, user_name: str,
         await store.close()
 
 
+def import_wolive(argv: list[str]) -> int:
+    """`wolive.py import-wolive --from mysql://.../wolive_old --config config.yaml
+    [--uploads-from DIR] [--dry-run]`: store/wolive_import.py does the work; this reads the
+    config and prints its report. Exit 0 done, 1 could not, 2 bad config or arguments."""
+    from realtime.legacy_uploads import LegacyUploads
+    from store.wolive_import import ImportProblem, run
+    parser = argparse.ArgumentParser(
+        prog="wolive.py import-wolive",
+        description="Import an existing WoLive MySQL database into the config's database "
+                    "(a new one, or the same one in place); README, 'Moving from WoLive'.")
+    parser.add_argument("--from", dest="source", required=True, metavar="URL",
+                        help="the WoLive database: mysql://user:password@host:3306/wolive_old")
+    parser.add_argument("--config", default=None, help="YAML config (its database is the "
+                                                      "target)")
+    parser.add_argument("--uploads-from", metavar="DIR", default="",
+                        help="the old site's public folder (holding upload/): files the rows "
+                             "name are copied into wolive's upload store")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="report counts, problems and changes; write nothing")
+    args = parser.parse_args(argv)
+    try:
+        cfg = load_config(args.config)
+    except ConfigProblem as exc:
+        print(f"wolive: config error: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(cfg["log_level"], cfg["log_format"])
+    legacy = LegacyUploads(Uploads.from_config(cfg))
+    root = args.uploads_from
+    if root and not os.path.isdir(root):
+        print(f"wolive: import-wolive: --uploads-from: {root} is not a folder", file=sys.stderr)
+        return 2
+
+    async def copy_upload(old: str) -> tuple[str | None, str]:
+        return await legacy.copy(root, old, args.dry_run)
+
+    if args.dry_run:
+        def channel_for(business_id: str, visiter_id: str) -> str:
+            return ""  # counted, never written (a dry run makes no secret)
+    else:
+        from realtime.signing import visitor_channel
+        fill_secrets(cfg)
+        secret = cfg["server"]["channel_secret"]
+
+        def channel_for(business_id: str, visiter_id: str) -> str:
+            return visitor_channel(secret, business_id, visiter_id)
+    try:
+        report = asyncio.run(run(args.source, cfg["database"]["url"], cfg["_base_dir"],
+                                 args.dry_run, copy_upload if root else None, channel_for))
+    except ImportProblem as exc:
+        print(f"wolive: import-wolive: {exc}", file=sys.stderr)
+        return 1
+    print(report.text(args.dry_run))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    args_list = sys.argv[1:] if argv is None else argv
+    if args_list[:1] == ["import-wolive"]:  # sub-command (store/wolive_import.py)
+        return import_wolive(args_list[1:])
     parser = argparse.ArgumentParser(prog="wolive.py", description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=None, help="YAML config (see config.yaml)")
     parser.add_argument("--create-admin", metavar="USER_NAME",
@@ -547,7 +605,7 @@ def main(argv: list[str] | None = None) -> int:
                              "the password comes from $WOLIVE_ADMIN_PASSWORD or a prompt")
     parser.add_argument("--business-id", default="admin",
                         help="business id for --create-admin (default: admin)")
-    args = parser.parse_args(argv)
+    args = parser.parse_args(args_list)
     try:
         cfg = load_config(args.config)
     except ConfigProblem as exc:

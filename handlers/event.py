@@ -238,7 +238,9 @@ def embed_origin(value: str) -> str | None:
 def routes() -> list[tuple[str, type]]:
     return [
         (r"/admin/event/notice", NoticeHandler),
-        (r"/admin/event/chats", VisitorChatsHandler),
+        # `/admin/event/chat`: deployed WoLive's spelling of the document's URL (its own
+        # chat.js posts there), so an old site's scripts keep working.
+        (r"/admin/event/chats?", VisitorChatsHandler),
         (r"/admin/event/history", VisitorHistoryHandler),
         (r"/admin/event/position", PositionHandler),
         (r"/index/index/home", HomeHandler),
