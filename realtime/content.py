@@ -524,10 +524,14 @@ class History:
         name or id) and `service_id` (0: any agent), between `start` and `end` (YYYY-MM-DD or
         unix seconds, inclusive; either may be empty), most recent first:
         `{rows, total, page, limit}` (rows: `HistoryStore.search_conversations`). A service
-        agent only ever searches its own conversations. Raises `ChatError` 400."""
+        agent only ever searches its own conversations. Raises `ChatError` 400, 404 for a
+        `service_id` that is no agent of `business_id`."""
         offset, limit = check_page(page, limit)
         if agent.level == "service":
             service_id = agent.service_id
+        elif service_id:
+            # An agent of another business (or none) is not found, as everywhere else.
+            await self._target_agent(agent, business_id, "", service_id)
         since = parse_when("start", start) if start.strip() else 0
         until = parse_when("end", end, end=True) if end.strip() else 2 ** 31 - 1
         if since > until:

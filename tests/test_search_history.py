@@ -101,3 +101,7 @@ async def test_who_may_search_what(world: World) -> None:  # noqa: F811
     assert [r["visiter_id"] for r in body["data"]["rows"]] == ["v-other"]
     code, body = await search(await world.anonymous())
     assert (code, body["code"]) == (401, 1)
+    # An agent of another business, or no agent at all, is not found (as on every URL).
+    for sid in (world.ids["svc_b"], 99999):
+        code, body = await search(world.mgr_a, service_id=sid)
+        assert (code, body["code"]) == (404, 1), sid
