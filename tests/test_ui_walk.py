@@ -145,3 +145,37 @@ def test_logging_out_in_one_tab_takes_the_other_tabs_out_and_the_agent_offline(
         [{"state": "offline"}]
     shot(visitor, "walk-logout-visitor-told")
     problems.check()
+
+
+def test_read_ticks_missed_while_reconnecting_are_brought_up_to_date(
+        running_server: RunningServer,
+        new_context: Callable[..., Any],  # noqa: F811
+        problems: PageProblems) -> None:  # noqa: F811
+    """The visitor reads the agent's message while the console's socket is away (its
+    `read` event never reaches that tab): once the console is subscribed again, the open
+    conversation's ticks say "已读" without a reload."""
+    from helpers import db_rows
+    from playwright.sync_api import expect
+    server = running_server
+    boss = new_context("boss", viewport=PC).new_page()
+    agent_login(boss, server)
+    visitor = visitor_page(new_context("visitor"), server, "v-ticks", "小蓝")
+    expect(visitor.locator("#agent-name")).to_have_text("boss")
+    visitor.locator("#input").fill("你好")
+    visitor.locator("#input").press("Enter")
+    conv(boss, "v-ticks").click()
+    boss.locator("#input").fill("您好，请讲")
+    boss.locator("#input").press("Enter")
+    tick = boss.locator("#messages .msg.mine .tick").last
+    expect(tick).to_have_text("已送达")
+    visitor.close()                        # nothing more reads it in the window
+    boss.evaluate("() => window.woliveConsole.pusher.disconnect()")
+    boss.wait_for_function("() => window.woliveConsole.pusher.connection.state "
+                           "=== 'disconnected'")
+    # Read meanwhile (as a visitor's window would, while this tab heard nothing).
+    db_rows(server.db_url, "UPDATE wolive_chats SET state = 'readed' WHERE visiter_id = "
+            "'v-ticks' AND direction = 'to_visiter'")
+    expect(tick).to_have_text("已送达")
+    boss.evaluate("() => window.woliveConsole.pusher.connect()")
+    expect(tick).to_have_text("已读")
+    problems.check()

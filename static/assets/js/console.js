@@ -261,6 +261,15 @@
         decorate();
         if (added.some(function (m) { return m.direction === 'to_service'; })) { markRead(vid); }
       });
+      // The visitor may have read messages shown before the drop (a `read` event missed
+      // meanwhile): the latest page's read state brings the ticks up to date.
+      call('GET', '/admin/set/history', { visiter_id: vid, limit: PAGE }).then(function (r) {
+        if (r.code !== 0 || vid !== active) { return; }
+        (r.data || []).forEach(function (m) {
+          if (m.direction === 'to_visiter' && m.state === 'readed') { stream.read(vid, m.cid); }
+        });
+        decorate();
+      });
     }
   });
 
