@@ -66,8 +66,10 @@ class StoreBase:
     """Holds the engine. Mixins (one module per product area) subclass this and are listed
     in `store.repo.Store`'s bases; each method commits its own transaction."""
 
-    def __init__(self, engine: AsyncEngine, row_cache_s: float = DEFAULT_TTL_S) -> None:
+    def __init__(self, engine: AsyncEngine | Any, row_cache_s: float = DEFAULT_TTL_S) -> None:
         self.engine = engine
+        if hasattr(engine, "gate"):  # SQLite in the loop (store.inloop)
+            engine.on_unavailable = self._unavailable
         #: Business and agent rows the chat path reads on every request (`store.rowcache`:
         #: emptied by this store's own writes to them, entries trusted `row_cache_s`).
         self.row_cache = RowCache(row_cache_s)
@@ -132,11 +134,16 @@ class StoreBase:
             return
         if not (context.is_disconnect or is_unavailable(orig)):
             return
+        raise self._unavailable(orig) from orig
+
+    def _unavailable(self, orig: BaseException) -> Unavailable:
+        """The `Unavailable` to raise for `orig` (a driver error meaning the database cannot
+        be used now); the outage is logged once, when it begins."""
         if self.unavailable_since is None:
             self.unavailable_since = time.monotonic()
             log.warning("database unavailable (%s: %s); answering 503 until it is back",
                         type(orig).__name__, orig)
-        raise Unavailable(f"{type(orig).__name__}: {orig}") from orig
+        return Unavailable(f"{type(orig).__name__}: {orig}")
 
     def _on_checkout(self, *_args: Any) -> None:
         if self.unavailable_since is not None:

@@ -1,4 +1,5 @@
-"""One repository API over SQLite (aiosqlite) and MySQL/MariaDB (aiomysql).
+"""One repository API over SQLite (sqlite3 in the event loop, store.inloop) and MySQL/MariaDB
+(aiomysql).
 
 SQLAlchemy Core 2.x handles the dialect differences and pooling; this module holds the SQL
 the use cases need and nothing else (no Tornado, no HTTP errors: it raises `store.errors`).
@@ -15,10 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import and_, case, delete, event, func, insert, select, update
+from sqlalchemy import and_, case, create_engine, delete, event, func, insert, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import QueuePool
 
 from . import schema as t
 from .agent_status import AgentStatusStore
@@ -27,6 +29,7 @@ from .base import Row, StoreBase
 from .content import ContentStore
 from .history import HistoryStore
 from .identity import IdentityStore
+from .inloop import LOOP_BUSY_TIMEOUT_MS, InLoopEngine, WriterGate
 from .migrations import MIGRATIONS
 from .pool import pool_options
 from .presence import PresenceStore
@@ -45,8 +48,8 @@ SCHEMA_VERSION = len(MIGRATIONS)
 #: MySQL index hint for per-conversation lookups in `wolive_chats` (schema migration 5).
 CONVERSATION_INDEX_HINT = "FORCE INDEX (chats_conversation)"
 
-#: SQLite waits this long for a competing writer before failing (ms); one process, short
-#: transactions, so a wait this long means something is stuck.
+#: SQLite waits this long for another process's write lock before failing (ms; asyncio
+#: sleeps, store.inloop); short transactions, so a wait this long means something is stuck.
 SQLITE_BUSY_TIMEOUT_MS = 5000
 
 
@@ -71,6 +74,48 @@ def normalise_url(url: str, base_dir: str = ".") -> str:
         query.setdefault("charset", "utf8mb4")
         return u.set(query=query).render_as_string(hide_password=False)
     raise ConfigError(f"database.url: unknown scheme {scheme!r}; use sqlite:/// or mysql://")
+
+
+def inloop_sqlite_engine(sa_url: str, pool_size: int | None,
+                         pool_timeout: float | None) -> InLoopEngine:
+    """The SQLite engine: the standard `sqlite3` module run in the event loop's thread
+    (`store.inloop`), WAL, one writer at a time queued in asyncio for at most
+    `pool_timeout` seconds (None: `pool.DEFAULT_TIMEOUT_S`). `pool_size` connections are
+    kept open (None: the SQLite default); more open as needed, never waited for (a wait
+    would block the loop), since only readers can be many."""
+    size = pool_options("sqlite", pool_size, None, pool_timeout)
+    sync_engine = create_engine(
+        sa_url.replace("sqlite+aiosqlite://", "sqlite+pysqlite://", 1),
+        poolclass=QueuePool, pool_size=max(1, size["pool_size"]), max_overflow=-1,
+        connect_args={"check_same_thread": False})
+
+    @event.listens_for(sync_engine, "connect")
+    def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the sqlite3 module, say where transactions begin: the
+        # module's implicit BEGIN (only before a write) makes a SAVEPOINT after a SELECT
+        # commit on RELEASE, breaking atomicity (SQLAlchemy docs, "Serializable isolation /
+        # Savepoints / Transactional DDL" for pysqlite).
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        # The loop blocks at most this long on another process's lock (store.inloop).
+        cur.execute(f"PRAGMA busy_timeout={LOOP_BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(sync_engine, "begin")
+    def _begin(conn: Any) -> None:
+        # A writer's BEGIN IMMEDIATE (the write lock up front, so a transaction that reads
+        # then writes never fails to upgrade its lock: SQLITE_BUSY_SNAPSHOT under WAL) is
+        # sent by `InLoopConnection.begin_transaction`, which waits for another process's
+        # lock without blocking the loop. Read-only work (`read_engine`): a WAL snapshot.
+        if conn.info.get("wolive_begun"):
+            return
+        read = conn.get_execution_options().get("wolive_read")
+        conn.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
+
+    return InLoopEngine(sync_engine, WriterGate(size["pool_timeout"]),
+                        SQLITE_BUSY_TIMEOUT_MS / 1000)
 
 
 @dataclass(frozen=True)
@@ -126,32 +171,10 @@ class Store(AgentStatusStore, AgentStore, ContentStore, HistoryStore, WaitingSto
         the URL is unusable or the server cannot be reached.
         """
         sa_url = normalise_url(url, base_dir)
+        engine: Any
         if sa_url.startswith("sqlite"):
             os.makedirs(os.path.dirname(sa_url.split(":///", 1)[1]) or ".", exist_ok=True)
-            engine = create_async_engine(sa_url, **pool_options(
-                "sqlite", pool_size, max_overflow, pool_timeout))
-
-            @event.listens_for(engine.sync_engine, "connect")
-            def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-                # Let SQLAlchemy, not the sqlite3 module, say where transactions begin: the
-                # module's implicit BEGIN (only before a write) makes a SAVEPOINT after a
-                # SELECT commit on RELEASE, breaking atomicity (SQLAlchemy docs, "Serializable
-                # isolation / Savepoints / Transactional DDL" for pysqlite/aiosqlite).
-                dbapi_conn.isolation_level = None
-                cur = dbapi_conn.cursor()
-                cur.execute("PRAGMA journal_mode=WAL")
-                cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-                cur.execute("PRAGMA foreign_keys=ON")
-                cur.close()
-
-            @event.listens_for(engine.sync_engine, "begin")
-            def _begin(conn: Any) -> None:
-                # IMMEDIATE: take the write lock up front (waiting up to busy_timeout), so a
-                # transaction that reads then writes can never fail to upgrade its lock when
-                # another connection wrote meanwhile (SQLITE_BUSY_SNAPSHOT under WAL).
-                # Read-only work (`read_engine`) needs no lock: a WAL snapshot.
-                read = conn.get_execution_options().get("wolive_read")
-                conn.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
+            engine = inloop_sqlite_engine(sa_url, pool_size, pool_timeout)
         else:
             engine = create_async_engine(sa_url, pool_pre_ping=True, pool_recycle=3600,
                                          **pool_options("mysql", pool_size, max_overflow,
