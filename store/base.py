@@ -9,15 +9,26 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from .errors import NotFound, Unavailable
+from .inloop import InLoopConnection
+from .prepared import Prepared
 from .rowcache import DEFAULT_TTL_S, RowCache, written_table
 
 Row = dict[str, Any]
+
+
+class Ran(NamedTuple):
+    """What `StoreBase._run` returns: the rows (dicts), the new row's id after an INSERT
+    (the driver's lastrowid), the rows the statement changed."""
+
+    rows: list[Row]
+    lastrowid: int | None
+    rowcount: int
 log = logging.getLogger("wolive.store")
 
 #: MySQL/MariaDB client and server errors that mean "cannot reach or use the server now", not
@@ -194,6 +205,55 @@ class StoreBase:
             return
         async with self.read_engine.connect() as conn:
             yield conn
+
+    async def _run(self, conn: Any, prepared: Prepared, **values: Any) -> Ran:
+        """Run `prepared` (store.prepared) with `values` on the DBAPI cursor of `conn`, the
+        transaction's connection (`_writing` / `_reading`): SQLite in the loop's thread
+        (`store.inloop`) or aiomysql. Raises `Unavailable` as SQLAlchemy's path would."""
+        sync_engine = self.engine.sync_engine
+        compiled = prepared.compiled(sync_engine.dialect)
+        args = compiled.args(values)
+        if isinstance(conn, InLoopConnection):
+            sync = conn.sync_connection
+            if not sync.in_transaction():
+                await conn.begin_transaction()
+            if sync_engine.dispatch.before_cursor_execute:
+                sync_engine.dispatch.before_cursor_execute(sync, None, compiled.sql, args,
+                                                           None, False)
+            raw = sync.connection.dbapi_connection
+            try:
+                cur = raw.execute(compiled.sql, args)
+                names = [d[0] for d in cur.description] if cur.description else []
+                rows = cur.fetchall() if names else []
+                ran = Ran([dict(zip(names, r)) for r in rows], cur.lastrowid, cur.rowcount)
+                cur.close()
+                return ran
+            except sqlite3.OperationalError as exc:
+                if is_unavailable(exc):
+                    raise self._unavailable(exc) from exc
+                raise
+        sync = conn.sync_connection
+        if not sync.in_transaction():
+            await conn.begin()  # as SQLAlchemy's autobegin (the pool's connection checks)
+        if sync_engine.dispatch.before_cursor_execute:
+            sync_engine.dispatch.before_cursor_execute(sync, None, compiled.sql, args, None,
+                                                       False)
+        driver = (await conn.get_raw_connection()).driver_connection
+        try:
+            cur = await driver.cursor()
+            try:
+                await cur.execute(compiled.sql, args)
+                names = [d[0] for d in cur.description] if cur.description else []
+                rows = await cur.fetchall() if names else []
+                return Ran([dict(zip(names, r)) for r in rows], cur.lastrowid, cur.rowcount)
+            finally:
+                await cur.close()
+        except Exception as exc:
+            if is_unavailable(exc):
+                # What the connection did is not known any more: the pool drops it.
+                await conn.invalidate()
+                raise self._unavailable(exc) from exc
+            raise
 
     @staticmethod
     def _inserted_id(result: Any) -> int:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import and_, case, create_engine, delete, event, func, insert, select, update
+from sqlalchemy import and_, bindparam, case, create_engine, delete, event, func, insert, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -32,6 +32,7 @@ from .identity import IdentityStore
 from .inloop import LOOP_BUSY_TIMEOUT_MS, InLoopEngine, WriterGate
 from .migrations import MIGRATIONS
 from .pool import pool_options
+from .prepared import Prepared
 from .presence import PresenceStore
 from .rowcache import DEFAULT_TTL_S
 from .quick_replies import QuickReplyStore
@@ -116,6 +117,30 @@ def inloop_sqlite_engine(sa_url: str, pool_size: int | None,
 
     return InLoopEngine(sync_engine, WriterGate(size["pool_timeout"]),
                         SQLITE_BUSY_TIMEOUT_MS / 1000)
+
+
+def _visitor_and_queue(dialect: str) -> Any:
+    """`add_message`'s read: the visitor and its queue row, one statement (`FOR UPDATE` on
+    MySQL/MariaDB, so a blacklisting cannot slip in before the insert)."""
+    v, q = t.visiter, t.queue
+    stmt = (select(v, q.c.qid.label("q_qid"), q.c.service_id.label("q_service_id"),
+                   q.c.state.label("q_state"), q.c.timestamp.label("q_timestamp"))
+            .select_from(v.outerjoin(q, and_(q.c.visiter_id == v.c.visiter_id,
+                                             q.c.business_id == v.c.business_id)))
+            .where(and_(v.c.visiter_id == bindparam("visiter_id"),
+                        v.c.business_id == bindparam("business_id"))))
+    return stmt.with_for_update() if dialect == "mysql" else stmt
+
+
+#: The chat path's statements, compiled once (store.prepared).
+VISITOR_AND_QUEUE = Prepared(_visitor_and_queue)
+ADD_CHAT = Prepared(lambda _d: insert(t.chats).values(**{name: bindparam(name) for name in (
+    "visiter_id", "service_id", "business_id", "content", "direction", "state", "msg_type",
+    "timestamp")}))
+NOTE_ACTIVE = Prepared(lambda d: upsert(
+    d, t.service_load, dict(service_id=bindparam("service_id"),
+                            last_active_ms=bindparam("now")),
+    ["service_id"], [("last_active_ms", bindparam("now"))]))
 
 
 @dataclass(frozen=True)
@@ -658,16 +683,10 @@ class Store(AgentStatusStore, AgentStore, ContentStore, HistoryStore, WaitingSto
         `decide` returns None to write nothing, or raises (e.g. a refusal) to roll back.
         Returns `(visitor, queue, chat)`: `chat` as `add_chat` returns it, None when
         nothing was written."""
-        v, q = t.visiter, t.queue
-        stmt = (select(v, q.c.qid.label("q_qid"), q.c.service_id.label("q_service_id"),
-                       q.c.state.label("q_state"), q.c.timestamp.label("q_timestamp"))
-                .select_from(v.outerjoin(q, and_(q.c.visiter_id == v.c.visiter_id,
-                                                 q.c.business_id == v.c.business_id)))
-                .where(and_(v.c.visiter_id == visiter_id, v.c.business_id == business_id)))
-        if self.dialect == "mysql":
-            stmt = stmt.with_for_update()
         async with self._writing() as conn:
-            row = await self._one(conn, stmt)
+            found = (await self._run(conn, VISITOR_AND_QUEUE, visiter_id=visiter_id,
+                                     business_id=business_id)).rows
+            row = found[0] if found else None
             visitor = queue = None
             if row is not None:
                 visitor = {k: val for k, val in row.items() if not k.startswith("q_")}
@@ -681,14 +700,13 @@ class Store(AgentStatusStore, AgentStore, ContentStore, HistoryStore, WaitingSto
             values = dict(visiter_id=visiter_id, service_id=service_id,
                           business_id=business_id, content=content, direction=direction,
                           state="unread", msg_type=msg_type, timestamp=int(time.time()))
-            res = await conn.execute(insert(t.chats).values(**values))
-            values["cid"] = self._inserted_id(res)
+            ran = await self._run(conn, ADD_CHAT, **values)
+            if ran.lastrowid is None:
+                raise RuntimeError("INSERT returned no primary key")
+            values["cid"] = int(ran.lastrowid)
             if active_service_id:
-                now = int(time.time() * 1000)
-                await conn.execute(upsert(
-                    self.dialect, t.service_load,
-                    dict(service_id=active_service_id, last_active_ms=now), ["service_id"],
-                    [("last_active_ms", now)]))
+                await self._run(conn, NOTE_ACTIVE, service_id=active_service_id,
+                                now=int(time.time() * 1000))
         return visitor, queue, values
 
     async def chats_of(self, visiter_id: str, business_id: str, before_cid: int = 0,
