@@ -121,18 +121,21 @@ class StoreBase:
         for table in dirty or ():
             self.row_cache.invalidate(table)
 
-    async def _cached_row(self, table: str, key: Any, stmt: Any, what: str) -> Row:
-        """The row `stmt` reads (`table`'s row `key`), from the row cache when it holds it.
-        Raises `NotFound` naming `what`."""
+    async def _cached_row(self, table: str, key: Any, prepared: Prepared, what: str,
+                          **params: Any) -> Row:
+        """`table`'s row `key`, from the row cache when it holds it, else read by
+        `prepared` with `params` (store.prepared; nothing is built on a hit). Raises
+        `NotFound` naming `what` and the key."""
         row = self.row_cache.get(table, key)
         if row is not None:
             return row
         generation = self.row_cache.generation[table]
-        row = await self._fetch_one(stmt)
-        if row is None:
-            raise NotFound(what)
-        self.row_cache.put(table, key, row, generation)
-        return row
+        async with self._reading() as conn:
+            rows = (await self._run(conn, prepared, **params)).rows
+        if not rows:
+            raise NotFound(f"{what} {key}")
+        self.row_cache.put(table, key, rows[0], generation)
+        return rows[0]
 
     def _on_error(self, context: Any) -> None:
         """SQLAlchemy's `handle_error` hook: an unusable database becomes `Unavailable`

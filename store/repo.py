@@ -142,6 +142,12 @@ NOTE_ACTIVE = Prepared(lambda d: upsert(
                             last_active_ms=bindparam("now")),
     ["service_id"], [("last_active_ms", bindparam("now"))]))
 
+#: The row cache's reads (`get_service`, `get_business`) on a miss.
+SERVICE_BY_ID = Prepared(lambda _d: select(t.service).where(
+    t.service.c.service_id == bindparam("service_id")))
+BUSINESS_BY_ID = Prepared(lambda _d: select(t.business).where(
+    t.business.c.business_id == bindparam("business_id")))
+
 
 @dataclass(frozen=True)
 class Conversation:
@@ -295,8 +301,8 @@ class Store(AgentStatusStore, AgentStore, ContentStore, HistoryStore, WaitingSto
     async def get_service(self, service_id: int) -> Row:
         """The agent's `wolive_service` row (from the row cache, `store.rowcache`). Raises
         `NotFound`."""
-        return await self._cached_row("wolive_service", service_id, select(t.service).where(
-            t.service.c.service_id == service_id), f"agent {service_id}")
+        return await self._cached_row("wolive_service", service_id, SERVICE_BY_ID, "agent",
+                                      service_id=service_id)
 
     async def find_service_by_name(self, user_name: str) -> Row | None:
         """The agent named `user_name`, ignoring case as MariaDB's collation does (SQLite:
@@ -380,8 +386,8 @@ class Store(AgentStatusStore, AgentStore, ContentStore, HistoryStore, WaitingSto
     async def get_business(self, business_id: str) -> Row:
         """The `wolive_business` row (from the row cache, `store.rowcache`). Raises
         `NotFound`."""
-        return await self._cached_row("wolive_business", business_id, select(t.business).where(
-            t.business.c.business_id == business_id), f"business {business_id}")
+        return await self._cached_row("wolive_business", business_id, BUSINESS_BY_ID,
+                                      "business", business_id=business_id)
 
     async def add_business(self, business_id: str, distribution_rule: str = "auto") -> Row:
         async with self.engine.begin() as conn:
