@@ -15,7 +15,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from .errors import NotFound, Unavailable
-from .inloop import InLoopConnection
+from .inloop import InLoopConnection, InLoopEngine
 from .prepared import Prepared
 from .rowcache import DEFAULT_TTL_S, RowCache, written_table
 
@@ -77,16 +77,17 @@ class StoreBase:
     """Holds the engine. Mixins (one module per product area) subclass this and are listed
     in `store.repo.Store`'s bases; each method commits its own transaction."""
 
-    def __init__(self, engine: AsyncEngine | Any, row_cache_s: float = DEFAULT_TTL_S) -> None:
-        self.engine = engine
-        if hasattr(engine, "gate"):  # SQLite in the loop (store.inloop)
+    def __init__(self, engine: AsyncEngine | InLoopEngine,
+                 row_cache_s: float = DEFAULT_TTL_S) -> None:
+        self.engine: Any = engine
+        if isinstance(engine, InLoopEngine):  # SQLite in the loop (store.inloop)
             engine.on_unavailable = self._unavailable
         #: Business and agent rows the chat path reads on every request (`store.rowcache`:
         #: emptied by this store's own writes to them, entries trusted `row_cache_s`).
         self.row_cache = RowCache(row_cache_s)
         #: The same pool, for transactions that only read: on SQLite they begin with a
         #: plain (deferred) BEGIN and so never wait for, or block, a writer (WAL).
-        self.read_engine = engine.execution_options(wolive_read=True)
+        self.read_engine: Any = engine.execution_options(wolive_read=True)
         self.dialect = engine.dialect.name
         #: When the current outage began (`time.monotonic()`), None while the database works.
         self.unavailable_since: float | None = None
@@ -217,13 +218,13 @@ class StoreBase:
         compiled = prepared.compiled(sync_engine.dialect)
         args = compiled.args(values)
         if isinstance(conn, InLoopConnection):
-            sync = conn.sync_connection
+            sync = conn._conn
             if not sync.in_transaction():
                 await conn.begin_transaction()
             if sync_engine.dispatch.before_cursor_execute:
                 sync_engine.dispatch.before_cursor_execute(sync, None, compiled.sql, args,
                                                            None, False)
-            raw = sync.connection.dbapi_connection
+            raw: Any = sync.connection.dbapi_connection
             try:
                 cur = raw.execute(compiled.sql, args)
                 names = [d[0] for d in cur.description] if cur.description else []

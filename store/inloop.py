@@ -25,9 +25,11 @@ The rules that keep the loop from ever waiting on SQLite's own locks:
   `RuntimeError` at once instead of a 503 after the timeout.
 
 COMMIT keeps `synchronous=FULL` (an acknowledged message survives a power cut): in WAL mode
-that is one fsync of the WAL per commit, 0.2 ms typical and up to several ms on the
-benchmark machine's shared disk, so a write transaction's COMMIT alone goes to a thread
-(`InLoopEngine.off_loop`): one hop per write transaction instead of one per statement.
+that is one fsync of the WAL per commit, in this thread too. On the benchmark machine's
+shared disk it takes 0.24 ms (p50; p99 1.9 ms, max 5.6 ms) of loop time; sending the COMMIT
+alone to a one-thread executor was measured and lost: +0.12 ms of CPU per message (GIL
+hand-over and wake-ups, 0.53 → 0.66 ms) and a lower flat-out rate, with no better p99
+(docs/performance.md). A deployment on a slow disk is where that trade turns.
 """
 from __future__ import annotations
 
@@ -36,7 +38,6 @@ import logging
 import sqlite3
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Generator
 from typing import Any
 
@@ -70,9 +71,6 @@ class WriterGate:
         #: Gate waits that ran out (`Unavailable`), for tests and logs.
         self.timeouts = 0
         self._last_warning = 0.0
-        #: Runs write transactions' COMMITs (`InLoopEngine.off_loop`): one writer at a
-        #: time, so one thread.
-        self.executor = ThreadPoolExecutor(1, thread_name_prefix="sqlite-commit")
         #: See `InLoopEngine.on_unavailable`.
         self.on_unavailable: Callable[[BaseException], BaseException] = \
             lambda exc: Unavailable(f"{type(exc).__name__}: {exc}")
@@ -222,8 +220,6 @@ class InLoopConnection:
         return self.sync_connection is not None and self.sync_connection.in_transaction()
 
     async def commit(self) -> None:
-        if not self.engine.reads_only:
-            await self.engine.commit_off_loop(self._conn)
         self._conn.commit()
 
     async def rollback(self) -> None:
@@ -304,8 +300,6 @@ class _Begin:
             sync = self.conn.sync_connection
             if sync is not None and sync.in_transaction():
                 if exc_type is None:
-                    if not self.conn.engine.reads_only:
-                        await self.conn.engine.commit_off_loop(sync)
                     sync.commit()
                 else:
                     sync.rollback()
@@ -350,23 +344,5 @@ class InLoopEngine:
     def begin(self) -> _Begin:
         return _Begin(self)
 
-    async def commit_off_loop(self, conn: Connection) -> None:
-        """COMMIT `conn`'s transaction in the gate's commit thread (its fsync would block
-        the loop: 0.2 ms typical, several ms on a busy disk); only the sqlite3 call goes
-        there: SQLAlchemy's own `commit()` follows in the loop (then a no-op for the
-        driver), so its events (the row cache's) stay in the loop's thread. The connection
-        is the calling task's, and the task waits, so no other code touches it meanwhile;
-        a task cancelled meanwhile waits for the COMMIT (briefly blocking) before going on,
-        since its connection is then closed."""
-        raw = conn.connection.dbapi_connection
-        assert raw is not None
-        future = self.gate.executor.submit(raw.commit)
-        try:
-            return await asyncio.shield(asyncio.wrap_future(future))
-        except asyncio.CancelledError:
-            future.result()
-            raise
-
     async def dispose(self) -> None:
         self.sync_engine.dispose()
-        self.gate.executor.shutdown(wait=False)

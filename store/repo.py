@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import and_, bindparam, case, create_engine, delete, event, func, insert, select, update
+from sqlalchemy import (and_, bindparam, case, create_engine, delete, event, func, insert, select,
+                        update)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import create_async_engine
