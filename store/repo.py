@@ -56,20 +56,21 @@ SQLITE_BUSY_TIMEOUT_MS = 5000
 
 
 def normalise_url(url: str, base_dir: str = ".") -> str:
-    """Turn a config database URL into a SQLAlchemy async URL.
+    """Turn a config database URL into a SQLAlchemy URL: `sqlite+pysqlite` (run in the event
+    loop, `store.inloop`) or `mysql+aiomysql` (SQLAlchemy's async engine).
 
     Accepts ``sqlite:///relative/or/absolute.db`` and ``mysql://user:pass@host:port/db``
     (``mariadb://`` too); drivers are chosen here, so config never names one.
     Relative SQLite paths are taken from `base_dir`. Raises `ConfigError` on any other scheme.
     """
     scheme = urlsplit(url).scheme.lower()
-    if scheme in ("sqlite", "sqlite+aiosqlite"):
+    if scheme in ("sqlite", "sqlite+aiosqlite", "sqlite+pysqlite"):
         path = url.split(":///", 1)[1] if ":///" in url else ""
         if not path:
             raise ConfigError("database.url: a SQLite URL needs a file path: sqlite:///data/wolive.db")
         if not os.path.isabs(path):
             path = os.path.join(base_dir, path)
-        return "sqlite+aiosqlite:///" + path
+        return "sqlite+pysqlite:///" + path
     if scheme in ("mysql", "mariadb", "mysql+aiomysql"):
         u = make_url(url).set(drivername="mysql+aiomysql")
         query = dict(u.query)
@@ -87,7 +88,7 @@ def inloop_sqlite_engine(sa_url: str, pool_size: int | None,
     would block the loop), since only readers can be many."""
     size = pool_options("sqlite", pool_size, None, pool_timeout)
     sync_engine = create_engine(
-        sa_url.replace("sqlite+aiosqlite://", "sqlite+pysqlite://", 1),
+        sa_url,
         poolclass=QueuePool, pool_size=max(1, size["pool_size"]), max_overflow=-1,
         connect_args={"check_same_thread": False})
 
