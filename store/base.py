@@ -88,6 +88,11 @@ class StoreBase:
         #: The same pool, for transactions that only read: on SQLite they begin with a
         #: plain (deferred) BEGIN and so never wait for, or block, a writer (WAL).
         self.read_engine: Any = engine.execution_options(wolive_read=True)
+        #: For reads that may take long (history, search): on SQLite they run in a thread
+        #: (`store.inloop`), elsewhere this is `read_engine`.
+        self.slow_read_engine: Any = (
+            engine.execution_options(wolive_read=True, wolive_offload=True)
+            if isinstance(engine, InLoopEngine) else self.read_engine)
         self.dialect = engine.dialect.name
         #: When the current outage began (`time.monotonic()`), None while the database works.
         self.unavailable_since: float | None = None

@@ -21,6 +21,9 @@ The rules that keep the loop from ever waiting on SQLite's own locks:
   lock), and `BEGIN IMMEDIATE` is retried after `asyncio.sleep`s until `busy_wait_s`; then the
   error goes the usual way (the store's `handle_error` hook: `Unavailable`, logged once per
   outage).
+- Reads that may take long (history, search over many messages) run in two threads
+  (`execution_options(wolive_offload=True)`: the store's `slow_read_engine`), so a long scan
+  never holds up the chat path; everything else runs in the loop.
 - A task holds at most one write connection: a nested one would wait for itself, so it is a
   `RuntimeError` at once instead of a 503 after the timeout.
 
@@ -38,6 +41,7 @@ import logging
 import sqlite3
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Generator
 from typing import Any
 
@@ -51,6 +55,8 @@ log = logging.getLogger("wolive.store")
 #: The longest (ms) a statement may block the event loop waiting for another process's lock
 #: (`PRAGMA busy_timeout` of every connection); longer waits are asyncio sleeps.
 LOOP_BUSY_TIMEOUT_MS = 10
+#: Threads for reads that may take long (history, search: `InLoopEngine.offload`).
+READ_THREADS = 2
 #: Pauses (s) between attempts at `BEGIN IMMEDIATE` while another process writes.
 RETRY_PAUSES_S = (0.002, 0.005, 0.01, 0.02, 0.05)
 
@@ -71,6 +77,8 @@ class WriterGate:
         #: Gate waits that ran out (`Unavailable`), for tests and logs.
         self.timeouts = 0
         self._last_warning = 0.0
+        #: Run the reads of engines made with `wolive_offload` (`InLoopEngine.offload`).
+        self.read_threads = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="sqlite-read")
         #: See `InLoopEngine.on_unavailable`.
         self.on_unavailable: Callable[[BaseException], BaseException] = \
             lambda exc: Unavailable(f"{type(exc).__name__}: {exc}")
@@ -230,7 +238,31 @@ class InLoopConnection:
         conn = self._conn
         if not conn.in_transaction():
             await self.begin_transaction()
+        if self.engine.offload:
+            frozen = await self._in_thread(
+                lambda: conn.execute(statement, parameters, **kw).freeze())
+            return frozen()
         return conn.execute(statement, parameters, **kw)
+
+    async def _in_thread(self, fn: Callable[[], Any]) -> Any:
+        """`fn()` (a read on this connection) in the engine's read threads, the result
+        fetched there too. The task waits, so nothing else touches the connection
+        meanwhile; a task cancelled meanwhile interrupts the statement (`sqlite3`'s
+        `interrupt()`) and waits for the thread to let go of the connection."""
+        raw: Any = self._conn.connection.dbapi_connection
+        future = self.engine.gate.read_threads.submit(fn)
+        wrapped = asyncio.wrap_future(future)
+        # Its outcome is read here or, after a cancel, dropped (never "not retrieved").
+        wrapped.add_done_callback(lambda f: f.cancelled() or f.exception())
+        try:
+            return await asyncio.shield(wrapped)
+        except asyncio.CancelledError:
+            raw.interrupt()
+            try:
+                future.result()
+            except Exception:  # noqa: BLE001 - interrupted: what it raised is moot
+                pass
+            raise
 
     async def exec_driver_sql(self, statement: str, parameters: Any = None) -> Any:
         conn = self._conn
@@ -319,7 +351,12 @@ class InLoopEngine:
         self.dialect = sync_engine.dialect
         self.pool = sync_engine.pool
         self.url = sync_engine.url
-        self.reads_only = bool(sync_engine.get_execution_options().get("wolive_read"))
+        options = sync_engine.get_execution_options()
+        self.reads_only = bool(options.get("wolive_read"))
+        #: Reads that may take long (a history search scanning many messages) run in
+        #: `WriterGate.read_threads`, not in the loop (`execution_options(wolive_offload=
+        #: True)`, read-only engines only).
+        self.offload = self.reads_only and bool(options.get("wolive_offload"))
 
     def execution_options(self, **options: Any) -> InLoopEngine:
         return InLoopEngine(self.sync_engine.execution_options(**options), self.gate,
@@ -346,3 +383,4 @@ class InLoopEngine:
 
     async def dispose(self) -> None:
         self.sync_engine.dispose()
+        self.gate.read_threads.shutdown(wait=False)

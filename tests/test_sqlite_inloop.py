@@ -143,3 +143,57 @@ async def test_another_process_holding_the_lock_is_waited_for_without_blocking_t
     finally:
         lock.close()
         await store.close()
+
+
+SLOW = ("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000000) "
+        "SELECT count(*) FROM n")
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_long_read_of_the_slow_read_engine_runs_beside_the_loop(url: str) -> None:
+    """History and search reads (`slow_read_engine`) run in a thread: a scan of seconds
+    leaves the loop free (chat writes go on meanwhile); cancelled, it is interrupted and its
+    connection goes back usable."""
+    from sqlalchemy import text
+    store = await Store.open(url)
+    try:
+        t0 = time.monotonic()
+        async with store.slow_read_engine.connect() as conn:
+            assert (await conn.execute(text("SELECT 1"))).scalar() == 1
+        conn = await store.slow_read_engine.connect()
+        try:
+            scanned: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+            lag = asyncio.ensure_future(_max_loop_lag(scanned))
+
+            async def write_meanwhile() -> int:
+                n = 0
+                while not scanned.done():
+                    await store.add_business(f"meanwhile{n}")
+                    n += 1
+                    await asyncio.sleep(0.01)
+                return n
+
+            writes = asyncio.ensure_future(write_meanwhile())
+            await asyncio.sleep(0.02)  # both running
+            assert (await conn.execute(text(SLOW))).scalar() == 3000000
+            scanned.set_result(None)
+            assert await lag < 0.05, await lag  # in the loop it would be the whole scan
+            assert await writes >= 3  # chat writes went on during the scan
+        finally:
+            await conn.close()
+        spent = time.monotonic() - t0
+
+        async def scan() -> int:
+            async with store.slow_read_engine.connect() as c:
+                return int((await c.execute(text(SLOW))).scalar())
+
+        task = asyncio.ensure_future(scan())
+        await asyncio.sleep(min(0.2, spent / 4))
+        task.cancel()
+        t1 = time.monotonic()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert time.monotonic() - t1 < spent  # interrupted, not run to its end
+        assert await scan() == 3000000  # the pool's connections are fine
+    finally:
+        await store.close()
