@@ -529,7 +529,7 @@ class Bench:
                   and row["lat_ms"]["p99"] <= P99_MS and not row["failures"]
                   and row["rate"] >= 0.95 * row["rate_wanted"]]
             out[f"{key}_max_rate_p99_{int(P99_MS)}ms"] = max(ok) if ok else None
-        out["burst"] = await self.burst()
+        out["burst"] = await self.burst() if self.args.burst else None
         for ws in self.sockets:
             if ws.transport is not None:
                 ws.transport.close()

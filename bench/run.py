@@ -225,6 +225,23 @@ def fresh_mariadb(url: str) -> tuple[str, Any]:
     return f"mysql://{u.netloc}/{name}", drop
 
 
+def start_profile(name: str, pid: int, args: argparse.Namespace
+                  ) -> tuple[Optional[subprocess.Popen[bytes]], str]:
+    """With --profile: py-spy recording `pid` (collapsed stacks to
+    bench/results/profile-NAME.txt, summarised by bench/profile_summary.py)."""
+    if not args.profile:
+        return None, ""
+    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
+    prof_path = os.path.join(HERE, "results", f"profile-{name}.txt")
+    pyspy = shutil.which("py-spy") or os.path.join(os.path.dirname(PY), "py-spy")
+    profile = subprocess.Popen(
+        ["taskset", "-c", args.loadgen_cpu, pyspy, "record", "--nonblocking", "--threads",
+         "--format", "raw", "--rate", "250", "-o", prof_path, "--pid", str(pid)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1)
+    return profile, prof_path
+
+
 def run_chat(db: str, args: argparse.Namespace, variants: list[str]) -> dict[str, Any]:
     """The chat path (bench/chatload.py) on a fresh server and database ("sqlite" or
     "mariadb"), with the statement counters on."""
@@ -244,11 +261,20 @@ def run_chat(db: str, args: argparse.Namespace, variants: list[str]) -> dict[str
             cmd = niced(args.nice) + ["taskset", "-c", args.loadgen_cpu, PY,
                                       os.path.join(HERE, "chatload.py"), "--port",
                                       str(server.port), "--server-pid", str(server.pid)]
-            proc = subprocess.run(cmd + extra, cwd=ROOT, capture_output=True, text=True)
+            profile, prof_path = start_profile(f"chat-{db}-{'+'.join(variants) or 'baseline'}",
+                                               server.pid, args)
+            try:
+                proc = subprocess.run(cmd + extra, cwd=ROOT, capture_output=True, text=True)
+            finally:
+                if profile is not None:
+                    profile.send_signal(signal.SIGINT)
+                    profile.wait(30)
             if proc.returncode != 0:
                 raise SystemExit(f"chatload failed:\n{proc.stderr[-3000:]}\nserver log:\n"
                                  f"{server.tail()}")
             result = json.loads(proc.stdout.strip().splitlines()[-1])
+            if prof_path:
+                result["profile"] = os.path.relpath(prof_path, ROOT)
             errors = server.errors()
             result["server_errors"] = len(errors)
             result["server_error_kinds"] = error_kinds(errors)
@@ -347,9 +373,9 @@ def chat_table(results: list[dict[str, Any]]) -> str:
                               ("arrivals_new", "visitor_messages", "agent_messages"))),
         ("visitor messages flat out", lambda r: flat(r["visitor_messages"])),
         ("agent replies flat out", lambda r: flat(r["agent_messages"])),
-        (f"burst of {results[0]['burst']['done'] if results else 0} new arrivals in 5 s",
-         burst),
     ]
+    if results and results[0].get("burst"):
+        rows.append((f"burst of {results[0]['burst']['done']} new arrivals in 5 s", burst))
     head = "| measured | " + " | ".join(col(r) for r in results) + " |"
     sep = "|---|" + "---|" * len(results)
     return "\n".join([head, sep] + [f"| {name} | " + " | ".join(f(r) for r in results) + " |"

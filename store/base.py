@@ -9,15 +9,26 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from .errors import NotFound, Unavailable
+from .inloop import InLoopConnection, InLoopEngine
+from .prepared import Prepared
 from .rowcache import DEFAULT_TTL_S, RowCache, written_table
 
 Row = dict[str, Any]
+
+
+class Ran(NamedTuple):
+    """What `StoreBase._run` returns: the rows (dicts), the new row's id after an INSERT
+    (the driver's lastrowid), the rows the statement changed."""
+
+    rows: list[Row]
+    lastrowid: int | None
+    rowcount: int
 log = logging.getLogger("wolive.store")
 
 #: MySQL/MariaDB client and server errors that mean "cannot reach or use the server now", not
@@ -66,14 +77,22 @@ class StoreBase:
     """Holds the engine. Mixins (one module per product area) subclass this and are listed
     in `store.repo.Store`'s bases; each method commits its own transaction."""
 
-    def __init__(self, engine: AsyncEngine, row_cache_s: float = DEFAULT_TTL_S) -> None:
-        self.engine = engine
+    def __init__(self, engine: AsyncEngine | InLoopEngine,
+                 row_cache_s: float = DEFAULT_TTL_S) -> None:
+        self.engine: Any = engine
+        if isinstance(engine, InLoopEngine):  # SQLite in the loop (store.inloop)
+            engine.on_unavailable = self._unavailable
         #: Business and agent rows the chat path reads on every request (`store.rowcache`:
         #: emptied by this store's own writes to them, entries trusted `row_cache_s`).
         self.row_cache = RowCache(row_cache_s)
         #: The same pool, for transactions that only read: on SQLite they begin with a
         #: plain (deferred) BEGIN and so never wait for, or block, a writer (WAL).
-        self.read_engine = engine.execution_options(wolive_read=True)
+        self.read_engine: Any = engine.execution_options(wolive_read=True)
+        #: For reads that may take long (history, search): on SQLite they run in a thread
+        #: (`store.inloop`), elsewhere this is `read_engine`.
+        self.slow_read_engine: Any = (
+            engine.execution_options(wolive_read=True, wolive_offload=True)
+            if isinstance(engine, InLoopEngine) else self.read_engine)
         self.dialect = engine.dialect.name
         #: When the current outage began (`time.monotonic()`), None while the database works.
         self.unavailable_since: float | None = None
@@ -132,18 +151,21 @@ class StoreBase:
         for table in dirty or ():
             self.row_cache.invalidate(table)
 
-    async def _cached_row(self, table: str, key: Any, stmt: Any, what: str) -> Row:
-        """The row `stmt` reads (`table`'s row `key`), from the row cache when it holds it.
-        Raises `NotFound` naming `what`."""
+    async def _cached_row(self, table: str, key: Any, prepared: Prepared, what: str,
+                          **params: Any) -> Row:
+        """`table`'s row `key`, from the row cache when it holds it, else read by
+        `prepared` with `params` (store.prepared; nothing is built on a hit). Raises
+        `NotFound` naming `what` and the key."""
         row = self.row_cache.get(table, key)
         if row is not None:
             return row
         generation = self.row_cache.generation[table]
-        row = await self._fetch_one(stmt)
-        if row is None:
-            raise NotFound(what)
-        self.row_cache.put(table, key, row, generation)
-        return row
+        async with self._reading() as conn:
+            rows = (await self._run(conn, prepared, **params)).rows
+        if not rows:
+            raise NotFound(f"{what} {key}")
+        self.row_cache.put(table, key, rows[0], generation)
+        return rows[0]
 
     def _on_error(self, context: Any) -> None:
         """SQLAlchemy's `handle_error` hook: an unusable database becomes `Unavailable`
@@ -161,11 +183,16 @@ class StoreBase:
             self._on_query_error(unavailable)
         if not unavailable:
             return
+        raise self._unavailable(orig) from orig
+
+    def _unavailable(self, orig: BaseException) -> Unavailable:
+        """The `Unavailable` to raise for `orig` (a driver error meaning the database cannot
+        be used now); the outage is logged once, when it begins."""
         if self.unavailable_since is None:
             self.unavailable_since = time.monotonic()
             log.warning("database unavailable (%s: %s); answering 503 until it is back",
                         type(orig).__name__, orig)
-        raise Unavailable(f"{type(orig).__name__}: {orig}") from orig
+        return Unavailable(f"{type(orig).__name__}: {orig}")
 
     def _on_checkout(self, *_args: Any) -> None:
         if self.unavailable_since is not None:
@@ -216,6 +243,55 @@ class StoreBase:
             return
         async with self.read_engine.connect() as conn:
             yield conn
+
+    async def _run(self, conn: Any, prepared: Prepared, **values: Any) -> Ran:
+        """Run `prepared` (store.prepared) with `values` on the DBAPI cursor of `conn`, the
+        transaction's connection (`_writing` / `_reading`): SQLite in the loop's thread
+        (`store.inloop`) or aiomysql. Raises `Unavailable` as SQLAlchemy's path would."""
+        sync_engine = self.engine.sync_engine
+        compiled = prepared.compiled(sync_engine.dialect)
+        args = compiled.args(values)
+        if isinstance(conn, InLoopConnection):
+            sync = conn._conn
+            if not sync.in_transaction():
+                await conn.begin_transaction()
+            if sync_engine.dispatch.before_cursor_execute:
+                sync_engine.dispatch.before_cursor_execute(sync, None, compiled.sql, args,
+                                                           None, False)
+            raw: Any = sync.connection.dbapi_connection
+            try:
+                cur = raw.execute(compiled.sql, args)
+                names = [d[0] for d in cur.description] if cur.description else []
+                rows = cur.fetchall() if names else []
+                ran = Ran([dict(zip(names, r)) for r in rows], cur.lastrowid, cur.rowcount)
+                cur.close()
+                return ran
+            except sqlite3.OperationalError as exc:
+                if is_unavailable(exc):
+                    raise self._unavailable(exc) from exc
+                raise
+        sync = conn.sync_connection
+        if not sync.in_transaction():
+            await conn.begin()  # as SQLAlchemy's autobegin (the pool's connection checks)
+        if sync_engine.dispatch.before_cursor_execute:
+            sync_engine.dispatch.before_cursor_execute(sync, None, compiled.sql, args, None,
+                                                       False)
+        driver = (await conn.get_raw_connection()).driver_connection
+        try:
+            cur = await driver.cursor()
+            try:
+                await cur.execute(compiled.sql, args)
+                names = [d[0] for d in cur.description] if cur.description else []
+                rows = await cur.fetchall() if names else []
+                return Ran([dict(zip(names, r)) for r in rows], cur.lastrowid, cur.rowcount)
+            finally:
+                await cur.close()
+        except Exception as exc:
+            if is_unavailable(exc):
+                # What the connection did is not known any more: the pool drops it.
+                await conn.invalidate()
+                raise self._unavailable(exc) from exc
+            raise
 
     @staticmethod
     def _inserted_id(result: Any) -> int:

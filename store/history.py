@@ -38,7 +38,7 @@ class HistoryStore(StoreBase):
         stmt = (select(c.c.visiter_id, last_time, func.count().label("messages"))
                 .where(mine).group_by(c.c.visiter_id)
                 .order_by(last_time.desc(), c.c.visiter_id).offset(offset).limit(limit))
-        async with self.read_engine.connect() as conn:
+        async with self.slow_read_engine.connect() as conn:
             page = [dict(r) for r in (await conn.execute(stmt)).mappings().all()]
             total = int((await conn.execute(select(func.count(c.c.visiter_id.distinct()))
                                             .where(mine))).scalar() or 0)
@@ -83,7 +83,7 @@ class HistoryStore(StoreBase):
         where = and_(*cond)
         stmt = (select(c, sv.c.nick_name).outerjoin(sv, sv.c.service_id == c.c.service_id)
                 .where(where).order_by(c.c.timestamp, c.c.cid).offset(offset).limit(limit))
-        async with self.read_engine.connect() as conn:
+        async with self.slow_read_engine.connect() as conn:
             rows = [dict(r) for r in (await conn.execute(stmt)).mappings().all()]
             total = int((await conn.execute(select(func.count()).select_from(c)
                                             .where(where))).scalar() or 0)
@@ -117,7 +117,7 @@ class HistoryStore(StoreBase):
                        func.max(c.c.cid).label("last_cid"))
                 .where(where).group_by(c.c.visiter_id)
                 .order_by(last_time.desc(), c.c.visiter_id).offset(offset).limit(limit))
-        async with self.read_engine.connect() as conn:
+        async with self.slow_read_engine.connect() as conn:
             found = [dict(r) for r in (await conn.execute(stmt)).mappings().all()]
             total = int((await conn.execute(
                 select(func.count(c.c.visiter_id.distinct())).where(where))).scalar() or 0)

@@ -1,4 +1,5 @@
-"""One repository API over SQLite (aiosqlite) and MySQL/MariaDB (aiomysql).
+"""One repository API over SQLite (sqlite3 in the event loop, store.inloop) and MySQL/MariaDB
+(aiomysql).
 
 SQLAlchemy Core 2.x handles the dialect differences and pooling; this module holds the SQL
 the use cases need and nothing else (no Tornado, no HTTP errors: it raises `store.errors`).
@@ -15,10 +16,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import and_, case, delete, event, func, insert, select, update
+from sqlalchemy import (and_, bindparam, case, create_engine, delete, event, func, insert, select,
+                        update)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import QueuePool
 
 from . import schema as t
 from .agent_status import AgentStatusStore
@@ -27,8 +30,10 @@ from .base import Row, StoreBase
 from .content import ContentStore
 from .history import HistoryStore
 from .identity import IdentityStore
+from .inloop import LOOP_BUSY_TIMEOUT_MS, InLoopEngine, WriterGate
 from .migrations import MIGRATIONS
 from .pool import pool_options
+from .prepared import Prepared
 from .presence import PresenceStore
 from .rowcache import DEFAULT_TTL_S
 from .quick_replies import QuickReplyStore
@@ -45,32 +50,105 @@ SCHEMA_VERSION = len(MIGRATIONS)
 #: MySQL index hint for per-conversation lookups in `wolive_chats` (schema migration 5).
 CONVERSATION_INDEX_HINT = "FORCE INDEX (chats_conversation)"
 
-#: SQLite waits this long for a competing writer before failing (ms); one process, short
-#: transactions, so a wait this long means something is stuck.
+#: SQLite waits this long for another process's write lock before failing (ms; asyncio
+#: sleeps, store.inloop); short transactions, so a wait this long means something is stuck.
 SQLITE_BUSY_TIMEOUT_MS = 5000
 
 
 def normalise_url(url: str, base_dir: str = ".") -> str:
-    """Turn a config database URL into a SQLAlchemy async URL.
+    """Turn a config database URL into a SQLAlchemy URL: `sqlite+pysqlite` (run in the event
+    loop, `store.inloop`) or `mysql+aiomysql` (SQLAlchemy's async engine).
 
     Accepts ``sqlite:///relative/or/absolute.db`` and ``mysql://user:pass@host:port/db``
     (``mariadb://`` too); drivers are chosen here, so config never names one.
     Relative SQLite paths are taken from `base_dir`. Raises `ConfigError` on any other scheme.
     """
     scheme = urlsplit(url).scheme.lower()
-    if scheme in ("sqlite", "sqlite+aiosqlite"):
+    if scheme in ("sqlite", "sqlite+aiosqlite", "sqlite+pysqlite"):
         path = url.split(":///", 1)[1] if ":///" in url else ""
         if not path:
             raise ConfigError("database.url: a SQLite URL needs a file path: sqlite:///data/wolive.db")
         if not os.path.isabs(path):
             path = os.path.join(base_dir, path)
-        return "sqlite+aiosqlite:///" + path
+        return "sqlite+pysqlite:///" + path
     if scheme in ("mysql", "mariadb", "mysql+aiomysql"):
         u = make_url(url).set(drivername="mysql+aiomysql")
         query = dict(u.query)
         query.setdefault("charset", "utf8mb4")
         return u.set(query=query).render_as_string(hide_password=False)
     raise ConfigError(f"database.url: unknown scheme {scheme!r}; use sqlite:/// or mysql://")
+
+
+def inloop_sqlite_engine(sa_url: str, pool_size: int | None,
+                         pool_timeout: float | None) -> InLoopEngine:
+    """The SQLite engine: the standard `sqlite3` module run in the event loop's thread
+    (`store.inloop`), WAL, one writer at a time queued in asyncio for at most
+    `pool_timeout` seconds (None: `pool.DEFAULT_TIMEOUT_S`). `pool_size` connections are
+    kept open (None: the SQLite default); more open as needed, never waited for (a wait
+    would block the loop), since only readers can be many."""
+    size = pool_options("sqlite", pool_size, None, pool_timeout)
+    sync_engine = create_engine(
+        sa_url,
+        poolclass=QueuePool, pool_size=max(1, size["pool_size"]), max_overflow=-1,
+        connect_args={"check_same_thread": False})
+
+    @event.listens_for(sync_engine, "connect")
+    def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the sqlite3 module, say where transactions begin: the
+        # module's implicit BEGIN (only before a write) makes a SAVEPOINT after a SELECT
+        # commit on RELEASE, breaking atomicity (SQLAlchemy docs, "Serializable isolation /
+        # Savepoints / Transactional DDL" for pysqlite).
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        # The loop blocks at most this long on another process's lock (store.inloop).
+        cur.execute(f"PRAGMA busy_timeout={LOOP_BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(sync_engine, "begin")
+    def _begin(conn: Any) -> None:
+        # A writer's BEGIN IMMEDIATE (the write lock up front, so a transaction that reads
+        # then writes never fails to upgrade its lock: SQLITE_BUSY_SNAPSHOT under WAL) is
+        # sent by `InLoopConnection.begin_transaction`, which waits for another process's
+        # lock without blocking the loop. Read-only work (`read_engine`): a WAL snapshot.
+        if conn.info.get("wolive_begun"):
+            return
+        read = conn.get_execution_options().get("wolive_read")
+        conn.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
+
+    return InLoopEngine(sync_engine, WriterGate(size["pool_timeout"]),
+                        SQLITE_BUSY_TIMEOUT_MS / 1000)
+
+
+def _visitor_and_queue(dialect: str) -> Any:
+    """`add_message`'s read: the visitor and its queue row, one statement (`FOR UPDATE` on
+    MySQL/MariaDB, so a blacklisting cannot slip in before the insert)."""
+    v, q = t.visiter, t.queue
+    stmt = (select(v, q.c.qid.label("q_qid"), q.c.service_id.label("q_service_id"),
+                   q.c.state.label("q_state"), q.c.timestamp.label("q_timestamp"))
+            .select_from(v.outerjoin(q, and_(q.c.visiter_id == v.c.visiter_id,
+                                             q.c.business_id == v.c.business_id)))
+            .where(and_(v.c.visiter_id == bindparam("visiter_id"),
+                        v.c.business_id == bindparam("business_id"))))
+    return stmt.with_for_update() if dialect == "mysql" else stmt
+
+
+#: The chat path's statements, compiled once (store.prepared).
+VISITOR_AND_QUEUE = Prepared(_visitor_and_queue)
+ADD_CHAT = Prepared(lambda _d: insert(t.chats).values(**{name: bindparam(name) for name in (
+    "visiter_id", "service_id", "business_id", "content", "direction", "state", "msg_type",
+    "timestamp")}))
+NOTE_ACTIVE = Prepared(lambda d: upsert(
+    d, t.service_load, dict(service_id=bindparam("service_id"),
+                            last_active_ms=bindparam("now")),
+    ["service_id"], [("last_active_ms", bindparam("now"))]))
+
+#: The row cache's reads (`get_service`, `get_business`) on a miss.
+SERVICE_BY_ID = Prepared(lambda _d: select(t.service).where(
+    t.service.c.service_id == bindparam("service_id")))
+BUSINESS_BY_ID = Prepared(lambda _d: select(t.business).where(
+    t.business.c.business_id == bindparam("business_id")))
 
 
 @dataclass(frozen=True)
@@ -126,32 +204,10 @@ class Store(AgentStatusStore, AgentStore, ContentStore, HistoryStore, WaitingSto
         the URL is unusable or the server cannot be reached.
         """
         sa_url = normalise_url(url, base_dir)
+        engine: Any
         if sa_url.startswith("sqlite"):
             os.makedirs(os.path.dirname(sa_url.split(":///", 1)[1]) or ".", exist_ok=True)
-            engine = create_async_engine(sa_url, **pool_options(
-                "sqlite", pool_size, max_overflow, pool_timeout))
-
-            @event.listens_for(engine.sync_engine, "connect")
-            def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-                # Let SQLAlchemy, not the sqlite3 module, say where transactions begin: the
-                # module's implicit BEGIN (only before a write) makes a SAVEPOINT after a
-                # SELECT commit on RELEASE, breaking atomicity (SQLAlchemy docs, "Serializable
-                # isolation / Savepoints / Transactional DDL" for pysqlite/aiosqlite).
-                dbapi_conn.isolation_level = None
-                cur = dbapi_conn.cursor()
-                cur.execute("PRAGMA journal_mode=WAL")
-                cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-                cur.execute("PRAGMA foreign_keys=ON")
-                cur.close()
-
-            @event.listens_for(engine.sync_engine, "begin")
-            def _begin(conn: Any) -> None:
-                # IMMEDIATE: take the write lock up front (waiting up to busy_timeout), so a
-                # transaction that reads then writes can never fail to upgrade its lock when
-                # another connection wrote meanwhile (SQLITE_BUSY_SNAPSHOT under WAL).
-                # Read-only work (`read_engine`) needs no lock: a WAL snapshot.
-                read = conn.get_execution_options().get("wolive_read")
-                conn.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
+            engine = inloop_sqlite_engine(sa_url, pool_size, pool_timeout)
         else:
             engine = create_async_engine(sa_url, pool_pre_ping=True, pool_recycle=3600,
                                          **pool_options("mysql", pool_size, max_overflow,
@@ -252,8 +308,8 @@ class Store(AgentStatusStore, AgentStore, ContentStore, HistoryStore, WaitingSto
     async def get_service(self, service_id: int) -> Row:
         """The agent's `wolive_service` row (from the row cache, `store.rowcache`). Raises
         `NotFound`."""
-        return await self._cached_row("wolive_service", service_id, select(t.service).where(
-            t.service.c.service_id == service_id), f"agent {service_id}")
+        return await self._cached_row("wolive_service", service_id, SERVICE_BY_ID, "agent",
+                                      service_id=service_id)
 
     async def find_service_by_name(self, user_name: str) -> Row | None:
         """The agent named `user_name`, ignoring case as MariaDB's collation does (SQLite:
@@ -342,8 +398,8 @@ class Store(AgentStatusStore, AgentStore, ContentStore, HistoryStore, WaitingSto
     async def get_business(self, business_id: str) -> Row:
         """The `wolive_business` row (from the row cache, `store.rowcache`). Raises
         `NotFound`."""
-        return await self._cached_row("wolive_business", business_id, select(t.business).where(
-            t.business.c.business_id == business_id), f"business {business_id}")
+        return await self._cached_row("wolive_business", business_id, BUSINESS_BY_ID,
+                                      "business", business_id=business_id)
 
     async def add_business(self, business_id: str, distribution_rule: str = "auto") -> Row:
         async with self.engine.begin() as conn:
@@ -635,16 +691,10 @@ class Store(AgentStatusStore, AgentStore, ContentStore, HistoryStore, WaitingSto
         `decide` returns None to write nothing, or raises (e.g. a refusal) to roll back.
         Returns `(visitor, queue, chat)`: `chat` as `add_chat` returns it, None when
         nothing was written."""
-        v, q = t.visiter, t.queue
-        stmt = (select(v, q.c.qid.label("q_qid"), q.c.service_id.label("q_service_id"),
-                       q.c.state.label("q_state"), q.c.timestamp.label("q_timestamp"))
-                .select_from(v.outerjoin(q, and_(q.c.visiter_id == v.c.visiter_id,
-                                                 q.c.business_id == v.c.business_id)))
-                .where(and_(v.c.visiter_id == visiter_id, v.c.business_id == business_id)))
-        if self.dialect == "mysql":
-            stmt = stmt.with_for_update()
         async with self._writing() as conn:
-            row = await self._one(conn, stmt)
+            found = (await self._run(conn, VISITOR_AND_QUEUE, visiter_id=visiter_id,
+                                     business_id=business_id)).rows
+            row = found[0] if found else None
             visitor = queue = None
             if row is not None:
                 visitor = {k: val for k, val in row.items() if not k.startswith("q_")}
@@ -658,14 +708,13 @@ class Store(AgentStatusStore, AgentStore, ContentStore, HistoryStore, WaitingSto
             values = dict(visiter_id=visiter_id, service_id=service_id,
                           business_id=business_id, content=content, direction=direction,
                           state="unread", msg_type=msg_type, timestamp=int(time.time()))
-            res = await conn.execute(insert(t.chats).values(**values))
-            values["cid"] = self._inserted_id(res)
+            ran = await self._run(conn, ADD_CHAT, **values)
+            if ran.lastrowid is None:
+                raise RuntimeError("INSERT returned no primary key")
+            values["cid"] = int(ran.lastrowid)
             if active_service_id:
-                now = int(time.time() * 1000)
-                await conn.execute(upsert(
-                    self.dialect, t.service_load,
-                    dict(service_id=active_service_id, last_active_ms=now), ["service_id"],
-                    [("last_active_ms", now)]))
+                await self._run(conn, NOTE_ACTIVE, service_id=active_service_id,
+                                now=int(time.time() * 1000))
         return visitor, queue, values
 
     async def chats_of(self, visiter_id: str, business_id: str, before_cid: int = 0,

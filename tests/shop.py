@@ -87,7 +87,10 @@ class Shop:
 
     async def online(self, agent: Agent) -> PusherSocket:
         sock = await PusherSocket.connect(self.ws_base, cookie=agent.client.cookie_header())
-        for channel in (f"kefu{agent.sid}", f"ud{agent.sid}", f"all{agent.business_id}"):
+        # `kefu` last: holding it is what makes the agent online, and coming online hands it
+        # the waiting visitors at once (told on `ud`/`all`), possibly before a later
+        # subscription is answered; the console reads them again on subscribing instead.
+        for channel in (f"ud{agent.sid}", f"all{agent.business_id}", f"kefu{agent.sid}"):
             answer = await sock.subscribe(channel)
             assert answer["event"] == SUBSCRIBED, answer
         agent.sock = sock
