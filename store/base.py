@@ -265,6 +265,9 @@ class StoreBase:
                 rows = cur.fetchall() if names else []
                 ran = Ran([dict(zip(names, r)) for r in rows], cur.lastrowid, cur.rowcount)
                 cur.close()
+                if sync_engine.dispatch.after_cursor_execute:  # the metrics' timing
+                    sync_engine.dispatch.after_cursor_execute(sync, None, compiled.sql, args,
+                                                              None, False)
                 return ran
             except sqlite3.OperationalError as exc:
                 if is_unavailable(exc):
@@ -283,6 +286,9 @@ class StoreBase:
                 await cur.execute(compiled.sql, args)
                 names = [d[0] for d in cur.description] if cur.description else []
                 rows = await cur.fetchall() if names else []
+                if sync_engine.dispatch.after_cursor_execute:  # the metrics' timing
+                    sync_engine.dispatch.after_cursor_execute(sync, None, compiled.sql, args,
+                                                              None, False)
                 return Ran([dict(zip(names, r)) for r in rows], cur.lastrowid, cur.rowcount)
             finally:
                 await cur.close()
