@@ -634,6 +634,13 @@ async def cmd_check_config(cfg: dict[str, Any], args: argparse.Namespace) -> int
     return 0
 
 
+def _first_sentence(doc: str) -> str:
+    """A migration's docstring, its first sentence on one line."""
+    text = " ".join(doc.strip().split("\n\n")[0].split())
+    end = text.find(". ")
+    return text if end < 0 else text[:end + 1]
+
+
 def _ranges(versions: list[int]) -> str:
     if not versions:
         return "none"
@@ -656,7 +663,7 @@ async def cmd_migrate(cfg: dict[str, Any], args: argparse.Namespace) -> int:
             if plan.missing_tables:
                 print(f"dry run: would create tables: {', '.join(plan.missing_tables)}")
             for version in plan.pending:
-                doc = (MIGRATIONS[version - 1].__doc__ or "").strip().splitlines()[0]
+                doc = _first_sentence(MIGRATIONS[version - 1].__doc__ or "")
                 print(f"dry run: would run migration {version}: {doc}")
             if not plan.pending and not plan.missing_tables:
                 print(f"dry run: nothing to do; {_db_name(cfg)} is at schema version "
@@ -806,7 +813,9 @@ def make_parser() -> argparse.ArgumentParser:
                 "The password comes from $WOLIVE_ADMIN_PASSWORD, else a prompt (or the "
                 "first line of standard input), never from the command line.")
     p.add_argument("user_name", metavar="USER_NAME")
-    p.add_argument("--business-id", default="admin", help="business id (default: admin)")
+    # SUPPRESS: the top-level --business-id (default admin) stays when this one is not given.
+    p.add_argument("--business-id", default=argparse.SUPPRESS,
+                   help="business id (default: admin)")
     p = command("reset-password", "set an agent's password",
                 "Set the password of the agent USER_NAME (any level); its open sessions are "
                 "logged out. The password comes from $WOLIVE_ADMIN_PASSWORD, else a prompt "
@@ -859,7 +868,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wolive: config error: {exc}", file=sys.stderr)
         return 2
     # A command's own lines are its output; the log says only what went wrong.
-    level = cfg["log_level"] if not args.command or cfg["log_level"] == "debug" else "error"
+    quiet = (args.command or args.create_admin) and cfg["log_level"] != "debug"
+    level = "error" if quiet else cfg["log_level"]
     setup_logging(level, cfg["log_format"])
     if args.command == "create-admin":
         code = run_command(cfg, args)
