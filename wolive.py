@@ -551,7 +551,7 @@ class CommandFailed(Exception):
 
 #: `python wolive.py <command> --config ...`: the admin commands (README, "Production").
 COMMANDS = ("check-config", "migrate", "create-admin", "reset-password", "cleanup-uploads",
-            "purge-conversations")
+            "purge-conversations", "import-wolive")
 
 
 def read_password(prompt: str = "password: ") -> str:
@@ -705,6 +705,7 @@ async def cmd_reset_password(cfg: dict[str, Any], args: argparse.Namespace) -> i
 
 async def cmd_cleanup_uploads(cfg: dict[str, Any], args: argparse.Namespace) -> int:
     import time
+    from realtime.legacy_uploads import LegacyUploads
     from realtime.uploads import META_SUFFIX, STORED_NAME_RE
     from store.maintenance import referenced_uploads
     uploads = Uploads.from_config(cfg)
@@ -715,6 +716,8 @@ async def cmd_cleanup_uploads(cfg: dict[str, Any], args: argparse.Namespace) -> 
         # meanwhile is recent anyway.
         doomed, kept = uploads.stale(set(), cutoff)
         referenced = await referenced_uploads(store)
+        # Old WoLive URLs of imported files (realtime/legacy_uploads.py) keep theirs.
+        referenced |= LegacyUploads(uploads).aliased_names()
     finally:
         await store.close()
     still = [n for n in doomed if n not in referenced and
@@ -779,6 +782,61 @@ def _positive_days(value: str) -> int:
     return days
 
 
+def import_wolive(argv: list[str]) -> int:
+    """`wolive.py import-wolive --from mysql://.../wolive_old --config config.yaml
+    [--uploads-from DIR] [--dry-run]`: store/wolive_import.py does the work; this reads the
+    config and prints its report. Exit 0 done, 1 could not, 2 bad config or arguments."""
+    from realtime.legacy_uploads import LegacyUploads
+    from store.wolive_import import ImportProblem, run
+    parser = argparse.ArgumentParser(
+        prog="wolive.py import-wolive",
+        description="Import an existing WoLive MySQL database into the config's database "
+                    "(a new one, or the same one in place); README, 'Moving from WoLive'.")
+    parser.add_argument("--from", dest="source", required=True, metavar="URL",
+                        help="the WoLive database: mysql://user:password@host:3306/wolive_old")
+    parser.add_argument("--config", default=None, help="YAML config (its database is the "
+                                                      "target)")
+    parser.add_argument("--uploads-from", metavar="DIR", default="",
+                        help="the old site's public folder (holding upload/): files the rows "
+                             "name are copied into wolive's upload store")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="report counts, problems and changes; write nothing")
+    args = parser.parse_args(argv)
+    try:
+        cfg = load_config(args.config)
+    except ConfigProblem as exc:
+        print(f"wolive: config error: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(cfg["log_level"], cfg["log_format"])
+    legacy = LegacyUploads(Uploads.from_config(cfg))
+    root = args.uploads_from
+    if root and not os.path.isdir(root):
+        print(f"wolive: import-wolive: --uploads-from: {root} is not a folder", file=sys.stderr)
+        return 2
+
+    async def copy_upload(old: str) -> tuple[str | None, str]:
+        return await legacy.copy(root, old, args.dry_run)
+
+    if args.dry_run:
+        def channel_for(business_id: str, visiter_id: str) -> str:
+            return ""  # counted, never written (a dry run makes no secret)
+    else:
+        from realtime.signing import visitor_channel
+        fill_secrets(cfg)
+        secret = cfg["server"]["channel_secret"]
+
+        def channel_for(business_id: str, visiter_id: str) -> str:
+            return visitor_channel(secret, business_id, visiter_id)
+    try:
+        report = asyncio.run(run(args.source, cfg["database"]["url"], cfg["_base_dir"],
+                                 args.dry_run, copy_upload if root else None, channel_for))
+    except ImportProblem as exc:
+        print(f"wolive: import-wolive: {exc}", file=sys.stderr)
+        return 1
+    print(report.text(args.dry_run))
+    return 0
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wolive.py", description=__doc__.splitlines()[0],
@@ -800,6 +858,11 @@ def make_parser() -> argparse.ArgumentParser:
         p.add_argument("--config", default=argparse.SUPPRESS, help="YAML config")
         return p
 
+    # import-wolive has its own parser (`import_wolive`, dispatched before this one): listed
+    # here for the overview only.
+    sub.add_parser("import-wolive", add_help=False,
+                   help="import an existing WoLive MySQL database (README, \"Moving from "
+                        "WoLive\"); put it first: wolive.py import-wolive --help")
     command("check-config", "check the config and what it points at",
             "Read and check the config (the server's own checks), load the TLS certificate, "
             "reach the database and report its schema version. Changes nothing.")
@@ -861,7 +924,10 @@ def run_command(cfg: dict[str, Any], args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = make_parser().parse_args(argv)
+    args_list = sys.argv[1:] if argv is None else argv
+    if args_list[:1] == ["import-wolive"]:  # its own parser (store/wolive_import.py)
+        return import_wolive(args_list[1:])
+    args = make_parser().parse_args(args_list)
     try:
         cfg = load_config(args.config)
     except ConfigProblem as exc:

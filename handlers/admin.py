@@ -16,6 +16,9 @@ from .base import AGENT_COOKIE, ApiError, BaseHandler
 MIN_PASSWORD = 8
 #: bcrypt only reads the first 72 bytes; refuse longer rather than silently truncate.
 MAX_PASSWORD_BYTES = 72
+#: `wolive-md5:<md5 hex>:<old user name>`: the WoLive hash of an agent `import-wolive`
+#: renamed (a duplicate user name), salted with the name it had (store/wolive_import.py).
+RENAMED_MD5_PREFIX = "wolive-md5:"
 
 
 async def hash_password(password: str, rounds: int) -> str:
@@ -28,7 +31,8 @@ async def hash_password(password: str, rounds: int) -> str:
 
 async def check_password(password: str, stored: str, user_name: str) -> bool:
     """bcrypt, or once the later WoLive `md5(user_name + "hjkj" + password)` (WOLIVE-NOTES,
-    "Passwords from an existing WoLive database"); the caller rehashes that with bcrypt."""
+    "Passwords from an existing WoLive database"; for an agent the import renamed, with its
+    old name: `RENAMED_MD5_PREFIX`); the caller rehashes that with bcrypt."""
     if stored.startswith("$2"):
         loop = asyncio.get_running_loop()
         try:
@@ -38,6 +42,8 @@ async def check_password(password: str, stored: str, user_name: str) -> bool:
             return False
     import hashlib
     import hmac
+    if stored.startswith(RENAMED_MD5_PREFIX):  # an agent `import-wolive` had to rename
+        stored, _, user_name = stored[len(RENAMED_MD5_PREFIX):].partition(":")
     legacy = hashlib.md5((user_name + "hjkj" + password).encode()).hexdigest()
     return hmac.compare_digest(legacy, stored)
 
@@ -114,7 +120,8 @@ class LoginHandler(PageHandler):
         user_name = self.get_body_argument("username", "")[:64]
         password = self.get_body_argument("password", "")[:200]
         row = await self.store.find_service_by_name(user_name) if user_name else None
-        if row is None or not await check_password(password, row["password"], user_name):
+        if row is None or not await check_password(password, row["password"],
+                                                      row["user_name"]):
             self.set_status(401)
             self.render("login.html", error="wrong user name or password / 用户名或密码错误",
                         user_name=user_name)

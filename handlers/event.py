@@ -6,9 +6,11 @@ unguessable name the server gave its window (or the signed cookie the window set
 from __future__ import annotations
 
 import json
+import logging
 import re
 from typing import Any
 
+from realtime import inputs
 from realtime.chat import MAX_MESSAGE_CHARS, ChatError
 from realtime.signing import same
 from store import NotFound
@@ -17,6 +19,8 @@ from . import identity
 from .base import ApiError, BaseHandler, VisitorApiHandler
 
 VISITOR_COOKIE = "wolive_visitor"
+
+log = logging.getLogger("wolive.http")
 
 
 class VisitorMixin(BaseHandler):
@@ -198,7 +202,16 @@ class HomeHandler(BaseHandler):
         return []
 
     def boot(self, visitor: dict[str, Any]) -> dict[str, Any]:
-        special: str | None = self.get_query_argument("special", "") or None
+        # `special` (a personal link's agent id) is only passed on when it is one: a bad
+        # value in a site's snippet must not turn the visitor's window into a refusal (the
+        # notice would answer 400); the visitor is assigned as without it.
+        special: int | None = None
+        raw = self.get_query_argument("special", "", strip=False)
+        if raw:
+            try:
+                special = inputs.whole_number(raw, 1, 2**63 - 1)
+            except inputs.InputError:
+                log.info("chat window: ignoring special=%r (not an agent id)", raw[:40])
         return {
             "visiter_id": visitor["visiter_id"], "visiter_name": visitor["visiter_name"],
             "avatar": visitor["avatar"], "business_id": visitor["business_id"],
@@ -225,7 +238,9 @@ def embed_origin(value: str) -> str | None:
 def routes() -> list[tuple[str, type]]:
     return [
         (r"/admin/event/notice", NoticeHandler),
-        (r"/admin/event/chats", VisitorChatsHandler),
+        # `/admin/event/chat`: deployed WoLive's spelling of the document's URL (its own
+        # chat.js posts there), so an old site's scripts keep working.
+        (r"/admin/event/chats?", VisitorChatsHandler),
         (r"/admin/event/history", VisitorHistoryHandler),
         (r"/admin/event/position", PositionHandler),
         (r"/index/index/home", HomeHandler),

@@ -23,8 +23,10 @@ import tornado.httputil
 import tornado.web
 
 from realtime.chat import ChatError
+from realtime.legacy_uploads import LegacyUploads
 from realtime.uploads import (
     STORED_NAME_RE,
+    URL_PREFIX,
     StoredUpload,
     UploadError,
     Uploads,
@@ -233,7 +235,9 @@ class DefaultVoiceHandler(BaseHandler):
 class StoredFileHandler(BaseHandler):
     """`GET /upload/<32 hex>.<ext>`: a stored upload, with the type detected when it was
     stored (never text/html), `nosniff`, a sandboxing CSP, and for files
-    `Content-Disposition: attachment` with the original name. Anything else is 404."""
+    `Content-Disposition: attachment` with the original name. `GET /upload/<old path>`
+    (e.g. `/upload/images/20171129/abc.jpg`): the copy of an imported WoLive file, by its
+    alias (`realtime.legacy_uploads`). Anything else is 404."""
 
     def set_default_headers(self) -> None:
         self.set_header("X-Content-Type-Options", "nosniff")
@@ -243,7 +247,9 @@ class StoredFileHandler(BaseHandler):
         return None
 
     async def get(self, name: str, include_body: bool = True) -> None:
-        found = self.uploads_store().find(name) if STORED_NAME_RE.match(name) else None
+        if not STORED_NAME_RE.match(name):  # an old WoLive path, aliased by an import
+            name = LegacyUploads(self.uploads_store()).lookup(URL_PREFIX + name) or ""
+        found = self.uploads_store().find(name) if name else None
         if found is None:
             raise ApiError(404, 1, "no such file / 文件不存在")
         path, stored = found
@@ -287,6 +293,6 @@ def routes() -> list[Any]:
         (r"/admin/manager/uploadpic", AvatarUploadHandler),
         (r"/admin/manager/uploadvoice", VoiceUploadHandler),
         (r"/upload/voice/default\.mp3", DefaultVoiceHandler),
-        (r"/upload/([^/]+)", StoredFileHandler),
+        (r"/upload/(.+)", StoredFileHandler),
     ]
 

@@ -864,7 +864,8 @@ class Chat:
                          card: dict[str, Any], note: str, reason: str) -> None:
         """Tell everyone a conversation moved from agent `previous` (0: it was waiting) to
         `card`'s agent, after the queue row was written: a system line `transferred` `{from,
-        to}` (the agents' nick names; `transferred_waiting` `{to}` for a waiting visitor)
+        to}` (the agents' nick names; `taken_over` `{from, to}` when `reason` is
+        "agent_left"; `transferred_waiting` `{to}` for a waiting visitor)
         in the transcript, pushed to the visitor and both agents; then `_announce` (reason
         `reason`); then `kefu{new}` `handover` `{visiter_id, visiter_name, from_service_id,
         from_nick_name, note, reason}` for the receiving console's notice, badge and sound
@@ -879,7 +880,9 @@ class Chat:
                 pass
         chosen = int(card["service_id"])
         if previous:
-            await self.system_line(visitor, business_id, chosen, "transferred",
+            # Nobody transferred anything when the agent left: the next one took over.
+            key = "taken_over" if reason == "agent_left" else "transferred"
+            await self.system_line(visitor, business_id, chosen, key,
                                    {"from": old_name, "to": card["nick_name"]},
                                    agents=(previous,))
         else:  # a waiting visitor, handed to an agent by a manager

@@ -609,8 +609,10 @@ class History:
             only = agent.service_id
             if not await self.store.has_chatted(business_id, visitor["visiter_id"], only):
                 raise ChatError(1, "not your visitor: you never talked with it", 403)
+        # The whole transcript, as the workbench shows it: an agent who took the visitor
+        # over (a transfer, a hand-over) reads what was said before it came, too.
         rows, total = await self.store.chats_between(
-            business_id, visitor["visiter_id"], since, until, offset, limit, service_id=only)
+            business_id, visitor["visiter_id"], since, until, offset, limit)
         out = page_of(rows, total, page, limit)
         out.update(visiter_id=visitor["visiter_id"], visiter_name=visitor["visiter_name"],
                    avatar=visitor["avatar"], start=since, end=until)

@@ -76,7 +76,7 @@ def migrated(tmp_path: Path, db_url: str) -> Path:
 # ---- help, config, migrate ---------------------------------------------------------------
 
 COMMANDS = ["check-config", "migrate", "create-admin", "reset-password", "cleanup-uploads",
-            "purge-conversations"]
+            "purge-conversations", "import-wolive"]
 
 
 def test_every_command_has_help() -> None:
@@ -253,6 +253,12 @@ def test_cleanup_uploads(tmp_path: Path, db_url: str) -> None:
     lone_meta.write_text("{}", encoding="utf-8")
     os.utime(lone_meta, (time.time() - 90 * DAY,) * 2)
     other = _upload(uploads, "README.txt", 90, sidecar=False)  # not ours: never touched
+    # A file an old WoLive URL is an alias of (import-wolive, realtime/legacy_uploads.py).
+    aliased = _upload(uploads, f"{'9' * 32}.jpg", 90)
+    from realtime.legacy_uploads import ALIAS_DIR, alias_key
+    (uploads / ALIAS_DIR).mkdir()
+    (uploads / ALIAS_DIR / alias_key("/upload/images/20171129/a.jpg")).write_text(
+        aliased.name, encoding="utf-8")
     db_rows(db_url, "INSERT INTO wolive_chats (visiter_id, service_id, business_id, content, "
             "timestamp, direction, msg_type) VALUES (%s, 1, %s, %s, %s, 'to_service', "
             "'image')", ("v1", BUSINESS, f"/upload/{in_chat.name}", int(time.time())))
@@ -270,15 +276,15 @@ def test_cleanup_uploads(tmp_path: Path, db_url: str) -> None:
     lines = dry.stdout.splitlines()
     assert lines[:-1] == [f"dry run: would delete {uploads / orphan.name}",
                           f"dry run: would delete {uploads / lone_meta.name}"]
-    assert lines[-1] == (f"dry run: would delete 2 file(s), 29 bytes, from {uploads}; kept 3 "
-                         "referenced, 1 newer than 30 day(s), 1 other")
+    assert lines[-1] == (f"dry run: would delete 2 file(s), 29 bytes, from {uploads}; kept 4 "
+                         "referenced, 1 newer than 30 day(s), 2 other")
 
     done = run(config, "cleanup-uploads", "--older-than-days", "30")
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1].startswith("deleted 2 file(s), 29 bytes")
     left = set(_files(uploads))
     assert left == set(before) - {orphan.name, orphan.name + ".meta.json", lone_meta.name}
-    for kept in (in_chat, in_file, avatar, recent, other):
+    for kept in (in_chat, in_file, avatar, recent, other, aliased):
         assert kept.name in left
     # The recent one goes once it is old enough for the limit asked.
     again = run(config, "cleanup-uploads", "--older-than-days", "1")

@@ -202,6 +202,24 @@ async def test_special_forces_an_online_agent_of_the_business(
 
 
 @pytest.mark.gen_test(timeout=30)
+async def test_a_bad_special_in_the_page_is_left_out_and_the_visitor_is_served(
+        wolive_server: Any, base_url: str, ws_base: str, cfg: dict) -> None:
+    """A site's snippet with a `special` that is no agent id (letters, other digits, too
+    big): the chat window's boot leaves it out, so the window's notice is an ordinary one
+    (code 0), not a 400 the window would show as "not taking chats". A good one is passed
+    on as the number."""
+    s = await shop(wolive_server, base_url, ws_base, cfg)
+    a = await s.agent("anna")
+    await s.online(a)
+    for n, bad in enumerate(("abc", "\u0663", "99999999999999999999", "-1", " 7")):
+        v = await s.visitor(f"vbad{n}", special=bad)
+        assert v.boot["special"] is None, (bad, v.boot)
+        assert (await s.notice(v))["data"]["service_id"] == a.sid
+    v = await s.visitor("vgood", special=str(a.sid))
+    assert v.boot["special"] == a.sid
+
+
+@pytest.mark.gen_test(timeout=30)
 async def test_nobody_online_is_code_3_under_both_rules(
         wolive_server: Any, base_url: str, ws_base: str, cfg: dict) -> None:
     s = await shop(wolive_server, base_url, ws_base, cfg)

@@ -138,7 +138,7 @@ async def test_agent_leaves_under_auto_the_visitor_is_told_and_moved(
     anna.sock.close()  # anna closes her console
     left = await next_line(v1, "agent_left")
     assert json.loads(left["content"])["vars"] == {"name": "Anna", "then": "moved"}
-    moved = await next_line(v1, "transferred")
+    moved = await next_line(v1, "taken_over")
     assert json.loads(moved["content"])["vars"] == {"from": "Anna", "to": "Bert"}
     card = (await v1.sock.expect("cu_notice"))["data"]  # type: ignore[union-attr]
     assert card["service_id"] == anna.sid  # from its own notice
@@ -148,10 +148,10 @@ async def test_agent_leaves_under_auto_the_visitor_is_told_and_moved(
     assert s.state(anna) == "offline"
     hand = (await expect_about(bert.sock, "handover", f"kefu{bert.sid}", "v1"))["data"]
     assert (hand["reason"], hand["from_nick_name"], hand["note"]) == ("agent_left", "Anna", "")
-    assert [r["line"]["key"] for r in system_rows(s.db, "v1")] == ["agent_left", "transferred"]
+    assert [r["line"]["key"] for r in system_rows(s.db, "v1")] == ["agent_left", "taken_over"]
     _, hist = await get(bert, "/admin/set/history", visiter_id="v1")
     assert [json.loads(m["content"])["key"] for m in hist["data"]
-            if m["msg_type"] == "system"] == ["agent_left", "transferred"]
+            if m["msg_type"] == "system"] == ["agent_left", "taken_over"]
 
 
 @pytest.mark.gen_test(timeout=40)

@@ -1,5 +1,5 @@
 """Conversation history (WoLive document, "查看历史消息Api"): getvisiters, getviews and
-getdesignForViews, paged and scoped — a service agent sees its own conversations, a manager
+getdesignForViews, paged and scoped — a service agent sees its own visitors, a manager
 its business's, never another business's."""
 from __future__ import annotations
 
@@ -160,15 +160,16 @@ async def test_getviews(base_url: str, wolive_server: Any) -> None:
     alice, mgr, boss = w.clients["alice"], w.clients["mgr"], w.clients["boss"]
     v1 = w.channels["v1"]
     url = "/admin/set/getviews"
-    # A service agent: its own messages with the visitor; oldest first.
+    # A service agent who talked with the visitor: the whole transcript, as its workbench
+    # shows it (also bob's part, e.g. before a transfer to alice); oldest first.
     code, body = await alice.json(url, form={"channel": v1, "puttime": "week"})
-    assert (code, body["code"], labels(body)) == (200, 0, ["a3", "a1"])
+    assert (code, body["code"], labels(body)) == (200, 0, ["a3", "b2", "a1"])
     data = body["data"]
-    assert data["visiter_id"] == "v1" and data["total"] == 2
+    assert data["visiter_id"] == "v1" and data["total"] == 3
     assert data["rows"][0]["nick_name"] == "Alice" and data["rows"][0]["timestamp"] == \
         w.times["a3"]
     code, body = await alice.json(url, "POST", form={"channel": v1, "puttime": "month"})
-    assert labels(body) == ["a20", "a3", "a1"]
+    assert labels(body) == ["a20", "a3", "b2", "a1"]
     # A manager: the whole conversation in its business.
     code, body = await mgr.json(url, form={"channel": v1, "puttime": "week"})
     assert labels(body) == ["a3", "b2", "a1"]
@@ -228,10 +229,10 @@ async def test_getdesignforviews(base_url: str, wolive_server: Any) -> None:
     assert (code, body["code"]) == (200, 0)
     assert labels(body) == ["a3", "b2"]
     assert body["data"]["start"] == int(datetime.strptime(start, "%Y-%m-%d").timestamp())
-    # A service agent: only its own messages in the range.
+    # A service agent who talked with the visitor: the whole transcript in the range.
     code, body = await alice.json(url, "POST", form={"channel": v1, "start": start,
                                                      "end": end})
-    assert labels(body) == ["a3"]
+    assert labels(body) == ["a3", "b2"]
     # Unix seconds, both ends inclusive.
     code, body = await mgr.json(url, form={"channel": v1, "start": w.times["a20"],
                                            "end": w.times["a3"]})

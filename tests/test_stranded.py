@@ -6,7 +6,7 @@ presence hold) while the visitor's window is open, because nobody could take ove
 agent left (everyone offline or full), or the visitor's window was away just then. When an
 agent of the business comes online, sets itself available, or a place frees under the cap,
 the business's rule applies: `auto` hands it to an agent with room (as a transfer: a
-`transferred` line, `cu_notice` to the window, `handover` to the new agent), `claim` puts it
+`taken_over` line, `cu_notice` to the window, `handover` to the new agent), `claim` puts it
 back in the waiting line. What the visitor wrote meanwhile reaches the new agent. Every test
 runs on SQLite and on MariaDB (conftest `db_url`)."""
 from __future__ import annotations
@@ -100,7 +100,7 @@ async def test_under_auto_the_next_agent_online_takes_the_stranded_visitor_and_i
 
     await s.online(bert)
     # The window learns of bert live, as for a transfer.
-    moved = await next_line(v1, "transferred")
+    moved = await next_line(v1, "taken_over")
     assert json.loads(moved["content"])["vars"] == {"from": "Anna", "to": "Bert"}
     card = await next_card(v1, bert.sid)
     assert (card["nick_name"], card["state"]) == ("Bert", "online")
@@ -142,7 +142,7 @@ async def test_under_auto_a_full_agent_takes_the_stranded_visitor_once_a_place_f
     assert s.queue("v1") == {"service_id": anna.sid, "state": "normal"}
     # Bert ends his conversation: the freed place is the stranded visitor's.
     assert (await post(bert, "/admin/set/close", visiter_id="v2"))[1]["code"] == 0
-    await next_line(v1, "transferred")
+    await next_line(v1, "taken_over")
     await next_card(v1, bert.sid)
     assert s.queue("v1") == {"service_id": bert.sid, "state": "normal"}
 
@@ -160,7 +160,7 @@ async def test_an_agent_setting_itself_available_takes_the_stranded_visitor(
     await next_line(v1, "agent_left")
     assert s.queue("v1") == {"service_id": anna.sid, "state": "normal"}  # bert is away
     assert (await post(bert, "/admin/set/status", status="available"))[1]["code"] == 0
-    await next_line(v1, "transferred")
+    await next_line(v1, "taken_over")
     await next_card(v1, bert.sid)
     assert s.queue("v1") == {"service_id": bert.sid, "state": "normal"}
 
@@ -220,7 +220,7 @@ async def test_an_agent_expected_back_keeps_its_visitors_until_its_time_is_up(
     # Not back in time: her visitor is handed over as when an agent leaves.
     left = await next_line(v1, "agent_left")
     assert json.loads(left["content"])["vars"] == {"name": "Anna", "then": "moved"}
-    await next_line(v1, "transferred")
+    await next_line(v1, "taken_over")
     await next_card(v1, bert.sid)
     assert s.queue("v1") == {"service_id": bert.sid, "state": "normal"}
 

@@ -105,8 +105,8 @@ def test_a_visitor_left_with_an_offline_agent_moves_to_the_next_agent_online(
     boss = bctx.new_page()
     boss.goto(f"{server.base_url}/admin/index/index")
     expect(boss.locator("#me-dot")).to_have_class(re.compile(r"\bon\b"))
-    expect(v1.locator("#messages .msg.system[data-sys='transferred']")).to_have_text(
-        re.compile("Anna 已将对话转接给 boss"))
+    expect(v1.locator("#messages .msg.system[data-sys='taken_over']")).to_have_text(
+        re.compile("boss 接替 Anna 继续为您服务"))
     expect(v1.locator("#agent-name")).to_have_text("boss")
     expect(v1.locator("#contact")).to_have_count(0)
     shot(v1, "stranded-visitor-moved")

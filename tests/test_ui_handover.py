@@ -102,8 +102,8 @@ def test_transfer_and_the_agent_who_leaves(
     anna.close()
     left = v1.locator("#messages .msg.system[data-sys='agent_left']")
     expect(left).to_have_text(re.compile("Anna 已离开对话"), timeout=20000)
-    expect(v1.locator("#messages .msg.system[data-sys='transferred']").last).to_have_text(
-        re.compile("Anna 已将对话转接给 boss"))
+    expect(v1.locator("#messages .msg.system[data-sys='taken_over']")).to_have_text(
+        re.compile("boss 接替 Anna 继续为您服务"))
     expect(v1.locator("#agent-name")).to_have_text("boss")
     expect(boss.locator("#handover")).to_contain_text("Anna 已离线，小明 已转接给你")
     expect(conv(boss, "v-tea").locator(".badge")).to_have_text("新")

@@ -175,6 +175,11 @@ def test_nobody_online_leave_a_message_and_the_agent_reads_it(
     rows = api(agent, server, "GET", "/admin/set/messages")["data"]["rows"]
     assert [(r["name"], r["moblie"], r["content"]) for r in rows] == [
         ("王小明", "13800138000", "请问周末发货吗？<b>急</b>")]
+    # The visitor who left a message may still ask for a chat: an agent is online now.
+    page.locator("#chat-now").click()
+    wait_agent(page)
+    expect(page.locator("#input")).to_be_enabled()
+    expect(page.locator("#leave-done")).to_be_visible()     # its thanks stay in the window
     problems.check(allow=AGENT_PAGES)
 
 

@@ -376,6 +376,36 @@ def test_returning_badge_counts_only_unseen_replies_when_the_socket_is_first(
 
 @pytest.mark.browser
 @pytest.mark.e2e
+def test_panel_reopened_after_leaving_a_message_finds_the_agent_who_came(
+        server: RunningServer, host: StrictHost, new_context: Callable[..., Any],
+        problems: PageProblems) -> None:
+    """Nobody online: the visitor leaves a message in the panel and closes it (it is not
+    pulled into a chat when an agent comes). An agent signs in; opening the panel again
+    asks again, and the visitor is served, without reloading the site's page."""
+    from playwright.sync_api import expect
+    page = new_context("pc").new_page()
+    page.goto(host.url + "/")
+    page.locator("#wolive-kefu").click()
+    chat = panel_frame(page)
+    form = chat.locator("#leave")
+    form.locator("input[name=name]").fill("王小明")
+    form.locator("input[name=moblie]").fill("13800138000")
+    form.locator("textarea[name=content]").fill("请回电")
+    form.locator("button[type=submit]").click()
+    expect(chat.locator("#leave-done")).to_be_visible()
+    chat.locator("#close-btn").click()
+    wait_closed(page)
+    agent = new_context("agent").new_page()
+    agent_login(agent, server)
+    expect(chat.locator("#agent-state")).to_have_text("客服不在线")    # not pulled back
+    page.locator("#wolive-kefu").click()
+    expect(chat.locator("#agent-name")).to_have_text("boss")
+    expect(chat.locator("#input")).to_be_enabled()
+    problems.check(allow=AGENT_PAGES)
+
+
+@pytest.mark.browser
+@pytest.mark.e2e
 def test_phone_full_screen_panel(server: RunningServer, host: StrictHost,
                                  new_context: Callable[..., Any], problems: PageProblems,
                                  shot: Callable[..., Path]) -> None:

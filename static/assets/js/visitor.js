@@ -45,7 +45,7 @@
       contact_hint: '电话或邮箱至少填一项', need_name: '请填写姓名', need_contact: '请填写电话或邮箱',
       need_content: '请填写留言内容', submit: '提交留言', submitting: '正在提交…',
       thanks_title: '留言成功', thanks: '谢谢 {name}！我们已收到您的留言，会尽快联系您。',
-      leave_failed: '提交失败：{msg}', leave_again: '再写一条',
+      leave_failed: '提交失败：{msg}', leave_again: '再写一条', chat_now: '在线咨询',
       'sys.rated': '您的评价：{stars}{quoted}，谢谢！',
       rate_title: '请为本次服务评分', rate_star: '{n} 星', rate_stars: '评分（1–5 星）',
       rate_comment: '还有什么想告诉我们的吗？（可选）', rate_submit: '提交评价',
@@ -79,7 +79,7 @@
       need_contact: 'Please give a phone number or an email', need_content: 'Please write a message',
       submit: 'Send message', submitting: 'Sending…', thanks_title: 'Message sent',
       thanks: 'Thank you, {name}! We got your message and will get back to you soon.',
-      leave_failed: 'Not sent: {msg}', leave_again: 'Write another',
+      leave_failed: 'Not sent: {msg}', leave_again: 'Write another', chat_now: 'Chat now',
       'sys.rated': 'Your rating: {stars}{quoted}. Thank you!',
       rate_title: 'How was our service?', rate_star: '{n} of 5 stars', rate_stars: 'Rating (1 to 5 stars)',
       rate_comment: 'Anything else to tell us? (optional)', rate_submit: 'Send rating',
@@ -309,6 +309,13 @@
     });
   }
   var noticeRetry = 0, noticeFailed = false;
+  /* The visitor asks for an agent again (after leaving a message): a fresh notice whose
+   * "nobody online" is said again, with the form. */
+  function askAgain() {
+    if (mode !== 'nobody') { return; }
+    mode = 'connecting'; renderHead();
+    notice();
+  }
   /* Code 4 on a send or an upload: the site blocked this visitor. The window turns into its
    * "blocked" state (header, a localized line, composer off), once. */
   function blockedNow() {
@@ -398,13 +405,20 @@
     var again = W.el('button', 'link', T.t('leave_again'));
     again.type = 'button'; again.setAttribute('data-i18n', 'leave_again');
     again.addEventListener('click', function () { done.remove(); leaveForm(); });
+    // Having left a message the visitor is not pulled into a chat; it may ask for one: an
+    // agent online now takes it, else it is told nobody is online again (with the form).
+    var chatNow = W.el('button', 'link', T.t('chat_now'));
+    chatNow.type = 'button'; chatNow.setAttribute('data-i18n', 'chat_now');
+    chatNow.id = 'chat-now';
+    chatNow.addEventListener('click', askAgain);
+    done.appendChild(chatNow);
     done.appendChild(again);
     card.replaceWith(done);
     box.scrollTop = box.scrollHeight;
   }
 
   /* ---- the agent left (issue 9): told, moved, queued again, or asked for contact details --
-   * A system line `agent_left` {name, then} comes live: "moved" (a `transferred` line and
+   * A system line `agent_left` {name, then} comes live: "moved" (a `taken_over` line and
    * cu_notice follow), "queue" (ask notice again: the window shows its place), "contact"
    * (nobody can take over: the contact form). Writing while the agent is offline is stored
    * for the agent, and the window says so and offers the same form. */
@@ -641,6 +655,9 @@
     W.embed.onOpen(function () {
       if (box.hidden === false) { box.scrollTop = box.scrollHeight; }
       markRead();
+      // Opened again on "nobody online" after leaving a message: ask again, quietly (an
+      // agent who came online meanwhile takes the visitor; else nothing changes).
+      if (mode === 'nobody' && !leaving()) { notice(); }
     });
   }
   var typingTimer = null;

@@ -149,10 +149,12 @@
   if (W.i18n) {
     W.i18n.add({
       zh: { 'sys.transferred': '{from} 已将对话转接给 {to}', 'sys.transferred_waiting': '对话已转接给 {to}',
+            'sys.taken_over': '{to} 接替 {from} 继续为您服务',
             'sys.agent_left': '{name} 已离开对话', 'sys.contact': '访客留下了联系方式：{text}',
             'sys.transfer_note': '{from} 转接备注（仅客服可见）：{note}' },
       en: { 'sys.transferred': '{from} transferred the conversation to {to}',
             'sys.transferred_waiting': 'The conversation was transferred to {to}',
+            'sys.taken_over': '{to} took over from {from}',
             'sys.agent_left': '{name} has left the chat', 'sys.contact': 'Contact details left: {text}',
             'sys.transfer_note': 'Note from {from} (agents only): {note}' }
     });
