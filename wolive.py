@@ -50,7 +50,7 @@ from realtime.webhooks import WebhookConfigError, Webhooks, parse_webhooks
 from realtime.wechat import WechatNotifier
 from realtime.wechat import check_config as check_wechat_config
 from store import ConfigError as StoreConfigError
-from store import Store
+from store import SCHEMA_VERSION, NotFound, Store
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 log = logging.getLogger("wolive")
@@ -342,6 +342,21 @@ def fill_secrets(cfg: dict[str, Any]) -> None:
 
 # ---- the server --------------------------------------------------------------------------
 
+def make_ssl_context(cfg: dict[str, Any]) -> ssl.SSLContext | None:
+    """The listeners' TLS context from `server.tls_cert` and `tls_key` (None: plain).
+    Raises `ConfigProblem` when they do not load."""
+    srv = cfg["server"]
+    if not srv["tls_cert"]:
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        ctx.load_cert_chain(srv["tls_cert"], srv["tls_key"])
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigProblem(f"server.tls_cert: cannot load the certificate and key: {exc}"
+                            ) from None
+    return ctx
+
+
 @dataclass
 class Wolive:
     """Everything one running server holds; `make_app` builds it, `stop` takes it down."""
@@ -389,16 +404,7 @@ class Wolive:
 
     def ssl_context(self) -> ssl.SSLContext | None:
         """With `server.tls_cert` and `tls_key`, every listener speaks https/wss."""
-        srv = self.config["server"]
-        if not srv["tls_cert"]:
-            return None
-        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        try:
-            ctx.load_cert_chain(srv["tls_cert"], srv["tls_key"])
-        except (ssl.SSLError, OSError) as exc:
-            raise ConfigProblem(f"server.tls_cert: cannot load the certificate and key: {exc}"
-                                ) from None
-        return ctx
+        return make_ssl_context(self.config)
 
     async def stop(self) -> None:
         """Refuse new sockets, close open ones with 4200, drain, close the pool."""
@@ -539,6 +545,243 @@ async def create_admin(cfg: dict[str, Any], business_id: str, user_name: str,
         await store.close()
 
 
+class CommandFailed(Exception):
+    """An admin command that cannot do what it was asked (exit 1, one line)."""
+
+
+#: `python wolive.py <command> --config ...`: the admin commands (README, "Production").
+COMMANDS = ("check-config", "migrate", "create-admin", "reset-password", "cleanup-uploads",
+            "purge-conversations", "import-wolive")
+
+
+def read_password(prompt: str = "password: ") -> str:
+    """A password from $WOLIVE_ADMIN_PASSWORD, else a prompt (a terminal) or the first line
+    of standard input; never from the command line, where `ps` shows it."""
+    return os.environ.get("WOLIVE_ADMIN_PASSWORD") or (
+        getpass.getpass(prompt) if sys.stdin.isatty() else sys.stdin.readline().strip())
+
+
+def sqlite_file(cfg: dict[str, Any]) -> str | None:
+    """The SQLite database's file for a sqlite:/// URL, else None."""
+    from store import normalise_url
+    url = normalise_url(cfg["database"]["url"], cfg["_base_dir"])
+    return url.split(":///", 1)[1] if url.startswith("sqlite") else None
+
+
+async def open_store(cfg: dict[str, Any], need_schema: bool = True) -> Store:
+    """The database without migrating it. A SQLite file that is not there is not made:
+    raises `CommandFailed`; so does a database without wolive's tables when `need_schema`
+    (run `migrate` first)."""
+    path = sqlite_file(cfg)
+    if path is not None and not os.path.exists(path):
+        raise CommandFailed(f"database.url: {path} does not exist (start the server or run "
+                            "migrate first)")
+    store = await Store.open(cfg["database"]["url"], base_dir=cfg["_base_dir"], migrate=False)
+    if need_schema:
+        from store.maintenance import migration_plan
+        plan = await migration_plan(store)
+        if plan.version == 0:
+            await store.close()
+            raise CommandFailed("the database has no wolive tables: run migrate first")
+    return store
+
+
+def _db_name(cfg: dict[str, Any]) -> str:
+    path = sqlite_file(cfg)
+    if path is not None:
+        return f"sqlite {path}"
+    from sqlalchemy.engine import make_url
+    u = make_url(cfg["database"]["url"])
+    return f"mysql {u.host}:{u.port or 3306}/{u.database}"
+
+
+async def cmd_check_config(cfg: dict[str, Any], args: argparse.Namespace) -> int:
+    """The config is read and checked before this runs; here what it points at."""
+    from store.maintenance import migration_plan
+    print(f"config {args.config or '(defaults)'}: ok")
+    srv = cfg["server"]
+    if srv["tls_cert"]:
+        make_ssl_context(cfg)
+        print(f"tls: {srv['tls_cert']} and its key load")
+    print(f"listen: {srv['host']}:{srv['port']}" + "".join(
+        f", {k} {srv[k]}" for k in ("legacy_ws_port", "legacy_api_port", "demo_port")
+        if srv[k] is not None))
+    path = sqlite_file(cfg)
+    if path is not None and not os.path.exists(path):
+        folder = os.path.dirname(path)
+        while folder and not os.path.exists(folder):
+            folder = os.path.dirname(folder)
+        if not os.access(folder or ".", os.W_OK):
+            raise CommandFailed(f"database.url: {path} does not exist and {folder} is not "
+                                "writable")
+        print(f"database: {path} does not exist yet; the server makes it at start-up")
+    else:
+        store = await Store.open(cfg["database"]["url"], base_dir=cfg["_base_dir"],
+                                 migrate=False)
+        try:
+            plan = await migration_plan(store)
+        finally:
+            await store.close()
+        state = (f"schema version {plan.version} of {SCHEMA_VERSION}" if not plan.pending
+                 else f"schema version {plan.version} of {SCHEMA_VERSION}: migrations "
+                      f"{_ranges(plan.pending)} pending (migrate, or start the server)")
+        print(f"database: {_db_name(cfg)} answers; {state}")
+    uploads = Uploads.from_config(cfg).directory
+    there = os.path.isdir(uploads)
+    print(f"uploads: {uploads}" + ("" if there else " (made at the first upload)"))
+    print(f"metrics: {'on' if cfg['metrics']['enabled'] else 'off'}; log: "
+          f"{cfg['log_format']} at {cfg['log_level']}")
+    return 0
+
+
+def _first_sentence(doc: str) -> str:
+    """A migration's docstring, its first sentence on one line."""
+    text = " ".join(doc.strip().split("\n\n")[0].split())
+    end = text.find(". ")
+    return text if end < 0 else text[:end + 1]
+
+
+def _ranges(versions: list[int]) -> str:
+    if not versions:
+        return "none"
+    return str(versions[0]) if len(versions) == 1 else f"{versions[0]}-{versions[-1]}"
+
+
+async def cmd_migrate(cfg: dict[str, Any], args: argparse.Namespace) -> int:
+    from store.maintenance import migration_plan
+    from store.migrations import MIGRATIONS
+    path = sqlite_file(cfg)
+    if path is not None and not os.path.exists(path):
+        if args.dry_run:
+            print(f"dry run: {path} does not exist; migrate would make it with every table "
+                  f"and run migrations 1-{SCHEMA_VERSION}")
+            return 0
+    store = await Store.open(cfg["database"]["url"], base_dir=cfg["_base_dir"], migrate=False)
+    try:
+        plan = await migration_plan(store)
+        if args.dry_run:
+            if plan.missing_tables:
+                print(f"dry run: would create tables: {', '.join(plan.missing_tables)}")
+            for version in plan.pending:
+                doc = _first_sentence(MIGRATIONS[version - 1].__doc__ or "")
+                print(f"dry run: would run migration {version}: {doc}")
+            if not plan.pending and not plan.missing_tables:
+                print(f"dry run: nothing to do; {_db_name(cfg)} is at schema version "
+                      f"{plan.version}")
+            return 0
+        await store.migrate()
+    finally:
+        await store.close()
+    if plan.pending or plan.missing_tables:
+        made = f"; created {', '.join(plan.missing_tables)}" if plan.missing_tables else ""
+        print(f"migrated {_db_name(cfg)} from schema version {plan.version} to "
+              f"{SCHEMA_VERSION} (ran {_ranges(plan.pending)}){made}")
+    else:
+        print(f"nothing to do: {_db_name(cfg)} is at schema version {plan.version}")
+    return 0
+
+
+async def cmd_reset_password(cfg: dict[str, Any], args: argparse.Namespace) -> int:
+    from handlers.admin import check_new_password, hash_password
+    from handlers.base import ApiError
+    store = await open_store(cfg)
+    try:
+        row = await store.find_service_by_name(args.user_name)
+        if row is None:
+            raise CommandFailed(f"reset-password: no agent named {args.user_name!r}")
+        password = read_password("new password: ")
+        try:
+            check_new_password(password)
+        except ApiError as exc:
+            raise CommandFailed(f"reset-password: {exc.msg}") from None
+        hashed = await hash_password(password, cfg["security"]["bcrypt_rounds"])
+        await store.set_service_password(row["service_id"], hashed)
+    finally:
+        await store.close()
+    print(f"reset the password of {row['level']} {row['user_name']!r} (business "
+          f"{row['business_id']!r}); its open sessions are logged out")
+    return 0
+
+
+async def cmd_cleanup_uploads(cfg: dict[str, Any], args: argparse.Namespace) -> int:
+    import time
+    from realtime.legacy_uploads import LegacyUploads
+    from realtime.uploads import META_SUFFIX, STORED_NAME_RE
+    from store.maintenance import referenced_uploads
+    uploads = Uploads.from_config(cfg)
+    store = await open_store(cfg)
+    try:
+        cutoff = time.time() - args.older_than_days * 86400
+        # Files are listed before the tables are read: an upload that gets its message
+        # meanwhile is recent anyway.
+        doomed, kept = uploads.stale(set(), cutoff)
+        referenced = await referenced_uploads(store)
+        # Old WoLive URLs of imported files (realtime/legacy_uploads.py) keep theirs.
+        referenced |= LegacyUploads(uploads).aliased_names()
+    finally:
+        await store.close()
+    still = [n for n in doomed if n not in referenced and
+             (n[:-len(META_SUFFIX)] if n.endswith(META_SUFFIX) else n) not in referenced]
+    kept["referenced"] += len(doomed) - len(still)
+    verb = "would delete" if args.dry_run else "deleted"
+    freed = 0
+    for name in still:
+        path = os.path.join(uploads.directory, name)
+        targets = [path, path + META_SUFFIX] if STORED_NAME_RE.match(name) else [path]
+        for target in targets:
+            try:
+                freed += os.path.getsize(target)
+                if not args.dry_run:
+                    os.unlink(target)
+            except FileNotFoundError:
+                continue
+        print(f"{'dry run: ' if args.dry_run else ''}{verb} {path}")
+    print(f"{'dry run: ' if args.dry_run else ''}{verb} {len(still)} file(s), {freed} bytes, "
+          f"from {uploads.directory}; kept {kept['referenced']} referenced, {kept['recent']} "
+          f"newer than {args.older_than_days} day(s), {kept['other']} other")
+    return 0
+
+
+async def cmd_purge_conversations(cfg: dict[str, Any], args: argparse.Namespace) -> int:
+    import time
+    from store.maintenance import purge_conversations
+    store = await open_store(cfg)
+    try:
+        try:
+            await store.get_business(args.business_id)
+        except NotFound:
+            raise CommandFailed(f"purge-conversations: no business {args.business_id!r}"
+                                ) from None
+        cutoff = int(time.time()) - args.older_than_days * 86400
+        result = await purge_conversations(store, args.business_id, cutoff, args.dry_run)
+    finally:
+        await store.close()
+    verb = "dry run: would delete" if args.dry_run else "deleted"
+    rows = ", ".join(f"{n} {table}" for table, n in result.rows.items())
+    print(f"{verb} {result.conversations} conversation(s) of business {args.business_id!r} "
+          f"with no message in {args.older_than_days} day(s): {rows} rows; kept "
+          f"{result.skipped_online} of visitors online now")
+    return 0
+
+
+async def cmd_create_admin(cfg: dict[str, Any], args: argparse.Namespace) -> int:
+    password = read_password()
+    await create_admin(cfg, args.business_id, args.user_name, password)
+    print(f"wolive: created business {args.business_id!r} and super_manager "
+          f"{args.user_name!r}")
+    return 0
+
+
+def _positive_days(value: str) -> int:
+    try:
+        days = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if days < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return days
+
+
 def import_wolive(argv: list[str]) -> int:
     """`wolive.py import-wolive --from mysql://.../wolive_old --config config.yaml
     [--uploads-from DIR] [--dry-run]`: store/wolive_import.py does the work; this reads the
@@ -594,27 +837,113 @@ def import_wolive(argv: list[str]) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    args_list = sys.argv[1:] if argv is None else argv
-    if args_list[:1] == ["import-wolive"]:  # sub-command (store/wolive_import.py)
-        return import_wolive(args_list[1:])
-    parser = argparse.ArgumentParser(prog="wolive.py", description=__doc__.splitlines()[0])
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wolive.py", description=__doc__.splitlines()[0],
+        epilog="Without a command, runs the server. `wolive.py COMMAND --help` for each "
+               "command. Exit status: 0 done, 2 a bad config or an unusable database, "
+               "1 the command could not do it (one line on standard error).")
     parser.add_argument("--config", default=None, help="YAML config (see config.yaml)")
     parser.add_argument("--create-admin", metavar="USER_NAME",
                         help="create the first business and its super_manager, then exit; "
-                             "the password comes from $WOLIVE_ADMIN_PASSWORD or a prompt")
+                             "the password comes from $WOLIVE_ADMIN_PASSWORD or a prompt "
+                             "(the same as the create-admin command)")
     parser.add_argument("--business-id", default="admin",
                         help="business id for --create-admin (default: admin)")
-    args = parser.parse_args(args_list)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def command(name: str, help_: str, description: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=description)
+        # SUPPRESS: the top-level --config stays when the command's own is not given.
+        p.add_argument("--config", default=argparse.SUPPRESS, help="YAML config")
+        return p
+
+    # import-wolive has its own parser (`import_wolive`, dispatched before this one): listed
+    # here for the overview only.
+    sub.add_parser("import-wolive", add_help=False,
+                   help="import an existing WoLive MySQL database (README, \"Moving from "
+                        "WoLive\"); put it first: wolive.py import-wolive --help")
+    command("check-config", "check the config and what it points at",
+            "Read and check the config (the server's own checks), load the TLS certificate, "
+            "reach the database and report its schema version. Changes nothing.")
+    p = command("migrate", "create or upgrade the database's tables",
+                "Create missing tables and run the schema migrations not yet run (the "
+                "server does the same at start-up).")
+    p.add_argument("--dry-run", action="store_true",
+                   help="list the migrations and tables it would make; change nothing")
+    p = command("create-admin", "create the first business and its super_manager",
+                "The installer, scripted: creates the business and its super_manager once. "
+                "The password comes from $WOLIVE_ADMIN_PASSWORD, else a prompt (or the "
+                "first line of standard input), never from the command line.")
+    p.add_argument("user_name", metavar="USER_NAME")
+    # SUPPRESS: the top-level --business-id (default admin) stays when this one is not given.
+    p.add_argument("--business-id", default=argparse.SUPPRESS,
+                   help="business id (default: admin)")
+    p = command("reset-password", "set an agent's password",
+                "Set the password of the agent USER_NAME (any level); its open sessions are "
+                "logged out. The password comes from $WOLIVE_ADMIN_PASSWORD, else a prompt "
+                "(or the first line of standard input), never from the command line.")
+    p.add_argument("user_name", metavar="USER_NAME")
+    p = command("cleanup-uploads", "delete uploads nothing refers to",
+                "Delete files in the uploads folder that no message, avatar, FAQ or tab "
+                "refers to and that are older than --older-than-days. Run with --dry-run "
+                "first: it prints what it would delete.")
+    p.add_argument("--older-than-days", type=_positive_days, default=30, metavar="N",
+                   help="only files last modified more than N days ago (default 30)")
+    p.add_argument("--dry-run", action="store_true", help="print what would go; delete nothing")
+    p = command("purge-conversations", "delete a business's old conversations (retention)",
+                "Chat retention, off unless run: delete the conversations of one business "
+                "whose newest message is older than N days (their messages, ratings, queue "
+                "and visitor rows; blacklist entries and visitors online now are kept). "
+                "Uploaded files are left to cleanup-uploads.")
+    p.add_argument("--older-than-days", type=_positive_days, required=True, metavar="N")
+    p.add_argument("--business-id", required=True)
+    p.add_argument("--dry-run", action="store_true",
+                   help="count what would be deleted; delete nothing")
+    return parser
+
+
+_COMMAND_FUNCS = {
+    "check-config": cmd_check_config, "migrate": cmd_migrate, "create-admin": cmd_create_admin,
+    "reset-password": cmd_reset_password, "cleanup-uploads": cmd_cleanup_uploads,
+    "purge-conversations": cmd_purge_conversations,
+}
+
+
+def run_command(cfg: dict[str, Any], args: argparse.Namespace) -> int:
+    """Run an admin command: 0 when done, 2 (config error, database unusable) or 1 (it
+    cannot be done) with one line on standard error."""
+    try:
+        return asyncio.run(_COMMAND_FUNCS[args.command](cfg, args))
+    except (ConfigProblem, StoreConfigError) as exc:
+        print(f"wolive: {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except CommandFailed as exc:
+        print(f"wolive: {exc}", file=sys.stderr)
+        return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    args_list = sys.argv[1:] if argv is None else argv
+    if args_list[:1] == ["import-wolive"]:  # its own parser (store/wolive_import.py)
+        return import_wolive(args_list[1:])
+    args = make_parser().parse_args(args_list)
     try:
         cfg = load_config(args.config)
     except ConfigProblem as exc:
         print(f"wolive: config error: {exc}", file=sys.stderr)
         return 2
-    setup_logging(cfg["log_level"], cfg["log_format"])
+    # A command's own lines are its output; the log says only what went wrong.
+    quiet = (args.command or args.create_admin) and cfg["log_level"] != "debug"
+    level = "error" if quiet else cfg["log_level"]
+    setup_logging(level, cfg["log_format"])
+    if args.command == "create-admin":
+        code = run_command(cfg, args)
+        return 2 if code == 1 else code  # as --create-admin: 2 for every refusal
+    if args.command:
+        return run_command(cfg, args)
     if args.create_admin:
-        password = os.environ.get("WOLIVE_ADMIN_PASSWORD") or (
-            getpass.getpass("password: ") if sys.stdin.isatty() else sys.stdin.readline().strip())
+        password = read_password()
         try:
             asyncio.run(create_admin(cfg, args.business_id, args.create_admin, password))
         except (ConfigProblem, StoreConfigError) as exc:

@@ -46,6 +46,25 @@ class LegacyUploads:
             return None
         return name if STORED_NAME_RE.match(name) else None
 
+    def aliased_names(self) -> set[str]:
+        """Every stored name an old path is an alias of (`cleanup-uploads` keeps them)."""
+        names: set[str] = set()
+        try:
+            entries = list(os.scandir(self.directory))
+        except FileNotFoundError:
+            return names
+        for entry in entries:
+            if entry.name.endswith(".tmp") or not entry.is_file(follow_symlinks=False):
+                continue
+            try:
+                with open(entry.path, encoding="utf-8") as f:
+                    name = f.read().strip()
+            except (OSError, UnicodeDecodeError):
+                continue
+            if STORED_NAME_RE.match(name):
+                names.add(name)
+        return names
+
     def _write_alias(self, old_path: str, name: str) -> None:
         os.makedirs(self.directory, mode=0o750, exist_ok=True)
         target = os.path.join(self.directory, alias_key(old_path))

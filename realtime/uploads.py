@@ -292,6 +292,42 @@ class Uploads:
                                   kind="image" if meta.get("kind") == "image" else "file",
                                   original_name=str(meta.get("name") or "file"), size=size)
 
+    def stale(self, keep: set[str], cutoff: float) -> tuple[list[str], dict[str, int]]:
+        """The cleanup command's plan (`python wolive.py cleanup-uploads`): names of the
+        files in `directory` to delete, those last modified before `cutoff` (epoch seconds)
+        and not in `keep`: stored uploads (`STORED_NAME_RE`), sidecars whose upload is gone
+        and half-written `.<name>.tmp` files. Anything else in the folder is never touched.
+        Also returns how many were kept, by reason (referenced, recent, other)."""
+        kept = {"referenced": 0, "recent": 0, "other": 0}
+        doomed: list[str] = []
+        try:
+            entries = sorted(os.scandir(self.directory), key=lambda e: e.name)
+        except FileNotFoundError:
+            return doomed, kept
+        present = {e.name for e in entries}
+        for entry in entries:
+            name = entry.name
+            if STORED_NAME_RE.match(name):
+                owner = name
+            elif name.endswith(META_SUFFIX) and STORED_NAME_RE.match(name[:-len(META_SUFFIX)]):
+                if name[:-len(META_SUFFIX)] in present:
+                    continue  # goes with its upload
+                owner = name[:-len(META_SUFFIX)]
+            elif name.startswith(".") and name.endswith(".tmp") and entry.is_file():
+                owner = ""
+            else:
+                kept["other"] += 1
+                continue
+            if not entry.is_file(follow_symlinks=False):
+                kept["other"] += 1
+            elif owner in keep:
+                kept["referenced"] += 1
+            elif entry.stat(follow_symlinks=False).st_mtime >= cutoff:
+                kept["recent"] += 1
+            else:
+                doomed.append(name)
+        return doomed, kept
+
     def remove(self, name: str) -> None:
         """Delete a stored upload and its sidecar (an upload whose message was refused)."""
         if not STORED_NAME_RE.match(name):

@@ -15,9 +15,11 @@ fi
 stamp=.venv/.wolive-installed
 extras=""
 [ $want_test = 1 ] && extras="[test]"
-if [ ! -f "$stamp$extras" ] || [ setup.cfg -nt "$stamp$extras" ]; then
+if [ ! -f "$stamp$extras" ] || [ setup.cfg -nt "$stamp$extras" ] ||
+   [ constraints.txt -nt "$stamp$extras" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".$extras"
+  # constraints.txt pins every package (scripts/constraints.py): the same versions everywhere.
+  .venv/bin/python -m pip install -q -c constraints.txt -e ".$extras"
   touch "$stamp$extras"
 fi
 
