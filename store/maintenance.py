@@ -61,6 +61,12 @@ async def referenced_uploads(store: Store) -> set[str]:
                         isinstance(column.type, Enum):
                     continue
                 stmt = select(column).where(column.like("%/upload/%"))
+                if not hasattr(conn, "stream"):
+                    # SQLite runs in the loop's thread (store.inloop): rows are read in
+                    # place, a batch at a time; the command has the loop to itself.
+                    for (value,) in (await conn.execute(stmt)).yield_per(1000):
+                        names.update(UPLOAD_REF_RE.findall(value or ""))
+                    continue
                 result = await conn.stream(stmt.execution_options(yield_per=1000))
                 async for (value,) in result:
                     names.update(UPLOAD_REF_RE.findall(value or ""))
