@@ -640,13 +640,20 @@
 
   /* Read receipts: the agent's messages shown while the window is visible are read. */
   var readTimer = null;
+  function seen() {
+    if (document.visibilityState === 'hidden' || mode !== 'assigned') { return false; }
+    return !(W.embed && !W.embed.open);  // a site's panel, closed: not seen yet
+  }
   function markRead() {
-    if (document.visibilityState === 'hidden' || mode !== 'assigned') { return; }
-    if (W.embed && !W.embed.open) { return; }  // a site's panel, closed: not seen yet
+    if (!seen()) { return; }
+    // What is on screen now is read, not what comes before the timer fires: a reply that
+    // arrives after the panel was closed stays unread (and counts on the button).
+    var upTo = lastCid;
     clearTimeout(readTimer);
     readTimer = setTimeout(function () {
+      if (!seen()) { return; }  // closed or hidden meanwhile: the next open says so again
       var q = { visiter_id: ids.visiter_id, business_id: ids.business_id, channel: ids.channel,
-                cid: lastCid };
+                cid: upTo };
       W.api('POST', '/admin/event/read', q).catch(function () { /* best effort */ });
     }, 300);
   }
