@@ -7,6 +7,7 @@ channels (so the presence tracker marks it online, and the test sees its events)
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -142,3 +143,18 @@ async def expect_about(sock: PusherSocket | None, event: str, channel: str, visi
         vid = data.get("visiter_id") or data.get("message", {}).get("visiter_id")
         if vid == visiter_id:
             return frame
+
+
+def visitor_state(s: Shop, vid: str) -> str:
+    """The visitor's presence state in `wolive_visiter` (online / offline)."""
+    return str(db_rows(s.db, "SELECT state FROM wolive_visiter WHERE visiter_id = %s",
+                       (vid,))[0]["state"])
+
+
+async def next_line(v: Visitor, key: str, timeout: float = 10.0) -> dict[str, Any]:
+    """The next system line `key` pushed to the visitor window (others skipped)."""
+    assert v.sock is not None
+    while True:
+        m = (await v.sock.expect("my-event", timeout=timeout))["data"]["message"]
+        if m.get("msg_type") == "system" and json.loads(m["content"])["key"] == key:
+            return m

@@ -12,21 +12,12 @@ from typing import Any
 
 import pytest
 from helpers import PusherSocket, db_rows, wait_for
-from shop import BIZ, PASSWORD, Agent, Shop, Visitor, post
+from shop import BIZ, PASSWORD, Agent, Shop, Visitor, post, next_line
 
 from store import Store
 
 DELETE = "/admin/manager/delete"
 SESSION_ENDED = 4009
-
-
-async def next_line(v: Visitor, key: str, timeout: float = 10.0) -> dict[str, Any]:
-    """The next system line `key` pushed to the visitor window (others skipped)."""
-    assert v.sock is not None
-    while True:
-        m = (await v.sock.expect("my-event", timeout=timeout))["data"]["message"]
-        if m.get("msg_type") == "system" and json.loads(m["content"])["key"] == key:
-            return m
 
 
 async def talking_to(s: Shop, agent: Agent, vid: str) -> Visitor:

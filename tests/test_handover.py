@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from helpers import db_rows, wait_for
-from shop import BIZ, Agent, Shop, Visitor, expect_about, get, post
+from shop import BIZ, Agent, Shop, Visitor, expect_about, get, post, next_line, visitor_state
 
 GRACE = 0.3
 NOTE = "VIP customer, wants a refund for order 42"
@@ -26,20 +26,6 @@ def system_rows(db: str, vid: str) -> list[dict[str, Any]]:
     for r in rows:
         r["line"] = json.loads(r["content"])
     return rows
-
-
-def visitor_state(s: Shop, vid: str) -> str:
-    return str(db_rows(s.db, "SELECT state FROM wolive_visiter WHERE visiter_id = %s",
-                       (vid,))[0]["state"])
-
-
-async def next_line(v: Visitor, key: str, timeout: float = 10.0) -> dict[str, Any]:
-    """The next system line `key` pushed to the visitor window (others skipped)."""
-    assert v.sock is not None
-    while True:
-        m = (await v.sock.expect("my-event", timeout=timeout))["data"]["message"]
-        if m.get("msg_type") == "system" and json.loads(m["content"])["key"] == key:
-            return m
 
 
 async def agents_line(a: Agent, key: str, timeout: float = 10.0) -> dict[str, Any]:

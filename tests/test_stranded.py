@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from conftest import write_config
 from helpers import PusherSocket, db_rows, wait_for
-from shop import BIZ, Agent, Shop, Visitor, expect_about, get, post
+from shop import BIZ, Agent, Shop, Visitor, expect_about, get, post, next_line, visitor_state
 
 import wolive
 from store import Store
@@ -38,20 +38,6 @@ def cfg(tmp_path: Path, db_url: str, request: pytest.FixtureRequest) -> dict[str
 @pytest.fixture
 def short_grace(wolive_server: Any) -> None:
     wolive_server.presence.grace_s = GRACE
-
-
-def visitor_state(s: Shop, vid: str) -> str:
-    return str(db_rows(s.db, "SELECT state FROM wolive_visiter WHERE visiter_id = %s",
-                       (vid,))[0]["state"])
-
-
-async def next_line(v: Visitor, key: str, timeout: float = 10.0) -> dict[str, Any]:
-    """The next system line `key` pushed to the visitor window (others skipped)."""
-    assert v.sock is not None
-    while True:
-        m = (await v.sock.expect("my-event", timeout=timeout))["data"]["message"]
-        if m.get("msg_type") == "system" and json.loads(m["content"])["key"] == key:
-            return m
 
 
 async def next_card(v: Visitor, service_id: int, timeout: float = 10.0) -> dict[str, Any]:
