@@ -12,6 +12,7 @@ from typing import Any
 
 from realtime import inputs
 from realtime.chat import MAX_MESSAGE_CHARS, ChatError
+from realtime.identity import Resolved
 from realtime.signing import same
 from store import NotFound
 
@@ -144,7 +145,37 @@ class HomeHandler(BaseHandler):
             raise ApiError(max(exc.status, 400), exc.code, exc.msg) from None
         except NotFound:
             raise ApiError(404, 1, f"unknown business_id {business_id!r}") from None
-        # Who this browser is (issue 10, item 3; handlers/identity.py).
+        # Who this browser is (issue 10, item 3; handlers/identity.py), the visit and the
+        # visitor card's note: one transaction (`Store.unit`).
+        async with self.store.unit():
+            found = await self.visit(business_id, asked, sign, final)
+        if found is None:
+            # Another browser owns this id: a token in the URL fragment (the widget's) may
+            # still prove this one is it; the page posts it back (never in a URL).
+            self.set_header("Cache-Control", "no-store")
+            self.render("identify.html")
+            return
+        resolved, visitor, business = found
+        visiter_id = resolved.visiter_id
+        self.set_signed_cookie(VISITOR_COOKIE, json.dumps(
+            [business_id, visiter_id, visitor["channel"]]), expires_days=365,
+            **identity.cookie_kwargs(self))
+        self.set_header("Cache-Control", "no-store")
+        self.set_header("Referrer-Policy", "same-origin")
+        boot = self.boot(visitor)
+        # video.js shows the video button only when the business allows calls.
+        boot["video_state"] = business["video_state"]
+        boot["voice_state"] = business["voice_state"]  # the window's sound, by default
+        if boot["embed"] and resolved.token:
+            # The widget keeps it in its page's storage (third-party cookies may be blocked).
+            boot["identity"] = {"visiter_id": visiter_id, "token": resolved.token}
+        self.render("chat.html", boot=boot)
+
+    async def visit(self, business_id: str, asked: str, sign: str, final: bool
+                    ) -> tuple[Resolved, dict[str, Any], dict[str, Any]] | None:
+        """Resolve the browser's visitor, record the visit: `(resolved, visitor row,
+        business row)`, or None when the identify page must ask for the widget's token
+        first. Raises `ApiError` 400/403."""
         legacy = self.legacy_visitor(business_id)
         extra = []
         if final:
@@ -155,11 +186,7 @@ class HomeHandler(BaseHandler):
         elif await identity.identity_of(self).would_derive(
                 business_id, asked, sign,
                 identity.held_tokens(self, business_id, asked), legacy):
-            # Another browser owns this id: a token in the URL fragment (the widget's) may
-            # still prove this one is it; the page posts it back (never in a URL).
-            self.set_header("Cache-Control", "no-store")
-            self.render("identify.html")
-            return
+            return None
         resolved = await identity.resolve(self, business_id, asked, sign, extra, legacy)
         visiter_id = resolved.visiter_id
         try:
@@ -175,19 +202,7 @@ class HomeHandler(BaseHandler):
         await self.store.note_visit(visiter_id, business_id,
                                     self.request.headers.get("User-Agent", ""),
                                     self.get_query_argument("referrer", "")[:1024])
-        self.set_signed_cookie(VISITOR_COOKIE, json.dumps(
-            [business_id, visiter_id, visitor["channel"]]), expires_days=365,
-            **identity.cookie_kwargs(self))
-        self.set_header("Cache-Control", "no-store")
-        self.set_header("Referrer-Policy", "same-origin")
-        boot = self.boot(visitor)
-        # video.js shows the video button only when the business allows calls.
-        boot["video_state"] = business["video_state"]
-        boot["voice_state"] = business["voice_state"]  # the window's sound, by default
-        if boot["embed"] and resolved.token:
-            # The widget keeps it in its page's storage (third-party cookies may be blocked).
-            boot["identity"] = {"visiter_id": visiter_id, "token": resolved.token}
-        self.render("chat.html", boot=boot)
+        return resolved, visitor, business
 
     def legacy_visitor(self, business_id: str) -> list[str]:
         """The visitor id the window's signed cookie names for this business, if any."""

@@ -225,28 +225,28 @@ class Chat:
         if business["state"] == "close":
             return NoticeAnswer(1, "该网站已经停止客服咨询！")
         name = (visiter_name or "").strip()[:MAX_NAME] or f"访客{visiter_id[-6:]}"
-        visitor, queue = await self.store.upsert_visiter_and_queue(
-            visiter_id, business_id, name, self.channel_for(business_id, visiter_id),
-            (avatar or DEFAULT_VISITOR_AVATAR)[:MAX_AVATAR], ip[:255], record or "")
-        if queue and queue["state"] == "in_black_list":
-            return NoticeAnswer(4, BLOCKED_MSG)
         auto = business["distribution_rule"] != "claim"
-        was_closed = bool(queue and queue["state"] == "complete")
-        joined = False
+        was_closed = joined = False
         # Visitors handed to agents with room before this one (`_decide_waiting`, in the
         # same locked transaction), told once it committed (`_hand_out`, in `finally`).
         done: list[Handed] = []
         try:
+            # One transaction: the visit, then the decision (read under the lock: a notice
+            # of the same visitor in another tab may have assigned it just before, and must
+            # not start, and greet, a second conversation).
             async with self._lock(business_id), self.store.assignment(business_id):
+                visitor, queue = await self.store.upsert_visiter_and_queue(
+                    visiter_id, business_id, name, self.channel_for(business_id, visiter_id),
+                    (avatar or DEFAULT_VISITOR_AVATAR)[:MAX_AVATAR], ip[:255], record or "")
+                if queue and queue["state"] == "in_black_list":
+                    return NoticeAnswer(4, BLOCKED_MSG)
+                was_closed = bool(queue and queue["state"] == "complete")
                 if auto:
                     # Places freed up (e.g. an agent came online): the oldest waiting go
                     # first, perhaps this visitor.
                     done.extend(await self._decide_waiting(business_id))
-                # Read again under the lock: a notice of the same visitor (another tab) may have
-                # assigned it meanwhile, and must not start (and greet) a second conversation.
-                queue = await self.store.get_queue(visiter_id, business_id) or queue
-                if queue and queue["state"] == "in_black_list":
-                    return NoticeAnswer(4, BLOCKED_MSG)
+                    if done:
+                        queue = await self.store.get_queue(visiter_id, business_id) or queue
                 online = await self.store.online_services_with_load(business_id)
                 if not online:
                     answer = await self._wait_for_anyone(visitor, queue)

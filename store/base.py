@@ -223,6 +223,36 @@ class StoreBase:
             fn()
 
     @asynccontextmanager
+    async def unit(self, read_committed: bool = True) -> AsyncIterator[AsyncConnection]:
+        """One write transaction for several store calls of this task: inside the block,
+        every `_writing` / `_reading` of this store in this task runs on it (one pool
+        checkout, one BEGIN, one COMMIT instead of one each), committed when the block ends,
+        rolled back on an exception; `on_commit` functions run after the commit.
+        Re-entrant within a task (an inner `unit` is the outer one). Yields the connection.
+
+        On MariaDB/MySQL in READ COMMITTED unless `read_committed` is False (each read sees
+        what others committed before it; no gap locks on reads). On SQLite the transaction
+        begins IMMEDIATE (`store.inloop`): other writers wait for the block, so keep it
+        short and free of waits on anything but this store."""
+        conn = self._held()
+        if conn is not None:
+            yield conn
+            return
+        engine = self.engine
+        if self.dialect == "mysql" and read_committed:
+            engine = engine.execution_options(isolation_level="READ COMMITTED")
+        async with engine.begin() as conn:
+            held = HeldTransaction(self, conn)
+            token = HELD.set(held)
+            try:
+                yield conn
+            finally:
+                held.active = False
+                HELD.reset(token)
+        for fn in held.after_commit:
+            fn()
+
+    @asynccontextmanager
     async def _writing(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction committed on exit; inside a held transaction, that one
         (committed when its holder ends)."""

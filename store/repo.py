@@ -144,6 +144,40 @@ NOTE_ACTIVE = Prepared(lambda d: upsert(
                             last_active_ms=bindparam("now")),
     ["service_id"], [("last_active_ms", bindparam("now"))]))
 
+_VISITOR_FIELDS = ("visiter_name", "channel", "avatar", "ip", "from_url")
+#: A visit: insert the visitor or refresh its fields (`upsert_visiter_and_queue`).
+VISITOR_UPSERT = Prepared(lambda d: upsert(
+    d, t.visiter, {name: bindparam(name) for name in (
+        "visiter_id", "business_id", *_VISITOR_FIELDS)},
+    ["visiter_id", "business_id"],
+    [*((name, bindparam(name)) for name in _VISITOR_FIELDS),
+     ("timestamp", func.current_timestamp())]))
+VISITOR_ROW = Prepared(lambda _d: select(t.visiter).where(and_(
+    t.visiter.c.visiter_id == bindparam("visiter_id"),
+    t.visiter.c.business_id == bindparam("business_id"))))
+QUEUE_ROW = Prepared(lambda _d: select(t.queue).where(and_(
+    t.queue.c.visiter_id == bindparam("visiter_id"),
+    t.queue.c.business_id == bindparam("business_id"))))
+
+
+def _online_with_load(_dialect: str) -> Any:
+    sl, st = t.service_load, t.service_status
+    load = (select(func.count()).select_from(t.queue).where(and_(
+        t.queue.c.service_id == t.service.c.service_id,
+        t.queue.c.state == "normal")).scalar_subquery())
+    return (select(t.service.c.service_id, load.label("load"),
+                   func.coalesce(sl.c.last_assigned_ms, 0).label("assigned"),
+                   func.coalesce(sl.c.last_active_ms, 0).label("active"),
+                   st.c.status.label("status"))
+            .select_from(t.service.outerjoin(sl, sl.c.service_id == t.service.c.service_id)
+                         .outerjoin(st, st.c.service_id == t.service.c.service_id))
+            .where(and_(t.service.c.business_id == bindparam("business_id"),
+                        t.service.c.state == "online"))
+            .order_by(t.service.c.service_id))
+
+
+ONLINE_WITH_LOAD = Prepared(_online_with_load)
+
 #: The row cache's reads (`get_service`, `get_business`) on a miss.
 SERVICE_BY_ID = Prepared(lambda _d: select(t.service).where(
     t.service.c.service_id == bindparam("service_id")))
@@ -351,20 +385,8 @@ class Store(AgentStatusStore, AgentStore, ContentStore, HistoryStore, WaitingSto
         `idle_since_ms` = the later of its last assignment and last reply (ms since the
         epoch, 0 = never; `wolive_service_load`); `away`: the agent set itself away
         (`wolive_service_status`), so the auto rule gives it nobody new."""
-        sl, st = t.service_load, t.service_status
-        load = (select(func.count()).select_from(t.queue).where(and_(
-            t.queue.c.service_id == t.service.c.service_id,
-            t.queue.c.state == "normal")).scalar_subquery())
-        rows = await self._fetch_all(
-            select(t.service.c.service_id, load.label("load"),
-                   func.coalesce(sl.c.last_assigned_ms, 0).label("assigned"),
-                   func.coalesce(sl.c.last_active_ms, 0).label("active"),
-                   st.c.status.label("status"))
-            .select_from(t.service.outerjoin(sl, sl.c.service_id == t.service.c.service_id)
-                         .outerjoin(st, st.c.service_id == t.service.c.service_id))
-            .where(and_(t.service.c.business_id == business_id,
-                        t.service.c.state == "online"))
-            .order_by(t.service.c.service_id))
+        async with self._reading() as conn:
+            rows = (await self._run(conn, ONLINE_WITH_LOAD, business_id=business_id)).rows
         return [{"service_id": r["service_id"], "load": int(r["load"] or 0),
                  "idle_since_ms": max(int(r["assigned"]), int(r["active"])),
                  "away": r["status"] == "away"} for r in rows]
@@ -429,20 +451,13 @@ class Store(AgentStatusStore, AgentStore, ContentStore, HistoryStore, WaitingSto
                                        ) -> tuple[Row, Row | None]:
         """`upsert_visiter`, and in the same transaction the visitor's `wolive_queue` row
         (`get_queue`; None when never queued, or when `queue` is False)."""
-        values = dict(visiter_name=visiter_name, channel=channel, avatar=avatar, ip=ip,
-                      from_url=from_url[:255])
-        key = and_(t.visiter.c.visiter_id == visiter_id, t.visiter.c.business_id == business_id)
-        async with self.engine.begin() as conn:
-            await conn.execute(upsert(
-                self.dialect, t.visiter,
-                dict(visiter_id=visiter_id, business_id=business_id, **values),
-                ["visiter_id", "business_id"],
-                [*values.items(), ("timestamp", func.current_timestamp())]))
-            visitor = await self._one(conn, select(t.visiter).where(key)) or {}
-            row = await self._one(conn, select(t.queue).where(and_(
-                t.queue.c.visiter_id == visiter_id,
-                t.queue.c.business_id == business_id))) if queue else None
-            return visitor, row
+        key = dict(visiter_id=visiter_id, business_id=business_id)
+        async with self._writing() as conn:
+            await self._run(conn, VISITOR_UPSERT, **key, visiter_name=visiter_name,
+                            channel=channel, avatar=avatar, ip=ip, from_url=from_url[:255])
+            rows = (await self._run(conn, VISITOR_ROW, **key)).rows
+            queued = (await self._run(conn, QUEUE_ROW, **key)).rows if queue else []
+        return (rows[0] if rows else {}), (queued[0] if queued else None)
 
     async def get_visiter(self, visiter_id: str, business_id: str) -> Row:
         """Raises `NotFound`."""
@@ -465,8 +480,10 @@ class Store(AgentStatusStore, AgentStore, ContentStore, HistoryStore, WaitingSto
     # ---- queue (who talks to whom) -----------------------------------------------------------
 
     async def get_queue(self, visiter_id: str, business_id: str) -> Row | None:
-        return await self._fetch_one(select(t.queue).where(and_(
-            t.queue.c.visiter_id == visiter_id, t.queue.c.business_id == business_id)))
+        async with self._reading() as conn:
+            rows = (await self._run(conn, QUEUE_ROW, visiter_id=visiter_id,
+                                    business_id=business_id)).rows
+        return rows[0] if rows else None
 
     async def put_queue(self, visiter_id: str, business_id: str, service_id: int) -> Row:
         """Assign the visitor to `service_id` (0 = waiting to be claimed), state normal.

@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 from sqlalchemy import and_, delete, exists, func, select, update
 
 from . import schema as t
-from .base import HELD, HeldTransaction, StoreBase
+from .base import StoreBase
 
 
 class WaitingStore(StoreBase):
@@ -39,22 +39,11 @@ class WaitingStore(StoreBase):
         if self._held() is not None:
             yield
             return
-        engine = self.engine
-        if self.dialect == "mysql":
-            engine = engine.execution_options(isolation_level="READ COMMITTED")
-        async with engine.begin() as conn:
+        async with self.unit() as conn:
             if self.dialect == "mysql":
                 await conn.execute(select(t.business.c.wid).where(
                     t.business.c.business_id == business_id).with_for_update())
-            held = HeldTransaction(self, conn)
-            token = HELD.set(held)
-            try:
-                yield
-            finally:
-                held.active = False
-                HELD.reset(token)
-        for fn in held.after_commit:
-            fn()
+            yield
 
     async def unserved(self, business_id: str, stranded: bool = False, limit: int = 200
                        ) -> list[tuple[str, int]]:

@@ -12,10 +12,11 @@ import time
 from typing import Any
 
 from sqlalchemy import (Column, Index, Integer, String, Table, Text, UniqueConstraint, and_,
-                        case, func, insert, select, update)
+                        bindparam, case, func, insert, select, update)
 
 from . import schema as t
 from .base import Row, StoreBase
+from .prepared import Prepared
 from .upsert import upsert
 
 #: A page load this long (seconds) after the previous one counts as a new visit.
@@ -46,6 +47,29 @@ visiter_info = Table(
 EDITABLE = {"name": 255, "tel": 64, "note": 2000}
 
 
+def _note_visit(user_agent: bool, referrer: bool) -> Prepared:
+    """`note_visit`'s one statement (no read first, no savepoint), with or without a new
+    user agent and referrer. `visits` is set before `last_visit`: MySQL's assignments see
+    the values set before them."""
+    def build(dialect: str) -> Any:
+        vi = visiter_info
+        now = bindparam("now")
+        fresh = {name: bindparam(name) for name, given in (
+            ("user_agent", user_agent), ("referrer", referrer)) if given}
+        gap = case((now - func.coalesce(vi.c.last_visit, 0) > VISIT_GAP_S, 1), else_=0)
+        return upsert(
+            dialect, vi,
+            dict(visiter_id=bindparam("visiter_id"), business_id=bindparam("business_id"),
+                 first_visit=now, last_visit=now, visits=1, note="", **fresh),
+            ["visiter_id", "business_id"],
+            [("visits", vi.c.visits + gap), ("last_visit", now), *fresh.items()])
+    return Prepared(build)
+
+
+#: `note_visit`'s statement by (user agent given, referrer given), compiled once.
+NOTE_VISIT = {(ua, ref): _note_visit(ua, ref) for ua in (False, True) for ref in (False, True)}
+
+
 class WorkbenchStore(StoreBase):
     """Visitor profiles and read marks (see the module docstring)."""
 
@@ -54,23 +78,13 @@ class WorkbenchStore(StoreBase):
         """Record the chat window opening: the UA and referrer (when given), last visit, and
         one more visit when the last was over `VISIT_GAP_S` ago."""
         now = int(now if now is not None else time.time())
-        vi = visiter_info
-        fresh: dict[str, object] = {}
+        values: dict[str, Any] = dict(visiter_id=visiter_id, business_id=business_id, now=now)
         if user_agent:
-            fresh["user_agent"] = user_agent[:MAX_USER_AGENT]
+            values["user_agent"] = user_agent[:MAX_USER_AGENT]
         if referrer:
-            fresh["referrer"] = referrer[:MAX_REFERRER]
-        gap = case((now - func.coalesce(vi.c.last_visit, 0) > VISIT_GAP_S, 1), else_=0)
-        async with self.engine.begin() as conn:
-            # One statement (no read first, no savepoint). `visits` is set before
-            # `last_visit`: MySQL's assignments see the values set before them.
-            await conn.execute(upsert(
-                self.dialect, vi,
-                dict(visiter_id=visiter_id, business_id=business_id, first_visit=now,
-                     last_visit=now, visits=1, note="", **fresh),
-                ["visiter_id", "business_id"],
-                [("visits", vi.c.visits + gap), ("last_visit", now), *fresh.items()]))
-
+            values["referrer"] = referrer[:MAX_REFERRER]
+        async with self._writing() as conn:
+            await self._run(conn, NOTE_VISIT[bool(user_agent), bool(referrer)], **values)
     async def visitor_info(self, visiter_id: str, business_id: str) -> Row | None:
         return await self._fetch_one(select(visiter_info).where(and_(
             visiter_info.c.visiter_id == visiter_id,

@@ -158,10 +158,10 @@ async def test_a_closed_conversation_reopens_when_the_visitor_writes(
 
 
 @pytest.mark.gen_test
-async def test_a_new_visitors_notice_is_three_transactions(
+async def test_a_new_visitors_notice_is_two_transactions(
         base_url: str, ws_base: str, cfg: dict, wolive_server: Any) -> None:
-    """The visitor upsert with its queue row, the locked decision (waiting visitors first,
-    then this one), the agent's card: greeting and status in one read."""
+    """The locked decision with the visitor upsert and its queue row (waiting visitors
+    first, then this one), the agent's card: greeting and status in one read."""
     db = cfg["database"]["url"]
     boss, sock, _visitor, _boot = await world(base_url, ws_base, db)
     await wolive_server.store.save_greeting(1, "welcome!")
@@ -170,8 +170,37 @@ async def test_a_new_visitors_notice_is_three_transactions(
         code, body = await visitor.json("/admin/event/notice", "POST", form={
             "visiter_id": "v-2", "business_id": BIZ, "channel": boot["channel"]})
         assert (code, body["code"]) == (200, 0), body
-        assert n[0] == 4  # + the greeting, stored as the agent's first message
+        assert n[0] == 3  # + the greeting, stored as the agent's first message
     assert body["data"]["greeting"] == "welcome!" and body["data"]["status"] == "available"
     assert body["data"]["greeting_message"]["content"] == "welcome!"
     assert db_rows(db, "SELECT service_id, state FROM wolive_queue WHERE visiter_id = 'v-2'") \
         == [{"service_id": 1, "state": "normal"}]
+
+
+@pytest.mark.gen_test
+async def test_the_chat_window_page_is_one_transaction(
+        base_url: str, ws_base: str, cfg: dict, wolive_server: Any) -> None:
+    """A new visitor's window (identity checks, the owner row, the visit, the visitor
+    card's note) and the same browser coming back: one transaction each, and everything
+    the page wrote is there."""
+    db = cfg["database"]["url"]
+    await world(base_url, ws_base, db)
+    with transactions(wolive_server) as n:
+        visitor, boot = await open_visitor_window(base_url, BIZ, "v-3",
+                                                  visiter_name="Ann")
+        assert n[0] == 1
+    assert boot["visiter_id"] == "v-3" and boot["visiter_name"] == "Ann"
+    assert db_rows(db, "SELECT visiter_name, channel FROM wolive_visiter "
+                       "WHERE visiter_id = 'v-3'") == [
+        {"visiter_name": "Ann", "channel": boot["channel"]}]
+    assert len(db_rows(db, "SELECT token_hash FROM wolive_visitor_owner "
+                           "WHERE visiter_id = 'v-3'")) == 1
+    assert db_rows(db, "SELECT visits FROM wolive_visiter_info "
+                       "WHERE visiter_id = 'v-3'") == [{"visits": 1}]
+    with transactions(wolive_server) as n:
+        resp = await visitor.fetch("/index/index/home", form={
+            "business_id": BIZ, "visiter_id": "v-3", "visiter_name": "Ann B"})
+        assert resp.code == 200 and b'"visiter_id": "v-3"' in resp.body
+        assert n[0] == 1
+    assert db_rows(db, "SELECT visiter_name FROM wolive_visiter "
+                       "WHERE visiter_id = 'v-3'") == [{"visiter_name": "Ann B"}]
