@@ -177,6 +177,50 @@ def _online_with_load(_dialect: str) -> Any:
 
 
 ONLINE_WITH_LOAD = Prepared(_online_with_load)
+_QUEUE_KEY = (lambda: and_(t.queue.c.visiter_id == bindparam("visiter_id"),
+                           t.queue.c.business_id == bindparam("business_id")))
+#: `put_queue`: an existing row to `service_id`, normal; a missing one inserted (or, when a
+#: second tab inserted it meanwhile, set the same way).
+QUEUE_ASSIGN = Prepared(lambda _d: update(t.queue).where(_QUEUE_KEY()).values(
+    service_id=bindparam("service_id"), state="normal", timestamp=func.current_timestamp()))
+QUEUE_INSERT = Prepared(lambda d: upsert(
+    d, t.queue, dict(visiter_id=bindparam("visiter_id"), business_id=bindparam("business_id"),
+                     service_id=bindparam("service_id"), state="normal"),
+    ["visiter_id", "business_id"], [("service_id", bindparam("service_id")),
+                                    ("state", "normal")]))
+#: How many wait before a waiting visitor's row (`waiting_position`).
+WAITING_AHEAD = Prepared(lambda _d: select(func.count().label("n")).select_from(t.queue).where(
+    and_(t.queue.c.business_id == bindparam("business_id"), t.queue.c.service_id == 0,
+         t.queue.c.state == "normal", t.queue.c.qid < bindparam("qid"))))
+
+
+def _card_extras(_dialect: str) -> Any:
+    s, st = t.sentence, t.service_status
+    greeting = select(s.c.content).where(and_(
+        s.c.service_id == bindparam("service_id"), s.c.state == "using")
+    ).limit(1).scalar_subquery()
+    status = select(st.c.status).where(
+        st.c.service_id == bindparam("service_id")).scalar_subquery()
+    return select(greeting.label("greeting"), status.label("status"))
+
+
+CARD_EXTRAS = Prepared(_card_extras)
+
+
+def _note_activity(assigned: bool, active: bool) -> Prepared:
+    """`note_service_activity`'s one statement (insert or update `wolive_service_load`)."""
+    def build(dialect: str) -> Any:
+        fresh = {name: bindparam("now") for name, given in (
+            ("last_assigned_ms", assigned), ("last_active_ms", active)) if given}
+        return upsert(dialect, t.service_load,
+                      dict(service_id=bindparam("service_id"), **fresh),
+                      ["service_id"], list(fresh.items()))
+    return Prepared(build)
+
+
+#: By (assigned, active); (False, True) is `NOTE_ACTIVE`'s statement.
+NOTE_ACTIVITY = {(True, False): _note_activity(True, False),
+                 (True, True): _note_activity(True, True)}
 
 #: The row cache's reads (`get_service`, `get_business`) on a miss.
 SERVICE_BY_ID = Prepared(lambda _d: select(t.service).where(
@@ -403,17 +447,9 @@ class Store(AgentStatusStore, AgentStore, ContentStore, HistoryStore, WaitingSto
             values["last_active_ms"] = now
         if not values:
             return
-        sl = t.service_load
+        prepared = NOTE_ACTIVE if not assigned else NOTE_ACTIVITY[True, active]
         async with self._writing() as conn:
-            res = await conn.execute(update(sl).where(sl.c.service_id == service_id)
-                                     .values(**values))
-            if not res.rowcount:
-                try:
-                    async with conn.begin_nested():
-                        await conn.execute(insert(sl).values(service_id=service_id, **values))
-                except IntegrityError:
-                    await conn.execute(update(sl).where(sl.c.service_id == service_id)
-                                       .values(**values))
+            await self._run(conn, prepared, service_id=service_id, now=now)
 
     # ---- businesses ---------------------------------------------------------------------
 
@@ -490,25 +526,15 @@ class Store(AgentStatusStore, AgentStore, ContentStore, HistoryStore, WaitingSto
 
         A blacklisted visitor stays blacklisted: raises `Conflict`.
         """
-        key = and_(t.queue.c.visiter_id == visiter_id, t.queue.c.business_id == business_id)
+        key = dict(visiter_id=visiter_id, business_id=business_id)
         async with self._writing() as conn:
-            row = await self._one(conn, select(t.queue).where(key))
-            if row and row["state"] == "in_black_list":
+            rows = (await self._run(conn, QUEUE_ROW, **key)).rows
+            if rows and rows[0]["state"] == "in_black_list":
                 raise Conflict("blacklisted")
-            if row:
-                await conn.execute(update(t.queue).where(key).values(
-                    service_id=service_id, state="normal",
-                    timestamp=func.current_timestamp()))
-            else:
-                try:
-                    async with conn.begin_nested():
-                        await conn.execute(insert(t.queue).values(
-                            visiter_id=visiter_id, business_id=business_id,
-                            service_id=service_id, state="normal"))
-                except IntegrityError:
-                    await conn.execute(update(t.queue).where(key).values(
-                        service_id=service_id, state="normal"))
-            return await self._one(conn, select(t.queue).where(key)) or {}
+            await self._run(conn, QUEUE_ASSIGN if rows else QUEUE_INSERT, **key,
+                            service_id=service_id)
+            rows = (await self._run(conn, QUEUE_ROW, **key)).rows
+        return rows[0] if rows else {}
 
     async def enqueue(self, visiter_id: str, business_id: str) -> Row:
         """Put the visitor at the back of the business's waiting list (`service_id = 0`,
@@ -537,15 +563,13 @@ class Store(AgentStatusStore, AgentStore, ContentStore, HistoryStore, WaitingSto
     async def waiting_position(self, visiter_id: str, business_id: str) -> int:
         """1-based place of a waiting visitor among the business's waiting visitors (in
         the order they joined: `qid`, see `enqueue`); 0 when it is not waiting."""
-        q = t.queue
         me = await self.get_queue(visiter_id, business_id)
         if me is None or me["service_id"] != 0 or me["state"] != "normal":
             return 0
         async with self._reading() as conn:
-            ahead = (await conn.execute(select(func.count()).select_from(q).where(and_(
-                q.c.business_id == business_id, q.c.service_id == 0, q.c.state == "normal",
-                q.c.qid < me["qid"])))).scalar()
-        return int(ahead or 0) + 1
+            rows = (await self._run(conn, WAITING_AHEAD, business_id=business_id,
+                                    qid=me["qid"])).rows
+        return int(rows[0]["n"] or 0) + 1 if rows else 1
 
     async def claim_waiting(self, visiter_id: str, business_id: str, service_id: int) -> bool:
         """Give a waiting visitor (`service_id = 0`, `normal`) to `service_id`, atomically:
@@ -688,9 +712,8 @@ class Store(AgentStatusStore, AgentStore, ContentStore, HistoryStore, WaitingSto
                       content=content, direction=direction, state=state,
                       msg_type=msg_type,
                       timestamp=int(timestamp if timestamp is not None else time.time()))
-        async with self.engine.begin() as conn:
-            res = await conn.execute(insert(t.chats).values(**values))
-            values["cid"] = self._inserted_id(res)
+        async with self._writing() as conn:
+            values["cid"] = int((await self._run(conn, ADD_CHAT, **values)).lastrowid)
         return values
 
     async def add_message(self, visiter_id: str, business_id: str, content: str,
@@ -767,13 +790,9 @@ class Store(AgentStatusStore, AgentStore, ContentStore, HistoryStore, WaitingSto
     async def card_extras(self, service_id: int) -> tuple[str, str]:
         """The agent's active greeting (`active_greeting`; "" when none) and its status
         (`service_status`: `available` or `away`) in one statement."""
-        s, st = t.sentence, t.service_status
-        greeting = select(s.c.content).where(and_(
-            s.c.service_id == service_id, s.c.state == "using")).limit(1).scalar_subquery()
-        status = select(st.c.status).where(st.c.service_id == service_id).scalar_subquery()
-        row = await self._fetch_one(select(greeting.label("greeting"),
-                                           status.label("status")))
-        row = row or {}
+        async with self._reading() as conn:
+            rows = (await self._run(conn, CARD_EXTRAS, service_id=service_id)).rows
+        row = rows[0] if rows else {}
         return str(row.get("greeting") or ""), str(row.get("status") or "available")
 
     async def active_greeting(self, service_id: int) -> str:

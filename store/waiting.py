@@ -14,10 +14,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from sqlalchemy import and_, delete, exists, func, select, update
+from sqlalchemy import and_, bindparam, delete, exists, func, select, update
 
 from . import schema as t
 from .base import StoreBase
+from .prepared import Prepared
+
+
+#: The business's waiting visitors, first come first (`unserved`), compiled once.
+WAITING = Prepared(lambda _d: select(t.queue.c.qid, t.queue.c.visiter_id).where(and_(
+    t.queue.c.business_id == bindparam("business_id"), t.queue.c.service_id == 0,
+    t.queue.c.state == "normal")).order_by(t.queue.c.qid).limit(bindparam("limit")))
 
 
 class WaitingStore(StoreBase):
@@ -53,10 +60,8 @@ class WaitingStore(StoreBase):
         agent). At most `limit` of each kind."""
         q, s, v = t.queue, t.service, t.visiter
         async with self._reading() as conn:
-            rows = [(int(r[0]), str(r[1]), 0) for r in await conn.execute(
-                select(q.c.qid, q.c.visiter_id).where(and_(
-                    q.c.business_id == business_id, q.c.service_id == 0,
-                    q.c.state == "normal")).order_by(q.c.qid).limit(limit))]
+            rows = [(int(r["qid"]), str(r["visiter_id"]), 0) for r in (await self._run(
+                conn, WAITING, business_id=business_id, limit=limit)).rows]
             if stranded:
                 # From the business's offline agents to their open conversations: the
                 # queue's `se` index, never the business's whole history.
