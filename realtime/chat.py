@@ -294,6 +294,11 @@ class Chat:
                         return NoticeAnswer(4, BLOCKED_MSG)
                     if chosen != current:
                         await self.store.note_service_activity(chosen, assigned=True)
+                # What the answer says, read in the same transaction.
+                if chosen is None:
+                    place = await self.store.waiting_position(visiter_id, business_id)
+                else:
+                    data = await self._agent_card(chosen)
         except BaseException:
             done.clear()  # rolled back: nobody was handed over
             raise
@@ -303,11 +308,9 @@ class Chat:
         if was_closed and (chosen is not None or joined):
             await self.system_line(visitor, business_id, chosen or 0, "reopened")
         if chosen is None:
-            place = await self.store.waiting_position(visiter_id, business_id)
             if joined:
                 self._joined_line(visitor)
             return NoticeAnswer(2, "等待认领", {"position": place})
-        data = await self._agent_card(chosen)
         if chosen != current:  # a conversation starts with this agent (not a reload)
             await self._greet(visitor, business_id, chosen, data)
         await self._announce(visitor, business_id, chosen, current if is_open else None,

@@ -51,7 +51,7 @@ def _claim(dialect: str) -> object:
     run inside a longer transaction (`StoreBase.unit`). SQLite's rowcount says which; on
     MySQL/MariaDB (found rows are counted, and `INSERT IGNORE` costs a `SHOW WARNINGS`
     round trip in aiomysql) the row is read back."""
-    values = {name: bindparam(name) for name in (
+    values: dict[str, Any] = {name: bindparam(name) for name in (
         "business_id", "visiter_id", "token_hash", "created_at")}
     if dialect == "sqlite":
         return sqlite.insert(visitor_owner).values(**values).on_conflict_do_nothing()

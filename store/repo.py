@@ -177,11 +177,16 @@ def _online_with_load(_dialect: str) -> Any:
 
 
 ONLINE_WITH_LOAD = Prepared(_online_with_load)
-_QUEUE_KEY = (lambda: and_(t.queue.c.visiter_id == bindparam("visiter_id"),
-                           t.queue.c.business_id == bindparam("business_id")))
+
+
+def _queue_key() -> Any:
+    return and_(t.queue.c.visiter_id == bindparam("visiter_id"),
+                t.queue.c.business_id == bindparam("business_id"))
+
+
 #: `put_queue`: an existing row to `service_id`, normal; a missing one inserted (or, when a
 #: second tab inserted it meanwhile, set the same way).
-QUEUE_ASSIGN = Prepared(lambda _d: update(t.queue).where(_QUEUE_KEY()).values(
+QUEUE_ASSIGN = Prepared(lambda _d: update(t.queue).where(_queue_key()).values(
     service_id=bindparam("service_id"), state="normal", timestamp=func.current_timestamp()))
 QUEUE_INSERT = Prepared(lambda d: upsert(
     d, t.queue, dict(visiter_id=bindparam("visiter_id"), business_id=bindparam("business_id"),
@@ -210,7 +215,7 @@ CARD_EXTRAS = Prepared(_card_extras)
 def _note_activity(assigned: bool, active: bool) -> Prepared:
     """`note_service_activity`'s one statement (insert or update `wolive_service_load`)."""
     def build(dialect: str) -> Any:
-        fresh = {name: bindparam("now") for name, given in (
+        fresh: dict[str, Any] = {name: bindparam("now") for name, given in (
             ("last_assigned_ms", assigned), ("last_active_ms", active)) if given}
         return upsert(dialect, t.service_load,
                       dict(service_id=bindparam("service_id"), **fresh),
@@ -713,7 +718,10 @@ class Store(AgentStatusStore, AgentStore, ContentStore, HistoryStore, WaitingSto
                       msg_type=msg_type,
                       timestamp=int(timestamp if timestamp is not None else time.time()))
         async with self._writing() as conn:
-            values["cid"] = int((await self._run(conn, ADD_CHAT, **values)).lastrowid)
+            ran = await self._run(conn, ADD_CHAT, **values)
+            if ran.lastrowid is None:
+                raise RuntimeError("INSERT returned no primary key")
+            values["cid"] = int(ran.lastrowid)
         return values
 
     async def add_message(self, visiter_id: str, business_id: str, content: str,

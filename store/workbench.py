@@ -53,8 +53,8 @@ def _note_visit(user_agent: bool, referrer: bool) -> Prepared:
     the values set before them."""
     def build(dialect: str) -> Any:
         vi = visiter_info
-        now = bindparam("now")
-        fresh = {name: bindparam(name) for name, given in (
+        now: Any = bindparam("now")
+        fresh: dict[str, Any] = {name: bindparam(name) for name, given in (
             ("user_agent", user_agent), ("referrer", referrer)) if given}
         gap = case((now - func.coalesce(vi.c.last_visit, 0) > VISIT_GAP_S, 1), else_=0)
         return upsert(

@@ -158,10 +158,11 @@ async def test_a_closed_conversation_reopens_when_the_visitor_writes(
 
 
 @pytest.mark.gen_test
-async def test_a_new_visitors_notice_is_two_transactions(
+async def test_a_new_visitors_notice_is_one_transaction_and_the_greeting(
         base_url: str, ws_base: str, cfg: dict, wolive_server: Any) -> None:
     """The locked decision with the visitor upsert and its queue row (waiting visitors
-    first, then this one), the agent's card: greeting and status in one read."""
+    first, then this one) and the agent's card (greeting and status in one read); the
+    greeting stored as the agent's first message commits on its own, before its push."""
     db = cfg["database"]["url"]
     boss, sock, _visitor, _boot = await world(base_url, ws_base, db)
     await wolive_server.store.save_greeting(1, "welcome!")
@@ -170,7 +171,7 @@ async def test_a_new_visitors_notice_is_two_transactions(
         code, body = await visitor.json("/admin/event/notice", "POST", form={
             "visiter_id": "v-2", "business_id": BIZ, "channel": boot["channel"]})
         assert (code, body["code"]) == (200, 0), body
-        assert n[0] == 3  # + the greeting, stored as the agent's first message
+        assert n[0] == 2  # + the greeting, stored as the agent's first message
     assert body["data"]["greeting"] == "welcome!" and body["data"]["status"] == "available"
     assert body["data"]["greeting_message"]["content"] == "welcome!"
     assert db_rows(db, "SELECT service_id, state FROM wolive_queue WHERE visiter_id = 'v-2'") \
