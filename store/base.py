@@ -238,10 +238,12 @@ class StoreBase:
         if conn is not None:
             yield conn
             return
-        engine = self.engine
-        if self.dialect == "mysql" and read_committed:
-            engine = engine.execution_options(isolation_level="READ COMMITTED")
-        async with engine.begin() as conn:
+        async with self.engine.begin() as conn:
+            if self.dialect == "mysql" and read_committed:
+                # For this transaction only: one round trip, where the engine's
+                # `isolation_level` option costs four (SET SESSION and COMMIT, at checkout
+                # and again when the connection goes back).
+                await conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
             held = HeldTransaction(self, conn)
             token = HELD.set(held)
             try:

@@ -142,6 +142,37 @@ async def test_savepoint_after_a_read_stays_inside_the_transaction(db_url: str) 
 
 
 @pytest.mark.gen_test(timeout=30)
+async def test_a_unit_reads_what_others_committed_and_its_isolation_ends_with_it(
+        fresh_mysql_db: str) -> None:
+    """`Store.unit` on MariaDB is READ COMMITTED for its own transaction (a row another
+    connection commits meanwhile is seen by its next read) and only for it: the pooled
+    connection's next transaction is the server's default again (REPEATABLE READ: the
+    first read's snapshot holds)."""
+    import pymysql
+    from sqlalchemy import func, insert, select
+
+    from store import schema as t
+    store = await Store.open(fresh_mysql_db, pool_size=1, max_overflow=0)
+    other = pymysql.connect(host="127.0.0.1", user="root", autocommit=True,
+                            database=fresh_mysql_db.rsplit("/", 1)[1])
+    count = select(func.count()).select_from(t.business)
+    try:
+        async with store.unit() as conn:
+            first = (await conn.execute(count)).scalar()
+            other.cursor().execute("INSERT INTO wolive_business (business_id) VALUES ('b1')")
+            assert (await conn.execute(count)).scalar() == first + 1
+        async with store.engine.begin() as conn:  # the same (only) pooled connection
+            first = (await conn.execute(count)).scalar()
+            other.cursor().execute("INSERT INTO wolive_business (business_id) VALUES ('b2')")
+            assert (await conn.execute(count)).scalar() == first
+            await conn.execute(insert(t.business).values(business_id="b3"))
+    finally:
+        other.close()
+        await store.close()
+    assert len(db_rows(fresh_mysql_db, "SELECT * FROM wolive_business")) == 3
+
+
+@pytest.mark.gen_test(timeout=30)
 async def test_reads_do_not_wait_for_a_writer(db_url: str) -> None:
     """A write transaction in progress (holding SQLite's write lock) does not hold up reads:
     they see the last committed state at once (WAL) and the write then commits."""
