@@ -194,8 +194,9 @@ class StoreBase:
                         type(orig).__name__, orig)
         return Unavailable(f"{type(orig).__name__}: {orig}")
 
-    def _on_checkout(self, *_args: Any) -> None:
-        if self.unavailable_since is not None:
+    def _on_checkout(self, _dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        # A connection handed out unpinged (`store.pool.ping_when_idle`) proves nothing.
+        if self.unavailable_since is not None and not record.info.get("wolive_unverified"):
             log.warning("database is back after %.1f s",
                         time.monotonic() - self.unavailable_since)
             self.unavailable_since = None

@@ -32,7 +32,7 @@ from .history import HistoryStore
 from .identity import IdentityStore
 from .inloop import LOOP_BUSY_TIMEOUT_MS, InLoopEngine, WriterGate
 from .migrations import MIGRATIONS
-from .pool import pool_options
+from .pool import ping_when_idle, pool_options
 from .prepared import Prepared
 from .presence import PresenceStore
 from .rowcache import DEFAULT_TTL_S
@@ -292,9 +292,10 @@ class Store(AgentStatusStore, AgentStore, ContentStore, HistoryStore, WaitingSto
             os.makedirs(os.path.dirname(sa_url.split(":///", 1)[1]) or ".", exist_ok=True)
             engine = inloop_sqlite_engine(sa_url, pool_size, pool_timeout)
         else:
-            engine = create_async_engine(sa_url, pool_pre_ping=True, pool_recycle=3600,
+            engine = create_async_engine(sa_url, pool_pre_ping=False, pool_recycle=3600,
                                          **pool_options("mysql", pool_size, max_overflow,
                                                         pool_timeout))
+            ping_when_idle(engine.sync_engine.pool)
         store = cls(engine, row_cache_s)
         try:
             if migrate:

@@ -172,6 +172,35 @@ async def test_a_unit_reads_what_others_committed_and_its_isolation_ends_with_it
     assert len(db_rows(fresh_mysql_db, "SELECT * FROM wolive_business")) == 3
 
 
+@pytest.mark.parametrize("fresh_s", [0.0, 3600.0])
+@pytest.mark.gen_test(timeout=30)
+async def test_a_pooled_connection_is_pinged_only_after_idling(
+        fresh_mysql_db: str, fresh_s: float, monkeypatch: pytest.MonkeyPatch) -> None:
+    """MariaDB: a connection back in the pool for `FRESH_S` or longer is pinged at
+    checkout, so one the server dropped is replaced unseen; a fresh one is used unpinged
+    (no round trip), so a drop meanwhile costs that one request a 503 (`Unavailable`), and
+    the pool then replaces it."""
+    import pymysql
+    from sqlalchemy import text
+
+    import store.pool
+    from store import Unavailable
+    monkeypatch.setattr(store.pool, "FRESH_S", fresh_s)
+    st = await Store.open(fresh_mysql_db, pool_size=1, max_overflow=0)
+    other = pymysql.connect(host="127.0.0.1", user="root", autocommit=True)
+    try:
+        async with st.read_engine.connect() as conn:
+            cid = (await conn.execute(text("SELECT CONNECTION_ID()"))).scalar()
+        other.cursor().execute(f"KILL {int(cid)}")
+        if fresh_s:
+            with pytest.raises(Unavailable):
+                await st.schema_version()
+        assert await st.schema_version() == SCHEMA_VERSION
+    finally:
+        other.close()
+        await st.close()
+
+
 @pytest.mark.gen_test(timeout=30)
 async def test_reads_do_not_wait_for_a_writer(db_url: str) -> None:
     """A write transaction in progress (holding SQLite's write lock) does not hold up reads:
