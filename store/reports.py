@@ -24,7 +24,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import (Column, Index, Integer, SmallInteger, String, Table, and_, bindparam,
+from sqlalchemy import (Column, case, Index, Integer, SmallInteger, String, Table, and_, bindparam,
                         func, insert, select, update)
 
 from . import schema as t
@@ -100,7 +100,8 @@ async def track(conn: Any, visiter_id: str, business_id: str, service_id: int | 
         return
     ch = t.chats
     counts = (await conn.execute(
-        select(func.sum(ch.c.direction == "to_service"), func.sum(ch.c.direction == "to_visiter"))
+        select(func.sum(case((ch.c.direction == "to_service", 1), else_=0)),
+               func.sum(case((ch.c.direction == "to_visiter", 1), else_=0)))
         .where(and_(ch.c.visiter_id == visiter_id, ch.c.business_id == business_id,
                     ch.c.timestamp >= row.started_at,
                     ch.c.msg_type.in_(("text", "image", "file")))))).first()
