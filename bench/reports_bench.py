@@ -14,7 +14,9 @@
 2. `realtime.reports.Reports.report` (what the handler calls: the indexed reads, then the
    medians and p90s in Python) for the ranges 7, 30 and 366 days ending today, as the
    manager (all of `shop1`) and as one agent (`service_id`, level service); `--runs` times
-   each (default 5) after one warm-up; median and max in milliseconds.
+   each (default 5) after one warm-up; median and max in milliseconds, and the longest
+   stall of the event loop meanwhile (a task that wakes every millisecond: how long the
+   chat server, which shares the loop, could not answer anything else).
 3. The query plans of the two reads (SQLite `EXPLAIN QUERY PLAN`, MariaDB `EXPLAIN`) are
    recorded, to show the indexes used.
 
@@ -76,6 +78,29 @@ def drop_mariadb(url: str) -> None:
     with conn.cursor() as cur:
         cur.execute(f"DROP DATABASE IF EXISTS `{u.path.strip('/')}`")
     conn.close()
+
+
+class LoopTicker:
+    """Wakes every millisecond while a report runs; the longest gap between two wakes is
+    how long the event loop (the chat server's) could not serve anything else."""
+
+    def __init__(self) -> None:
+        self.longest = 0.0
+        self.running = True
+        self.task = asyncio.get_running_loop().create_task(self.run())
+
+    async def run(self) -> None:
+        last = time.perf_counter()
+        while self.running:
+            await asyncio.sleep(0.001)
+            now = time.perf_counter()
+            self.longest = max(self.longest, now - last)
+            last = now
+
+    async def stop(self) -> float:
+        self.running = False
+        await self.task
+        return self.longest * 1000
 
 
 async def fill(store: Store, business: str, agents: list[int], n: int, rnd: random.Random,
@@ -161,20 +186,24 @@ async def bench(url: str, runs: int) -> dict[str, Any]:
                 frm = (today - timedelta(days=days - 1)).isoformat()
                 await reports.report(agent, frm, today.isoformat())  # warm-up
                 times = []
+                stalls = []
                 data: dict[str, Any] = {}
                 for _ in range(runs):
+                    ticker = LoopTicker()
                     s0 = time.perf_counter()
                     data = await reports.report(agent, frm, today.isoformat())
                     times.append((time.perf_counter() - s0) * 1000)
+                    stalls.append(await ticker.stop())
                 results[f"{who}_{days}d"] = {
                     "conversations": data["totals"]["conversations"],
                     "ratings": data["totals"]["ratings"],
                     "median_ms": round(statistics.median(times), 1),
-                    "max_ms": round(max(times), 1)}
+                    "max_ms": round(max(times), 1),
+                    "longest_loop_stall_ms": round(max(stalls), 1)}
                 print(f"  {store.dialect:6} {who:7} {days:3} days: "
                       f"{data['totals']['conversations']:6} conversations, median "
-                      f"{statistics.median(times):7.1f} ms, max {max(times):7.1f} ms",
-                      flush=True)
+                      f"{statistics.median(times):7.1f} ms, max {max(times):7.1f} ms, "
+                      f"longest loop stall {max(stalls):6.1f} ms", flush=True)
         since = now - 30 * DAY
         return {"fill_s": round(fill_s, 1), "reports": results,
                 "plans": await plans(store, "shop1", ids["shop1"][5], since, now)}
