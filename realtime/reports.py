@@ -8,7 +8,8 @@ docs/api.md, "Reports"):
   no agent ever had it);
 - `conversations`: started in the range; `answered`: an agent had it (`assigned_at`);
   `missed`: it ended with the visitor leaving a message while waiting (nobody answered);
-  `abandoned`: it ended while waiting, without a message (the window closed);
+  `abandoned`: it ended while waiting, without a message (the window closed, or the
+  visitor was blacklisted while waiting);
 - `messages`: visitor and agent messages (text, image, file) of ended conversations;
 - `first_response`: first agent reply − start; `resolution`: end − start of answered,
   ended conversations; `queue_wait`: assignment − start of answered ones; each as `median`
