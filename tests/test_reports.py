@@ -95,6 +95,38 @@ async def test_chat_endpoints_write_the_conversation_rows(
     assert by_agent[0]["missed"] == 1
 
 
+@pytest.mark.gen_test(timeout=60)
+async def test_claim_and_blacklist_while_waiting(
+        wolive_server: Any, base_url: str, ws_base: str, cfg: dict) -> None:
+    s = await Shop.open(wolive_server, base_url, ws_base, cfg["database"]["url"], rule="claim")
+    anna = await s.agent("anna")
+    await s.online(anna)
+    v1, v2 = await s.visitor("v1"), await s.visitor("v2")
+    assert (await s.notice(v1))["code"] == 2
+    assert (await s.notice(v2))["code"] == 2
+    for vid in ("v1", "v2"):
+        [row] = conversations(s.db, vid)
+        assert (row["service_id"], row["assigned_at"]) == (0, None)
+    # A reload while waiting starts nothing new.
+    assert (await s.notice(v1))["code"] == 2
+    assert len(conversations(s.db, "v1")) == 1
+    code, body = await post(anna, "/admin/set/get", visiter_id="v1")
+    assert (code, body["code"]) == (200, 0), body
+    [row] = conversations(s.db, "v1")
+    assert row["service_id"] == anna.sid and row["assigned_at"] >= row["started_at"]
+    code, body = await post(anna, "/admin/set/blacklist", visiter_id="v2")
+    assert (code, body["code"]) == (200, 0), body
+    [row] = conversations(s.db, "v2")
+    assert row["ended_at"] is not None and row["assigned_at"] is None and row["missed"] == 0
+    today = datetime.now().strftime("%Y-%m-%d")
+    code, body = await get(anna, "/admin/report/data", **{"from": today, "to": today})
+    assert (code, body["data"]["totals"]["conversations"], body["data"]["totals"]["answered"]) \
+        == (200, 1, 1)
+    code, body = await get(s.boss, "/admin/report/data", **{"from": today, "to": today})
+    t = body["data"]["totals"]
+    assert (t["conversations"], t["answered"], t["abandoned"], t["missed"]) == (2, 1, 1, 0)
+
+
 def _conv(db: str, sid: int, start: int, assigned: int | None, reply: int | None,
           ended: int | None, missed: int = 0, vmsg: int | None = None,
           amsg: int | None = None, business: str = BIZ, vid: str = "x") -> None:
