@@ -17,7 +17,9 @@
    each (default 5) after one warm-up; median and max in milliseconds, and the longest
    stall of the event loop meanwhile (a task that wakes every millisecond: how long the
    chat server, which shares the loop, could not answer anything else).
-3. The query plans of the two reads (SQLite `EXPLAIN QUERY PLAN`, MariaDB `EXPLAIN`) are
+3. The cost to the chat path of the agent reply's conditional UPDATE of `first_reply_at`
+   (`first_reply_update_us`, run as the server runs it), with the table full.
+4. The query plans of the two reads (SQLite `EXPLAIN QUERY PLAN`, MariaDB `EXPLAIN`) are
    recorded, to show the indexes used.
 
 Writes bench/results/reports-bench.json.
@@ -49,7 +51,7 @@ from realtime.chat import Agent  # noqa: E402
 from realtime.reports import Reports  # noqa: E402
 from store import Store  # noqa: E402
 from store.ratings import rating  # noqa: E402
-from store.reports import conversation  # noqa: E402
+from store.reports import FIRST_REPLY, conversation  # noqa: E402
 
 DAY = 86400
 BATCH = 5000
@@ -136,6 +138,31 @@ async def fill(store: Store, business: str, agents: list[int], n: int, rnd: rand
                 await conn.execute(insert(table), rows[k:k + BATCH])
 
 
+async def first_reply_cost(store: Store, n: int = 2000) -> dict[str, float]:
+    """What an agent reply pays for the reports: the conditional UPDATE `FIRST_REPLY`, run as
+    the server runs it (`Store._run`: compiled once, on the driver's cursor, inside the
+    reply's transaction), on the full table, n times in one transaction (the statement, not
+    a commit), microseconds each: `no_match`, a visitor whose conversation has ended or was
+    answered already (every reply after the first); `first_reply`, n open conversations
+    each getting its first reply."""
+    c = conversation
+    now = int(time.time())
+    async with store.engine.begin() as conn:
+        await conn.execute(insert(c), [dict(business_id="shop1", visiter_id=f"open-{i}",
+                                            service_id=1, started_at=now, missed=0)
+                                       for i in range(n)])
+    out = {}
+    for case, vids in (("no_match", ["shop1-v17"] * n),
+                       ("first_reply", [f"open-{i}" for i in range(n)])):
+        async with store._writing() as conn:
+            t0 = time.perf_counter()
+            for vid in vids:
+                await store._run(conn, FIRST_REPLY, visiter_id=vid, business_id="shop1",
+                                 now=now)
+            out[case] = round((time.perf_counter() - t0) / n * 1e6, 1)
+    return out
+
+
 async def plans(store: Store, business: str, sid: int, since: int, until: int) -> list[str]:
     """The query plans of the report's conversation reads (all agents, one agent)."""
     cols = "service_id, started_at, assigned_at, first_reply_at, ended_at, missed, " \
@@ -206,6 +233,7 @@ async def bench(url: str, runs: int) -> dict[str, Any]:
                       f"longest loop stall {max(stalls):6.1f} ms", flush=True)
         since = now - 30 * DAY
         return {"fill_s": round(fill_s, 1), "reports": results,
+                "first_reply_update_us": await first_reply_cost(store),
                 "plans": await plans(store, "shop1", ids["shop1"][5], since, now)}
     finally:
         await store.close()
