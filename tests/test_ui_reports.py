@@ -17,7 +17,7 @@ import pytest
 
 from conftest import ADMIN_PASSWORD, ADMIN_USER, BUSINESS, RunningServer
 from helpers import db_rows
-from test_e2e_browser import (PC, PageProblems, browser,  # noqa: F401
+from test_e2e_browser import (PC, PHONE, PageProblems, browser,  # noqa: F401
                               new_context, problems, shot)
 from test_ui_pages import login, sqlite_only  # noqa: F401
 
@@ -159,4 +159,16 @@ def test_reports_page(sqlite_only: None, running_server: RunningServer,  # noqa:
     assert painted(page, "chart-first") > 500
     tall(page, lambda: shot(page, "page-reports-en"))
     assert page.evaluate("document.documentElement.scrollWidth") <= PC["width"]
+
+    # On a phone: nothing wider than the screen (the agents' table scrolls by itself).
+    phone = new_context("boss-phone", viewport=PHONE, is_mobile=True, has_touch=True,
+                        device_scale_factor=2).new_page()
+    login(phone, server, ADMIN_USER, ADMIN_PASSWORD)
+    phone.goto(f"{server.base_url}/admin/page/reports")
+    expect(phone.locator("body")).to_have_attribute("data-report-loads", "1")
+    assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    assert phone.evaluate("(() => { const m = document.getElementById('main');"
+                          " return m.scrollWidth <= m.clientWidth; })()")
+    assert painted(phone, "chart-conv") > 500
+    shot(phone, "page-reports-phone")
     problems.check()
