@@ -37,6 +37,7 @@ from handlers.ops import MetricsAccess
 from handlers.http_server import MAX_BODY_BYTES, HTTPServer
 from realtime.chat import Chat
 from realtime.content import Content, History
+from realtime.reports import Reports
 from realtime.hub import App, Hub
 from realtime.metrics import UNMATCHED_ROUTE, Metrics
 from realtime.agent_status import AgentStatus
@@ -493,6 +494,7 @@ async def make_app(cfg: dict[str, Any]) -> Wolive:
         # Use cases shared by every listener (one message-board and typing rate limiter).
         wolive_content=Content(store, hub, assign_waiting=chat.assign_waiting),
         wolive_history=History(store),
+        wolive_reports=Reports(store),
         wolive_signals=Signals(chat),
         wolive_quick_replies=QuickReplies(store),
         wolive_agent_status=AgentStatus(store, hub, chat),

@@ -18,6 +18,7 @@ from . import agent_status
 from . import ratings
 from . import identity
 from . import ops
+from . import reports
 
 
 def default_handlers() -> list[Any]:
@@ -31,6 +32,7 @@ def default_handlers() -> list[Any]:
     out.extend(agent_status.routes())  # available / away
     out.extend(ratings.routes())  # end and rating
     out.extend(identity.routes())  # visitor identity settings (issue 10)
+    out.extend(reports.routes())  # reports for managers (issue 13)
     for module in (pusher, event, set_api, manager, content, history, upload, video, webhook,
                    wechat, admin, assets):
         out.extend(module.routes())

@@ -1,6 +1,6 @@
 """The console's other pages (issue 5): history, agents, settings, message board, businesses,
-embed code. Each is a page shell (templates/page_*.html) whose script calls the JSON APIs of
-docs/api.md; the handler only checks who is asking.
+embed code, reports (issue 13). Each is a page shell (templates/page_*.html) whose script
+calls the JSON APIs of docs/api.md; the handler only checks who is asking.
 
 Not logged in: 302 to the login page. Logged in below the page's level: 403 with a page that
 keeps the top bar, so the agent can go elsewhere.
@@ -21,6 +21,7 @@ PAGES = {
     "messages": "service",
     "businesses": "super_manager",
     "embed": "service",
+    "reports": "service",     # a service agent sees its own numbers (handlers/reports.py)
 }
 
 

@@ -489,7 +489,8 @@ class Chat:
         message ("message"). Pushes `all{business_id}` `claimed` `{visiter_id,
         service_id: 0, nick_name: "", reason}` (consoles drop it from the queue) and the
         others' new places (`publish_positions`). True when it was waiting."""
-        if not await self.store.leave_waiting(visiter_id, business_id):
+        if not await self.store.leave_waiting(visiter_id, business_id,
+                                              missed=reason == "message"):
             return False
         self._gone(business_id, visiter_id, 0, reason)
         await self.publish_positions(business_id)

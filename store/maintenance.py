@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from . import schema as t
 from .ratings import rating
+from .reports import conversation
 from .repo import SCHEMA_VERSION, Store
 from .workbench import visiter_info
 
@@ -87,14 +88,16 @@ async def purge_conversations(store: Store, business_id: str, cutoff: int,
                               dry_run: bool) -> PurgeResult:
     """Chat retention. A conversation (a visitor of `business_id`) whose newest message is
     older than `cutoff` (epoch seconds) loses its messages (`wolive_chats`), ratings, its
-    queue row, its visitor row and the agents' notes on the visitor (`wolive_visiter_info`).
+    queue row, its visitor row, the agents' notes on the visitor (`wolive_visiter_info`) and
+    its reports' rows (`wolive_conversation`).
     Kept: blacklist entries (queue rows `in_black_list`, and then the visitor rows too),
     conversations of visitors online now, who owns a visitor id (`wolive_visitor_owner`),
     the message board. Conversations without any message are not touched. Files of
     deleted messages are left to `cleanup-uploads`."""
     chats = t.chats
     out = PurgeResult(rows={"wolive_chats": 0, "wolive_rating": 0, "wolive_queue": 0,
-                            "wolive_visiter": 0, "wolive_visiter_info": 0})
+                            "wolive_visiter": 0, "wolive_visiter_info": 0,
+                            "wolive_conversation": 0})
     async with store.read_engine.connect() as conn:
         old = (await conn.execute(
             select(chats.c.visiter_id).where(chats.c.business_id == business_id)
@@ -131,6 +134,9 @@ async def _purge_batch(conn: AsyncConnection, business_id: str, batch: list[str]
                          t.visiter.c.visiter_id.in_(plain))),
         (visiter_info, and_(visiter_info.c.business_id == business_id,
                             visiter_info.c.visiter_id.in_(plain))),
+        # The reports' rows of those conversations (store/reports.py).
+        (conversation, and_(conversation.c.business_id == business_id,
+                            conversation.c.visiter_id.in_(batch))),
     ]
     for table, where in targets:
         if count_only:

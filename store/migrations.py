@@ -230,6 +230,13 @@ def _sqlite_sequence_at_least(conn: Connection, table: str, value: int) -> None:
                      {"n": table, "v": value})
 
 
+def _v13_conversations(conn: Connection) -> None:
+    """`wolive_conversation` (made by create_all, `store/reports.py`): one row per
+    conversation with when it started, was assigned, first answered and ended, for the
+    managers' reports (issue 13, item 7). Conversations already open when this runs are
+    counted from their next change."""
+
+
 #: Migration for version N is MIGRATIONS[N - 1]. Append only.
 MIGRATIONS: list[Callable[[Connection], None]] = [
     _v1_wolive_tables,
@@ -244,4 +251,5 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     _v10_user_name_nocase,
     _v11_chat_notes,
     _v12_ids_never_reused,
+    _v13_conversations,
 ]

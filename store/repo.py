@@ -38,6 +38,7 @@ from .presence import PresenceStore
 from .rowcache import DEFAULT_TTL_S
 from .quick_replies import QuickReplyStore
 from .ratings import RatingStore
+from .reports import FIRST_REPLY, ReportStore, track
 from .waiting import WaitingStore
 from .wechat import WechatStore
 from .upsert import upsert
@@ -264,7 +265,7 @@ class Conversation:
 
 class Store(AgentStatusStore, AgentStore, ContentStore, HistoryStore, WaitingStore,
             WechatStore, WorkbenchStore, QuickReplyStore, RatingStore, IdentityStore, PresenceStore,
-            StoreBase):
+            ReportStore, StoreBase):
     """The repository. Build with `await Store.open(url)`; close with `await store.close()`.
 
     Areas of the product add their SQL as mixins (subclasses of `StoreBase` in their own
@@ -539,6 +540,7 @@ class Store(AgentStatusStore, AgentStore, ContentStore, HistoryStore, WaitingSto
                 raise Conflict("blacklisted")
             await self._run(conn, QUEUE_ASSIGN if rows else QUEUE_INSERT, **key,
                             service_id=service_id)
+            await track(self, conn, visiter_id, business_id, service_id, "normal")
             rows = (await self._run(conn, QUEUE_ROW, **key)).rows
         return rows[0] if rows else {}
 
@@ -564,6 +566,7 @@ class Store(AgentStatusStore, AgentStore, ContentStore, HistoryStore, WaitingSto
                         state="normal"))
             except IntegrityError:
                 pass  # a second tab queued it first: that row is the one
+            await track(self, conn, visiter_id, business_id, 0, "normal")
             return await self._one(conn, select(q).where(key)) or {}
 
     async def waiting_position(self, visiter_id: str, business_id: str) -> int:
@@ -587,6 +590,8 @@ class Store(AgentStatusStore, AgentStore, ContentStore, HistoryStore, WaitingSto
                 q.c.visiter_id == visiter_id, q.c.business_id == business_id,
                 q.c.service_id == 0, q.c.state == "normal"))
                 .values(service_id=service_id, timestamp=func.current_timestamp()))
+            if res.rowcount == 1:
+                await track(self, conn, visiter_id, business_id, service_id, "normal")
             return res.rowcount == 1
 
     async def change_queue(self, visiter_id: str, business_id: str, expect_service_id: int,
@@ -606,6 +611,11 @@ class Store(AgentStatusStore, AgentStore, ContentStore, HistoryStore, WaitingSto
                 q.c.visiter_id == visiter_id, q.c.business_id == business_id,
                 q.c.service_id == expect_service_id, q.c.state == expect_state))
                 .values(**values))
+            if res.rowcount == 1 and (service_id is not None or state != expect_state):
+                # The conversation starts, moves or ends with the queue row (store.reports).
+                await track(self, conn, visiter_id, business_id,
+                            expect_service_id if service_id is None else service_id,
+                            state or expect_state)
             return res.rowcount == 1
 
     async def conversations(self, service_id: int, limit: int = 200) -> list[Conversation]:
@@ -764,6 +774,9 @@ class Store(AgentStatusStore, AgentStore, ContentStore, HistoryStore, WaitingSto
             if active_service_id:
                 await self._run(conn, NOTE_ACTIVE, service_id=active_service_id,
                                 now=int(time.time() * 1000))
+                # The conversation's first agent reply (store.reports), once.
+                await self._run(conn, FIRST_REPLY, visiter_id=visiter_id,
+                                business_id=business_id, now=values["timestamp"])
         return visitor, queue, values
 
     async def chats_of(self, visiter_id: str, business_id: str, before_cid: int = 0,

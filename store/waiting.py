@@ -19,6 +19,7 @@ from sqlalchemy import and_, bindparam, delete, exists, func, select, update
 from . import schema as t
 from .base import StoreBase
 from .prepared import Prepared
+from .reports import track
 
 
 #: The business's waiting visitors, first come first (`unserved`), compiled once.
@@ -90,6 +91,8 @@ class WaitingStore(StoreBase):
                 q.c.visiter_id == visiter_id, q.c.business_id == business_id,
                 q.c.service_id == from_service_id, q.c.state == "normal", ~back))
                 .values(service_id=to_service_id, timestamp=func.current_timestamp()))
+            if res.rowcount == 1 and to_service_id:
+                await track(self, conn, visiter_id, business_id, to_service_id, "normal")
             return res.rowcount == 1
 
     async def waiting_channels(self, business_id: str, limit: int = 200
@@ -131,13 +134,17 @@ class WaitingStore(StoreBase):
                 s.c.state == "online"))).scalar()
         return int(waiting or 0), int(online or 0)
 
-    async def leave_waiting(self, visiter_id: str, business_id: str) -> bool:
+    async def leave_waiting(self, visiter_id: str, business_id: str,
+                            missed: bool = False) -> bool:
         """Take a waiting visitor out of the line (its queue row goes; its messages stay).
         A conditional DELETE: a visitor an agent took meanwhile stays with that agent.
-        True when it was waiting."""
+        Its conversation ends (store.reports; `missed`: it left a message). True when it
+        was waiting."""
         q = t.queue
         async with self._writing() as conn:
             res = await conn.execute(delete(q).where(and_(
                 q.c.visiter_id == visiter_id, q.c.business_id == business_id,
                 q.c.service_id == 0, q.c.state == "normal")))
+            if res.rowcount:
+                await track(self, conn, visiter_id, business_id, None, "gone", missed=missed)
             return bool(res.rowcount)

@@ -126,39 +126,40 @@ def test_check_config_and_migrate(tmp_path: Path, db_url: str) -> None:
     if db_url.startswith("sqlite"):
         assert "does not exist yet" in check.stdout
     else:
-        assert "answers; schema version 0 of 12: migrations 1-12 pending" in check.stdout
+        assert "answers; schema version 0 of 13: migrations 1-13 pending" in check.stdout
 
     dry = run(config, "migrate", "--dry-run")
     assert dry.returncode == 0, dry.stderr
     if db_url.startswith("sqlite"):
-        assert "migrate would make it with every table and run migrations 1-12" in dry.stdout
+        assert "migrate would make it with every table and run migrations 1-13" in dry.stdout
     else:
         assert "would create tables: wolive_service" in dry.stdout
-        for version in range(1, 13):
+        for version in range(1, 14):
             assert f"would run migration {version}: " in dry.stdout
     assert snapshot(db_url) == before  # nothing made, not even the SQLite file
 
     done = run(config, "migrate")
     assert done.returncode == 0, done.stderr
-    assert "from schema version 0 to 12 (ran 1-12)" in done.stdout
+    assert "from schema version 0 to 13 (ran 1-13)" in done.stdout
     assert "wolive_chats" in tables(db_url)
     assert run(config, "migrate").stdout.startswith("nothing to do")
-    assert "schema version 12 of 12" in run(config, "check-config").stdout
+    assert "schema version 13 of 13" in run(config, "check-config").stdout
 
-    # A database from before migrations 11 and 12: a dry run lists them and runs nothing.
+    # A database from before migrations 11 to 13: a dry run lists them and runs nothing.
     db_rows(db_url, "DELETE FROM wolive_schema WHERE version > 10")
     before = snapshot(db_url)
     dry = run(config, "migrate", "--dry-run")
     assert dry.returncode == 0, dry.stderr
-    assert [line.split(":")[0] for line in dry.stdout.splitlines()] == ["dry run", "dry run"]
-    assert "would run migration 11: " in dry.stdout and "would run migration 12: " in dry.stdout
+    assert [line.split(":")[0] for line in dry.stdout.splitlines()] == ["dry run"] * 3
+    for version in (11, 12, 13):
+        assert f"would run migration {version}: " in dry.stdout
     assert "migration 10" not in dry.stdout
     assert snapshot(db_url) == before
-    assert "migrations 11-12 pending" in run(config, "check-config").stdout
+    assert "migrations 11-13 pending" in run(config, "check-config").stdout
     done = run(config, "migrate")
-    assert "from schema version 10 to 12 (ran 11-12)" in done.stdout, done.stdout
+    assert "from schema version 10 to 13 (ran 11-13)" in done.stdout, done.stdout
     assert [r["version"] for r in db_rows(db_url, "SELECT version FROM wolive_schema "
-                                          "ORDER BY version")] == list(range(1, 13))
+                                          "ORDER BY version")] == list(range(1, 14))
 
 
 # ---- create-admin and reset-password -----------------------------------------------------
@@ -312,6 +313,9 @@ def _conversation(db_url: str, business: str, visitor: str, age_days: float,
     db_rows(db_url, "INSERT INTO wolive_rating (visiter_id, business_id, service_id, score, "
             "comment, ended_cid, timestamp) VALUES (%s, %s, 1, 5, '', 1, %s)",
             (visitor, business, when))
+    db_rows(db_url, "INSERT INTO wolive_conversation (business_id, visiter_id, service_id, "
+            "started_at, assigned_at, ended_at, missed) VALUES (%s, %s, 1, %s, %s, %s, 0)",
+            (business, visitor, when - 200, when - 190, when))
 
 
 def _count(db_url: str, table: str, visitor: str, business: str = BUSINESS) -> int:
@@ -340,14 +344,15 @@ def test_purge_conversations(tmp_path: Path, db_url: str) -> None:
     assert dry.stdout.strip() == (
         f"dry run: would delete 2 conversation(s) of business {BUSINESS!r} with no message "
         "in 30 day(s): 6 wolive_chats, 2 wolive_rating, 1 wolive_queue, 1 wolive_visiter, "
-        "0 wolive_visiter_info rows; kept 1 of visitors online now")
+        "0 wolive_visiter_info, 2 wolive_conversation rows; kept 1 of visitors online now")
     assert snapshot(db_url) == before
 
     done = run(config, "purge-conversations", "--older-than-days", "30", "--business-id",
                BUSINESS)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"deleted 2 conversation(s) of business {BUSINESS!r}")
-    for table in ("wolive_chats", "wolive_rating", "wolive_queue", "wolive_visiter"):
+    for table in ("wolive_chats", "wolive_rating", "wolive_queue", "wolive_visiter",
+                  "wolive_conversation"):
         assert _count(db_url, table, "old") == 0, table
         assert _count(db_url, table, "new") > 0, table
         assert _count(db_url, table, "old-online") > 0, table

@@ -20,7 +20,7 @@ from test_e2e_browser import (PC, PHONE, PageProblems, browser,  # noqa: F401
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
-PAGES = ["history", "agents", "settings", "messages", "businesses", "embed"]
+PAGES = ["history", "agents", "settings", "messages", "businesses", "embed", "reports"]
 MGR_USER, MGR_PASSWORD = "mgr_li", "manager pass 77"
 FAQ_QUESTION = "<script>window.__pwned = 1</script>怎么退货？"
 FAQ_ANSWER_HTML = ('<b>七天内</b>可以退货 <script>window.__pwned = 2</script>'

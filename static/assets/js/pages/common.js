@@ -14,7 +14,7 @@
     zh: {
       'title.history': '历史记录 · wolive', 'title.agents': '客服管理 · wolive',
       'title.settings': '设置 · wolive', 'title.messages': '留言 · wolive',
-      'title.businesses': '商户 · wolive', 'title.embed': '嵌入代码 · wolive',
+      'title.businesses': '商户 · wolive', 'title.embed': '嵌入代码 · wolive', 'title.reports': '报表 · wolive',
       'p403.text': '您的账号级别不能打开这个页面。', 'p403.back': '返回工作台',
       'c.save': '保存', 'c.cancel': '取消', 'c.delete': '删除', 'c.edit': '编辑', 'c.add': '添加',
       'c.saved': '已保存', 'c.deleted': '已删除', 'c.loading': '加载中…', 'c.none': '暂无数据',
@@ -27,7 +27,7 @@
     en: {
       'title.history': 'History · wolive', 'title.agents': 'Agents · wolive',
       'title.settings': 'Settings · wolive', 'title.messages': 'Messages · wolive',
-      'title.businesses': 'Businesses · wolive', 'title.embed': 'Embed code · wolive',
+      'title.businesses': 'Businesses · wolive', 'title.embed': 'Embed code · wolive', 'title.reports': 'Reports · wolive',
       'p403.text': 'Your account level cannot open this page.', 'p403.back': 'Back to the workbench',
       'c.save': 'Save', 'c.cancel': 'Cancel', 'c.delete': 'Delete', 'c.edit': 'Edit', 'c.add': 'Add',
       'c.saved': 'Saved', 'c.deleted': 'Deleted', 'c.loading': 'Loading…', 'c.none': 'Nothing here yet',

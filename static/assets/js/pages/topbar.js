@@ -7,14 +7,14 @@
     zh: {
       'tb.nav': '控制台导航', 'tb.workbench': '工作台', 'tb.history': '历史记录',
       'tb.messages': '留言', 'tb.agents': '客服管理', 'tb.profile': '个人资料',
-      'tb.settings': '设置', 'tb.businesses': '商户', 'tb.embed': '嵌入代码',
+      'tb.settings': '设置', 'tb.businesses': '商户', 'tb.embed': '嵌入代码', 'tb.reports': '报表',
       'tb.logout': '退出', 'tb.conn': '连接状态', 'tb.connecting': '连接中',
       'tb.langTitle': '切换语言 · Language', 'tb.lang': 'EN'
     },
     en: {
       'tb.nav': 'Console navigation', 'tb.workbench': 'Workbench', 'tb.history': 'History',
       'tb.messages': 'Messages', 'tb.agents': 'Agents', 'tb.profile': 'My profile',
-      'tb.settings': 'Settings', 'tb.businesses': 'Businesses', 'tb.embed': 'Embed code',
+      'tb.settings': 'Settings', 'tb.businesses': 'Businesses', 'tb.embed': 'Embed code', 'tb.reports': 'Reports',
       'tb.logout': 'Log out', 'tb.conn': 'Connection', 'tb.connecting': 'Connecting',
       'tb.langTitle': '切换语言 · Language', 'tb.lang': '中文'
     }
