@@ -135,8 +135,9 @@ class HomeHandler(BaseHandler):
         await self.home(final=True)
 
     async def home(self, final: bool) -> None:
-        business_id = self.get_query_argument("business_id", "")[:100]
-        asked = self.get_query_argument("visiter_id", "")[:200]
+        # Not cut to length: an overlong id is a 400 (`check_ids`), not another visitor.
+        business_id = self.get_query_argument("business_id", "")
+        asked = self.get_query_argument("visiter_id", "")
         sign = self.get_query_argument("visiter_sign", "")[:200]
         try:  # nothing is written for bad ids or an unknown business
             self.chat.check_ids(asked or "v", business_id)

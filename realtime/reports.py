@@ -249,6 +249,16 @@ def _aggregate(rows: list[tuple[Any, ...]], ratings: list[dict[str, Any]],
             "agents": agent_rows, "totals": total.out()}
 
 
+#: A cell starting with one of these is a formula to Excel and LibreOffice (OWASP, "CSV
+#: Injection"): such text gets a leading `'`, which shows it as text.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_text(text: str) -> str:
+    """`text` made safe for a spreadsheet cell: `'` before a formula's first character."""
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
 def _csv_row(scope: str, day: str, service_id: Any, name: str, g: dict[str, Any]) -> list[Any]:
     def num(v: Any) -> Any:
         return "" if v is None else (int(v) if isinstance(v, float) and v.is_integer() else v)
@@ -270,6 +280,6 @@ def report_csv(data: dict[str, Any]) -> str:
     for d in data["days"]:
         w.writerow(_csv_row("day", d["day"], "", "", d))
     for a in data["agents"]:
-        w.writerow(_csv_row("agent", "", a["service_id"], a["nick_name"], a))
+        w.writerow(_csv_row("agent", "", a["service_id"], spreadsheet_text(a["nick_name"]), a))
     w.writerow(_csv_row("total", f"{data['from']}..{data['to']}", "", "", data["totals"]))
     return out.getvalue()

@@ -246,3 +246,22 @@ def test_cookie_attributes_and_size() -> None:
         keep_token(h, "b" * 100, vid, Resolved(vid, "f" * 64), "f" * 64)
         assert len(kept["wolive_vt"]) <= MAX_COOKIE_JSON
     assert json.loads(kept["wolive_vt"])[0][1] == "9" + "x" * 199  # the newest kept
+
+
+@pytest.mark.gen_test
+async def test_an_overlong_id_is_refused_not_cut_to_another_visitor(
+        base_url: str, ws_base: str, cfg: dict) -> None:
+    """A 201-character `visiter_id` (or a 101-character `business_id`) is a 400 naming the
+    limit: cut to 200 it would be another visitor, and its signature would not match."""
+    db = cfg["database"]["url"]
+    await setup_agent(base_url, ws_base, db)
+    c = Client(base_url)
+    assert (await window(c, "b" * 200))["visiter_id"] == "b" * 200
+    resp = await c.fetch("/index/index/home", form={"business_id": BIZ,
+                                                    "visiter_id": "b" * 201})
+    assert resp.code == 400 and b"1-200" in resp.body, resp.body[:300]
+    resp = await c.fetch("/index/index/home", form={"business_id": "s" * 101,
+                                                    "visiter_id": "v1"})
+    assert resp.code == 400 and b"1-100" in resp.body, resp.body[:300]
+    assert [r["visiter_id"] for r in db_rows(db, "SELECT visiter_id FROM wolive_visiter")
+            if r["visiter_id"].startswith("bbb")] == ["b" * 200]

@@ -306,3 +306,21 @@ async def test_csv_with_bom(wolive_server: Any, base_url: str, ws_base: str, cfg
             total["rating_avg"]) == ("2026-03-02..2026-03-03", "7", "750", "3.67")
     nobody = next(r for r in recs if r["service_id"] == "0")
     assert nobody["first_response_median_s"] == "" and nobody["missed"] == "1"
+
+
+def test_csv_agent_names_are_never_formulas() -> None:
+    """An agent may name itself `=cmd|...`: the export shows it as text (a leading `'`),
+    for every character a spreadsheet starts a formula with; plain names are unchanged."""
+    from realtime.reports import report_csv
+    empty = {"conversations": 0, "answered": 0, "missed": 0, "abandoned": 0, "messages": 0,
+             "ratings": 0, "rating_avg": None}
+    from realtime.reports import TIMED
+    for measure in TIMED:
+        empty[measure] = {"median": None, "p90": None}
+    names = ["=cmd|'/C calc'!A0", "+1", "-1+2", "@SUM(A1)", "\tx", "\rx", "Mia", "王小明"]
+    data = {"from": "2026-03-02", "to": "2026-03-02", "days": [], "totals": empty,
+            "agents": [{"service_id": i + 1, "nick_name": n, **empty}
+                       for i, n in enumerate(names)]}
+    rows = list(csv.reader(io.StringIO(report_csv(data).lstrip("\ufeff"))))
+    shown = [r[3] for r in rows if r[0] == "agent"]
+    assert shown == ["'" + n for n in names[:6]] + ["Mia", "王小明"]
