@@ -47,7 +47,7 @@ class NoticeHandler(VisitorApiHandler, VisitorMixin):
     async def post(self) -> None:
         visiter_id = self.arg("visiter_id", required=True, max_len=200)
         business_id = self.arg("business_id", required=True, max_len=100)
-        special = self.int_arg("special", 0) or None
+        special = self.int_arg("special", 0, lo=0) or None
         answer = await self.chat.notice(
             visiter_id, business_id, self.visitor_channel_arg(business_id, visiter_id),
             visiter_name=self.arg("visiter_name", max_len=255),

@@ -265,3 +265,19 @@ async def test_an_overlong_id_is_refused_not_cut_to_another_visitor(
     assert resp.code == 400 and b"1-100" in resp.body, resp.body[:300]
     assert [r["visiter_id"] for r in db_rows(db, "SELECT visiter_id FROM wolive_visiter")
             if r["visiter_id"].startswith("bbb")] == ["b" * 200]
+
+
+
+@pytest.mark.gen_test
+async def test_a_notice_with_a_negative_agent_is_refused(
+        base_url: str, ws_base: str, cfg: dict) -> None:
+    """`/admin/event/notice`: `special` is an agent id, so a negative one is a 400 (as
+    `special=abc`), and the visitor is not assigned by it."""
+    db = cfg["database"]["url"]
+    await setup_agent(base_url, ws_base, db)
+    c = Client(base_url)
+    boot = await window(c, "v-notice")
+    code, body = await c.json("/admin/event/notice", "POST", form={
+        **history_args(boot), "special": "-5"})
+    assert code == 400 and "special" in body["msg"], body
+    assert (await notice(c, boot))[1]["code"] == 0
