@@ -18,7 +18,7 @@ from test_e2e_browser import (PC, POPUP, PageProblems, agent_login,  # noqa: F40
 from test_ui_workbench import conv, console_post, login_as, visitor_page
 
 ANNA_PASSWORD = "anna-pass-123"
-NOTE = "VIP：要退订单 42 的款"
+NOTE = "VIP：要退订单 Q7XK 的款"
 
 
 def dings(page: Any) -> int:
@@ -74,7 +74,7 @@ def test_transfer_and_the_agent_who_leaves(
     line = v1.locator("#messages .msg.system[data-sys='transferred']")
     expect(line).to_have_text(re.compile("boss 已将对话转接给 Anna"))
     expect(v1.locator("#agent-name")).to_have_text("Anna")
-    assert "42" not in v1.locator("body").inner_text()
+    assert "Q7XK" not in v1.locator("body").inner_text()
     shot(v1, "handover-transfer-visitor")
     # Anna opens it: the notice and the badge go; her transcript has the line too.
     notice.get_by_role("button", name="查看对话").click()
@@ -95,7 +95,7 @@ def test_transfer_and_the_agent_who_leaves(
     expect(note_line).to_have_text(re.compile(re.escape("boss 转接备注（仅客服可见）：" + NOTE)))
     v1.reload()
     expect(v1.locator("#messages .msg.system[data-sys='transferred']")).to_have_count(1)
-    assert "42" not in v1.locator("body").inner_text()
+    assert "Q7XK" not in v1.locator("body").inner_text()
 
     # Anna closes her console mid-chat: the visitor is told and moved back to the boss.
     before = dings(boss)
