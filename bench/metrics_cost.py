@@ -27,6 +27,7 @@ from prometheus_client import generate_latest  # noqa: E402
 from realtime.adapter import _UNSET, LocalAdapter  # noqa: E402
 from realtime.hub import App, Hub  # noqa: E402
 from realtime.metrics import Metrics  # noqa: E402
+from realtime.adapter import run_inline  # noqa: E402
 
 
 class Conn:
@@ -119,7 +120,7 @@ def main() -> int:
     for i in range(args.sockets):
         sid = f"1.{i}"
         hub.sessions[sid] = SimpleNamespace(app=app)  # type: ignore[assignment]
-        hub.adapter.subscribe("1", f"idle-{i}", Conn(sid))
+        run_inline(hub.adapter.subscribe("1", f"idle-{i}", Conn(sid)))
     metrics.database_gauges = (3, 2)
     out["scrape_ms"] = round(per_call_us(lambda: generate_latest(metrics.registry), 20) / 1000, 2)
     out["scrape_bytes"] = len(generate_latest(metrics.registry))

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import logging
 import re
 import socket
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import Any, Union, cast
 from urllib.parse import parse_qsl, urlsplit
 
@@ -30,6 +31,7 @@ from tornado.util import _websocket_mask
 
 from realtime import protocol as p
 from realtime import pusher_api
+from realtime.adapter import run_inline
 from realtime.chat import may_join
 from realtime.hub import App, Caller, Hub, Session
 from store import NotFound, Unavailable
@@ -911,10 +913,14 @@ class PusherApiHandler(BaseHandler):
         except pusher_api.ApiProblem as exc:
             raise tornado.web.HTTPError(exc.status, log_message=exc.message) from None
 
-    def reply(self, use_case: Callable[..., dict[str, Any]], *args: Any) -> None:
-        """Answer `use_case(hub, app, *args)` as JSON; its `ApiProblem` becomes the status."""
+    async def reply(self, use_case: Callable[..., dict[str, Any] |
+                                             Awaitable[dict[str, Any]]], *args: Any) -> None:
+        """Answer `use_case(hub, app, *args)` (a dict, or a coroutine giving one) as JSON;
+        its `ApiProblem` becomes the status."""
         try:
             answer = use_case(self.hub, self.app, *args)
+            if inspect.isawaitable(answer):
+                answer = await answer
         except pusher_api.ApiProblem as exc:
             raise tornado.web.HTTPError(exc.status, log_message=exc.message) from None
         self.set_header("Content-Type", "application/json")
@@ -924,43 +930,43 @@ class PusherApiHandler(BaseHandler):
 class EventsHandler(PusherApiHandler):
     """`POST /apps/{app_id}/events`: publish one event to 1-100 channels."""
 
-    def post(self, app_id: str) -> None:
-        self.reply(pusher_api.publish, self.json_body())
+    async def post(self, app_id: str) -> None:
+        await self.reply(pusher_api.publish, self.json_body())
 
 
 class BatchEventsHandler(PusherApiHandler):
     """`POST /apps/{app_id}/batch_events`: publish 1-10 events."""
 
-    def post(self, app_id: str) -> None:
-        self.reply(pusher_api.publish_batch, self.json_body())
+    async def post(self, app_id: str) -> None:
+        await self.reply(pusher_api.publish_batch, self.json_body())
 
 
 class ChannelsHandler(PusherApiHandler):
     """`GET /apps/{app_id}/channels`: occupied channels."""
 
-    def get(self, app_id: str) -> None:
-        self.reply(pusher_api.channels, self.query())
+    async def get(self, app_id: str) -> None:
+        await self.reply(pusher_api.channels, self.query())
 
 
 class ChannelHandler(PusherApiHandler):
     """`GET /apps/{app_id}/channels/{name}`: one channel's state."""
 
-    def get(self, app_id: str, name: str) -> None:
-        self.reply(pusher_api.channel, name, self.query())
+    async def get(self, app_id: str, name: str) -> None:
+        await self.reply(pusher_api.channel, name, self.query())
 
 
 class UsersHandler(PusherApiHandler):
     """`GET /apps/{app_id}/channels/{name}/users`: a presence channel's users."""
 
-    def get(self, app_id: str, name: str) -> None:
-        self.reply(pusher_api.users, name)
+    async def get(self, app_id: str, name: str) -> None:
+        await self.reply(pusher_api.users, name)
 
 
 class TerminateHandler(PusherApiHandler):
     """`POST /apps/{app_id}/users/{user_id}/terminate_connections` (the Node library)."""
 
-    def post(self, app_id: str, user_id: str) -> None:
-        self.reply(pusher_api.terminate, user_id)
+    async def post(self, app_id: str, user_id: str) -> None:
+        await self.reply(pusher_api.terminate, user_id)
 
 
 class TerminateByKeyHandler(PusherApiHandler):
@@ -973,8 +979,8 @@ class TerminateByKeyHandler(PusherApiHandler):
             raise tornado.web.HTTPError(401, log_message="Unknown auth_key")
         return app
 
-    def post(self, user_id: str) -> None:
-        self.reply(pusher_api.terminate, user_id)
+    async def post(self, user_id: str) -> None:
+        await self.reply(pusher_api.terminate, user_id)
 
 
 class ChannelAuthHandler(BaseHandler):
@@ -1022,7 +1028,7 @@ class UserAuthHandler(ChannelAuthHandler):
 
 #: The endpoints `Application` answers without a RequestHandler: `POST` to these paths.
 _LEAN_POST = re.compile(r"/apps/([0-9A-Za-z_\-]+)/(events|batch_events)")
-_LEAN_USE_CASES: dict[str, Callable[..., dict[str, Any]]] = {
+_LEAN_USE_CASES: dict[str, Callable[..., Coroutine[Any, Any, dict[str, Any]]]] = {
     "events": pusher_api.publish, "batch_events": pusher_api.publish_batch}
 _access_log = logging.getLogger("tornado.access")
 _SERVER = f"TornadoServer/{tornado.version}"
@@ -1092,7 +1098,8 @@ class _LeanPublish(tornado.httputil.HTTPMessageDelegate):
     def __init__(self, app: Application, conn: tornado.httputil.HTTPConnection,
                  start_line: tornado.httputil.RequestStartLine,
                  headers: tornado.httputil.HTTPHeaders, app_id: str,
-                 use_case: Callable[..., dict[str, Any]], route: str) -> None:
+                 use_case: Callable[..., Coroutine[Any, Any, dict[str, Any]]],
+                 route: str) -> None:
         self.app, self.conn, self.start_line, self.headers = app, conn, start_line, headers
         self.app_id, self.use_case, self.route = app_id, use_case, route
         self.chunks: list[bytes] = []
@@ -1114,7 +1121,8 @@ class _LeanPublish(tornado.httputil.HTTPMessageDelegate):
             path, _, query = self.start_line.path.partition("?")
             app = pusher_api.authenticate(hub.apps_by_id.get(self.app_id), "POST", path,
                                           query_values(query), body)
-            answer = self.use_case(hub, app, pusher_api.parse_json(body))
+            # The lean path serves only an inline adapter (`Application`): no await.
+            answer = run_inline(self.use_case(hub, app, pusher_api.parse_json(body)))
         except pusher_api.ApiProblem as exc:
             status, problem, answer = exc.status, exc.message, {"error": exc.message}
         except Exception:
@@ -1229,7 +1237,10 @@ class Application(tornado.web.Application):
 
     def __init__(self, handlers: list[Any], **settings: Any) -> None:
         super().__init__(handlers, **settings)
-        self.lean_publish = any(spec[1] is EventsHandler for spec in handlers)
+        # The lean path answers in the caller's stack, so only over an inline adapter.
+        hub = settings.get("wolive_hub")
+        self.lean_publish = any(spec[1] is EventsHandler for spec in handlers) and \
+            (hub is None or hub.adapter.inline)
         self.add_transform(RequestIdTransform)
         for rule in self.wildcard_router.rules:
             rule.matcher = _Labelled(rule.matcher, route_label(rule.matcher))

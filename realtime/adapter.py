@@ -1,7 +1,14 @@
 """The channel registry and fan-out, behind an interface (ARCHITECTURE.md, "adapter").
 
-`LocalAdapter` keeps everything in this process. A Redis implementation can later carry
-fan-out and occupancy across nodes behind the same methods, without touching handlers.
+`LocalAdapter` keeps everything in this process. An adapter for several nodes answers
+membership, presence, cache and channel queries for the whole cluster, so those methods are
+coroutines: a session awaits them and handles its frames in order (`realtime.hub.Session`).
+`publish` stays a plain call: it delivers to this node's sockets at once and hands the frame
+on to the other nodes without waiting.
+
+`LocalAdapter`'s coroutines finish without ever suspending (`Adapter.inline`), so a caller
+may run them to the end in its own stack with `run_inline`: one socket's frames are then
+handled as they arrive, with no task per frame.
 """
 from __future__ import annotations
 
@@ -9,13 +16,27 @@ import logging
 import time
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 log = logging.getLogger("wolive.realtime")
 
 _UNSET = object()
+T = TypeVar("T")
+
+
+def run_inline(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine that never suspends (an `inline` adapter's, or one awaiting only
+    those) to its end in the caller's stack and return its result; its exceptions
+    propagate. Raises RuntimeError (and closes the coroutine) if it does suspend: that
+    coroutine needs the event loop, and awaiting it is the caller's job."""
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    coro.close()
+    raise RuntimeError("run_inline: the coroutine suspended; await it instead")
 
 
 class Connection(Protocol):
@@ -43,6 +64,11 @@ OccupancyListener = Callable[[str, str, bool], None]
 """Called as listener(app_id, channel, occupied) when a channel gains its first subscriber
 (True) or loses its last one (False)."""
 
+MemberGoneListener = Callable[[str, str, str], None]
+"""Called as listener(app_id, channel, user_id) when the adapter itself removed a user's last
+socket from a presence channel (the sockets of a node that died), so that the others are
+told (`pusher_internal:member_removed`, the webhook)."""
+
 
 @dataclass(frozen=True)
 class CachedEvent:
@@ -60,10 +86,28 @@ MAX_CACHED_CHANNELS_PER_APP = 10_000
 
 
 class Adapter(ABC):
-    """Channel membership and delivery for every app on this server."""
+    """Channel membership and delivery for every app on this server (or cluster)."""
+
+    #: True when every coroutine of this adapter finishes without suspending, so callers
+    #: may use `run_inline` instead of a task (the in-process adapter).
+    inline: bool = False
+    #: Exceptions meaning the adapter's shared store cannot be reached (an outage, not a
+    #: bug): a socket whose step meets one is closed with a reconnect code and a warning.
+    unavailable_errors: tuple[type[BaseException], ...] = ()
 
     def __init__(self) -> None:
         self._listeners: list[OccupancyListener] = []
+        self._member_gone: list[MemberGoneListener] = []
+        #: Called with no argument when this node can no longer give cluster-wide answers
+        #: (lost its shared store, or was taken for dead): the hub closes its sockets with a
+        #: reconnect code so clients reconnect, to a healthy node, and catch up.
+        self.lost_listeners: list[Callable[[], None]] = []
+        #: True while occupancy listeners hear of an "occupied" that took back a
+        #: "vacated" held on another node (`Hub` marks its webhook event a comeback).
+        self.emitting_comeback = False
+        #: Per kind, what to do when another node `broadcast`s a notice of that kind:
+        #: listener(payload).
+        self.notice_listeners: dict[str, Callable[[Any], object]] = {}
         #: Per app id: publishes (`publish` calls, to an empty channel too) and the frames
         #: they handed to sockets; plain integers, read by `realtime.metrics` when scraped
         #: (one addition per publish, nothing per delivered frame).
@@ -72,6 +116,49 @@ class Adapter(ABC):
 
     def add_occupancy_listener(self, listener: OccupancyListener) -> None:
         self._listeners.append(listener)
+
+    def member_comeback(self, app_id: str, channel: str, user_id: str) -> bool:
+        """Whether the `add_member` that just made `user_id` a member again took back a
+        `member_removed` held on another node (asked once, right after `add_member`)."""
+        return False
+
+    async def release_hold(self, app_id: str, event: Any) -> bool:
+        """Whether a held `channel_vacated` / `member_removed` still stands when its hold
+        is up (no comeback anywhere took it back). Alone: this node's hold says it all."""
+        return True
+
+    def broadcast(self, kind: str, payload: Any) -> None:
+        """Tell every other node (its `notice_listeners[kind]`) of something only each
+        node can act on for its own sockets (closing a user's sockets, say); `payload`
+        is JSON-encodable. Alone, there is nobody else to tell."""
+
+    def _notice(self, kind: str, payload: Any) -> None:
+        listener = self.notice_listeners.get(kind)
+        if listener is None:
+            log.warning("a notice of unknown kind %r from another node", kind)
+            return
+        try:
+            listener(payload)
+        except Exception:
+            log.exception("notice listener failed for %s", kind)
+
+    def add_member_gone_listener(self, listener: MemberGoneListener) -> None:
+        self._member_gone.append(listener)
+
+    def _emit_member_gone(self, app_id: str, channel: str, user_id: str) -> None:
+        for listener in self._member_gone:
+            try:
+                listener(app_id, channel, user_id)
+            except Exception:
+                log.exception("member listener failed for %s", channel,
+                              extra={"app": app_id, "channel": channel})
+
+    def _emit_lost(self) -> None:
+        for listener in self.lost_listeners:
+            try:
+                listener()
+            except Exception:
+                log.exception("lost listener failed")
 
     def _emit(self, app_id: str, channel: str, occupied: bool) -> None:
         for listener in self._listeners:
@@ -82,11 +169,11 @@ class Adapter(ABC):
                               extra={"app": app_id, "channel": channel})
 
     @abstractmethod
-    def subscribe(self, app_id: str, channel: str, conn: Connection) -> bool:
+    async def subscribe(self, app_id: str, channel: str, conn: Connection) -> bool:
         """Add `conn` to `channel`; True when it was not subscribed before."""
 
     @abstractmethod
-    def unsubscribe(self, app_id: str, channel: str, conn: Connection) -> bool:
+    async def unsubscribe(self, app_id: str, channel: str, conn: Connection) -> bool:
         """Remove `conn` from `channel`; True when it was subscribed."""
 
     @abstractmethod
@@ -96,29 +183,34 @@ class Adapter(ABC):
         sockets took it. A closed socket is dropped and delivery goes on."""
 
     @abstractmethod
-    def subscription_count(self, app_id: str, channel: str) -> int:
+    async def subscription_count(self, app_id: str, channel: str) -> int:
         """Sockets subscribed to `channel`."""
 
     @abstractmethod
-    def channels(self, app_id: str, prefix: str = "") -> dict[str, int]:
+    async def channels(self, app_id: str, prefix: str = "") -> dict[str, int]:
         """Occupied channels of the app whose name starts with `prefix`, with socket counts."""
+
+    @abstractmethod
+    def local_channels(self, app_id: str) -> dict[str, int]:
+        """This node's occupied channels of the app with its own socket counts (what
+        `realtime.metrics` reports per node); answered at once."""
 
     # ---- presence membership (Pusher "Presence channels") -------------------------------
 
     @abstractmethod
-    def add_member(self, app_id: str, channel: str, socket_id: str, user_id: str,
+    async def add_member(self, app_id: str, channel: str, socket_id: str, user_id: str,
                    user_info: Any) -> bool:
         """Record `socket_id` as `user_id` on a presence channel; True when the user was not
         a member before (the moment `member_added` is due). A user's first `user_info`
         stays until it leaves."""
 
     @abstractmethod
-    def remove_member(self, app_id: str, channel: str, socket_id: str) -> str | None:
+    async def remove_member(self, app_id: str, channel: str, socket_id: str) -> str | None:
         """Forget `socket_id` on a presence channel; returns the user id when that was its
         last socket (the moment `member_removed` is due), else None."""
 
     @abstractmethod
-    def members(self, app_id: str, channel: str) -> dict[str, Any]:
+    async def members(self, app_id: str, channel: str) -> dict[str, Any]:
         """The members of a presence channel, user_id → user_info, in joining order."""
 
     # ---- cache channels (Pusher "Cache channels") ---------------------------------------
@@ -129,12 +221,14 @@ class Adapter(ABC):
         """Remember `frame` (event `event`) as the channel's last event for `ttl_s` seconds."""
 
     @abstractmethod
-    def cache_get(self, app_id: str, channel: str) -> CachedEvent | None:
+    async def cache_get(self, app_id: str, channel: str) -> CachedEvent | None:
         """The channel's unexpired last event, or None."""
 
 
 class LocalAdapter(Adapter):
     """In-process registry: one dict per app, channel → {socket_id: connection}."""
+
+    inline = True
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
@@ -147,7 +241,7 @@ class LocalAdapter(Adapter):
         #: Seconds, monotonic: when cached events expire (tests move it forward).
         self.clock = clock
 
-    def subscribe(self, app_id: str, channel: str, conn: Connection) -> bool:
+    async def subscribe(self, app_id: str, channel: str, conn: Connection) -> bool:
         chans = self._apps.setdefault(app_id, {})
         members = chans.get(channel)
         if members is None:
@@ -159,7 +253,7 @@ class LocalAdapter(Adapter):
             self._emit(app_id, channel, True)
         return True
 
-    def unsubscribe(self, app_id: str, channel: str, conn: Connection) -> bool:
+    async def unsubscribe(self, app_id: str, channel: str, conn: Connection) -> bool:
         chans = self._apps.get(app_id, {})
         members = chans.get(channel)
         if not members or members.pop(conn.socket_id, None) is None:
@@ -201,14 +295,17 @@ class LocalAdapter(Adapter):
         delivered[app_id] = delivered.get(app_id, 0) + sent
         return sent
 
-    def subscription_count(self, app_id: str, channel: str) -> int:
+    async def subscription_count(self, app_id: str, channel: str) -> int:
         return len(self._apps.get(app_id, {}).get(channel, ()))
 
-    def channels(self, app_id: str, prefix: str = "") -> dict[str, int]:
+    async def channels(self, app_id: str, prefix: str = "") -> dict[str, int]:
         return {name: len(members) for name, members in self._apps.get(app_id, {}).items()
                 if name.startswith(prefix)}
 
-    def add_member(self, app_id: str, channel: str, socket_id: str, user_id: str,
+    def local_channels(self, app_id: str) -> dict[str, int]:
+        return {name: len(members) for name, members in self._apps.get(app_id, {}).items()}
+
+    async def add_member(self, app_id: str, channel: str, socket_id: str, user_id: str,
                    user_info: Any) -> bool:
         key = (app_id, channel, socket_id)
         if key in self._member_of:
@@ -222,7 +319,7 @@ class LocalAdapter(Adapter):
         entry[1].add(socket_id)
         return False
 
-    def remove_member(self, app_id: str, channel: str, socket_id: str) -> str | None:
+    async def remove_member(self, app_id: str, channel: str, socket_id: str) -> str | None:
         user_id = self._member_of.pop((app_id, channel, socket_id), None)
         if user_id is None:
             return None
@@ -238,7 +335,7 @@ class LocalAdapter(Adapter):
             self._members.pop((app_id, channel), None)
         return user_id
 
-    def members(self, app_id: str, channel: str) -> dict[str, Any]:
+    async def members(self, app_id: str, channel: str) -> dict[str, Any]:
         return {uid: info for uid, (info, _) in self._members.get((app_id, channel), {}).items()}
 
     def cache_put(self, app_id: str, channel: str, event: str, frame: str,
@@ -254,7 +351,7 @@ class LocalAdapter(Adapter):
                 break
             entries.popitem(last=False)
 
-    def cache_get(self, app_id: str, channel: str) -> CachedEvent | None:
+    async def cache_get(self, app_id: str, channel: str) -> CachedEvent | None:
         entries = self._cache.get(app_id)
         entry = entries.get(channel) if entries is not None else None
         if entries is None or entry is None:

@@ -11,6 +11,7 @@ Sources: the Pusher Channels protocol 7 and the facts the real clients enforce
 """
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import itertools
@@ -19,13 +20,13 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import inputs
 from . import protocol as p
-from .adapter import Adapter, Connection, LocalAdapter
+from .adapter import Adapter, Connection, LocalAdapter, run_inline
 from .signing import channel_auth, derive_master_key, same, shared_secret, user_auth
 
 log = logging.getLogger("wolive.realtime")
@@ -121,10 +122,18 @@ class Hub:
         self.users: dict[tuple[str, str], set[Session]] = {}
         self._listeners: list[HubListener] = []
         self.adapter.add_occupancy_listener(self._on_occupancy)
+        self.adapter.add_member_gone_listener(self._on_member_gone)
+        self.adapter.lost_listeners.append(self._on_lost)
+        self.adapter.notice_listeners["terminate_user"] = self._terminate_here
+        self.adapter.notice_listeners["close_caller"] = self._close_caller_here
         self.closing = False
-        # socket_id = "<process random>.<counter>": matches ^\d+\.\d+$ and never repeats
-        # within a process; the random part keeps ids of two processes apart.
-        self._node = random.randint(1, 2**31 - 1)
+        # Sessions' steps still running (an adapter that is not inline), for `settled`.
+        self._steps: set[asyncio.Task[None]] = set()
+        # socket_id = "<node>.<counter>": matches ^\d+\.\d+$ and never repeats within a
+        # process. An adapter for several nodes gives the node a number unique among them
+        # (`node`); alone, a random one keeps ids of two processes apart.
+        node = getattr(self.adapter, "node", None)
+        self._node = int(node) if node is not None else random.randint(1, 2**31 - 1)
         self._counter = itertools.count(random.randint(1, 1000))
 
     # ---- listeners (webhooks and the like) ----------------------------------------------
@@ -145,8 +154,25 @@ class Hub:
     def _on_occupancy(self, app_id: str, channel: str, occupied: bool) -> None:
         app = self.apps_by_id.get(app_id)
         if app is not None:
-            self.emit(app, {"name": "channel_occupied" if occupied else "channel_vacated",
-                            "channel": channel})
+            event: dict[str, Any] = {"name": "channel_occupied" if occupied else "channel_vacated",
+                     "channel": channel}
+            if self.adapter.emitting_comeback:
+                event["comeback"] = True
+            self.emit(app, event)
+
+    def _on_member_gone(self, app_id: str, channel: str, user_id: str) -> None:
+        app = self.apps_by_id.get(app_id)
+        if app is None:
+            return
+        self.adapter.publish(app_id, channel, p.encode(
+            "pusher_internal:member_removed", {"user_id": user_id}, channel=channel))
+        self.emit(app, {"name": "member_removed", "channel": channel, "user_id": user_id})
+
+    def _on_lost(self) -> None:
+        """The adapter cannot answer for the cluster: every socket is closed with 4200, so
+        its client reconnects at once (to a healthy node) and catches up."""
+        for s in list(self.sessions.values()):
+            s.fail(p.Errors.SERVER_ERROR, "Node lost the cluster; please reconnect")
 
     def next_socket_id(self) -> str:
         """A fresh socket id, `^\\d+\\.\\d+$` as every server library checks."""
@@ -165,30 +191,31 @@ class Hub:
             self.adapter.cache_put(app.id, channel, event, frame, p.CACHE_TTL_S)
         return self.adapter.publish(app.id, channel, frame, except_socket_id)
 
-    def occupied(self, channel: str, app: App | None = None) -> bool:
+    async def occupied(self, channel: str, app: App | None = None) -> bool:
         """True while at least one socket holds `channel`."""
-        return self.adapter.subscription_count((app or self.default_app).id, channel) > 0
+        return await self.adapter.subscription_count((app or self.default_app).id,
+                                                     channel) > 0
 
     # ---- queries (the HTTP API's answers) -----------------------------------------------
 
-    def counts(self, app: App, channel: str) -> ChannelCounts:
+    async def counts(self, app: App, channel: str) -> ChannelCounts:
         """Sockets on `channel`, and distinct users when it is a presence channel."""
-        users = (len(self.adapter.members(app.id, channel))
+        users = (len(await self.adapter.members(app.id, channel))
                  if p.channel_kind(channel) == "presence" else None)
-        return ChannelCounts(self.adapter.subscription_count(app.id, channel), users)
+        return ChannelCounts(await self.adapter.subscription_count(app.id, channel), users)
 
-    def occupied_channels(self, app: App, prefix: str = "") -> dict[str, ChannelCounts]:
+    async def occupied_channels(self, app: App, prefix: str = "") -> dict[str, ChannelCounts]:
         """Occupied channels whose name starts with `prefix` (never the per-user
         `#server-to-user-` ones), with their counts."""
         out = {}
-        for name in sorted(self.adapter.channels(app.id, prefix)):
+        for name in sorted(await self.adapter.channels(app.id, prefix)):
             if not name.startswith(p.SERVER_TO_USER_PREFIX):
-                out[name] = self.counts(app, name)
+                out[name] = await self.counts(app, name)
         return out
 
-    def members(self, app: App, channel: str) -> dict[str, Any]:
+    async def members(self, app: App, channel: str) -> dict[str, Any]:
         """A presence channel's members, user_id → user_info, in joining order."""
-        return self.adapter.members(app.id, channel)
+        return await self.adapter.members(app.id, channel)
 
     # ---- signing for wolive's own auth endpoints ----------------------------------------
 
@@ -223,16 +250,28 @@ class Hub:
 
     def terminate_user(self, app: App, user_id: str) -> int:
         """Close every socket of `app` signed in as `user_id` with 4009 (pusher-js does not
-        reconnect); returns how many were closed on this node."""
-        sessions = list(self.users.get((app.id, user_id), ()))
+        reconnect), on every node; returns how many were closed on this node."""
+        self.adapter.broadcast("terminate_user", [app.id, user_id])
+        return self._terminate_here([app.id, user_id])
+
+    def _terminate_here(self, payload: Any) -> int:
+        app_id, user_id = payload
+        sessions = list(self.users.get((app_id, user_id), ()))
         for s in sessions:
             s.fail(p.Errors.TERMINATED)
         return len(sessions)
 
     def close_caller(self, service_id: int, error: p.ErrorCode) -> int:
-        """Close every socket of this node opened with agent `service_id`'s session (its
-        `Caller`), sending `error` (fatal: `pusher:error`, then the close with its code);
-        the channels it held are left as on any close. Returns how many were closed."""
+        """Close every socket opened with agent `service_id`'s session (its `Caller`), on
+        every node, sending `error` (fatal: `pusher:error`, then the close with its code);
+        the channels it held are left as on any close. Returns how many were closed on
+        this node."""
+        self.adapter.broadcast("close_caller", [service_id, error.code, error.message])
+        return self._close_caller_here([service_id, error.code, error.message])
+
+    def _close_caller_here(self, payload: Any) -> int:
+        service_id, code, message = payload
+        error = p.ErrorCode(int(code), str(message), True)
         sessions = [s for s in self.sessions.values() if s.caller.service_id == service_id]
         for s in sessions:
             s.fail(error)
@@ -264,6 +303,13 @@ class Hub:
             s.fail(p.Errors.PONG_NOT_RECEIVED)
         return len(dead)
 
+    async def settled(self) -> None:
+        """Wait until every socket's received frames and closes have been handled (with an
+        adapter that is not inline they run as tasks): after `shutdown`, every channel
+        has been left and its events decided."""
+        while self._steps:
+            await asyncio.wait(list(self._steps))
+
     def shutdown(self) -> None:
         """Refuse new sockets and close open ones with 4200 so clients reconnect at once."""
         self.closing = True
@@ -274,7 +320,12 @@ class Hub:
 @dataclass(eq=False, slots=True)
 class Session:
     """The protocol state of one socket (Pusher protocol 7). One per open socket, so
-    `__slots__` and nothing allocated before it is needed (the client-event window)."""
+    `__slots__` and nothing allocated before it is needed (the client-event window).
+
+    A socket's frames, and its close, are handled one after the other in arrival order
+    (a client event right after a subscribe sees the channel). With an `inline` adapter
+    each runs to its end in the caller's stack; otherwise each is a task that starts when
+    the one before it has finished."""
 
     hub: Hub
     app: App
@@ -290,6 +341,8 @@ class Session:
     #: When the last accepted client events were sent (`time.monotonic()` seconds); made
     #: on the first client event (most sockets never send one).
     _client_events: deque[float] | None = None
+    #: The last step (frame or close) still to finish when the adapter is not inline.
+    _tail: asyncio.Task[None] | None = None
 
     @property
     def socket_id(self) -> str:
@@ -312,16 +365,55 @@ class Session:
             self.on_close()
 
     def on_close(self) -> None:
-        """The socket is gone: leave every channel (presence members and occupancy are
-        announced to the others) and forget the signed-in user."""
+        """The socket is gone: forget the signed-in user and leave every channel (presence
+        members and occupancy are announced to the others), after any frame still being
+        handled."""
         if self.closed:
             return
         self.closed = True
         self.hub.sessions.pop(self.socket_id, None)
-        for channel in list(self.channels):
-            self._leave(channel)
         if self.user is not None:
             self.hub._signed_out(self, self.user)
+        self._run(self._leave_all())
+
+    async def _leave_all(self) -> None:
+        for channel in list(self.channels):
+            await self._leave(channel)
+
+    def _run(self, step: Coroutine[Any, Any, None]) -> None:
+        """Handle `step` after every step before it (class docstring)."""
+        if self._tail is None and self.hub.adapter.inline:
+            run_inline(step)
+            return
+        self._tail = task = asyncio.get_running_loop().create_task(
+            self._after(self._tail, step))
+        steps = self.hub._steps
+        steps.add(task)
+        task.add_done_callback(steps.discard)
+
+    async def _after(self, before: asyncio.Task[None] | None,
+                     step: Coroutine[Any, Any, None]) -> None:
+        try:
+            if before is not None:
+                await asyncio.wait([before])
+            await step
+        except self.hub.adapter.unavailable_errors as exc:
+            log.warning("socket %s: the cluster store is unavailable (%s); closing it",
+                        self.socket_id, exc)
+            if not self.closed:
+                self.fail(p.Errors.SERVER_ERROR)
+        except Exception:  # as the transport does for an inline step: the socket goes
+            log.exception("socket %s: handling a frame failed", self.socket_id)
+            if not self.closed:
+                self.fail(p.Errors.SERVER_ERROR)
+        finally:
+            if self._tail is asyncio.current_task():
+                self._tail = None
+
+    async def settled(self) -> None:
+        """Wait until every frame received so far (and the close) has been handled."""
+        while self._tail is not None:
+            await asyncio.wait([self._tail])
 
     def touch(self) -> None:
         """The client showed it is alive without a frame of ours (a WebSocket ping or
@@ -329,8 +421,14 @@ class Session:
         self.last_seen = time.monotonic()
 
     def on_frame(self, text: Any) -> None:
-        """Handle one client frame; a malformed one gets `pusher:error`, never a close."""
+        """Handle one client frame, in order with the others (class docstring); a malformed
+        one gets `pusher:error`, never a close."""
         self.last_seen = time.monotonic()
+        self._run(self._frame(text))
+
+    async def _frame(self, text: Any) -> None:
+        if self.closed:
+            return
         try:
             frame = p.decode(text)
             event = frame["event"]
@@ -339,11 +437,11 @@ class Session:
             elif event == "pusher:pong":
                 pass
             elif event == "pusher:subscribe":
-                self._subscribe(frame.get("data"))
+                await self._subscribe(frame.get("data"))
             elif event == "pusher:unsubscribe":
-                self._leave(self._channel_of(frame.get("data")))
+                await self._leave(self._channel_of(frame.get("data")))
             elif event == "pusher:signin":
-                self._signin(frame.get("data"))
+                await self._signin(frame.get("data"))
             elif event.startswith("client-"):
                 self._client_event(frame)
             else:
@@ -372,10 +470,10 @@ class Session:
                                 channel_data)
         return isinstance(auth, str) and same(auth, expected)
 
-    def _subscribe(self, data: Any) -> None:
+    async def _subscribe(self, data: Any) -> None:
         channel = self._channel_of(data)
         if channel in self.channels:  # pusher-js never does this; answer as before
-            self._send_succeeded(channel)
+            await self._send_succeeded(channel)
             return
         kind = p.channel_kind(channel)
         member: tuple[str, Any] | None = None
@@ -385,7 +483,7 @@ class Session:
                 if self.user is None or self.user.id != wanted:
                     raise _Refused("only a socket signed in as this user may subscribe", 403)
             elif kind == "presence":
-                member = self._presence_member(channel, data)
+                member = await self._presence_member(channel, data)
             elif kind in ("private", "private-encrypted"):
                 if not self._signed(channel, data.get("auth")):
                     raise _Refused("Invalid signature", 401)
@@ -398,27 +496,31 @@ class Session:
             return
         adapter, app_id = self.hub.adapter, self.app.id
         self.channels.add(channel)
-        adapter.subscribe(app_id, channel, self.conn)
+        await adapter.subscribe(app_id, channel, self.conn)
         first = False
         if member is not None:
             self.presence_ids[channel] = member[0]
-            first = adapter.add_member(app_id, channel, self.socket_id, member[0], member[1])
-        self._send_succeeded(channel)
+            first = await adapter.add_member(app_id, channel, self.socket_id, member[0],
+                                             member[1])
+        await self._send_succeeded(channel)
         if member is not None and first:
             adapter.publish(app_id, channel, p.encode(
                 "pusher_internal:member_added", {"user_id": member[0], "user_info": member[1]},
                 channel=channel), except_socket_id=self.socket_id)
-            self.hub.emit(self.app, {"name": "member_added", "channel": channel,
-                                     "user_id": member[0]})
+            happening: dict[str, Any] = {"name": "member_added", "channel": channel,
+                                         "user_id": member[0]}
+            if adapter.member_comeback(app_id, channel, member[0]):
+                happening["comeback"] = True
+            self.hub.emit(self.app, happening)
         if p.is_cache_channel(channel):
-            cached = adapter.cache_get(app_id, channel)
+            cached = await adapter.cache_get(app_id, channel)
             if cached is not None:
                 self.conn.send(cached.frame)
             else:
                 self.conn.send(p.encode("pusher:cache_miss", channel=channel))
                 self.hub.emit(self.app, {"name": "cache_miss", "channel": channel})
 
-    def _presence_member(self, channel: str, data: dict[str, Any]) -> tuple[str, Any]:
+    async def _presence_member(self, channel: str, data: dict[str, Any]) -> tuple[str, Any]:
         """Check a presence subscribe; returns (user_id, user_info). The signature covers
         the raw `channel_data` string the client sent (the Python library puts spaces in its
         JSON, so re-encoding would break it). Without channel_data, a signed-in socket joins
@@ -448,22 +550,22 @@ class Session:
         if p.json_size(info) > p.MAX_USER_INFO_BYTES:
             raise _Refused(f"user_info is over {p.MAX_USER_INFO_BYTES} bytes", 413,
                            "LimitReached")
-        members = self.hub.adapter.members(self.app.id, channel)
+        members = await self.hub.adapter.members(self.app.id, channel)
         if user_id not in members and len(members) >= p.MAX_PRESENCE_MEMBERS:
             raise _Refused(f"presence channel is full ({p.MAX_PRESENCE_MEMBERS} members)",
                            403, "LimitReached")
         return user_id, info
 
-    def _send_succeeded(self, channel: str) -> None:
+    async def _send_succeeded(self, channel: str) -> None:
         data: dict[str, Any] = {}
         if channel in self.presence_ids:
-            members = self.hub.adapter.members(self.app.id, channel)
+            members = await self.hub.adapter.members(self.app.id, channel)
             data = {"presence": {"ids": list(members), "hash": members,
                                  "count": len(members)}}
         self.conn.send(p.encode("pusher_internal:subscription_succeeded", data,
                                 channel=channel))
 
-    def _leave(self, channel: str) -> None:
+    async def _leave(self, channel: str) -> None:
         """Unsubscribe; on a presence channel, `member_removed` goes to the others when this
         was the user's last socket there (before `channel_vacated`)."""
         if channel not in self.channels:
@@ -471,18 +573,18 @@ class Session:
         self.channels.discard(channel)
         adapter, app_id = self.hub.adapter, self.app.id
         if self.presence_ids.pop(channel, None) is not None:
-            gone = adapter.remove_member(app_id, channel, self.socket_id)
+            gone = await adapter.remove_member(app_id, channel, self.socket_id)
             if gone is not None:
                 adapter.publish(app_id, channel, p.encode(
                     "pusher_internal:member_removed", {"user_id": gone}, channel=channel),
                     except_socket_id=self.socket_id)
                 self.hub.emit(self.app, {"name": "member_removed", "channel": channel,
                                          "user_id": gone})
-        adapter.unsubscribe(app_id, channel, self.conn)
+        await adapter.unsubscribe(app_id, channel, self.conn)
 
     # ---- user sign-in -------------------------------------------------------------------
 
-    def _signin(self, data: Any) -> None:
+    async def _signin(self, data: Any) -> None:
         """`pusher:signin` {auth, user_data}: auth signs `socket_id::user::user_data`;
         user_data is a JSON object with a string `id`. Answers `pusher:signin_success`
         {user_data}; a bad one gets a non-fatal 4009 `pusher:error`."""
@@ -504,7 +606,7 @@ class Session:
                                   "channel-name characters")
         old = self.user
         if old is not None and old.id != parsed["id"]:
-            self._leave(p.SERVER_TO_USER_PREFIX + old.id)
+            await self._leave(p.SERVER_TO_USER_PREFIX + old.id)
         self.user = SignedInUser(parsed["id"], raw, parsed.get("user_info"))
         self.hub._signed_in(self, old)
         self.conn.send(p.encode("pusher:signin_success", {"user_data": raw}))

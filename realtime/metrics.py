@@ -169,13 +169,15 @@ class _LiveCollector(Collector):
         yield c
         adapter = hub.adapter
         channels = GaugeMetricFamily("wolive_pusher_channels",
-                                     "Occupied channels (at least one subscriber), by app",
+                                     "Occupied channels (at least one subscriber on this "
+                                     "node), by app",
                                      labels=["app"])
         subs = GaugeMetricFamily("wolive_pusher_subscriptions",
-                                 "Channel subscriptions (a socket on a channel), by app",
+                                 "Channel subscriptions (a socket of this node on a "
+                                 "channel), by app",
                                  labels=["app"])
         for app in apps:
-            occupied = adapter.channels(app)
+            occupied = adapter.local_channels(app)
             channels.add_metric([app], len(occupied))
             subs.add_metric([app], sum(occupied.values()))
         yield channels

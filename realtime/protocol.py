@@ -86,6 +86,9 @@ class Errors:
     OVER_CAPACITY = ErrorCode(4100, "Over capacity", True)
     #: wolive: the socket needed the database (an agent's session) while it was down.
     STORE_UNAVAILABLE = ErrorCode(4100, "Service briefly unavailable; reconnect later", True)
+    #: wolive: handling a frame failed inside the server; the client reconnects at once
+    #: (4200-4299) and catches up as after any reconnect.
+    SERVER_ERROR = ErrorCode(4200, "Server error; please reconnect", True)
     SERVER_SHUTDOWN = ErrorCode(4200, "Server is shutting down; please reconnect", True)
     PONG_NOT_RECEIVED = ErrorCode(4201, "Pong reply not received", True)
     CLOSED_AFTER_INACTIVITY = ErrorCode(4202, "Closed after inactivity", True)

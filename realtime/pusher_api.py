@@ -115,9 +115,10 @@ def parse_publish(body: Any, in_batch: bool = False) -> Publish:
     return Publish(name, data, tuple(channels), socket_id, parse_info(body.get("info")))
 
 
-def attributes(hub: Hub, app: App, channel: str, info: frozenset[str]) -> dict[str, int]:
+async def attributes(hub: Hub, app: App, channel: str,
+                     info: frozenset[str]) -> dict[str, int]:
     """The `info` attributes of one channel: user_count only for presence channels."""
-    counts = hub.counts(app, channel)
+    counts = await hub.counts(app, channel)
     out: dict[str, int] = {}
     if USER_COUNT in info and counts.user_count is not None:
         out[USER_COUNT] = counts.user_count
@@ -140,18 +141,20 @@ def _not_closing(hub: Hub) -> None:
         raise ApiProblem(503, "server is shutting down; publish again")
 
 
-def publish(hub: Hub, app: App, body: Any) -> dict[str, Any]:
+async def publish(hub: Hub, app: App, body: Any) -> dict[str, Any]:
     """`POST /apps/{id}/events`: {} or, with `info`, {"channels": {name: attributes}}.
-    Raises `ApiProblem` (400, 413, 503 while shutting down)."""
+    Raises `ApiProblem` (400, 413, 503 while shutting down). The event is published before
+    the first await."""
     _not_closing(hub)
     event = parse_publish(body)
     _publish(hub, app, event)
     if not event.info:
         return {}
-    return {"channels": {c: attributes(hub, app, c, event.info) for c in event.channels}}
+    return {"channels": {c: await attributes(hub, app, c, event.info)
+                         for c in event.channels}}
 
 
-def publish_batch(hub: Hub, app: App, body: Any) -> dict[str, Any]:
+async def publish_batch(hub: Hub, app: App, body: Any) -> dict[str, Any]:
     """`POST /apps/{id}/batch_events` {"batch": [event, ...]} (1-10 events, each checked
     before any is sent): {"batch": [attributes or {} per event]}."""
     _not_closing(hub)
@@ -163,11 +166,11 @@ def publish_batch(hub: Hub, app: App, body: Any) -> dict[str, Any]:
     events = [parse_publish(e, in_batch=True) for e in batch]
     for event in events:
         _publish(hub, app, event)
-    return {"batch": [attributes(hub, app, e.channels[0], e.info) if e.info else {}
+    return {"batch": [await attributes(hub, app, e.channels[0], e.info) if e.info else {}
                       for e in events]}
 
 
-def channels(hub: Hub, app: App, query: Mapping[str, str]) -> dict[str, Any]:
+async def channels(hub: Hub, app: App, query: Mapping[str, str]) -> dict[str, Any]:
     """`GET /apps/{id}/channels?filter_by_prefix=&info=`: {"channels": {name: attributes}}
     for occupied channels. `user_count` needs `filter_by_prefix` to start with presence-
     (else 400, as Pusher answers)."""
@@ -175,8 +178,8 @@ def channels(hub: Hub, app: App, query: Mapping[str, str]) -> dict[str, Any]:
     info = parse_info(query.get("info"))
     if USER_COUNT in info and not prefix.startswith("presence-"):
         raise ApiProblem(400, "info=user_count needs filter_by_prefix=presence-")
-    return {"channels": {name: attributes(hub, app, name, info)
-                         for name in hub.occupied_channels(app, prefix)}}
+    return {"channels": {name: await attributes(hub, app, name, info)
+                         for name in await hub.occupied_channels(app, prefix)}}
 
 
 def _channel_name(name: str) -> str:
@@ -185,22 +188,24 @@ def _channel_name(name: str) -> str:
     return name
 
 
-def channel(hub: Hub, app: App, name: str, query: Mapping[str, str]) -> dict[str, Any]:
+async def channel(hub: Hub, app: App, name: str,
+                  query: Mapping[str, str]) -> dict[str, Any]:
     """`GET /apps/{id}/channels/{name}?info=`: {"occupied", "user_count"?,
     "subscription_count"?}. user_count on a non-presence channel is a 400."""
     info = parse_info(query.get("info"))
     _channel_name(name)  # a name no channel can have is a 400, not "not occupied"
     if USER_COUNT in info and p.channel_kind(name) != "presence":
         raise ApiProblem(400, "user_count is only available for presence channels")
-    counts = hub.counts(app, name)
-    return {"occupied": counts.subscription_count > 0, **attributes(hub, app, name, info)}
+    counts = await hub.counts(app, name)
+    return {"occupied": counts.subscription_count > 0,
+            **await attributes(hub, app, name, info)}
 
 
-def users(hub: Hub, app: App, name: str) -> dict[str, Any]:
+async def users(hub: Hub, app: App, name: str) -> dict[str, Any]:
     """`GET /apps/{id}/channels/{name}/users`: {"users": [{"id"}, ...]}; presence only."""
     if p.channel_kind(_channel_name(name)) != "presence":
         raise ApiProblem(400, "users are only available for presence channels")
-    return {"users": [{"id": uid} for uid in hub.members(app, name)]}
+    return {"users": [{"id": uid} for uid in await hub.members(app, name)]}
 
 
 def terminate(hub: Hub, app: App, user_id: str) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from helpers import PusherSocket, wait_for
 
 import handlers.pusher as hp
 from realtime import protocol as p
+from realtime.adapter import run_inline
 
 SUCCEEDED = "pusher_internal:subscription_succeeded"
 
@@ -184,7 +185,7 @@ async def test_a_broken_frame_closes_that_socket_alone(
     c.send(bad + frame(0x1, text("pusher:ping")))  # nothing after it is read
     assert await c.closed_with(code)
     await wait_for(lambda: c.socket_id not in wolive_server.hub.sessions)
-    assert wolive_server.hub.adapter.subscription_count("1", "x") == 0
+    assert run_inline(wolive_server.hub.adapter.subscription_count("1", "x")) == 0
     c.send(frame(0x8, struct.pack("!H", code)))  # the client answers; the server is gone
     await c.at_end()
     other.send(frame(0x1, text("pusher:ping")))
@@ -230,7 +231,7 @@ async def test_close_started_by_the_client(wolive_server: Any, http_server: Any)
     assert await c.closed_with(1001) == b""  # its code echoed
     await c.at_end()
     assert c.socket_id not in wolive_server.hub.sessions
-    assert wolive_server.hub.adapter.subscription_count("1", "bye") == 0
+    assert run_inline(wolive_server.hub.adapter.subscription_count("1", "bye")) == 0
     c.close()
 
 
@@ -251,7 +252,7 @@ async def test_close_started_by_the_server(wolive_server: Any, http_server: Any,
     answers.send(frame(0x8, struct.pack("!H", p.Errors.TERMINATED.code)))
     await answers.at_end(timeout=20)  # closed on the answer, not after its minute
     await silent.at_end(timeout=20)  # no answer: closed after its wait
-    assert hub.adapter.subscription_count("1", "shut") == 0
+    assert run_inline(hub.adapter.subscription_count("1", "shut")) == 0
     for c in (answers, silent):
         c.close()
 
