@@ -16,6 +16,7 @@ import ipaddress
 import json
 import logging
 import os
+import re
 import secrets
 import signal
 import ssl
@@ -28,6 +29,7 @@ import tornado.ioloop
 import tornado.netutil
 import tornado.web
 import yaml
+from redis.exceptions import RedisError
 
 import handlers
 from handlers import demo, pusher
@@ -35,6 +37,8 @@ from handlers.base import access_log_level
 from handlers.logs import setup_logging
 from handlers.ops import MetricsAccess
 from handlers.http_server import MAX_BODY_BYTES, HTTPServer
+from realtime.adapter import Adapter, LocalAdapter
+from realtime.redis_adapter import RedisAdapter
 from realtime.chat import Chat
 from realtime.content import Content, History
 from realtime.reports import Reports
@@ -152,6 +156,11 @@ SCHEMA: dict[str, Any] = {
     "uploads": {
         "dir": (str, ""),
         "max_bytes": (int, 18 * 1024 * 1024),
+        "shared": (bool, False),
+    },
+    "cluster": {
+        "redis_url": (str, ""),
+        "prefix": (str, "wolive"),
     },
     "video": {
         "ice_servers": (list, []),
@@ -301,12 +310,44 @@ def load_config(path: str | None, overrides: dict[str, Any] | None = None
     if metrics["enabled"] and not metrics["token"] and not metrics["allow_ips"]:
         raise ConfigProblem("metrics.enabled: give a token or allow_ips (or both), or the "
                             "metrics are open to anyone")
+    check_cluster(cfg)
     base = os.path.dirname(os.path.abspath(path)) if path else os.getcwd()
     cfg["_base_dir"] = base
     data_dir = cfg["server"]["data_dir"]
     cfg["server"]["data_dir"] = data_dir if os.path.isabs(data_dir) else os.path.join(
         base, data_dir)
     return cfg
+
+
+def check_cluster(cfg: dict[str, Any]) -> None:
+    """With `cluster.redis_url` (several nodes), refuse what would work on one node and
+    half-work on several: a SQLite database, secrets left to be generated (each node would
+    make its own), uploads not marked as a shared volume. Raises `ConfigProblem` naming the
+    key to change."""
+    cluster = cfg["cluster"]
+    if not cluster["redis_url"]:
+        return
+    if not cluster["redis_url"].startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigProblem("cluster.redis_url: must start with redis://, rediss:// or "
+                            "unix://")
+    if not re.fullmatch(r"[A-Za-z0-9_.\-]{1,64}", cluster["prefix"]):
+        raise ConfigProblem("cluster.prefix: 1-64 letters, digits, '_', '.' or '-'")
+    why = "several nodes (cluster.redis_url) must share it"
+    if cfg["database"]["url"].startswith("sqlite"):
+        raise ConfigProblem("database.url: SQLite cannot be shared by several nodes "
+                            "(cluster.redis_url); use MariaDB/MySQL")
+    how = "32 or more random characters (openssl rand -hex 32), the same on every node"
+    for key in ("cookie_secret", "channel_secret"):
+        if len(cfg["server"][key]) < 32:
+            raise ConfigProblem(f"server.{key}: set it to {how}; {why}, and a generated "
+                                "one differs per node")
+    for i, app in enumerate(cfg["pusher"]["apps"]):
+        if len(app.get("secret") or "") < 32:
+            raise ConfigProblem(f"pusher.apps[{i}].secret: set it to {how}; {why}, and a "
+                                "generated one differs per node")
+    if not cfg["uploads"]["shared"]:
+        raise ConfigProblem("uploads.shared: set it to true once uploads.dir is a volume "
+                            f"every node mounts; {why} (README, \"Several nodes\")")
 
 
 def fill_secrets(cfg: dict[str, Any]) -> None:
@@ -415,6 +456,10 @@ class Wolive:
         if self.sweeper:
             self.sweeper.stop()
         self.hub.shutdown()
+        try:  # every channel left (with several nodes: its events decided and sent on)
+            await asyncio.wait_for(self.hub.settled(), SHUTDOWN_DRAIN_S)
+        except TimeoutError:
+            log.warning("sockets still leaving their channels after %s s", SHUTDOWN_DRAIN_S)
         self.app.settings["wolive_pinger"].stop()
         await self.presence.drain(SHUTDOWN_DRAIN_S)
         await self.app.settings["wolive_wechat"].close()
@@ -427,6 +472,25 @@ class Wolive:
                 log.warning("connections still open after %s s; closing anyway",
                             SHUTDOWN_DRAIN_S)
         await self.store.close()
+        close_adapter = getattr(self.hub.adapter, "close", None)
+        if close_adapter is not None:
+            await close_adapter()
+
+
+async def make_adapter(cfg: dict[str, Any]) -> Adapter:
+    """The in-process adapter, or with `cluster.redis_url` a started `RedisAdapter` (this
+    node's number taken from Redis). Raises `ConfigProblem` when Redis does not answer."""
+    url = cfg["cluster"]["redis_url"]
+    if not url:
+        return LocalAdapter()
+    adapter = RedisAdapter(url, cfg["cluster"]["prefix"])
+    try:
+        await adapter.start()
+    except (OSError, RedisError) as exc:
+        raise ConfigProblem(f"cluster.redis_url: Redis does not answer: {exc}") from None
+    log.info("cluster: node %s on %s (prefix %s)", adapter.node, url,
+             cfg["cluster"]["prefix"])
+    return adapter
 
 
 async def make_app(cfg: dict[str, Any]) -> Wolive:
@@ -440,15 +504,22 @@ async def make_app(cfg: dict[str, Any]) -> Wolive:
                                  row_cache_s=cfg["database"]["row_cache_s"])
     except StoreConfigError as exc:
         raise ConfigProblem(str(exc)) from None
-    were_online = await store.reset_presence()
+    adapter = await make_adapter(cfg)
+    # Agents and visitors marked online by a server that stopped are reset, unless other
+    # nodes of the cluster are alive: their sockets are theirs (a dead node's are removed
+    # by the survivors, with the offline writes that follow).
+    others = [n for n in await adapter.live_nodes() if n != adapter.node] \
+        if isinstance(adapter, RedisAdapter) else []
+    were_online = await store.reset_presence() if not others else []
     apps = [App(id=a["id"], key=a["key"], secret=a["secret"], enabled=a["enabled"])
             for a in cfg["pusher"]["apps"]]
-    hub = Hub(apps)
+    hub = Hub(apps, adapter=adapter)
     chat = Chat(store, hub, cfg["server"]["channel_secret"],
                 max_message_chars=cfg["chat"]["max_message_chars"],
                 max_conversations_per_agent=cfg["chat"]["max_conversations_per_agent"])
     hub.policy = chat.policy
     presence = PresenceTracker(store, hub)
+    presence.shared = not hub.adapter.inline
     # An agent coming online serves the waiting; one going offline: its visitors are told and
     # their conversations moved; a closed window stops waiting.
     presence.agent_online_listeners.append(chat.agent_available)
@@ -473,7 +544,18 @@ async def make_app(cfg: dict[str, Any]) -> Wolive:
     webhooks = Webhooks({app: parse_webhooks(raw.get("webhooks"))
                          for app, raw in zip(apps, cfg["pusher"]["apps"])})
     hub.add_listener(webhooks.on_event)
+    if not hub.adapter.inline:  # several nodes: a hold is taken back anywhere
+        webhooks.release_check = hub.adapter.release_hold
     metrics = Metrics(hub, chat, store, webhooks) if cfg["metrics"]["enabled"] else None
+    content = Content(store, hub, assign_waiting=chat.assign_waiting)
+    video = Video(store, hub, chat, cfg["video"]["ice_servers"])
+    signals = Signals(chat)
+    if isinstance(adapter, RedisAdapter):  # rate limits, calls, the WeChat token: shared
+        video.shared = adapter
+        wechat.client.shared = adapter
+        board, typing_ = content.board_limiter, signals.limit
+        content.board_limiter = adapter.rate_limiter("board", board.limit, board.window_s)
+        signals.limit = adapter.rate_limiter("typing", typing_.limit, typing_.window_s)
     from realtime.protocol import MAX_FRAME_BYTES
     settings: dict[str, Any] = dict(
         template_path=os.path.join(ROOT, "templates"),
@@ -489,13 +571,13 @@ async def make_app(cfg: dict[str, Any]) -> Wolive:
         compress_response=True,
         wolive_config=cfg, wolive_store=store, wolive_hub=hub, wolive_chat=chat,
         wolive_presence=presence, wolive_uploads=Uploads.from_config(cfg),
-        wolive_video=Video(store, hub, chat, cfg["video"]["ice_servers"]),
+        wolive_video=video,
         wolive_wechat=wechat,
         # Use cases shared by every listener (one message-board and typing rate limiter).
-        wolive_content=Content(store, hub, assign_waiting=chat.assign_waiting),
+        wolive_content=content,
         wolive_history=History(store),
         wolive_reports=Reports(store),
-        wolive_signals=Signals(chat),
+        wolive_signals=signals,
         wolive_quick_replies=QuickReplies(store),
         wolive_agent_status=AgentStatus(store, hub, chat),
         wolive_pusher_client={"key": apps[0].key, "ws_port": cfg["server"]["legacy_ws_port"]},
@@ -846,6 +928,9 @@ def make_parser() -> argparse.ArgumentParser:
                "command. Exit status: 0 done, 2 a bad config or an unusable database, "
                "1 the command could not do it (one line on standard error).")
     parser.add_argument("--config", default=None, help="YAML config (see config.yaml)")
+    parser.add_argument("--port", type=int, default=None,
+                        help="listen on this port instead of server.port (several nodes "
+                             "from one config on one machine: README, 'Several nodes')")
     parser.add_argument("--create-admin", metavar="USER_NAME",
                         help="create the first business and its super_manager, then exit; "
                              "the password comes from $WOLIVE_ADMIN_PASSWORD or a prompt "
@@ -931,7 +1016,8 @@ def main(argv: list[str] | None = None) -> int:
         return import_wolive(args_list[1:])
     args = make_parser().parse_args(args_list)
     try:
-        cfg = load_config(args.config)
+        cfg = load_config(args.config, {"server.port": args.port}
+                          if getattr(args, "port", None) is not None else None)
     except ConfigProblem as exc:
         print(f"wolive: config error: {exc}", file=sys.stderr)
         return 2

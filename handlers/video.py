@@ -30,7 +30,7 @@ class VideoMixin(BaseHandler):
         return visiter_id, business_id, cast(VisitorMixin, self).visitor_channel_arg(
             business_id, visiter_id)
 
-    def sign_call(self, party: Party) -> None:
+    async def sign_call(self, party: Party) -> None:
         """Answer pusher-js's channel authorization request (form `socket_id`,
         `channel_name`) for a call channel `party` may join: `{"auth": "key:signature"}`.
         403 JSON for anyone else, 400 for a malformed request."""
@@ -40,7 +40,7 @@ class VideoMixin(BaseHandler):
             raise ApiError(400, 1, "socket_id must look like 123.456")
         if not channel.startswith(CALL_PREFIX) or not p.valid_channel_name(channel):
             raise ApiError(400, 1, f"channel_name must be a {CALL_PREFIX}... channel")
-        if not self.video.may_join_call(channel, party):
+        if not await self.video.may_join_call(channel, party):
             raise ApiError(403, 1, "not your call, or it has ended / 无权加入该视频通话")
         answer = self.hub.authorize_channel(self.hub.default_app, socket_id, channel)
         self.set_header("Content-Type", "application/json")
@@ -78,7 +78,7 @@ class VisitorCallAuthHandler(VisitorApiHandler, VisitorMixin, VideoMixin):
         visiter_id, business_id, channel = self.visitor_ids()
         self.chat.check_ids(visiter_id, business_id)
         self.chat.check_visitor(business_id, visiter_id, channel)
-        self.sign_call(VisitorParty(business_id, visiter_id))
+        await self.sign_call(VisitorParty(business_id, visiter_id))
 
 
 class AgentVideoHandler(AgentApiHandler, VideoMixin):
@@ -107,7 +107,7 @@ class AgentCallAuthHandler(AgentApiHandler, VideoMixin):
     channel (form `socket_id`, `channel_name`; cookie and `_xsrf` header)."""
 
     async def post(self) -> None:
-        self.sign_call(self.agent)
+        await self.sign_call(self.agent)
 
 
 def routes() -> list[tuple[str, type]]:

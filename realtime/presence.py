@@ -22,6 +22,7 @@ from typing import Optional
 
 from store import Store, Unavailable
 
+from .adapter import run_inline
 from .hub import Hub
 
 log = logging.getLogger("wolive.presence")
@@ -62,6 +63,13 @@ class PresenceTracker:
         # Channels `expect_back` waits for: counted online (so not coming back is a change
         # to offline) until they come back or their time is up.
         self._expected: set[str] = set()
+        # `_vacated`'s occupancy questions to an adapter that is not inline, until answered.
+        self._checks: set[asyncio.Task[None]] = set()
+        #: With several nodes: what this node last wrote is not the whole story (another
+        #: node may have written since), so every decided change is written, and checked
+        #: against the cluster after it landed (`_verify`): two nodes' writes may land in
+        #: either order.
+        self.shared = False
         #: Awaited after an agent was written online: listener(service_id). wolive.py
         #: wires `Chat.agent_available` here (waiting visitors are served at once).
         self.agent_online_listeners: list[Callable[[int], Awaitable[object]]] = []
@@ -100,7 +108,7 @@ class PresenceTracker:
         loop = asyncio.get_running_loop()
         for channel in channels:
             if not (VISITOR_CHANNEL.match(channel) or AGENT_CHANNEL.match(channel)) or \
-                    channel in self._timers or self.hub.occupied(channel):
+                    channel in self._timers or self._occupied_now(channel):
                 continue
             self._expected.add(channel)
             self._online.add(channel)
@@ -133,11 +141,23 @@ class PresenceTracker:
             await asyncio.wait([hooks])
         return True
 
+    def _occupied_now(self, channel: str) -> bool:
+        """Whether `channel` is held, when the adapter can say so at once (in-process);
+        False otherwise (the timer's `_vacated` asks again when it fires)."""
+        return self.hub.adapter.inline and run_inline(self.hub.occupied(channel))
+
     def _vacated(self, channel: str) -> None:
         self._timers.pop(channel, None)
         self._expected.discard(channel)
-        if not self.hub.occupied(channel):
-            self._set(channel, False)
+        if self.hub.adapter.inline:
+            if not run_inline(self.hub.occupied(channel)):
+                self._set(channel, False)
+            return
+
+        async def check() -> None:
+            if not await self.hub.occupied(channel) and channel not in self._timers:
+                self._set(channel, False)
+        self._spawn(check())
 
     def _set(self, channel: str, online: bool) -> None:
         self._want[channel] = online
@@ -158,7 +178,7 @@ class PresenceTracker:
                 await asyncio.sleep(0)  # this loop turn's arrivals join the batch
                 batch = {ch: want for ch in self._dirty
                          if (want := self._want.get(ch)) is not None
-                         and want != (ch in self._online)}
+                         and (self.shared or want != (ch in self._online))}
                 idle = self._dirty - batch.keys()
                 self._dirty = set()
                 self._settle(idle)
@@ -183,6 +203,9 @@ class PresenceTracker:
                         self._settle(part.keys())
                     else:
                         self._settle(part.keys())
+                        if self.shared:
+                            for channel, online in part.items():
+                                self._spawn(self._verify(channel, online))
                 if failed:
                     await asyncio.sleep(retry_s)
                     retry_s = min(retry_s * 2, RETRY_MAX_S)
@@ -190,6 +213,28 @@ class PresenceTracker:
                     retry_s = RETRY_FIRST_S
         finally:
             self._flusher = None
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._checks.add(task)
+        task.add_done_callback(self._checks.discard)
+
+    async def _verify(self, channel: str, online: bool) -> None:
+        """After writing `online` for `channel` (several nodes): if the cluster now says
+        otherwise, another node's change may have landed first, so make it right: held
+        now → written online again; held by nobody → offline after the grace, as after
+        any vacate (unless a change is already on its way)."""
+        try:
+            held = await self.hub.occupied(channel)
+        except Exception as exc:  # the next decision corrects it; say so
+            log.warning("presence: could not check %s after writing it (%s)", channel, exc)
+            return
+        if held and not online and channel not in self._want:
+            self._set(channel, True)
+        elif online and not held and channel not in self._timers \
+                and channel not in self._want:
+            self._timers[channel] = asyncio.get_running_loop().call_later(
+                self.grace_s, self._vacated, channel)
 
     def _settle(self, channels: Iterable[str]) -> None:
         """These channels are written (or need nothing, or were given up on): forget what
@@ -295,6 +340,8 @@ class PresenceTracker:
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
+        for check in list(self._checks):  # several nodes: the survivors decide now
+            check.cancel()
         loop = asyncio.get_running_loop()
         deadline = None if timeout_s is None else loop.time() + timeout_s
         # The writes first: they start listeners.

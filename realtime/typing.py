@@ -39,10 +39,11 @@ class Signals:
         self.chat = chat
         self.store = chat.store
         self.hub = chat.hub
-        self.limit = RateLimiter(limit, window_s, MAX_TRACKED_SENDERS)
+        #: Replaced by a cluster-wide limiter with several nodes (wolive.make_app).
+        self.limit: RateLimiter | Any = RateLimiter(limit, window_s, MAX_TRACKED_SENDERS)
 
-    def _check_rate(self, key: str) -> None:
-        if not self.limit.take(key):
+    async def _check_rate(self, key: str) -> None:
+        if not await self.limit.allow(key):
             raise ChatError(1, f"too many typing signals (at most {self.limit.limit} in "
                                f"{self.limit.window_s:g} s)", 429)
 
@@ -51,7 +52,7 @@ class Signals:
     async def agent_typing(self, agent: Agent, visiter_id: str, typing: bool) -> dict[str, Any]:
         """Tell the visitor the agent is (or stopped) typing. Raises `ChatError` 403/404 as
         `/admin/set/chats`, 429 over the rate."""
-        self._check_rate(f"a{agent.service_id}")  # before any database read
+        await self._check_rate(f"a{agent.service_id}")  # before any database read
         visitor, _queue = await self.chat._queue_for(agent, visiter_id)
         self.hub.trigger(f"cu{visitor['channel']}", "typing", {
             "service_id": agent.service_id, "nick_name": agent.nick_name, "typing": typing})
@@ -63,7 +64,7 @@ class Signals:
         (wrong channel, code 3), 404 unknown visitor, 429 over the rate."""
         self.chat.check_ids(visiter_id, business_id)
         self.chat.check_visitor(business_id, visiter_id, channel)
-        self._check_rate(f"v{business_id}/{visiter_id}")
+        await self._check_rate(f"v{business_id}/{visiter_id}")
         queue = await self.store.get_queue(visiter_id, business_id)
         pushed = bool(queue and queue["state"] == "normal" and queue["service_id"])
         if queue and pushed:

@@ -6,13 +6,15 @@ Document: agents listen on `kefu{service_id}` and visitors on `cu{channel}` for 
 the WebRTC offer / answer / ICE candidates travel as client events on a private channel for
 the call; STUN/TURN servers come from config (the original hard-coded a third party's).
 
-A request allocates `private-call-<32 hex>`, remembered here (in memory, `CALL_TTL_S`) with
-the one agent and the one visitor who may join it (`Video.may_join_call`), so a call's
-signalling can be read by nobody else. Asking works only when the business's
+A request allocates `private-call-<32 hex>`, remembered (`CALL_TTL_S`) with the one agent and
+the one visitor who may join it (`Video.may_join_call`), so a call's signalling can be read
+by nobody else: in memory, or with several nodes in Redis (`Video.shared`), where every node
+sees it. Asking works only when the business's
 `wolive_business.video_state` is `open`; refusing always works.
 """
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from collections.abc import Callable
@@ -98,11 +100,30 @@ class Video:
         self.ttl_s = ttl_s
         self.clock = clock
         self._calls: dict[str, Call] = {}
+        #: With several nodes, a `realtime.redis_adapter.RedisAdapter` (its `redis` and
+        #: `prefix`): calls are kept there, under `{prefix}:call:`, for every node.
+        self.shared: Any = None
 
     # ---- calls --------------------------------------------------------------------------
 
-    def _allocate(self, business_id: str, service_id: int, visiter_id: str) -> Call:
+    def _shared_key(self, *parts: object) -> str:
+        # business ids and service ids hold no ':', so the last part may
+        return f"{self.shared.prefix}:call:" + ":".join(map(str, parts))
+
+    async def _allocate(self, business_id: str, service_id: int, visiter_id: str) -> Call:
         """The pair's live call (its time renewed), or a new one."""
+        if self.shared is not None:
+            redis, pair = self.shared.redis, self._shared_key(business_id, service_id,
+                                                               visiter_id)
+            name = await redis.get(pair) or CALL_PREFIX + secrets.token_hex(16)
+            ttl_ms = max(1, int(self.ttl_s * 1000))
+            pipe = redis.pipeline(transaction=True)
+            pipe.set(pair, name, px=ttl_ms)
+            pipe.set(self._shared_key(name), json.dumps([business_id, service_id,
+                                                         visiter_id]), px=ttl_ms)
+            await pipe.execute()
+            return Call(name, business_id, service_id, visiter_id,
+                        self.clock() + self.ttl_s)
         now = self.clock()
         for name in [n for n, c in self._calls.items() if c.expires_at <= now]:
             del self._calls[name]
@@ -119,19 +140,25 @@ class Video:
         self._calls[name] = call
         return call
 
-    def _live(self, channel: str) -> Call | None:
+    async def _live(self, channel: str) -> Call | None:
+        if self.shared is not None:
+            raw = await self.shared.redis.get(self._shared_key(channel))
+            if raw is None:
+                return None
+            business_id, service_id, visiter_id = json.loads(raw)
+            return Call(channel, business_id, int(service_id), visiter_id, self.clock())
         call = self._calls.get(channel)
         if call is not None and call.expires_at <= self.clock():
             del self._calls[channel]
             return None
         return call
 
-    def may_join_call(self, channel: str, party: Party | None) -> bool:
+    async def may_join_call(self, channel: str, party: Party | None) -> bool:
         """True when `party` (a logged-in `Agent`, or a `VisitorParty` that proved itself)
         is one of the two sides of the live call on `channel`. For the Pusher channel
         authorization of `private-call-*` (handlers/video.py's auth URLs; any other auth
         endpoint may use it too)."""
-        call = self._live(channel)
+        call = await self._live(channel)
         if call is None or party is None:
             return False
         if isinstance(party, Agent):
@@ -139,7 +166,15 @@ class Video:
                 party.business_id == call.business_id
         return party.business_id == call.business_id and party.visiter_id == call.visiter_id
 
-    def _end(self, channel: str, business_id: str, visiter_id: str) -> None:
+    async def _end(self, channel: str, business_id: str, visiter_id: str) -> None:
+        if self.shared is not None:
+            call = await self._live(channel) if channel.startswith(CALL_PREFIX) else None
+            if call is not None and (call.business_id, call.visiter_id) == (business_id,
+                                                                            visiter_id):
+                await self.shared.redis.delete(
+                    self._shared_key(channel),
+                    self._shared_key(business_id, call.service_id, visiter_id))
+            return
         call = self._calls.get(channel)
         if call is not None and (call.business_id, call.visiter_id) == (business_id,
                                                                         visiter_id):
@@ -188,7 +223,7 @@ class Video:
         Raises `ChatError` (see `_visitor_and_agent`; code 2, 403 when video is off)."""
         visitor, service_id = await self._visitor_and_agent(visiter_id, business_id, channel)
         await self._video_open(business_id)
-        call = self._allocate(business_id, service_id, visiter_id)
+        call = await self._allocate(business_id, service_id, visiter_id)
         self.hub.trigger(f"kefu{service_id}", "video", {
             "visiter_id": visiter_id, "visiter_name": visitor["visiter_name"],
             "avatar": visitor["avatar"], "channel": visitor["channel"],
@@ -202,7 +237,7 @@ class Video:
         (404 / 403 as `/admin/set/chats`; code 2, 403 when video is off)."""
         visitor = await self._agents_visitor(agent, visiter_id)
         await self._video_open(agent.business_id)
-        call = self._allocate(agent.business_id, agent.service_id, visiter_id)
+        call = await self._allocate(agent.business_id, agent.service_id, visiter_id)
         self.hub.trigger(f"cu{visitor['channel']}", "video", {
             "service_id": agent.service_id, "nick_name": agent.nick_name,
             "avatar": agent.avatar, "call": call.channel, "ice_servers": self.ice_servers})
@@ -214,7 +249,7 @@ class Video:
         """`/admin/event/refuse`: push `kefu{agent}` `video-refuse` {visiter_id, channel,
         call}; the call (if it is this visitor's) can no longer be joined."""
         visitor, service_id = await self._visitor_and_agent(visiter_id, business_id, channel)
-        self._end(call, business_id, visiter_id)
+        await self._end(call, business_id, visiter_id)
         self.hub.trigger(f"kefu{service_id}", "video-refuse", {
             "visiter_id": visiter_id, "channel": visitor["channel"], "call": call})
 
@@ -222,6 +257,6 @@ class Video:
         """`/admin/set/refuse`: push `cu{channel}` `video-refuse` {service_id, nick_name,
         call}; the call (if it is this visitor's in the agent's business) ends."""
         visitor = await self._agents_visitor(agent, visiter_id)
-        self._end(call, agent.business_id, visiter_id)
+        await self._end(call, agent.business_id, visiter_id)
         self.hub.trigger(f"cu{visitor['channel']}", "video-refuse", {
             "service_id": agent.service_id, "nick_name": agent.nick_name, "call": call})

@@ -18,7 +18,10 @@ unchanged: ``{"name": "channel_occupied" | "channel_vacated", "channel"}``,
 
 The path of an event:
 
-1. `Webhooks.on_event` runs on the socket's own path, so it only touches dicts and timers:
+1. `Webhooks.on_event` runs on the socket's own path, so it only touches dicts and timers
+   (with several nodes the hold is the cluster's: `release_check` asks, when the time is
+   up, whether a comeback on another node took the event back, and a comeback event marked
+   `"comeback": true` — one whose held event was on another node — is dropped here):
    `channel_vacated` / `member_removed` are held `grace_s` (3 s); a `channel_occupied` /
    `member_added` for the same channel / member inside that time cancels the held event and
    is itself dropped, so a page reload sends nothing (Pusher support, "Why is my server not
@@ -52,6 +55,7 @@ import random
 import time
 from collections import deque
 from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from typing import Any, Mapping, Optional, Sequence
 from urllib.parse import urlsplit
 
@@ -348,6 +352,12 @@ class Webhooks:
         self.request_timeout_s = request_timeout_s
         self.queue_max_events = queue_max_events
         self.closing = False
+        #: With several nodes (`RedisAdapter.release_hold`): release_check(app id, event) →
+        #: whether it still stands when its time is up (False: a comeback on another node
+        #: took it back). None: this node's own hold is the whole truth.
+        self.release_check: Optional[
+            Callable[[str, Mapping[str, Any]], Awaitable[bool]]] = None
+        self._checks: set[asyncio.Task[None]] = set()
         self._deliveries: dict[str, list[_Delivery]] = {
             app.id: [_Delivery(self, app, t) for t in ts] for app, ts in targets.items() if ts}
         # (app id, "channel", channel) or (app id, "member", channel, user_id) →
@@ -399,6 +409,8 @@ class Webhooks:
             if held is not None:  # back within the grace: neither event is sent
                 held[0].cancel()
                 return
+            if event.get("comeback"):  # held on another node, which drops it there
+                return
         self._queue(app.id, event)
 
     @staticmethod
@@ -409,8 +421,25 @@ class Webhooks:
 
     def _release(self, key: tuple[str, ...]) -> None:
         held = self._held.pop(key, None)
-        if held is not None:
+        if held is None:
+            return
+        if self.release_check is None:
             self._queue(key[0], held[1])
+            return
+        check = self.release_check
+
+        async def release(event: dict[str, Any]) -> None:
+            try:
+                stands = await check(key[0], event)
+            except Exception:
+                log.exception("webhooks: could not ask whether %s still stands; sending it",
+                              event.get("name"))
+                stands = True
+            if stands:
+                self._queue(key[0], event)
+        task = asyncio.get_running_loop().create_task(release(held[1]))
+        self._checks.add(task)
+        task.add_done_callback(self._checks.discard)
 
     def _queue(self, app_id: str, event: Mapping[str, Any]) -> None:
         for delivery in self._deliveries.get(app_id, ()):

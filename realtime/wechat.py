@@ -92,6 +92,10 @@ class WechatClient:
         self._token = ""
         self._token_until = 0.0
         self._token_lock = asyncio.Lock()
+        #: With several nodes, a `realtime.redis_adapter.RedisAdapter` (its `redis` and
+        #: `prefix`): one token for the cluster, kept in Redis and fetched by one node at a
+        #: time (WeChat keeps a replaced token valid only about 5 minutes).
+        self.shared: Any = None
 
     @property
     def enabled(self) -> bool:
@@ -130,25 +134,64 @@ class WechatClient:
         """A valid access_token, from the cache or `GET /cgi-bin/token`. Raises
         `WechatError` (with WeChat's errcode/errmsg)."""
         async with self._token_lock:
+            if self.shared is not None:
+                return await self._shared_token()
             if self._token and self.clock() < self._token_until:
                 return self._token
-            answer = await self._call("GET", "/cgi-bin/token", {
-                "grant_type": "client_credential", "appid": self.appid,
-                "secret": self.secret})
-            token = answer.get("access_token")
-            if not isinstance(token, str) or not token:
-                raise WechatError(f"/cgi-bin/token: errcode {answer.get('errcode')}: "
-                                  f"{answer.get('errmsg')}")
-            try:
-                life = float(answer.get("expires_in", 7200))
-            except (TypeError, ValueError):
-                life = 7200.0
-            self._token = token
-            self._token_until = self.clock() + max(MIN_TOKEN_LIFE_S, life - TOKEN_MARGIN_S)
+            token, keep_s = await self._fetch_token()
+            self._token, self._token_until = token, self.clock() + keep_s
             return token
 
-    def forget_token(self) -> None:
-        self._token, self._token_until = "", 0.0
+    def _token_key(self) -> str:
+        return f"{self.shared.prefix}:wechat:token:{self.appid}"
+
+    async def _shared_token(self) -> str:
+        """The cluster's token from Redis; when there is none, one node (the one that
+        takes `…:refresh`) fetches it while the others wait for it."""
+        redis, key = self.shared.redis, self._token_key()
+        deadline = self.clock() + NOTIFY_TIMEOUT_S
+        while True:
+            token = await redis.get(key)
+            if token:
+                return str(token)
+            if await redis.set(key + ":refresh", "1", nx=True,
+                               px=int(REQUEST_TIMEOUT_S * 2000)):
+                try:
+                    token = await redis.get(key)  # set just before this node's lock?
+                    if token:
+                        return str(token)
+                    token, keep_s = await self._fetch_token()
+                    await redis.set(key, token, px=int(keep_s * 1000))
+                    return token
+                finally:
+                    await redis.delete(key + ":refresh")
+            if self.clock() > deadline:
+                raise WechatError("/cgi-bin/token: another node's refresh did not finish")
+            await asyncio.sleep(0.1)
+
+    async def _fetch_token(self) -> tuple[str, float]:
+        """`GET /cgi-bin/token`: (token, seconds to keep it). Raises `WechatError`."""
+        answer = await self._call("GET", "/cgi-bin/token", {
+            "grant_type": "client_credential", "appid": self.appid,
+            "secret": self.secret})
+        token = answer.get("access_token")
+        if not isinstance(token, str) or not token:
+            raise WechatError(f"/cgi-bin/token: errcode {answer.get('errcode')}: "
+                              f"{answer.get('errmsg')}")
+        try:
+            life = float(answer.get("expires_in", 7200))
+        except (TypeError, ValueError):
+            life = 7200.0
+        return token, max(MIN_TOKEN_LIFE_S, life - TOKEN_MARGIN_S)
+
+    async def forget_token(self, refused: str | None = None) -> None:
+        """Drop the cached token (`refused`: only if it is still that one)."""
+        if refused is None or self._token == refused:
+            self._token, self._token_until = "", 0.0
+        if self.shared is not None:
+            key = self._token_key()
+            if refused is None or await self.shared.redis.get(key) == refused:
+                await self.shared.redis.delete(key)
 
     async def send_template(self, open_id: str, data: dict[str, Any], url: str = ""
                             ) -> Any:
@@ -165,7 +208,7 @@ class WechatClient:
             if code == 0:
                 return answer.get("msgid")
             if code in TOKEN_ERRORS and attempt == 1:
-                self.forget_token()
+                await self.forget_token(token)
                 continue
             raise WechatError(f"template/send: errcode {code}: {answer.get('errmsg')}")
         raise WechatError("template/send: the access token was refused twice")

@@ -238,21 +238,22 @@ async def test_console_side_login_xsrf_level_and_business(
 
 def test_calls_expire_and_ice_servers_are_checked() -> None:
     from realtime.chat import Agent
+    from realtime.adapter import run_inline
     from realtime.video import Video, VisitorParty, check_ice_servers
     now = [1000.0]
     video = Video(None, None, None, ttl_s=60, clock=lambda: now[0])  # type: ignore[arg-type]
-    call = video._allocate("shop1", 7, "v1")
+    call = run_inline(video._allocate("shop1", 7, "v1"))
     boss = Agent(service_id=7, business_id="shop1", level="service")
-    assert video.may_join_call(call.channel, boss)
-    assert video.may_join_call(call.channel, VisitorParty("shop1", "v1"))
-    assert not video.may_join_call(call.channel, VisitorParty("shop1", "v2"))
-    assert not video.may_join_call(call.channel, VisitorParty("shop2", "v1"))
-    assert not video.may_join_call(call.channel, Agent(8, "shop1", "manager"))
-    assert not video.may_join_call(call.channel, Agent(7, "shop2", "service"))
-    assert not video.may_join_call(call.channel, None)
-    assert not video.may_join_call("private-call-" + "0" * 32, boss)
+    assert run_inline(video.may_join_call(call.channel, boss))
+    assert run_inline(video.may_join_call(call.channel, VisitorParty("shop1", "v1")))
+    assert not run_inline(video.may_join_call(call.channel, VisitorParty("shop1", "v2")))
+    assert not run_inline(video.may_join_call(call.channel, VisitorParty("shop2", "v1")))
+    assert not run_inline(video.may_join_call(call.channel, Agent(8, "shop1", "manager")))
+    assert not run_inline(video.may_join_call(call.channel, Agent(7, "shop2", "service")))
+    assert not run_inline(video.may_join_call(call.channel, None))
+    assert not run_inline(video.may_join_call("private-call-" + "0" * 32, boss))
     now[0] += 61
-    assert not video.may_join_call(call.channel, boss)
+    assert not run_inline(video.may_join_call(call.channel, boss))
 
     assert check_ice_servers([]) == []
     assert check_ice_servers(ICE) == ICE

@@ -38,6 +38,7 @@ from helpers import PusherSocket
 from realtime import webhooks as wh
 from realtime.hub import App, Hub
 from realtime.signing import channel_auth
+from realtime.adapter import run_inline
 
 NODE_DIR = Path(__file__).resolve().parent / "node"
 #: Generous bound for "answered promptly": far below the receiver's hang and the 1 s
@@ -535,9 +536,9 @@ async def test_close_sends_held_events_at_once(receiver: Receiver) -> None:
     hooks = wh.Webhooks({app: [wh.WebhookTarget(receiver.url())]})
     hub.add_listener(hooks.on_event)
     conn = _FakeConn("1.1")
-    hub.adapter.subscribe(app.id, "private-x", conn)
+    run_inline(hub.adapter.subscribe(app.id, "private-x", conn))
     await receiver.wait_hits(1)
-    hub.adapter.unsubscribe(app.id, "private-x", conn)  # held for 3 s
+    run_inline(hub.adapter.unsubscribe(app.id, "private-x", conn))  # held for 3 s
     loop = asyncio.get_running_loop()
     started = loop.time()
     await hooks.close()
@@ -545,7 +546,7 @@ async def test_close_sends_held_events_at_once(receiver: Receiver) -> None:
     assert all_events(receiver.hits) == [
         {"name": "channel_occupied", "channel": "private-x"},
         {"name": "channel_vacated", "channel": "private-x"}]
-    hub.adapter.subscribe(app.id, "private-y", _FakeConn("1.2"))  # after close: ignored
+    run_inline(hub.adapter.subscribe(app.id, "private-y", _FakeConn("1.2")))  # ignored
     assert hooks.pending() == 0
     await hooks.close()  # twice is fine
 

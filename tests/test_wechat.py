@@ -243,7 +243,7 @@ async def test_failures_are_logged_and_never_slow_the_visitor(
     assert "wx-secret" not in caplog.text and "TOKEN-1" not in caplog.text
     # A WeChat that answers slowly does not hold the visitor's request up.
     receiver.token_delay_s = 3.0
-    wolive_server.app.settings["wolive_wechat"].client.forget_token()
+    await wolive_server.app.settings["wolive_wechat"].client.forget_token()
     other, other_boot = await open_visitor_window(base_url, BIZ, "v-slow")
     await wolive_server.store.put_queue("v-slow", BIZ, 1)
     started = time.monotonic()

@@ -14,6 +14,9 @@
  *   WOLIVE_USER / _PASSWORD agent login (default boss / "correct horse 42")
  *   WOLIVE_BUSINESS         the agent's business id (default shop1)
  *   WOLIVE_TIMEOUT_MS       whole-run limit (default 30000)
+ *   WOLIVE_WS_URLS          comma-separated base URLs of the nodes of a cluster: each new
+ *                           pusher-js client connects its socket to the next one in turn
+ *                           (pages, auth and the Node library stay on WOLIVE_BASE_URL)
  *
  * The "agent" is a logged-in console: its pusher-js authorizes channels and signs in through
  * wolive's own `/pusher/auth` and `/pusher/user-auth` (cookie + X-XSRFToken header). The
@@ -175,8 +178,13 @@ class Browser {
   }
 }
 
+/** Where pusher-js clients connect, in turn (WOLIVE_WS_URLS; else the base URL). */
+const WS_URLS = (env.WOLIVE_WS_URLS || CFG.baseUrl).split(',').map((s) => s.trim())
+  .filter(Boolean);
+let nextWs = 0;
+
 function connect(Pusher, extra) {
-  const u = new URL(CFG.baseUrl);
+  const u = new URL(WS_URLS[nextWs++ % WS_URLS.length]);
   const p = new Pusher(CFG.appKey, Object.assign({
     cluster: 'mt1', wsHost: u.hostname, wsPort: Number(u.port || 80), forceTLS: false,
     enabledTransports: ['ws'], disableStats: true,

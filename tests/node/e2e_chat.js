@@ -16,6 +16,8 @@
  *   WOLIVE_VISITOR_TEXT   what the visitor says (default "你好 👋")
  *   WOLIVE_AGENT_TEXT     the agent's reply (default "您好，请问有什么可以帮您？🎉")
  *   WOLIVE_E2E_TIMEOUT_MS whole-run limit (default 15000)
+ *   WOLIVE_WS_URLS        comma-separated base URLs of a cluster's nodes: each new pusher-js
+ *                         client connects its socket to the next one in turn
  *
  * Each "browser" loads its own copy of pusher-js (so its own Runtime) and keeps its own
  * cookie jar; its WebSocket handshake carries that jar's cookies and the page's Origin, as a
@@ -152,7 +154,7 @@ class Browser {
   }
 
   pusher() {
-    const u = new URL(CFG.baseUrl);
+    const u = new URL(WS_URLS[nextWs++ % WS_URLS.length]);
     const p = new this.Pusher(CFG.appKey, {
       cluster: 'mt1', wsHost: u.hostname, wsPort: Number(u.port || 80), forceTLS: false,
       enabledTransports: ['ws'], disableStats: true,
@@ -161,6 +163,11 @@ class Browser {
     return p;
   }
 }
+
+/** Where pusher-js clients connect, in turn (WOLIVE_WS_URLS; else the base URL). */
+const WS_URLS = (process.env.WOLIVE_WS_URLS || CFG.baseUrl).split(',').map((s) => s.trim())
+  .filter(Boolean);
+let nextWs = 0;
 
 function unquote(v) {
   return v.length >= 2 && v[0] === '"' && v[v.length - 1] === '"' ? v.slice(1, -1) : v;

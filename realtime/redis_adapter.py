@@ -1,0 +1,519 @@
+"""Channel membership and fan-out for several nodes, on Redis (`RedisAdapter`).
+
+Each node delivers to its own sockets as `LocalAdapter` does, and hands every publish to the
+other nodes over one Redis pub/sub channel, `{prefix}:bus` (Redis pub/sub ignores the
+database number, so the prefix is what keeps two deployments on one Redis apart). What must
+be the same on every node lives in Redis under `{prefix}:`, and each transition is decided
+by exactly one Lua script run, so one node, and only one, hears of it:
+
+- `ch:{app}:{channel}` hash socket_id → node: a channel's sockets. The subscribe that makes
+  it non-empty reports "occupied", the unsubscribe that empties it "vacated"
+  (`Adapter.add_occupancy_listener` is told on that node only). `chans:{app}`: the set of
+  occupied channels.
+- `pm:`/`pu:`/`pi:`/`po:{app}:{channel}`: a presence channel's socket → user, user → sockets,
+  user → user_info (JSON), user → joining order. `add_member` is True on the node where a
+  user's first socket (cluster-wide) joined, `remove_member` gives the user id where its last
+  one left.
+- `cache:{app}:{channel}`: a cache channel's last event, expiring with Redis' own clock.
+- `node:{id}:subs`: the memberships held by a node's sockets, for removing them when the
+  node is gone.
+- `nodes`: the registered node numbers; `node:{id}:alive` expires `NODE_TTL_S` after the
+  node's last heartbeat (every `HEARTBEAT_S`). Every node looks for registered nodes whose
+  key expired; the one that wins `node:{id}:reaping` removes the dead node's memberships
+  with the same scripts, so each member_removed and vacated is decided once, and told where
+  it was decided. A node that finds its own key gone (taken for dead) or cannot reach Redis
+  for `LOST_AFTER_S` closes its sockets with a reconnect code (`Adapter.lost_listeners`).
+
+Publishes and cache writes leave in the order they were made, by one writer task; `publish`
+and `cache_put` never wait for Redis. Sources: Pusher Channels protocol 7 (occupancy,
+presence), Redis' pub/sub and scripting documentation.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from .adapter import CachedEvent, Connection, LocalAdapter
+
+log = logging.getLogger("wolive.realtime")
+
+#: Seconds between a node's heartbeats, after which it also looks for dead nodes.
+HEARTBEAT_S = 1.5
+#: Seconds without a heartbeat after which a node counts as dead (its memberships are
+#: removed by the survivors within about NODE_TTL_S + HEARTBEAT_S).
+NODE_TTL_S = 4.5
+#: Seconds without reaching Redis after which a node closes its sockets.
+LOST_AFTER_S = 4.0
+#: How long a vacated / member_removed stays held in Redis at most (ms): far past the
+#: webhooks' 3 s, so the holder's `release_hold` decides, not the expiry.
+HOLD_MS = 60_000
+
+# KEYS: ch, chans, node subs, hold. Returns 0 (already), 1, 2 (occupied) or 3 (occupied,
+# taking back a held vacated).
+_SUBSCRIBE = """
+local added = redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
+if added == 0 then return 0 end
+redis.call('SADD', KEYS[3], ARGV[4])
+if redis.call('HLEN', KEYS[1]) == 1 then
+  redis.call('SADD', KEYS[2], ARGV[3])
+  if redis.call('DEL', KEYS[4]) == 1 then return 3 end
+  return 2
+end
+return 1
+"""
+
+# KEYS: ch, chans, node subs, hold. ARGV: socket_id, channel, subs entry, hold ms.
+_UNSUBSCRIBE = """
+local removed = redis.call('HDEL', KEYS[1], ARGV[1])
+if removed == 0 then return 0 end
+redis.call('SREM', KEYS[3], ARGV[3])
+if redis.call('HLEN', KEYS[1]) == 0 then
+  redis.call('SREM', KEYS[2], ARGV[2])
+  redis.call('SET', KEYS[4], '1', 'PX', ARGV[4])
+  return 2
+end
+return 1
+"""
+
+# KEYS: pm, pu, pi, po, seq, the user's hold. ARGV: socket_id, user_id, user_info JSON.
+# Returns 0, 1 (the user's first socket) or 2 (first, taking back a held member_removed).
+_ADD_MEMBER = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+if redis.call('HINCRBY', KEYS[2], ARGV[2], 1) == 1 then
+  redis.call('HSET', KEYS[3], ARGV[2], ARGV[3])
+  redis.call('ZADD', KEYS[4], redis.call('INCR', KEYS[5]), ARGV[2])
+  if redis.call('DEL', KEYS[6]) == 1 then return 2 end
+  return 1
+end
+return 0
+"""
+
+# KEYS: pm, pu, pi, po. ARGV: socket_id, the holds' key prefix, hold ms. Returns the user
+# id when it was its last socket (and holds its member_removed).
+_REMOVE_MEMBER = """
+local user = redis.call('HGET', KEYS[1], ARGV[1])
+if not user then return false end
+redis.call('HDEL', KEYS[1], ARGV[1])
+if redis.call('HINCRBY', KEYS[2], user, -1) <= 0 then
+  redis.call('HDEL', KEYS[2], user)
+  redis.call('HDEL', KEYS[3], user)
+  redis.call('ZREM', KEYS[4], user)
+  redis.call('SET', ARGV[2] .. user, '1', 'PX', ARGV[3])
+  return user
+end
+return false
+"""
+
+# KEYS: pi, po. Returns {user_id, info, user_id, info, ...} in joining order.
+_MEMBERS = """
+local users = redis.call('ZRANGE', KEYS[2], 0, -1)
+local out = {}
+for _, user in ipairs(users) do
+  out[#out + 1] = user
+  out[#out + 1] = redis.call('HGET', KEYS[1], user) or 'null'
+end
+return out
+"""
+
+
+# KEYS: the key's window. ARGV: limit, window ms, a unique member. Redis' own clock.
+_RATE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[1], now, ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+
+
+class RedisRateLimiter:
+    """At most `limit` hits per key in any `window_s` seconds (sliding window) across every
+    node: a sorted set per key under `{prefix}:rate:{name}:`, expiring with its window."""
+
+    def __init__(self, adapter: RedisAdapter, name: str, limit: int, window_s: float) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self._adapter = adapter
+        self._prefix = f"{adapter.prefix}:rate:{name}:"
+        self._script = adapter.redis.register_script(_RATE)
+        self._seq = 0
+
+    async def allow(self, key: str) -> bool:
+        """Count one hit for `key`; False (not counted) when it is over the limit."""
+        self._seq += 1
+        return bool(await self._script(
+            keys=[self._prefix + key],
+            args=[self.limit, max(1, int(self.window_s * 1000)),
+                  f"{self._adapter.node}.{self._seq}"]))
+
+
+class RedisAdapter(LocalAdapter):
+    """Membership, presence, cache and fan-out shared by every node on `redis_url` that uses
+    the same `prefix` (module docstring). Call `start()` before use (it gives the node its
+    number when none is given) and `close()` at the end."""
+
+    inline = False
+    unavailable_errors = (RedisError, OSError)
+
+    def __init__(self, redis_url: str, prefix: str, node: str | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(clock)
+        self.prefix = prefix
+        #: This node's number among the nodes of `prefix` (digits); given, or taken from
+        #: Redis by `start` (`INCR {prefix}:node_seq`, so never one another node has).
+        self.node = node
+        self.redis = aioredis.from_url(redis_url, decode_responses=True)
+        self._lua_subscribe = self.redis.register_script(_SUBSCRIBE)
+        self._lua_unsubscribe = self.redis.register_script(_UNSUBSCRIBE)
+        self._lua_add_member = self.redis.register_script(_ADD_MEMBER)
+        self._lua_remove_member = self.redis.register_script(_REMOVE_MEMBER)
+        self._lua_members = self.redis.register_script(_MEMBERS)
+        self._bus = f"{prefix}:bus"
+        # Commands for the writer, in order; `_queued` counts them, `_written` those sent.
+        self._out: list[tuple[Any, ...]] = []
+        self._queued = self._written = 0
+        self._wake = asyncio.Event()
+        self._sent = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._pubsub: Any = None
+        self._last_ok = time.monotonic()
+        self._lost = False
+        self._member_comebacks: set[tuple[str, str, str]] = set()
+
+    def _node_key(self, node: str, what: str) -> str:
+        return f"{self.prefix}:node:{node}:{what}"
+
+    # ---- life ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect, listen to the other nodes' publishes and start the writer. Raises
+        `redis.exceptions.ConnectionError` when Redis does not answer."""
+        await self.redis.ping()
+        if self.node is None:
+            self.node = str(await self.redis.incr(f"{self.prefix}:node_seq"))
+        self._pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        await self._pubsub.subscribe(self._bus)
+        await self._register()
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._read()), loop.create_task(self._write()),
+                       loop.create_task(self._heartbeat())]
+
+    async def _register(self) -> None:
+        await self.redis.set(self._node_key(str(self.node), "alive"), "1",
+                             px=int(NODE_TTL_S * 1000))
+        await self.redis.sadd(f"{self.prefix}:nodes", str(self.node))  # type: ignore[misc]
+
+    async def live_nodes(self) -> list[str]:
+        """The registered nodes whose heartbeat has not expired, this one included."""
+        held: set[Any] = await self.redis.smembers(  # type: ignore[misc]
+            f"{self.prefix}:nodes")
+        nodes = sorted(map(str, held), key=int)
+        alive = await self.redis.exists(*[self._node_key(n, "alive") for n in nodes]) \
+            if nodes else 0
+        if alive == len(nodes):
+            return list(nodes)
+        return [n for n in nodes if await self.redis.exists(self._node_key(n, "alive"))]
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_S)
+            try:
+                kept = await self.redis.set(self._node_key(str(self.node), "alive"), "1",
+                                            px=int(NODE_TTL_S * 1000), xx=True)
+                if not kept:
+                    # Taken for dead (a long stall) or Redis lost its data: what Redis held
+                    # of this node's sockets is gone, so they must connect again.
+                    log.warning("cluster: node %s was taken for dead; closing its sockets",
+                                self.node)
+                    self._emit_lost()
+                    await self._register()
+                self._last_ok = time.monotonic()
+                if self._lost:
+                    log.warning("cluster: node %s reaches Redis again", self.node)
+                    self._lost = False
+                await self.reap()
+            except RedisError as exc:
+                if not self._lost and time.monotonic() - self._last_ok > LOST_AFTER_S:
+                    log.error("cluster: node %s cannot reach Redis (%s); closing its "
+                              "sockets", self.node, exc)
+                    self._lost = True
+                    self._emit_lost()
+
+    async def reap(self) -> list[str]:
+        """Remove the memberships of every registered node whose heartbeat expired (those
+        this node wins the right to); returns the nodes reaped."""
+        reaped = []
+        nodes: set[Any] = await self.redis.smembers(  # type: ignore[misc]
+            f"{self.prefix}:nodes")
+        for node in map(str, nodes):
+            if node == str(self.node) or \
+                    await self.redis.exists(self._node_key(node, "alive")):
+                continue
+            if not await self.redis.set(self._node_key(node, "reaping"), str(self.node),
+                                        nx=True, px=30_000):
+                continue
+            await self._remove_node(node)
+            reaped.append(node)
+        return reaped
+
+    async def _remove_node(self, node: str) -> None:
+        subs_key = self._node_key(node, "subs")
+        entries = await self.redis.smembers(subs_key)  # type: ignore[misc]
+        log.warning("cluster: node %s is gone; removing its %d subscriptions", node,
+                    len(entries))
+        for raw in entries:
+            app_id, channel, socket_id = json.loads(raw)
+            if channel.startswith("presence-"):
+                gone = await self._lua_remove_member(
+                    keys=self._presence_keys(app_id, channel),
+                    args=[socket_id, self._member_hold_prefix(app_id, channel), HOLD_MS])
+                if gone:
+                    self._emit_member_gone(app_id, channel, str(gone))
+            decided = await self._lua_unsubscribe(
+                keys=[self._key("ch", app_id, channel), f"{self.prefix}:chans:{app_id}",
+                      subs_key, self._key("hold:c", app_id, channel)],
+                args=[socket_id, channel, raw, HOLD_MS])
+            if decided == 2:
+                self._emit(app_id, channel, False)
+        await self.redis.srem(f"{self.prefix}:nodes", node)  # type: ignore[misc]
+        await self.redis.delete(subs_key, self._node_key(node, "reaping"))
+
+    async def close(self) -> None:
+        """Send what is queued, remove what this node's sockets still hold (with the
+        events that follow), leave the registry, stop listening and disconnect."""
+        await self.flushed()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        try:
+            await self._remove_node(str(self.node))
+            await self.redis.delete(self._node_key(str(self.node), "alive"))
+            pipe = self.redis.pipeline(transaction=False)
+            for command in self._out:
+                pipe.execute_command(*command)
+            self._out = []
+            await pipe.execute()
+        except RedisError as exc:
+            log.warning("cluster: node %s left without cleaning up (%s); the others will",
+                        self.node, exc)
+        if self._pubsub is not None:
+            await self._pubsub.aclose()
+        await self.redis.aclose()
+
+    def rate_limiter(self, name: str, limit: int, window_s: float) -> RedisRateLimiter:
+        """A limiter counting for the cluster (`RedisRateLimiter`), named `name`."""
+        return RedisRateLimiter(self, name, limit, window_s)
+
+    # ---- the writer: publishes and cache writes, in order -------------------------------
+
+    def _queue(self, *command: Any) -> None:
+        self._out.append(command)
+        self._queued += 1
+        self._wake.set()
+
+    async def flushed(self) -> None:
+        """Wait until every publish and cache write made so far has reached Redis."""
+        target = self._queued
+        while self._written < target:
+            self._sent.clear()
+            await self._sent.wait()
+
+    async def _write(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            batch, self._out = self._out, []
+            if not batch:
+                continue
+            pipe = self.redis.pipeline(transaction=False)
+            for command in batch:
+                pipe.execute_command(*command)
+            try:
+                await pipe.execute()
+            except Exception:
+                log.exception("redis adapter: %d publishes or cache writes were not sent",
+                              len(batch))
+            self._written += len(batch)
+            self._sent.set()
+
+    async def _read(self) -> None:
+        """Deliver the other nodes' publishes; after losing Redis, listen again once it
+        answers (what was published meanwhile is gone: the sockets were closed with 4200 and
+        their clients catch up)."""
+        while True:
+            try:
+                await self._listen()
+            except (RedisError, OSError) as exc:
+                log.warning("cluster: node %s lost the bus (%s); listening again",
+                            self.node, exc)
+            await asyncio.sleep(0.5)
+            try:
+                if self._pubsub is not None:
+                    await self._pubsub.aclose()
+                self._pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+                await self._pubsub.subscribe(self._bus)
+            except (RedisError, OSError):
+                continue
+
+    async def _listen(self) -> None:
+        async for message in self._pubsub.listen():
+            if message.get("type") != "message":
+                continue
+            try:
+                parts = json.loads(message["data"])
+                if len(parts) == 3:  # a notice: [node, kind, payload]
+                    if parts[0] != self.node:
+                        self._notice(parts[1], parts[2])
+                    continue
+                node, app_id, channel, frame, except_socket_id = parts
+            except (ValueError, TypeError):
+                log.warning("redis adapter: a message on %s that is not ours", self._bus)
+                continue
+            if node != self.node:
+                LocalAdapter.publish(self, app_id, channel, frame, except_socket_id)
+
+    # ---- fan-out ------------------------------------------------------------------------
+
+    def publish(self, app_id: str, channel: str, frame: str,
+                except_socket_id: str | None = None) -> int:
+        sent = super().publish(app_id, channel, frame, except_socket_id)
+        self._queue("PUBLISH", self._bus, json.dumps(
+            [self.node, app_id, channel, frame, except_socket_id], ensure_ascii=False))
+        return sent
+
+    def broadcast(self, kind: str, payload: Any) -> None:
+        self._queue("PUBLISH", self._bus, json.dumps([self.node, kind, payload],
+                                                     ensure_ascii=False))
+
+    # ---- membership ---------------------------------------------------------------------
+
+    def _key(self, kind: str, app_id: str, channel: str) -> str:
+        return f"{self.prefix}:{kind}:{app_id}:{channel}"
+
+    async def subscribe(self, app_id: str, channel: str, conn: Connection) -> bool:
+        members = self._apps.setdefault(app_id, {}).setdefault(channel, {})
+        if conn.socket_id in members:
+            return False
+        members[conn.socket_id] = conn
+        decided = await self._lua_subscribe(
+            keys=[self._key("ch", app_id, channel), f"{self.prefix}:chans:{app_id}",
+                  f"{self.prefix}:node:{self.node}:subs", self._key("hold:c", app_id, channel)],
+            args=[conn.socket_id, str(self.node), channel,
+                  json.dumps([app_id, channel, conn.socket_id])])
+        if decided == 2:
+            self._emit(app_id, channel, True)
+        elif decided == 3:  # a vacated held (maybe on another node) is taken back
+            self.emitting_comeback = True
+            try:
+                self._emit(app_id, channel, True)
+            finally:
+                self.emitting_comeback = False
+        return True
+
+    async def unsubscribe(self, app_id: str, channel: str, conn: Connection) -> bool:
+        chans = self._apps.get(app_id, {})
+        members = chans.get(channel)
+        if not members or members.pop(conn.socket_id, None) is None:
+            return False
+        if not members:
+            del chans[channel]
+        decided = await self._lua_unsubscribe(
+            keys=[self._key("ch", app_id, channel), f"{self.prefix}:chans:{app_id}",
+                  f"{self.prefix}:node:{self.node}:subs", self._key("hold:c", app_id, channel)],
+            args=[conn.socket_id, channel, json.dumps([app_id, channel, conn.socket_id]),
+                  HOLD_MS])
+        if decided == 2:
+            self._emit(app_id, channel, False)
+        return True
+
+    async def subscription_count(self, app_id: str, channel: str) -> int:
+        return int(await self.redis.hlen(self._key("ch", app_id, channel)))
+
+    async def channels(self, app_id: str, prefix: str = "") -> dict[str, int]:
+        held: set[str] = await self.redis.smembers(  # type: ignore[misc,assignment]
+            f"{self.prefix}:chans:{app_id}")
+        names = sorted(n for n in held if n.startswith(prefix))
+        if not names:
+            return {}
+        pipe = self.redis.pipeline(transaction=False)
+        for name in names:
+            pipe.hlen(self._key("ch", app_id, name))
+        counts = await pipe.execute()
+        return {name: int(n) for name, n in zip(names, counts) if n}
+
+    # ---- presence -----------------------------------------------------------------------
+
+    def _presence_keys(self, app_id: str, channel: str) -> list[str]:
+        return [self._key(kind, app_id, channel) for kind in ("pm", "pu", "pi", "po")]
+
+    async def add_member(self, app_id: str, channel: str, socket_id: str, user_id: str,
+                         user_info: Any) -> bool:
+        first = await self._lua_add_member(
+            keys=[*self._presence_keys(app_id, channel), self._key("pseq", app_id, channel),
+                  self._member_hold_prefix(app_id, channel) + user_id],
+            args=[socket_id, user_id, json.dumps(user_info, ensure_ascii=False)])
+        if first == 2:
+            self._member_comebacks.add((app_id, channel, user_id))
+        return bool(first)
+
+    def member_comeback(self, app_id: str, channel: str, user_id: str) -> bool:
+        key = (app_id, channel, user_id)
+        if key in self._member_comebacks:
+            self._member_comebacks.discard(key)
+            return True
+        return False
+
+    def _member_hold_prefix(self, app_id: str, channel: str) -> str:
+        return self._key("hold:m", app_id, channel) + ":"  # no ':' in a channel name
+
+    async def release_hold(self, app_id: str, event: Any) -> bool:
+        """A held `channel_vacated` / `member_removed` stands when its hold is still in
+        Redis (then it is removed): a comeback anywhere removes it first (the subscribe
+        and add_member scripts)."""
+        channel = str(event.get("channel"))
+        if event.get("name") == "member_removed":
+            key = self._member_hold_prefix(app_id, channel) + str(event.get("user_id"))
+        else:
+            key = self._key("hold:c", app_id, channel)
+        return bool(await self.redis.delete(key))
+
+    async def remove_member(self, app_id: str, channel: str, socket_id: str) -> str | None:
+        gone = await self._lua_remove_member(
+            keys=self._presence_keys(app_id, channel),
+            args=[socket_id, self._member_hold_prefix(app_id, channel), HOLD_MS])
+        return str(gone) if gone else None
+
+    async def members(self, app_id: str, channel: str) -> dict[str, Any]:
+        flat = await self._lua_members(keys=[self._key("pi", app_id, channel),
+                                         self._key("po", app_id, channel)])
+        return {flat[i]: json.loads(flat[i + 1]) for i in range(0, len(flat), 2)}
+
+    # ---- cache channels -----------------------------------------------------------------
+
+    def cache_put(self, app_id: str, channel: str, event: str, frame: str,
+                  ttl_s: float) -> None:
+        self._queue("SET", self._key("cache", app_id, channel),
+                    json.dumps([event, frame], ensure_ascii=False),
+                    "PX", max(1, int(ttl_s * 1000)))
+
+    async def cache_get(self, app_id: str, channel: str) -> CachedEvent | None:
+        await self.flushed()  # this node's own latest write first
+        key = self._key("cache", app_id, channel)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.get(key)
+        pipe.pttl(key)
+        raw, ttl_ms = await pipe.execute()
+        if raw is None or ttl_ms is None or ttl_ms < 0:
+            return None
+        event, frame = json.loads(raw)
+        return CachedEvent(event, frame, self.clock() + ttl_ms / 1000)
