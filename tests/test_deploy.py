@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -31,6 +32,8 @@ from realtime.uploads import MULTIPART_SLACK_BYTES
 
 DEPLOY = ROOT / "deploy"
 SITE = DEPLOY / "nginx-wolive.conf"
+CLUSTER_SITE = DEPLOY / "nginx-wolive-cluster.conf"
+CLUSTER_CONFIG = DEPLOY / "config.cluster.yaml"
 UNIT = DEPLOY / "wolive.service"
 PRODUCTION = DEPLOY / "config.production.yaml"
 DOCKER = DEPLOY / "docker"
@@ -78,9 +81,35 @@ def test_sample_configs_load() -> None:
 
 # ---- nginx -------------------------------------------------------------------------------
 
-def test_nginx_site_matches_wolive() -> None:
-    text = SITE.read_text(encoding="utf-8")
-    prod = wolive.load_config(str(PRODUCTION))
+def _cluster_config() -> dict[str, Any]:
+    """The cluster sample with its three secrets filled in, as its comments ask."""
+    return wolive.load_config(str(CLUSTER_CONFIG), {
+        "server.cookie_secret": "a" * 64, "server.channel_secret": "b" * 64,
+        "pusher.apps": [{"id": "1", "key": "wolive", "secret": "c" * 64}]})
+
+
+def test_the_cluster_sample_loads_once_its_secrets_are_set() -> None:
+    cfg = _cluster_config()
+    assert cfg["cluster"]["redis_url"].startswith("redis://")
+    assert cfg["database"]["url"].startswith("mysql://") and cfg["server"]["xheaders"]
+    assert cfg["uploads"]["shared"] is True
+    with pytest.raises(wolive.ConfigProblem, match=r"^server.cookie_secret: "):
+        wolive.load_config(str(CLUSTER_CONFIG))
+    # --port starts more nodes from the one file (the site's upstream lists 8001-8003).
+    text = CLUSTER_SITE.read_text(encoding="utf-8")
+    upstream = re.search(r"upstream wolive \{(.*?)\}", text, re.S).group(1)  # type: ignore
+    ports = [int(p) for p in re.findall(r"server 127\.0\.0\.1:(\d+)", upstream)]
+    assert ports == [cfg["server"]["port"], 8002, 8003]
+    assert "ip_hash" not in upstream and "sticky" not in upstream and "hash " not in upstream
+    help_text = subprocess.run([sys.executable, str(ROOT / "wolive.py"), "--help"],
+                               capture_output=True, text=True, timeout=60).stdout
+    assert "--port" in help_text
+
+
+@pytest.mark.parametrize("site", [SITE, CLUSTER_SITE], ids=["one node", "three nodes"])
+def test_nginx_site_matches_wolive(site: Path) -> None:
+    text = site.read_text(encoding="utf-8")
+    prod = wolive.load_config(str(PRODUCTION)) if site == SITE else _cluster_config()
     body = _size(re.search(r"client_max_body_size\s+(\S+);", text).group(1))  # type: ignore
     need = prod["uploads"]["max_bytes"] + MULTIPART_SLACK_BYTES
     assert need <= body <= MAX_BODY_BYTES, (need, body, MAX_BODY_BYTES)
@@ -101,7 +130,7 @@ def test_nginx_site_matches_wolive() -> None:
     assert re.search(r"map \$http_upgrade \$wolive_connection \{\s+default upgrade;\s+''\s+'';",
                      text)
     assert "proxy_http_version 1.1;" in text
-    assert f"server 127.0.0.1:{prod['server']['port']};" in text
+    assert re.search(rf"server 127\.0\.0\.1:{prod['server']['port']}[ ;]", text)
     assert re.search(r"listen 443 ssl;", text) and "ssl_certificate " in text
     assert "location = /metrics { return 404; }" in text
 
@@ -126,7 +155,8 @@ def _self_signed(folder: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-def test_nginx_t_accepts_the_site(tmp_path: Path) -> None:
+@pytest.mark.parametrize("site_path", [SITE, CLUSTER_SITE], ids=["one node", "three nodes"])
+def test_nginx_t_accepts_the_site(tmp_path: Path, site_path: Path) -> None:
     """`nginx -t` on a wrapper conf that includes the site (its certificate paths pointed at
     a throwaway self-signed pair); `-t` parses, loads the certificates and exits: it binds
     nothing and starts no daemon."""
@@ -136,7 +166,7 @@ def test_nginx_t_accepts_the_site(tmp_path: Path) -> None:
         pytest.skip("nginx is not installed (apt-get install nginx-light); the site's "
                     "contents are still checked by test_nginx_site_matches_wolive")
     cert, key = _self_signed(tmp_path)
-    site = SITE.read_text(encoding="utf-8").replace(
+    site = site_path.read_text(encoding="utf-8").replace(
         "/etc/letsencrypt/live/kefu.example.com/fullchain.pem", str(cert)).replace(
         "/etc/letsencrypt/live/kefu.example.com/privkey.pem", str(key))
     (tmp_path / "wolive.conf").write_text(site, encoding="utf-8")
