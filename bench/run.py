@@ -486,6 +486,12 @@ def main() -> int:
     chat.add_argument("--burst", type=int, default=500, help="arrivals within 5 s")
     chat.add_argument("--counts-only", action="store_true",
                       help="only the statements per request (deterministic; seconds)")
+    parser.add_argument("--nodes", type=int, default=0, metavar="N",
+                        help="cross-node fan-out on N nodes with Redis, against one node: "
+                             "runs bench/nodes.py with every option given (see its --help)")
+    if any(a == "--nodes" or a.startswith("--nodes=") for a in sys.argv[1:]):
+        import nodes
+        return nodes.main(sys.argv[1:])
     args = parser.parse_args()
     if args.all:
         args.idle = args.fanout = args.flat = True
