@@ -213,11 +213,22 @@ class BaseHandler(tornado.web.RequestHandler):
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.finish(json.dumps(body, ensure_ascii=False, default=str))
 
+    def _cluster_unavailable(self, exc: BaseException | None) -> bool:
+        """Whether `exc` says the adapter's shared store (Redis) cannot be reached."""
+        hub = self.settings.get("wolive_hub")
+        return exc is not None and hub is not None and isinstance(
+            exc, hub.adapter.unavailable_errors)
+
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         """Refusals (use-case and store errors) are answers, not faults: the access log has
         them; an unavailable database is logged by the store once per outage. Anything else
         as Tornado logs it (a traceback)."""
         if isinstance(value, (ChatError, NotFound, Conflict, Unavailable)):
+            return
+        if self._cluster_unavailable(value):
+            # The cluster's shared store (Redis) out of reach: a 503, noted without a trace.
+            log.warning("request %s: the cluster store is unavailable (%s)", self.request_id,
+                        value, extra={"request_id": self.request_id})
             return
         if isinstance(value, tornado.web.HTTPError):
             super().log_exception(typ, value, tb)
@@ -230,7 +241,8 @@ class BaseHandler(tornado.web.RequestHandler):
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         """The one place an exception becomes an answer: `ApiError` / `HTTPError` as raised,
         `ChatError` with its code and status, `NotFound` 404, `Conflict` 409, `Unavailable`
-        503 with `Retry-After`, anything else 500."""
+        (or the adapter's `unavailable_errors`: Redis out of reach) 503 with `Retry-After`,
+        anything else 500."""
         exc = kwargs.get("exc_info", (None, None, None))[1]
         if isinstance(exc, ChatError):
             status_code, code, msg = exc.status, exc.code, exc.msg
@@ -238,7 +250,7 @@ class BaseHandler(tornado.web.RequestHandler):
             status_code, code, msg = 404, 1, f"not found: {exc}"
         elif isinstance(exc, Conflict):
             status_code, code, msg = 409, 1, f"conflict: {exc}"
-        elif isinstance(exc, Unavailable):
+        elif isinstance(exc, Unavailable) or self._cluster_unavailable(exc):
             status_code, code, msg = 503, 1, UNAVAILABLE_MSG
             self.set_header("Retry-After", str(RETRY_AFTER_S))
         elif isinstance(exc, ApiError):

@@ -16,7 +16,8 @@ import logging
 import time
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -126,6 +127,14 @@ class Adapter(ABC):
         """Whether a held `channel_vacated` / `member_removed` still stands when its hold
         is up (no comeback anywhere took it back). Alone: this node's hold says it all."""
         return True
+
+    @asynccontextmanager
+    async def turn(self, key: str) -> AsyncIterator[None]:
+        """Hold `key`'s turn across the cluster while writing something and publishing it,
+        so that publishes made in turns of one key reach every socket in the order the
+        turns were taken (a conversation's messages in cid order, `realtime.ordering`).
+        Alone, the caller's own per-process lock is enough: this yields at once."""
+        yield
 
     def broadcast(self, kind: str, payload: Any) -> None:
         """Tell every other node (its `notice_listeners[kind]`) of something only each

@@ -108,7 +108,7 @@ class Chat:
         # are a conditional UPDATE (see `claim`).
         self._assign_locks: dict[str, asyncio.Lock] = {}
         #: Store-then-push of a conversation's messages, one at a time: pushes follow cids.
-        self.order = ConversationOrder()
+        self.order = ConversationOrder(turn=None if hub.adapter.inline else hub.adapter.turn)
         #: agent_settling(service_id): whether the presence tracker has not settled that
         #: agent's state yet (expected back after a start, its change not written yet, or
         #: `agent_left` still running for it); its conversations are not stranded then.

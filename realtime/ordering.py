@@ -14,22 +14,26 @@ one writer per conversation at a time in this process, so cid order, commit orde
 order are the same. Different conversations never wait for each other. Every row with a cid
 (text, image, file, the system lines other features add) goes through it alike.
 
-The turn is per process, as the server is today (one node). Several nodes writing one
-conversation would need the same turn in the database (e.g. the conversation's queue row
-locked in the insert's transaction) and a fan-out that keeps one publisher's order.
+With several nodes the per-process lock is not enough: two nodes could commit cids 10 and
+11 and push 11 first. So inside its own lock a writer also takes the conversation's turn
+from the adapter (`Adapter.turn`, a no-op alone; on Redis a key held across nodes, whose
+publishes every node delivers in one order and which is given back only after them).
 """
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 
 class ConversationOrder:
     """One lock per conversation `(business_id, visiter_id)`, made on first use and dropped
     when nobody holds or waits for it (so idle conversations cost nothing)."""
 
-    def __init__(self) -> None:
+    def __init__(self, turn: Callable[[str], AbstractAsyncContextManager[None]] | None = None,
+                 ) -> None:
+        #: turn(key): the cluster-wide turn taken inside this process's lock (None: none).
+        self._turn = turn
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._users: dict[tuple[str, str], int] = {}
 
@@ -44,7 +48,11 @@ class ConversationOrder:
         self._users[key] = self._users.get(key, 0) + 1
         try:
             async with lock:
-                yield
+                if self._turn is None:
+                    yield
+                else:
+                    async with self._turn(f"conv:{len(business_id)}:{business_id}:{visiter_id}"):
+                        yield
         finally:
             left = self._users[key] - 1
             if left:

@@ -25,8 +25,13 @@ by exactly one Lua script run, so one node, and only one, hears of it:
   for `LOST_AFTER_S` closes its sockets with a reconnect code (`Adapter.lost_listeners`).
 
 Publishes and cache writes leave in the order they were made, by one writer task; `publish`
-and `cache_put` never wait for Redis. Sources: Pusher Channels protocol 7 (occupancy,
-presence), Redis' pub/sub and scripting documentation.
+and `cache_put` never wait for Redis.
+
+`turn(key)` orders the publishes of several nodes: `turn:{key}` is taken by a script that
+also tells which node held it last; when that was another node, this one first waits for a
+marker of its own to come back on the bus (so the last holder's publishes are delivered
+here), and the key is given back by the writer after the turn's publishes, so the next
+holder's publishes follow them everywhere.
 """
 from __future__ import annotations
 
@@ -34,11 +39,13 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, TimeoutError as RedisTimeoutError
 
 from .adapter import CachedEvent, Connection, LocalAdapter
 
@@ -54,6 +61,27 @@ LOST_AFTER_S = 4.0
 #: How long a vacated / member_removed stays held in Redis at most (ms): far past the
 #: webhooks' 3 s, so the holder's `release_hold` decides, not the expiry.
 HOLD_MS = 60_000
+#: How long a turn (`RedisAdapter.turn`) is kept at most (ms) if its holder dies holding it.
+TURN_MS = 5_000
+
+# KEYS: turn. ARGV: token, ms. Takes the turn unless another holds it: returns nil (held),
+# else what the key held ('free:{node}' after a turn of that node, or '' when none was had).
+_TAKE_TURN = """
+local v = redis.call('GET', KEYS[1])
+if v and string.sub(v, 1, 5) ~= 'free:' then return false end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return v or ''
+"""
+
+# KEYS: turn. ARGV: token, node, ms. Gives the turn back, if still the holder's, as
+# 'free:{node}' (so the next holder knows whose publishes it must see first).
+_GIVE_BACK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], 'free:' .. ARGV[2], 'PX', ARGV[3])
+  return 1
+end
+return 0
+"""
 
 # KEYS: ch, chans, node subs, hold. Returns 0 (already), 1, 2 (occupied) or 3 (occupied,
 # taking back a held vacated).
@@ -178,6 +206,9 @@ class RedisAdapter(LocalAdapter):
         self._lua_add_member = self.redis.register_script(_ADD_MEMBER)
         self._lua_remove_member = self.redis.register_script(_REMOVE_MEMBER)
         self._lua_members = self.redis.register_script(_MEMBERS)
+        self._lua_take_turn = self.redis.register_script(_TAKE_TURN)
+        #: Bus markers this node waits to see come back (`_caught_up`), by id.
+        self._markers: dict[str, asyncio.Future[None]] = {}
         self._bus = f"{prefix}:bus"
         # Commands for the writer, in order; `_queued` counts them, `_written` those sent.
         self._out: list[tuple[Any, ...]] = []
@@ -371,6 +402,11 @@ class RedisAdapter(LocalAdapter):
                 continue
             try:
                 parts = json.loads(message["data"])
+                if len(parts) == 2:  # a marker: [node, id], for its node alone
+                    back = self._markers.get(parts[1]) if parts[0] == self.node else None
+                    if back is not None and not back.done():
+                        back.set_result(None)
+                    continue
                 if len(parts) == 3:  # a notice: [node, kind, payload]
                     if parts[0] != self.node:
                         self._notice(parts[1], parts[2])
@@ -390,6 +426,45 @@ class RedisAdapter(LocalAdapter):
         self._queue("PUBLISH", self._bus, json.dumps(
             [self.node, app_id, channel, frame, except_socket_id], ensure_ascii=False))
         return sent
+
+    @asynccontextmanager
+    async def turn(self, key: str) -> AsyncIterator[None]:
+        """`Adapter.turn` for the cluster (module docstring). Waits while another node
+        holds the turn (at most about `TURN_MS`, when a holder died holding it); raises
+        `redis.exceptions.RedisError` when Redis cannot be reached, or the turn or the bus
+        marker did not come within `2 * TURN_MS`."""
+        name = f"{self.prefix}:turn:{key}"
+        token = f"{self.node}:{uuid.uuid4().hex}"
+        deadline = time.monotonic() + 2 * TURN_MS / 1000
+        pause = 0.001
+        while True:
+            before = await self._lua_take_turn(keys=[name], args=[token, TURN_MS])
+            if before is not None:
+                break
+            if time.monotonic() > deadline:
+                raise RedisTimeoutError(f"the turn {name} was held past {2 * TURN_MS} ms")
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.02)
+        try:
+            if before != f"free:{self.node}":
+                await self._caught_up(deadline)
+            yield
+        finally:
+            # After the turn's publishes, by the same writer: the next holder's follow them.
+            self._queue("EVAL", _GIVE_BACK, 1, name, token, str(self.node), TURN_MS)
+
+    async def _caught_up(self, deadline: float) -> None:
+        """Return once this node has delivered every bus message Redis had before now: a
+        marker published now comes back after them."""
+        marker = uuid.uuid4().hex
+        back = self._markers[marker] = asyncio.get_running_loop().create_future()
+        try:
+            self._queue("PUBLISH", self._bus, json.dumps([self.node, marker]))
+            await asyncio.wait_for(back, max(0.0, deadline - time.monotonic()))
+        except asyncio.TimeoutError:
+            raise RedisTimeoutError("the bus marker did not come back") from None
+        finally:
+            self._markers.pop(marker, None)
 
     def broadcast(self, kind: str, payload: Any) -> None:
         self._queue("PUBLISH", self._bus, json.dumps([self.node, kind, payload],

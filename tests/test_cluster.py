@@ -337,6 +337,69 @@ async def test_cap_one_with_ten_arrivals_over_three_nodes_assigns_exactly_one(
 
 
 @pytest.mark.mariadb
+@pytest.mark.gen_test(timeout=180)
+async def test_a_conversation_written_on_three_nodes_at_once_is_pushed_in_cid_order(
+        cluster: list[RunningServer]) -> None:
+    """The visitor and the agent each send 15 messages at once, spread over the three nodes;
+    the visitor's socket (on node 2) and the agent's console (on node 1) get all 30 in cid
+    order, so a client's catch-up cursor (its highest cid) never passes a message it has
+    not seen."""
+    a, b, c = cluster
+    agent = Client(a.base_url)
+    assert (await agent.login(ADMIN_USER, ADMIN_PASSWORD)).code == 302
+    console = await PusherSocket.connect(b.ws_url, cookie=agent.cookie_header())
+    for channel in ("ud1", "allshop1", "kefu1"):
+        assert (await console.subscribe(channel))["event"] == \
+            "pusher_internal:subscription_succeeded"
+    await wait_for(lambda: db_rows(a.db_url, "SELECT state FROM wolive_service "
+                                   "WHERE service_id = 1")[0]["state"] == "online", 10)
+    visitor, boot = await open_visitor_window(a.base_url, "shop1", "v-order")
+    vsock = await PusherSocket.connect(c.ws_url)
+    await vsock.subscribe("cu" + boot["channel"])
+    code, body = await visitor.json("/admin/event/notice", "POST", form={
+        "visiter_id": "v-order", "business_id": "shop1", "channel": boot["channel"],
+        "visiter_name": boot["visiter_name"], "avatar": boot["avatar"],
+        "record": "http://shop.example/"})
+    assert (code, body["code"]) == (200, 0), body
+
+    def on(client: Client, node: RunningServer) -> Client:
+        """The same browser (its cookies) talking to another node."""
+        other = Client(node.base_url)
+        other.cookies = client.cookies
+        return other
+
+    async def visitor_says(n: int) -> int:
+        code, body = await on(visitor, cluster[n % 3]).json("/admin/event/chats", "POST", form={
+            "visiter_id": "v-order", "service_id": 1, "business_id": "shop1",
+            "channel": boot["channel"], "content": f"v{n}", "avatar": "", "record": ""})
+        assert (code, body["code"]) == (200, 0), body
+        return int(body["data"]["cid"])
+
+    async def agent_says(n: int) -> int:
+        code, body = await on(agent, cluster[(n + 1) % 3]).json("/admin/set/chats", "POST", form={
+            "visiter_id": "v-order", "content": f"a{n}", "avatar": ""})
+        assert (code, body["code"]) == (200, 0), body
+        return int(body["data"]["cid"])
+
+    cids = await asyncio.gather(*[visitor_says(n) for n in range(15)],
+                                *[agent_says(n) for n in range(15)])
+    assert len(set(cids)) == 30
+
+    async def pushed(sock: PusherSocket, events: tuple[str, ...]) -> list[int]:
+        got: list[int] = []
+        while len(got) < 30:
+            frame = await sock.recv(timeout=20)
+            if frame.get("event") in events:
+                message = data_of(frame)["message"]
+                if message["visiter_id"] == "v-order" and message["msg_type"] == "text":
+                    got.append(int(message["cid"]))
+        return got
+
+    assert await pushed(vsock, ("my-event",)) == sorted(cids)
+    assert await pushed(console, ("cu-event", "my-event")) == sorted(cids)
+
+
+@pytest.mark.mariadb
 @pytest.mark.gen_test(timeout=120)
 async def test_the_message_board_limit_holds_across_nodes(
         cluster: list[RunningServer]) -> None:

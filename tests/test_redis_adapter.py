@@ -601,3 +601,86 @@ async def test_a_stale_presence_write_from_another_node_is_corrected(
         await tracker.drain()
     console.on_close()
     await console.settled()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_turn_is_held_by_one_node_at_a_time_and_its_publishes_come_first(
+        nodes: list[Node]) -> None:
+    a, b, c = nodes
+    socks = [n.open() for n in nodes]
+    for s, conn in socks:
+        subscribe(s, "conv")
+        await subscribed(s, conn, "conv")
+    tries: list[int] = []
+    take = b.adapter._lua_take_turn
+
+    async def counted(**kw: Any) -> Any:
+        tries.append(1)
+        return await take(**kw)
+    b.adapter._lua_take_turn = counted  # type: ignore[method-assign]
+
+    async def b_writes() -> None:
+        async with b.adapter.turn("k"):
+            b.hub.trigger("conv", "msg", {"n": 2}, app=APP)
+
+    async with a.adapter.turn("k"):
+        a.hub.trigger("conv", "msg", {"n": 1}, app=APP)
+        later = asyncio.ensure_future(b_writes())
+        # b asked for the turn twice while a holds it, and did not have it.
+        await wait_for(lambda: len(tries) >= 2)
+        assert not later.done()
+    await later
+    for _, conn in socks:
+        await wait_for(lambda conn=conn: len(conn.events("msg")) == 2)
+        assert [json.loads(f["data"])["n"] for f in conn.events("msg")] == [1, 2]
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_turns_taken_on_three_nodes_reach_every_socket_in_turn_order(
+        nodes: list[Node]) -> None:
+    """Each node writes 40 times in turns of one key, numbering its writes inside the turn
+    (as a conversation's cids are taken); every node's socket gets the 120 numbers in order,
+    however the nodes' local deliveries and the bus interleave: each node's bus reader is
+    made to lag (a busy node), so a node that pushed at once on taking the turn would put
+    its number before the previous holder's."""
+    socks = [n.open() for n in nodes]
+    for s, conn in socks:
+        subscribe(s, "conv")
+        await subscribed(s, conn, "conv")
+    for node in nodes:
+        pubsub = node.adapter._pubsub
+        read = pubsub.parse_response
+
+        async def lagging(*args: Any, read: Any = read, **kw: Any) -> Any:
+            answer = await read(*args, **kw)
+            await asyncio.sleep(0.003)
+            return answer
+        pubsub.parse_response = lagging
+    taken = [0]
+
+    async def writer(node: Node) -> None:
+        for _ in range(40):
+            async with node.adapter.turn("conv-1"):
+                taken[0] += 1
+                n = taken[0]
+                await asyncio.sleep(0)  # the store's commit, between the number and the push
+                node.hub.trigger("conv", "msg", {"n": n}, app=APP)
+
+    await asyncio.gather(*(writer(n) for n in nodes))
+    for _, conn in socks:
+        await wait_for(lambda conn=conn: len(conn.events("msg")) == 120, timeout=20)
+        assert [json.loads(f["data"])["n"] for f in conn.events("msg")] == \
+            list(range(1, 121))
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_turn_whose_holder_died_is_had_after_its_expiry(nodes: list[Node]) -> None:
+    a, b, _ = nodes
+    # A holder that never gave the turn back (its node killed): the key expires.
+    await a.adapter.redis.set(f"{a.adapter.prefix}:turn:gone", "7:dead", px=300)
+    async with b.adapter.turn("gone"):
+        assert (await b.adapter.redis.get(f"{b.adapter.prefix}:turn:gone")).startswith(
+            f"{b.adapter.node}:")
+    await b.adapter.flushed()
+    assert await b.adapter.redis.get(f"{b.adapter.prefix}:turn:gone") == \
+        f"free:{b.adapter.node}"
