@@ -37,12 +37,13 @@ from handlers.base import access_log_level
 from handlers.logs import setup_logging
 from handlers.ops import MetricsAccess
 from handlers.http_server import MAX_BODY_BYTES, HTTPServer
-from realtime.adapter import Adapter, LocalAdapter
-from realtime.redis_adapter import RedisAdapter
+from realtime.pusher import transport
+from realtime.pusher.adapter import Adapter, LocalAdapter
+from realtime.pusher.redis_adapter import RedisAdapter
 from realtime.chat import Chat
 from realtime.content import Content, History
 from realtime.reports import Reports
-from realtime.hub import App, Hub
+from realtime.pusher.hub import App, Hub
 from realtime.metrics import UNMATCHED_ROUTE, Metrics
 from realtime.agent_status import AgentStatus
 from realtime.presence import PresenceTracker
@@ -50,8 +51,8 @@ from realtime.quick_replies import QuickReplies
 from realtime.typing import Signals
 from realtime.uploads import MULTIPART_SLACK_BYTES, Uploads
 from realtime.video import Video, check_ice_servers
-from realtime.webhooks import SHUTDOWN_DRAIN_S as WEBHOOK_DRAIN_S
-from realtime.webhooks import WebhookConfigError, Webhooks, parse_webhooks
+from realtime.pusher.webhooks import SHUTDOWN_DRAIN_S as WEBHOOK_DRAIN_S
+from realtime.pusher.webhooks import WebhookConfigError, Webhooks, parse_webhooks
 from realtime.wechat import WechatNotifier
 from realtime.wechat import check_config as check_wechat_config
 from store import ConfigError as StoreConfigError
@@ -556,7 +557,7 @@ async def make_app(cfg: dict[str, Any]) -> Wolive:
         board, typing_ = content.board_limiter, signals.limit
         content.board_limiter = adapter.rate_limiter("board", board.limit, board.window_s)
         signals.limit = adapter.rate_limiter("typing", typing_.limit, typing_.window_s)
-    from realtime.protocol import MAX_FRAME_BYTES
+    from realtime.pusher.protocol import MAX_FRAME_BYTES
     settings: dict[str, Any] = dict(
         template_path=os.path.join(ROOT, "templates"),
         cookie_secret=cfg["server"]["cookie_secret"],
@@ -584,9 +585,9 @@ async def make_app(cfg: dict[str, Any]) -> Wolive:
         # {listener name: bound port}, filled by `Wolive.listen` (the same dict everywhere).
         wolive_ports={},
         # One outbox (and write window) for every listener's Pusher sockets.
-        wolive_outbox=pusher.Outbox(cfg["pusher"]["write_window_ms"] / 1000),
+        wolive_outbox=transport.Outbox(cfg["pusher"]["write_window_ms"] / 1000),
         # One ping timer for every plain-TCP socket (TLS ones keep Tornado's pings).
-        wolive_pinger=pusher.Pinger(hub, cfg["pusher"]["ping_interval_s"],
+        wolive_pinger=transport.Pinger(hub, cfg["pusher"]["ping_interval_s"],
                                     cfg["pusher"]["ping_timeout_s"]),
         # /metrics (handlers/ops.py): None while config metrics.enabled is false.
         wolive_metrics=metrics,
@@ -905,7 +906,7 @@ def import_wolive(argv: list[str]) -> int:
         def channel_for(business_id: str, visiter_id: str) -> str:
             return ""  # counted, never written (a dry run makes no secret)
     else:
-        from realtime.signing import visitor_channel
+        from realtime.pusher.signing import visitor_channel
         fill_secrets(cfg)
         secret = cfg["server"]["channel_secret"]
 

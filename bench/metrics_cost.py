@@ -24,10 +24,10 @@ sys.path.insert(0, ROOT)
 
 from prometheus_client import generate_latest  # noqa: E402
 
-from realtime.adapter import _UNSET, LocalAdapter  # noqa: E402
-from realtime.hub import App, Hub  # noqa: E402
+from realtime.pusher.adapter import _UNSET, LocalAdapter  # noqa: E402
+from realtime.pusher.hub import App, Hub  # noqa: E402
 from realtime.metrics import Metrics  # noqa: E402
-from realtime.adapter import run_inline  # noqa: E402
+from realtime.pusher.adapter import run_inline  # noqa: E402
 
 
 class Conn:

@@ -11,14 +11,14 @@ Variants (``nowrap`` to ``lean`` measured the fast send path before it went into
 against today's code they write each frame at once, i.e. they also undo ``Outbox``):
 
 - ``uvloop``   uvloop as the asyncio event loop (a runtime dependency, if adopted).
-- ``orjson``   orjson for the frame encoder (`realtime.protocol.encode`) and the HTTP
+- ``orjson``   orjson for the frame encoder (`realtime.pusher.protocol.encode`) and the HTTP
                API's body parser (`PusherApiHandler.json_body`).
-- ``nowrap``   `_WSConnection.send` writes the WebSocket frame through Tornado's frame
+- ``nowrap``   `WSConnection.send` writes the WebSocket frame through Tornado's frame
                writer without `write_message`'s per-call coroutine + Task.
 - ``prepared`` the WebSocket frame (header + payload: a server frame is unmasked, so it is
                the same bytes for every subscriber) is built once per publish and each
-               subscriber gets one `IOStream.write` of it (`_WSConnection.send_prepared`,
-               the optional fast path `realtime.adapter.LocalAdapter.publish` looks for).
+               subscriber gets one `IOStream.write` of it (`WSConnection.send_prepared`,
+               the optional fast path `realtime.pusher.adapter.LocalAdapter.publish` looks for).
 - ``direct``   like ``prepared``, and when the stream has nothing queued
                (`IOStream.writing()` is false) the bytes go straight to `socket.send`: no
                Future, callback or buffer bookkeeping per write; only a partial send (a slow
@@ -33,7 +33,7 @@ against today's code they write each frame at once, i.e. they also undo ``Outbox
                off): the behaviour before issue 11 item 5.
 - ``tracemalloc`` trace Python allocations; SIGUSR1 writes a snapshot to
                $WOLIVE_BENCH_SNAPSHOT.N (for bench/memory_diff.py).
-- ``nocork``   what wolive did before write coalescing (`handlers.pusher.Outbox`): each
+- ``nocork``   what wolive did before write coalescing (`realtime.pusher.transport.Outbox`): each
                prepared frame is written at once, one `send()` per message.
 - ``nowindow`` `pusher.write_window_ms: 0`: the outbox writes at the end of every loop
                iteration that queued something, as before the write window.
@@ -43,9 +43,9 @@ against today's code they write each frame at once, i.e. they also undo ``Outbox
 - ``nagle``    Nagle's algorithm back on for Pusher sockets (wolive sets TCP_NODELAY in
                `PusherSocket.open` since write coalescing; before, this was the default).
 - ``tornadows`` plain-TCP Pusher sockets stay on Tornado's WebSocketHandler for their whole
-               life, as before the raw socket (`handlers.pusher.RAW_SOCKETS = False`;
+               life, as before the raw socket (`realtime.pusher.transport.RAW_SOCKETS = False`;
                TLS sockets always do). ``nowrap`` to ``lean``, ``nocork`` and ``nagle``
-               act on `_WSConnection` / the handler, i.e. only on sockets Tornado keeps:
+               act on `WSConnection` / the handler, i.e. only on sockets Tornado keeps:
                combine them with ``tornadows``.
 - ``stmtcount`` count what the server asks of its database: SQL statements sent through a
                cursor (SQLAlchemy's `before_cursor_execute`, by first word: SELECT, INSERT,
@@ -135,10 +135,12 @@ def apply(variants: list[str]) -> None:
     import tornado.websocket
 
     from handlers import pusher as hp
-    from realtime import protocol
+
+    from realtime.pusher import transport
+    from realtime.pusher import protocol
 
     if "tornadows" in variants:
-        hp.RAW_SOCKETS = False
+        transport.RAW_SOCKETS = False
 
     if "metrics" in variants or "scrape" in variants:
         import wolive
@@ -184,7 +186,7 @@ def apply(variants: list[str]) -> None:
 
     if "cewindow" in variants:
         import contextlib
-        for cls in (hp._WSConnection, hp._RawWebSocket):
+        for cls in (transport.WSConnection, transport.RawWebSocket):
             cls.relaying = (  # type: ignore[method-assign]
                 lambda self: contextlib.nullcontext())
 
@@ -257,7 +259,7 @@ def apply(variants: list[str]) -> None:
                 return False
             return True
 
-        hp._WSConnection.send = send_nowrap  # type: ignore[method-assign]
+        transport.WSConnection.send = send_nowrap  # type: ignore[method-assign]
 
     if "prepared" in variants or "direct" in variants:
         direct = "direct" in variants
@@ -296,14 +298,14 @@ def apply(variants: list[str]) -> None:
                 return False
             return True
 
-        hp._WSConnection.prepare_frame = staticmethod(prepare_frame)  # type: ignore
-        hp._WSConnection.send_prepared = send_prepared  # type: ignore[attr-defined]
+        transport.WSConnection.prepare_frame = staticmethod(prepare_frame)  # type: ignore
+        transport.WSConnection.send_prepared = send_prepared  # type: ignore[attr-defined]
 
     if "lean" in variants:
-        base = hp._WSConnection
+        base = transport.WSConnection
 
         class LeanConnection(base):  # type: ignore[valid-type, misc]
-            """`PusherSocket.open` builds `_WSConnection(...)` through the module global."""
+            """`PusherSocket.open` builds `WSConnection(...)` through the module global."""
 
             __slots__ = ("_stream", "_sock")
 
@@ -347,7 +349,7 @@ def apply(variants: list[str]) -> None:
             def close(self: Any, code: int, reason: str) -> None:
                 base.close(self, code, reason)
 
-        hp._WSConnection = LeanConnection  # type: ignore[misc]
+        transport.WSConnection = LeanConnection  # type: ignore[misc]
 
 
     if "nocork" in variants:
@@ -358,7 +360,7 @@ def apply(variants: list[str]) -> None:
             self.write_now(wire)
             return True
 
-        hp._WSConnection.send_prepared = send_at_once  # type: ignore[method-assign]
+        transport.WSConnection.send_prepared = send_at_once  # type: ignore[method-assign]
 
     if "noreader" in variants:
         import tornado.httpserver
@@ -371,12 +373,12 @@ def apply(variants: list[str]) -> None:
     if "nowindow" in variants:
         forced.append(0.0)
     if forced:
-        real_init = hp.Outbox.__init__
+        real_init = transport.Outbox.__init__
 
         def fixed_window(self: Any, window: float = 0.0) -> None:
             real_init(self, forced[-1])
 
-        hp.Outbox.__init__ = fixed_window  # type: ignore[method-assign]
+        transport.Outbox.__init__ = fixed_window  # type: ignore[method-assign]
 
 
 def main() -> int:

@@ -83,7 +83,7 @@ def fill(db_url: str, conversations: int, per_conversation: int, seed: int = 1) 
     """Bulk-insert visitors, open conversations with boss and their messages."""
     from sqlalchemy import create_engine, select
 
-    from realtime.signing import visitor_channel
+    from realtime.pusher.signing import visitor_channel
     from store import schema as t
 
     sync_url = db_url.replace("mysql://", "mysql+pymysql://", 1)

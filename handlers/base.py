@@ -18,7 +18,7 @@ import tornado.web
 from realtime import inputs
 from realtime.agents import LEVEL_RANK
 from realtime.chat import Agent, Chat, ChatError
-from realtime.hub import Hub
+from realtime.pusher.hub import Hub
 from store import Conflict, NotFound, Store, Unavailable
 
 log = logging.getLogger("wolive.http")

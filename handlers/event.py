@@ -13,7 +13,7 @@ from typing import Any
 from realtime import inputs
 from realtime.chat import MAX_MESSAGE_CHARS, ChatError
 from realtime.identity import Resolved
-from realtime.signing import same
+from realtime.pusher.signing import same
 from store import NotFound
 
 from . import identity

@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 from typing import cast
 
-from realtime import protocol as p
-from realtime.pusher_api import SOCKET_ID_RE
+from realtime.pusher import protocol as p
+from realtime.pusher.http_api import SOCKET_ID_RE
 from realtime.video import CALL_PREFIX, Party, Video, VisitorParty
 
 from .base import AgentApiHandler, ApiError, BaseHandler, VisitorApiHandler

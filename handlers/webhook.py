@@ -21,7 +21,7 @@ from typing import Any, cast
 
 from realtime import inputs
 from realtime.presence import PresenceTracker
-from realtime.signing import hmac_sha256_hex, same
+from realtime.pusher.signing import hmac_sha256_hex, same
 
 from .base import ApiError, BaseHandler
 

@@ -21,7 +21,7 @@ from typing import Any
 from store import NotFound, Store
 
 from .chat import Agent, Chat, ChatError
-from .hub import Hub
+from .pusher.hub import Hub
 
 #: The statuses an agent may set.
 STATUSES = ("available", "away")

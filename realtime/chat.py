@@ -16,9 +16,9 @@ from typing import Any
 
 from store import Conflict, NotFound, Store
 
-from .hub import Hub, Session
+from .pusher.hub import Hub, Session
 from .ordering import ConversationOrder
-from .signing import same, visitor_channel
+from .pusher.signing import same, visitor_channel
 
 #: Longest message text (characters); a chat line, not a document. Configurable.
 MAX_MESSAGE_CHARS = 5000

@@ -29,7 +29,7 @@ from store.ratings import RATING_FIELDS
 
 from .agents import why_not_act_on
 from .chat import BUSINESS_ID_RE, Agent, ChatError
-from .hub import Hub
+from .pusher.hub import Hub
 
 # ---- limits (each a named constant, with its unit and reason) ---------------------------
 
@@ -172,7 +172,7 @@ def _fits(name: str, value: str) -> str:
 
 class RateLimiter:
     """At most `limit` hits per key in any `window_s` seconds (sliding window), remembering
-    at most `max_keys` keys. In-process; with several nodes `realtime.redis_adapter`'s
+    at most `max_keys` keys. In-process; with several nodes `realtime.pusher.redis_adapter`'s
     `RedisRateLimiter` (the same `allow`) counts for the cluster."""
 
     def __init__(self, limit: int, window_s: float, max_keys: int,

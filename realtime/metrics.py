@@ -34,8 +34,8 @@ if TYPE_CHECKING:
     from store import Store
 
     from .chat import Chat
-    from .hub import Hub
-    from .webhooks import Webhooks
+    from .pusher.hub import Hub
+    from .pusher.webhooks import Webhooks
 
 #: Methods kept as a label value; any other is counted as "other" (bounded labels).
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})

@@ -22,8 +22,8 @@ from typing import Optional
 
 from store import Store, Unavailable
 
-from .adapter import run_inline
-from .hub import Hub
+from .pusher.adapter import run_inline
+from .pusher.hub import Hub
 
 log = logging.getLogger("wolive.presence")
 

@@ -24,7 +24,7 @@ from typing import Any
 from store import NotFound, Store
 
 from .chat import Agent, Chat, ChatError
-from .hub import Hub
+from .pusher.hub import Hub
 
 #: Prefix of a call's channel: `private-` so joining needs a signature (Pusher "private
 #: channels") and client events are allowed on it.
@@ -100,7 +100,7 @@ class Video:
         self.ttl_s = ttl_s
         self.clock = clock
         self._calls: dict[str, Call] = {}
-        #: With several nodes, a `realtime.redis_adapter.RedisAdapter` (its `redis` and
+        #: With several nodes, a `realtime.pusher.redis_adapter.RedisAdapter` (its `redis` and
         #: `prefix`): calls are kept there, under `{prefix}:call:`, for every node.
         self.shared: Any = None
 

@@ -92,7 +92,7 @@ class WechatClient:
         self._token = ""
         self._token_until = 0.0
         self._token_lock = asyncio.Lock()
-        #: With several nodes, a `realtime.redis_adapter.RedisAdapter` (its `redis` and
+        #: With several nodes, a `realtime.pusher.redis_adapter.RedisAdapter` (its `redis` and
         #: `prefix`): one token for the cluster, kept in Redis and fetched by one node at a
         #: time (WeChat keeps a replaced token valid only about 5 minutes).
         self.shared: Any = None

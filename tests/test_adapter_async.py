@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from realtime import pusher_api
-from realtime.adapter import CachedEvent, Connection, LocalAdapter, run_inline
-from realtime.hub import App, Hub, Session
-from realtime.signing import channel_auth
+from realtime.pusher import http_api as pusher_api
+from realtime.pusher.adapter import CachedEvent, Connection, LocalAdapter, run_inline
+from realtime.pusher.hub import App, Hub, Session
+from realtime.pusher.signing import channel_auth
 
 APP = App("1", "key", "secret")
 

@@ -30,7 +30,7 @@ from helpers import (OPEN_SOCKETS, Client, PusherSocket, db_rows, open_visitor_w
                      wait_for)
 
 import wolive
-from realtime.signing import channel_auth, user_auth
+from realtime.pusher.signing import channel_auth, user_auth
 
 REDIS_URL = os.environ.get("WOLIVE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 #: A running node's base URL → the `start_server` arguments that start one more node of its
@@ -214,7 +214,7 @@ def test_the_real_pusher_clients_conform_with_sockets_spread_over_three_nodes(
     across nodes."""
     from test_pusher_conformance_node import SCRIPT, SCRIPT_TIMEOUT_S
 
-    from realtime.signing import derive_master_key
+    from realtime.pusher.signing import derive_master_key
     a, b, c = cluster
     summary = run_node_script(
         a, SCRIPT, SCRIPT_TIMEOUT_S, WOLIVE_APP_ID="1", WOLIVE_APP_SECRET=SECRET,

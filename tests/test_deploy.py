@@ -27,7 +27,7 @@ import yaml
 import wolive
 from conftest import ROOT
 from handlers.http_server import MAX_BODY_BYTES
-from realtime.protocol import ACTIVITY_TIMEOUT_S
+from realtime.pusher.protocol import ACTIVITY_TIMEOUT_S
 from realtime.uploads import MULTIPART_SLACK_BYTES
 
 DEPLOY = ROOT / "deploy"

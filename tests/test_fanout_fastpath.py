@@ -81,7 +81,7 @@ async def test_slow_reader_gets_every_frame_whole_and_in_order(http_server: Any,
 
 
 def test_prepared_frame_lengths() -> None:
-    from handlers.pusher import _WSConnection
+    from realtime.pusher.transport import WSConnection as _WSConnection
     for n, header_len in ((10, 2), (125, 2), (126, 4), (65535, 4), (65536, 10)):
         wire = _WSConnection.prepare_frame("a" * n)
         assert wire[0] == 0x81 and len(wire) == n + header_len
@@ -266,8 +266,8 @@ async def test_nothing_follows_a_close_tornado_sent_itself(http_server: Any,
     it sends the close frame and waits for the peer's: no published frame may follow it.
     Both transports: the raw socket (plain TCP) and Tornado's handler (TLS; here by
     turning the raw path off)."""
-    import handlers.pusher as hp
-    monkeypatch.setattr(hp, "RAW_SOCKETS", raw)
+    from realtime.pusher import transport
+    monkeypatch.setattr(transport, "RAW_SOCKETS", raw)
     reader, writer = await asyncio.open_connection("127.0.0.1", http_server.port)
     key = base64.b64encode(os.urandom(16)).decode()
     writer.write((f"GET /app/wolive?protocol=7 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
@@ -285,10 +285,10 @@ async def test_nothing_follows_a_close_tornado_sent_itself(http_server: Any,
     assert json.loads(body)["event"] == "before"
     conn = hub.adapter._apps[hub.default_app.id]["closing"][socket_id]
     if raw:
-        assert type(conn) is hp._RawWebSocket
+        assert type(conn) is transport.RawWebSocket
         conn._fail(1009, "message too big")  # as it does for a message too big
     else:
-        assert type(conn) is hp._WSConnection
+        assert type(conn) is transport.WSConnection
         conn.handler.ws_connection.close(1009, "message too big")  # as Tornado does
     hub.trigger("closing", "after", {})
     opcode, body = await read_frame(reader)

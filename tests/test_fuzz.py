@@ -41,7 +41,7 @@ from test_api_docs import documented
 from test_api_lean_path import signed
 from test_pusher_protocol import APPS, cfg, lib  # noqa: F401 (cfg: apps with known secrets)
 
-from realtime.signing import hmac_sha256_hex
+from realtime.pusher.signing import hmac_sha256_hex
 
 PASSWORD = "s3cret-enough"
 BIZ = "shop1"

@@ -21,7 +21,7 @@ from test_pusher_protocol import (  # noqa: F401 (cfg: apps with known secrets)
 )
 
 from realtime import inputs
-from realtime.signing import hmac_sha256_hex
+from realtime.pusher.signing import hmac_sha256_hex
 
 PASSWORD = "s3cret-enough"
 BIZ = "shop1"
@@ -140,7 +140,7 @@ async def test_presence_channel_data_with_a_lone_surrogate_announces_nothing(
     await first.expect(SUCCEEDED, "presence-room")
     bad = await PusherSocket.connect(ws_base)
     channel_data = '{"user_id": "b", "user_info": {"name": ' + LONE + "}}"
-    from realtime.signing import channel_auth
+    from realtime.pusher.signing import channel_auth
     auth = channel_auth(APPS[0]["key"], APPS[0]["secret"], bad.socket_id, "presence-room",
                         channel_data)
     bad.send("pusher:subscribe", {"channel": "presence-room", "auth": auth,

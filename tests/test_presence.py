@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from helpers import Client, PusherSocket, db_rows, open_visitor_window, wait_for
-from realtime.adapter import run_inline
+from realtime.pusher.adapter import run_inline
 
 PASSWORD = "s3cret-enough"
 GRACE = 0.3

@@ -17,7 +17,7 @@ import pytest
 from conftest import BUSINESS, RunningServer
 from test_e2e_node import NODE_DIR, run_node_script
 
-from realtime.signing import derive_master_key
+from realtime.pusher.signing import derive_master_key
 
 SCRIPT = NODE_DIR / "conformance.js"
 #: The script gives up after this long; the subprocess gets a little more.

@@ -12,7 +12,7 @@ import pusher
 import pytest
 
 from helpers import Client, PusherSocket
-from realtime.signing import SignatureProblem, channel_auth, verify_api_request
+from realtime.pusher.signing import SignatureProblem, channel_auth, verify_api_request
 
 
 def app_of(wolive_server: Any) -> Any:
@@ -127,7 +127,7 @@ async def test_unsigned_or_stale_api_calls_get_401_and_publish_nothing(
     stale = int(time.time()) - 1200
     params = {"auth_key": app.key, "auth_timestamp": str(stale), "auth_version": "1.0",
               "body_md5": hashlib.md5(body).hexdigest()}
-    from realtime.signing import hmac_sha256_hex, string_to_sign
+    from realtime.pusher.signing import hmac_sha256_hex, string_to_sign
     params["auth_signature"] = hmac_sha256_hex(
         app.secret, string_to_sign("POST", f"/apps/{app.id}/events", params))
     from urllib.parse import urlencode

@@ -26,9 +26,9 @@ from conftest import write_config
 from helpers import Client, PusherSocket, wait_for
 
 import wolive
-from realtime import protocol as p
-from realtime.signing import channel_auth, derive_master_key
-from realtime.adapter import run_inline
+from realtime.pusher import protocol as p
+from realtime.pusher.signing import channel_auth, derive_master_key
+from realtime.pusher.adapter import run_inline
 
 APPS = [
     {"id": "1", "key": "wolive", "secret": "secret-one"},
@@ -365,7 +365,7 @@ async def test_bad_signin_is_an_error_but_keeps_the_socket(ws_base: str, base_ur
         assert good["auth"].split(":")[1] not in json.dumps(err)
     # user_data without an id, correctly signed: refused too.
     app = wolive_server.hub.default_app
-    from realtime.signing import user_auth
+    from realtime.pusher.signing import user_auth
     raw = '{"user_info":{}}'
     sock.send("pusher:signin", {"auth": user_auth(app.key, app.secret, sock.socket_id, raw),
                                 "user_data": raw})
@@ -865,7 +865,7 @@ async def test_pusher_user_auth_signs_the_agent_in(ws_base: str, base_url: str,
 # ---- the hub alone, with fake connections -------------------------------------------------
 
 class FakeConn:
-    """`realtime.adapter.Connection` in memory; `dead` ones refuse every frame."""
+    """`realtime.pusher.adapter.Connection` in memory; `dead` ones refuse every frame."""
 
     def __init__(self, socket_id: str, dead: bool = False) -> None:
         self.socket_id = socket_id
@@ -884,7 +884,7 @@ class FakeConn:
 
 
 def test_a_dead_peer_never_stops_presence_or_client_event_fan_out() -> None:
-    from realtime.hub import App, Hub, Session
+    from realtime.pusher.hub import App, Hub, Session
     app = App("1", "k", "s")
     hub = Hub([app])
     seen: list[str] = []

@@ -19,8 +19,9 @@ import pytest
 from helpers import PusherSocket, wait_for
 
 import handlers.pusher as hp
-from realtime import protocol as p
-from realtime.adapter import run_inline
+from realtime.pusher import transport
+from realtime.pusher import protocol as p
+from realtime.pusher.adapter import run_inline
 
 SUCCEEDED = "pusher_internal:subscription_succeeded"
 
@@ -122,7 +123,7 @@ async def test_a_plain_socket_leaves_tornado_after_the_handshake(
     client = await PusherSocket.connect(ws_base)
     assert (await client.subscribe("news"))["event"] == SUCCEEDED
     conn = server_conn(wolive_server, client.socket_id)
-    assert type(conn) is hp._RawWebSocket
+    assert type(conn) is transport.RawWebSocket
     gc.collect()
     # Nothing of Tornado's per-request machinery is left for it.
     assert not [o for o in gc.get_objects() if isinstance(o, hp.PusherSocket)]
@@ -242,7 +243,7 @@ async def test_close_started_by_the_server(wolive_server: Any, http_server: Any,
     answers, silent = await Raw.open(http_server.port), await Raw.open(http_server.port)
     # `answers` would wait a minute for the client's close frame, `silent` a moment.
     for c, wait in ((answers, 60.0), (silent, 0.3)):
-        monkeypatch.setattr(hp, "CLOSE_WAIT_S", wait)
+        monkeypatch.setattr(transport, "CLOSE_WAIT_S", wait)
         c.send(frame(0x1, text("pusher:subscribe", {"channel": "shut"})))
         assert (await c.event())["event"] == SUCCEEDED
         hub.sessions[c.socket_id].fail(p.Errors.TERMINATED)
@@ -269,7 +270,7 @@ async def test_frames_sent_with_the_handshake_are_read(wolive_server: Any,
 @pytest.mark.gen_test(timeout=60)
 async def test_a_slow_reader_past_the_bound_is_closed(wolive_server: Any, http_server: Any,
                                                       monkeypatch: Any) -> None:
-    monkeypatch.setattr(hp, "MAX_PENDING_BYTES", 1024 * 1024)
+    monkeypatch.setattr(transport, "MAX_PENDING_BYTES", 1024 * 1024)
     hub = wolive_server.hub
     slow = await Raw.open(http_server.port)
     slow.send(frame(0x1, text("pusher:subscribe", {"channel": "flood"})))
@@ -304,7 +305,7 @@ async def test_a_slow_reader_past_the_bound_is_closed(wolive_server: Any, http_s
 @pytest.mark.gen_test(timeout=30)
 async def test_one_pinger_closes_sockets_that_do_not_answer(
         wolive_server: Any, http_server: Any, ws_base: str, monkeypatch: Any) -> None:
-    monkeypatch.setattr(hp, "CLOSE_WAIT_S", 0.5)
+    monkeypatch.setattr(transport, "CLOSE_WAIT_S", 0.5)
     pinger = wolive_server.app.settings["wolive_pinger"]
     pinger.stop()
     pinger.interval = pinger.timeout = 0.3
@@ -358,7 +359,7 @@ async def test_behind_a_proxy_with_xheaders(wolive_server: Any) -> None:
         c = await Raw.open(port, headers="X-Real-Ip: 203.0.113.7\r\n"
                                          "X-Forwarded-For: 203.0.113.7\r\n"
                                          "X-Forwarded-Proto: http\r\n")
-        assert type(server_conn(wolive_server, c.socket_id)) is hp._RawWebSocket
+        assert type(server_conn(wolive_server, c.socket_id)) is transport.RawWebSocket
         c.send(frame(0x1, text("pusher:subscribe", {"channel": "proxied"})))
         assert (await c.event())["event"] == SUCCEEDED
         wolive_server.hub.trigger("proxied", "hi", {})

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from realtime import protocol as p
-from realtime import pusher_api
-from realtime.hub import App, Hub, Session
-from realtime.signing import channel_auth
+from realtime.pusher import protocol as p
+from realtime.pusher import http_api as pusher_api
+from realtime.pusher.hub import App, Hub, Session
+from realtime.pusher.signing import channel_auth
 from helpers import wait_for
 
 REDIS_URL = os.environ.get("WOLIVE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -38,7 +38,7 @@ if not _redis_answers():
         raise RuntimeError(f"WOLIVE_REQUIRE_REDIS=1 but Redis at {REDIS_URL} does not answer")
     pytest.skip(f"Redis at {REDIS_URL} does not answer", allow_module_level=True)
 
-from realtime.redis_adapter import RedisAdapter  # noqa: E402
+from realtime.pusher.redis_adapter import RedisAdapter  # noqa: E402
 
 
 class FakeConn:
@@ -324,7 +324,7 @@ async def test_a_node_taken_for_dead_closes_its_sockets_with_a_reconnect_code(
 
 @pytest.mark.gen_test(timeout=20)
 async def test_an_agents_sessions_end_on_every_node(nodes: list[Node]) -> None:
-    from realtime.hub import Caller
+    from realtime.pusher.hub import Caller
     a, _, c = nodes
     conn = FakeConn(f"{c.adapter.node}.99")
     console = Session(hub=c.hub, app=APP, conn=conn, caller=Caller(service_id=7))
@@ -342,7 +342,7 @@ async def test_an_agents_sessions_end_on_every_node(nodes: list[Node]) -> None:
 def webhooks_of(node: Node, grace_s: float) -> list[dict[str, Any]]:
     """Webhooks on `node` as wolive.make_app wires them for a cluster; returns the list
     their queue receives (what would be POSTed)."""
-    from realtime.webhooks import Webhooks, WebhookTarget
+    from realtime.pusher.webhooks import Webhooks, WebhookTarget
     hooks = Webhooks({APP: [WebhookTarget("http://127.0.0.1:9/hook")]}, grace_s=grace_s)
     hooks.release_check = node.adapter.release_hold
     sent: list[dict[str, Any]] = []
@@ -458,7 +458,7 @@ async def test_nodes_ride_out_a_redis_restart(tmp_path: Any) -> None:
     import subprocess
     import time
 
-    from realtime import redis_adapter
+    from realtime.pusher import redis_adapter
     server_bin = shutil.which("redis-server")
     if server_bin is None:
         pytest.skip("redis-server is not installed")

@@ -1,4 +1,4 @@
-"""Webhooks (realtime/webhooks.py) against a receiver started here, from real sockets.
+"""Webhooks (realtime/pusher/webhooks.py) against a receiver started here, from real sockets.
 
 The receiver is a small Tornado app on a free port that records every request (arrival
 time, path, headers, raw body) and can answer 500 to the first N calls or hang. Signatures
@@ -35,10 +35,10 @@ from tornado.testing import bind_unused_port
 import wolive
 from conftest import write_config
 from helpers import PusherSocket
-from realtime import webhooks as wh
-from realtime.hub import App, Hub
-from realtime.signing import channel_auth
-from realtime.adapter import run_inline
+from realtime.pusher import webhooks as wh
+from realtime.pusher.hub import App, Hub
+from realtime.pusher.signing import channel_auth
+from realtime.pusher.adapter import run_inline
 
 NODE_DIR = Path(__file__).resolve().parent / "node"
 #: Generous bound for "answered promptly": far below the receiver's hang and the 1 s
@@ -196,7 +196,7 @@ def all_events(hits: list[Hit]) -> list[dict[str, Any]]:
 # ---- the tests ---------------------------------------------------------------------------
 
 def test_defaults_are_pusher_s() -> None:
-    """The timings and limits, with their sources (module docstring of realtime.webhooks)."""
+    """The timings and limits, with their sources (module docstring of realtime.pusher.webhooks)."""
     assert wh.VACATE_GRACE_S == 3.0  # Pusher: back within 3 s, neither event is sent
     assert wh.RETRY_WINDOW_S == 300.0  # Pusher: retries with backoff for 5 minutes
     assert wh.BATCH_WINDOW_S == 0.25 and wh.BATCH_MAX_EVENTS == 20  # Pusher's batching

@@ -71,7 +71,7 @@
     location.replace(W.SIGN_IN);
   };
   /* The Pusher error code a console socket is closed with when its agent's session ended
-   * on the server (realtime/protocol.py, SESSION_ENDED; pusher-js does not reconnect). */
+   * on the server (realtime/pusher/protocol.py, SESSION_ENDED; pusher-js does not reconnect). */
   W.SESSION_ENDED = 4009;
 
   /* A Pusher client against this server (same host; WoLive's 9090 port when configured). */

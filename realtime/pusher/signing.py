@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Mapping, Optional
 
-from .inputs import InputError, whole_number
+from ..inputs import InputError, whole_number
 
 #: How far `auth_timestamp` may be from our clock (seconds): Pusher's documented window.
 TIMESTAMP_WINDOW_S = 600

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from . import inputs
+from .. import inputs
 
 #: Seconds of silence after which pusher-js sends `pusher:ping` (it requires a non-zero value).
 ACTIVITY_TIMEOUT_S = 120

@@ -2,7 +2,7 @@
 
 `LocalAdapter` keeps everything in this process. An adapter for several nodes answers
 membership, presence, cache and channel queries for the whole cluster, so those methods are
-coroutines: a session awaits them and handles its frames in order (`realtime.hub.Session`).
+coroutines: a session awaits them and handles its frames in order (`realtime.pusher.hub.Session`).
 `publish` stays a plain call: it delivers to this node's sockets at once and hands the frame
 on to the other nodes without waiting.
 

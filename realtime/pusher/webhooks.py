@@ -9,7 +9,7 @@ Wire format (Pusher Channels "Webhooks"; PUSHER-COMPAT.md, "Webhooks")::
 
     {"time_ms": <int, ms since the epoch>, "events": [<event>, ...]}
 
-Events are the hub's (`Hub.add_listener`, see `realtime.hub.HubListener`) and pass through
+Events are the hub's (`Hub.add_listener`, see `realtime.pusher.hub.HubListener`) and pass through
 unchanged: ``{"name": "channel_occupied" | "channel_vacated", "channel"}``,
 ``{"name": "member_added" | "member_removed", "channel", "user_id"}``,
 ``{"name": "client_event", "channel", "event", "data", "socket_id", "user_id"?}``,

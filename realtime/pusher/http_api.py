@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from . import inputs
+from .. import inputs
 from . import protocol as p
 from .hub import App, Hub
 from .signing import SignatureProblem, verify_api_request

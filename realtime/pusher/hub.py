@@ -24,7 +24,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import inputs
+from .. import inputs
 from . import protocol as p
 from .adapter import Adapter, Connection, LocalAdapter, run_inline
 from .signing import channel_auth, derive_master_key, same, shared_secret, user_auth
