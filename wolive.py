@@ -545,8 +545,10 @@ async def make_app(cfg: dict[str, Any]) -> Wolive:
     webhooks = Webhooks({app: parse_webhooks(raw.get("webhooks"))
                          for app, raw in zip(apps, cfg["pusher"]["apps"])})
     hub.add_listener(webhooks.on_event)
-    if not hub.adapter.inline:  # several nodes: a hold is taken back anywhere
-        webhooks.release_check = hub.adapter.release_hold
+    if not hub.adapter.inline:  # several nodes: a hold is taken back anywhere, and what
+        webhooks.release_check = hub.adapter.release_hold  # a dead node left is sent
+        webhooks.journal = hub.adapter
+        hub.adapter.journal_listeners.append(webhooks.adopt)
     metrics = Metrics(hub, chat, store, webhooks) if cfg["metrics"]["enabled"] else None
     content = Content(store, hub, assign_waiting=chat.assign_waiting)
     video = Video(store, hub, chat, cfg["video"]["ice_servers"])

@@ -3,9 +3,11 @@
     .venv/bin/python bench/run.py --nodes 3            (or: bench/nodes.py --nodes 3)
 
 Subscribers are spread evenly over the nodes (each on its own WebSocket); an HTTP API client
-publishes to node 0 at a fixed rate, each event carrying its send time. Reported per run:
-delivered messages/s, latency from the publish request to the frame (p50/p99/max) for
-subscribers on node 0 ("local") and on the others ("remote"), and CPU µs per delivered
+publishes to node 0 at a fixed rate, each event carrying its send time. On each node
+`--probes` subscribers parse and time every frame; the others only count their frames from
+the raw bytes, so the load generator's own parsing does not queue the probes. Reported per
+run: delivered messages/s, latency from the publish request to the frame (p50/p99/max) for
+the probes on node 0 ("local") and on the others ("remote"), and CPU µs per delivered
 message summed over every node and the Redis server (from /proc). The same load is run
 against one node without Redis, for the ratio. Not a test: results go to
 bench/results/nodes.json and docs/performance.md.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import hashlib
 import hmac
 import json
@@ -109,14 +112,49 @@ def signed_publish(port: int, body: bytes) -> HTTPRequest:
                        body=body, headers={"Content-Type": "application/json"})
 
 
-async def measure(ports: list[int], subs: int, rate: float, seconds: float
-                  ) -> dict[str, Any]:
-    lat: dict[str, list[float]] = {"local": [], "remote": []}
-    received = 0
+async def drain(port: int, counter: list[int]) -> asyncio.StreamWriter:
+    """A subscriber that only counts its `tick` frames: the WebSocket handshake and the
+    subscribe by hand, then raw reads with no frame parsing, so 300 of them cost the load
+    generator little and the latency probes are not queued behind them."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    key = base64.b64encode(os.urandom(16)).decode()
+    writer.write((f"GET /app/bench?protocol=7 HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                  "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                  f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+                  ).encode())
+    head = await reader.readuntil(b"\r\n\r\n")
+    if b" 101 " not in head.split(b"\r\n", 1)[0]:
+        raise SystemExit(f"handshake refused: {head[:200]!r}")
+    payload = json.dumps({"event": "pusher:subscribe", "data": {"channel": "bench"}}).encode()
+    mask = os.urandom(4)
+    writer.write(bytes([0x81, 0x80 | len(payload)]) + mask +
+                 bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+    seen = b""
+    while b"subscription_succeeded" not in seen:
+        seen += await reader.read(4096)
 
-    async def subscriber(i: int) -> Any:
-        port = ports[i % len(ports)]
-        kind = "local" if i % len(ports) == 0 else "remote"
+    async def count() -> None:
+        tail = b""
+        marker = b'"event":"tick"'
+        while True:
+            chunk = await reader.read(65536)
+            if not chunk:
+                return
+            both = tail + chunk
+            counter[0] += both.count(marker) - tail.count(marker)
+            tail = both[-(len(marker) - 1):]
+    asyncio.get_running_loop().create_task(count())
+    return writer
+
+
+async def measure(ports: list[int], subs: int, rate: float, seconds: float,
+                  probes: int = 5) -> dict[str, Any]:
+    """`subs` subscribers spread evenly over `ports`; on each node `probes` of them parse
+    every frame and time it (latency), the others only count theirs (`drain`)."""
+    lat: dict[str, list[float]] = {"local": [], "remote": []}
+    received = [0]
+
+    async def probe(port: int, kind: str) -> Any:
         ws = await websocket_connect(f"ws://127.0.0.1:{port}/app/bench?protocol=7")
         await ws.read_message()
         ws.write_message(json.dumps({"event": "pusher:subscribe",
@@ -125,7 +163,6 @@ async def measure(ports: list[int], subs: int, rate: float, seconds: float
             pass
 
         async def read() -> None:
-            nonlocal received
             while True:
                 msg = await ws.read_message()
                 if msg is None:
@@ -134,11 +171,17 @@ async def measure(ports: list[int], subs: int, rate: float, seconds: float
                 frame = json.loads(msg)
                 if frame.get("event") == "tick":
                     lat[kind].append((now - json.loads(frame["data"])["t"]) * 1000)
-                    received += 1
+                    received[0] += 1
         asyncio.get_running_loop().create_task(read())
         return ws
 
-    sockets = [await subscriber(i) for i in range(subs)]
+    sockets: list[Any] = []
+    for i in range(subs):
+        port = ports[i % len(ports)]
+        if i // len(ports) < probes:
+            sockets.append(await probe(port, "local" if i % len(ports) == 0 else "remote"))
+        else:
+            sockets.append(await drain(port, received))
     http = AsyncHTTPClient(max_clients=50)
     await asyncio.sleep(1.0)
     interval, sent = 1.0 / rate, 0
@@ -152,14 +195,14 @@ async def measure(ports: list[int], subs: int, rate: float, seconds: float
         await asyncio.sleep(max(0.0, start + sent * interval - time.perf_counter()))
     await asyncio.gather(*pending)
     deadline = time.perf_counter() + 10
-    while received < sent * subs and time.perf_counter() < deadline:
+    while received[0] < sent * subs and time.perf_counter() < deadline:
         await asyncio.sleep(0.05)
     elapsed = time.perf_counter() - start
-    for ws in sockets:
-        ws.close()
+    for sock in sockets:
+        sock.close()
     http.close()
-    out: dict[str, Any] = {"published": sent, "delivered": received,
-                           "expected": sent * subs, "delivered_per_s": received / elapsed}
+    out: dict[str, Any] = {"published": sent, "delivered": received[0],
+                           "expected": sent * subs, "delivered_per_s": received[0] / elapsed}
     for kind, values in lat.items():
         if values:
             out[kind] = {"p50_ms": round(pct(values, 0.5), 2),
@@ -197,7 +240,7 @@ def run(n: int, args: argparse.Namespace) -> dict[str, Any]:
         pids = [node.proc.pid for node in nodes] + ([rpid] if rpid else [])
         before = [cpu_s(pid) for pid in pids]
         result = asyncio.run(measure([node.port for node in nodes], args.subs, args.rate,
-                                     args.duration))
+                                     args.duration, args.probes))
         spent = [cpu_s(pid) - b for pid, b in zip(pids, before)]
         result["nodes"] = n
         result["cpu_s"] = {"nodes": round(sum(spent[:n]), 3),
@@ -226,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--subs", type=int, default=300, help="subscribers in all")
     parser.add_argument("--rate", type=float, default=50.0, help="publishes per second")
     parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--probes", type=int, default=5,
+                        help="subscribers per node that time every frame (the rest count)")
     parser.add_argument("--mysql-url", default=os.environ.get(
         "WOLIVE_TEST_MYSQL_URL", "mysql://root:@127.0.0.1:3306"))
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
@@ -236,6 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     ratio = (one["cpu_us_per_delivered"] / many["cpu_us_per_delivered"]
              if many["cpu_us_per_delivered"] else float("nan"))
     summary = {"subs": args.subs, "rate": args.rate, "duration": args.duration,
+               "probes_per_node": args.probes,
                "runs": results, "throughput_per_cpu_ratio": round(ratio, 3)}
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:

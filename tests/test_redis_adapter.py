@@ -684,3 +684,78 @@ async def test_a_turn_whose_holder_died_is_had_after_its_expiry(nodes: list[Node
     await b.adapter.flushed()
     assert await b.adapter.redis.get(f"{b.adapter.prefix}:turn:gone") == \
         f"free:{b.adapter.node}"
+
+
+@pytest.mark.gen_test(timeout=40)
+async def test_webhooks_a_dead_node_had_not_delivered_are_sent_once_by_a_survivor(
+        nodes: list[Node]) -> None:
+    """c decides channel_occupied (its receiver answers 503, so c keeps retrying) and then
+    channel_vacated (held), and dies before delivering either; a removes c and sends both,
+    once, in order, the vacated after its hold."""
+    import tornado.web
+    from tornado.httpserver import HTTPServer
+    from tornado.testing import bind_unused_port
+
+    from realtime.pusher.webhooks import Webhooks, WebhookTarget
+
+    got: list[dict[str, Any]] = []
+    up = [False]
+
+    class Hook(tornado.web.RequestHandler):
+        def post(self) -> None:
+            if not up[0]:
+                self.set_status(503)
+                return
+            got.extend(json.loads(self.request.body)["events"])
+
+    sock, port = bind_unused_port()
+    server = HTTPServer(tornado.web.Application([(r"/hook", Hook)],
+                                               log_function=lambda handler: None))
+    server.add_sockets([sock])
+    a, b, c = nodes
+    hooks = {}
+    for node in nodes:
+        h = Webhooks({APP: [WebhookTarget(f"http://127.0.0.1:{port}/hook")]}, grace_s=0.3,
+                     batch_window_s=0, retry_base_s=0.05)
+        h.release_check = node.adapter.release_hold
+        h.journal = node.adapter
+        node.adapter.journal_listeners.append(h.adopt)
+        node.hub.add_listener(h.on_event)
+        hooks[node.adapter.node] = h
+    try:
+        s, conn = c.open()
+        subscribe(s, "private-on-c")
+        await subscribed(s, conn, "private-on-c")
+        journal = f"{c.adapter.prefix}:node:{c.adapter.node}:journal"
+        s.on_close()
+        await s.settled()
+        await c.adapter.flushed()
+        # Both are in c's journal: the occupied being retried, the vacated held.
+        assert await c.adapter.redis.hlen(journal) == 2
+        # c dies: its tasks stop, its webhooks with them, its key expires.
+        for task in c.adapter._tasks:
+            task.cancel()
+        for delivery in hooks[c.adapter.node]._deliveries[APP.id]:
+            if delivery.task is not None:
+                delivery.task.cancel()
+        for timer, _, _ in hooks[c.adapter.node]._held.values():
+            timer.cancel()
+        await c.adapter.redis.delete(f"{c.adapter.prefix}:node:{c.adapter.node}:alive")
+        up[0] = True
+        assert await a.adapter.reap() == [c.adapter.node]
+        await wait_for(lambda: len(got) >= 2, timeout=10)
+        assert [(e["name"], e["channel"]) for e in got] == [
+            ("channel_occupied", "private-on-c"), ("channel_vacated", "private-on-c")]
+        # Delivered: a's own journal is empty again, c's is gone; nothing more comes.
+        await wait_for(lambda: not hooks[a.adapter.node].pending())
+        await a.adapter.flushed()
+        assert await a.adapter.redis.exists(journal) == 0
+        assert await a.adapter.redis.hlen(
+            f"{a.adapter.prefix}:node:{a.adapter.node}:journal") == 0
+        assert len(got) == 2
+    finally:
+        c.adapter._tasks = []
+        hooks[c.adapter.node].closing = True  # dead: it sends nothing more
+        for h in hooks.values():
+            await h.close(0.1)
+        server.stop()

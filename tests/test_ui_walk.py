@@ -164,11 +164,14 @@ def test_read_ticks_missed_while_reconnecting_are_brought_up_to_date(
     visitor.locator("#input").fill("你好")
     visitor.locator("#input").press("Enter")
     conv(boss, "v-ticks").click()
+    expect(boss.locator("#messages .msg.theirs").last).to_contain_text("你好")
+    # The window closes before the reply: nothing reads it there (an open, visible window
+    # would mark it read as it arrives, and "已送达" would be gone before it is looked at).
+    visitor.close()
     boss.locator("#input").fill("您好，请讲")
     boss.locator("#input").press("Enter")
     tick = boss.locator("#messages .msg.mine .tick").last
     expect(tick).to_have_text("已送达")
-    visitor.close()                        # nothing more reads it in the window
     boss.evaluate("() => window.woliveConsole.pusher.disconnect()")
     boss.wait_for_function("() => window.woliveConsole.pusher.connection.state "
                            "=== 'disconnected'")

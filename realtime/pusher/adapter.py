@@ -114,6 +114,9 @@ class Adapter(ABC):
         #: (one addition per publish, nothing per delivered frame).
         self.published: dict[str, int] = {}
         self.delivered: dict[str, int] = {}
+        #: With several nodes: told, on the node that removed a dead node, of each webhook
+        #: event the dead node had journaled and not delivered: listener(app_id, event).
+        self.journal_listeners: list[Callable[[str, dict[str, Any]], None]] = []
 
     def add_occupancy_listener(self, listener: OccupancyListener) -> None:
         self._listeners.append(listener)
@@ -127,6 +130,15 @@ class Adapter(ABC):
         """Whether a held `channel_vacated` / `member_removed` still stands when its hold
         is up (no comeback anywhere took it back). Alone: this node's hold says it all."""
         return True
+
+    def journal_add(self, app_id: str, event: dict[str, Any]) -> str | None:
+        """Note a webhook event this node has yet to deliver, so that if the node dies the
+        node that removes it delivers it (`journal_listeners`); returns the entry's token
+        for `journal_remove`. Alone: None (a process that dies takes its queue along)."""
+        return None
+
+    def journal_remove(self, token: str) -> None:
+        """The event noted under `token` was delivered or given up on."""
 
     @asynccontextmanager
     async def turn(self, key: str) -> AsyncIterator[None]:

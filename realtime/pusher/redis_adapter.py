@@ -16,7 +16,8 @@ by exactly one Lua script run, so one node, and only one, hears of it:
   one left.
 - `cache:{app}:{channel}`: a cache channel's last event, expiring with Redis' own clock.
 - `node:{id}:subs`: the memberships held by a node's sockets, for removing them when the
-  node is gone.
+  node is gone. `node:{id}:journal`: the webhook events the node has not delivered yet
+  (`journal_add`), handed to the node that removes it (`Adapter.journal_listeners`).
 - `nodes`: the registered node numbers; `node:{id}:alive` expires `NODE_TTL_S` after the
   node's last heartbeat (every `HEARTBEAT_S`). Every node looks for registered nodes whose
   key expired; the one that wins `node:{id}:reaping` removes the dead node's memberships
@@ -209,6 +210,7 @@ class RedisAdapter(LocalAdapter):
         self._lua_take_turn = self.redis.register_script(_TAKE_TURN)
         #: Bus markers this node waits to see come back (`_caught_up`), by id.
         self._markers: dict[str, asyncio.Future[None]] = {}
+        self._journaled = 0  # journal tokens given so far
         self._bus = f"{prefix}:bus"
         # Commands for the writer, in order; `_queued` counts them, `_written` those sent.
         self._out: list[tuple[Any, ...]] = []
@@ -316,13 +318,40 @@ class RedisAdapter(LocalAdapter):
                 args=[socket_id, channel, raw, HOLD_MS])
             if decided == 2:
                 self._emit(app_id, channel, False)
+        journal_key = self._node_key(node, "journal")
+        left: dict[str, str] = await self.redis.hgetall(  # type: ignore[misc, assignment]
+            journal_key)
+        await self.redis.delete(journal_key)
+        if left:
+            log.warning("cluster: node %s left %d webhook event(s) undelivered; sending them",
+                        node, len(left))
+        for token in sorted(left, key=int):
+            app_id, event = json.loads(left[token])
+            for listener in self.journal_listeners:
+                try:
+                    listener(app_id, event)
+                except Exception:
+                    log.exception("journal listener failed")
         await self.redis.srem(f"{self.prefix}:nodes", node)  # type: ignore[misc]
         await self.redis.delete(subs_key, self._node_key(node, "reaping"))
+
+    # ---- the webhook journal ------------------------------------------------------------
+
+    def journal_add(self, app_id: str, event: dict[str, Any]) -> str | None:
+        self._journaled += 1
+        token = str(self._journaled)
+        self._queue("HSET", self._node_key(str(self.node), "journal"), token,
+                    json.dumps([app_id, event], ensure_ascii=False))
+        return token
+
+    def journal_remove(self, token: str) -> None:
+        self._queue("HDEL", self._node_key(str(self.node), "journal"), token)
 
     async def close(self) -> None:
         """Send what is queued, remove what this node's sockets still hold (with the
         events that follow), leave the registry, stop listening and disconnect."""
-        await self.flushed()
+        if any(not task.done() for task in self._tasks):  # the writer is there to wait for
+            await self.flushed()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -230,15 +230,17 @@ class _Delivery:
         self._counts: dict[str, dict[str, Any]] = {}
         self._dropped = 0
         self._last_drop_warning = -math.inf
+        # Journal tokens (`Webhooks.journal`) of queued items, by the item's id().
+        self._tokens: dict[int, str] = {}
 
-    def put(self, event: Mapping[str, Any]) -> None:
+    def put(self, event: Mapping[str, Any], token: str | None = None) -> None:
         if event["name"] == "subscription_count":
             queued = self._counts.get(event.get("channel", ""))
             if queued is not None:
                 queued.update(event)
                 return
         if len(self.queue) >= self.owner.queue_max_events:
-            self._forget(self.queue.popleft())
+            self._forget(self.queue.popleft(), dropped=True)
             self._dropped += 1
             now = time.monotonic()
             if now - self._last_drop_warning >= DROP_WARN_INTERVAL_S:
@@ -250,6 +252,8 @@ class _Delivery:
                 self._last_drop_warning = now
         item = dict(event)
         self.queue.append(item)
+        if token is not None:
+            self._tokens[id(item)] = token
         if item["name"] == "subscription_count":
             self._counts[item.get("channel", "")] = item
         self.idle.clear()
@@ -257,10 +261,17 @@ class _Delivery:
         if self.task is None:
             self.task = asyncio.get_running_loop().create_task(self._run())
 
-    def _forget(self, item: dict[str, Any]) -> None:
+    def _forget(self, item: dict[str, Any], dropped: bool = False) -> str | None:
+        """`item` leaves the queue (into a batch, or `dropped`); returns its journal
+        token (a dropped item's is settled here)."""
         if item["name"] == "subscription_count" and \
                 self._counts.get(item.get("channel", "")) is item:
             del self._counts[item.get("channel", "")]
+        token = self._tokens.pop(id(item), None)
+        if dropped and token is not None:
+            self.owner.settled(token)
+            return None
+        return token
 
     async def _run(self) -> None:
         while True:
@@ -273,9 +284,12 @@ class _Delivery:
             if window > 0 and not self.owner.closing and len(self.queue) < BATCH_MAX_EVENTS:
                 await asyncio.sleep(window)
             batch: list[dict[str, Any]] = []
+            tokens: list[str] = []
             while self.queue and len(batch) < BATCH_MAX_EVENTS:
                 item = self.queue.popleft()
-                self._forget(item)
+                token = self._forget(item)
+                if token is not None:
+                    tokens.append(token)
                 batch.append(item)
             self.in_flight = len(batch)
             try:
@@ -286,6 +300,10 @@ class _Delivery:
                 self.owner.count(self.app.id, "failed")
             finally:
                 self.in_flight = 0
+            # Delivered or given up on (not when cancelled: a node stopped in the middle
+            # leaves them journaled).
+            for token in tokens:
+                self.owner.settled(token)
 
     async def _deliver(self, batch: list[dict[str, Any]]) -> None:
         """POST `batch` until a 2xx or `retry_window_s` has passed since the first try."""
@@ -357,12 +375,19 @@ class Webhooks:
         #: took it back). None: this node's own hold is the whole truth.
         self.release_check: Optional[
             Callable[[str, Mapping[str, Any]], Awaitable[bool]]] = None
+        #: With several nodes: the adapter (`Adapter.journal_add` / `journal_remove`), so
+        #: that what this node has not delivered when it dies is delivered by the node that
+        #: removes it (which hands it to `adopt`). None: alone.
+        self.journal: Optional[Any] = None
+        # Journal token → deliveries still to settle it.
+        self._journal_refs: dict[str, int] = {}
         self._checks: set[asyncio.Task[None]] = set()
         self._deliveries: dict[str, list[_Delivery]] = {
             app.id: [_Delivery(self, app, t) for t in ts] for app, ts in targets.items() if ts}
         # (app id, "channel", channel) or (app id, "member", channel, user_id) →
-        # (timer, the held event)
-        self._held: dict[tuple[str, ...], tuple[asyncio.TimerHandle, dict[str, Any]]] = {}
+        # (timer, the held event, its journal token)
+        self._held: dict[tuple[str, ...],
+                         tuple[asyncio.TimerHandle, dict[str, Any], str | None]] = {}
         self._http: Optional[AsyncHTTPClient] = None
         #: Per app id: POSTs accepted ("delivered"), failed and tried again ("retried"),
         #: batches dropped after the retry window ("failed"); read by `realtime.metrics`.
@@ -401,13 +426,16 @@ class Webhooks:
             earlier = self._held.pop(key, None)
             if earlier is not None:  # two vacated in a row: the newer one stands
                 earlier[0].cancel()
+                self._unjournal(earlier[2])
             timer = asyncio.get_running_loop().call_later(self.grace_s, self._release, key)
-            self._held[key] = (timer, dict(event))
+            copy = dict(event)
+            self._held[key] = (timer, copy, self._journal_add(app.id, {**copy, "_held": 1}))
             return
         if name in _COMEBACK:
-            held = self._held.pop(self._hold_key(app.id, _COMEBACK[name], event), None)
-            if held is not None:  # back within the grace: neither event is sent
-                held[0].cancel()
+            taken = self._held.pop(self._hold_key(app.id, _COMEBACK[name], event), None)
+            if taken is not None:  # back within the grace: neither event is sent
+                taken[0].cancel()
+                self._unjournal(taken[2])
                 return
             if event.get("comeback"):  # held on another node, which drops it there
                 return
@@ -424,27 +452,69 @@ class Webhooks:
         if held is None:
             return
         if self.release_check is None:
+            self._unjournal(held[2])
             self._queue(key[0], held[1])
             return
         check = self.release_check
 
-        async def release(event: dict[str, Any]) -> None:
+        async def release(event: dict[str, Any], token: str | None) -> None:
             try:
                 stands = await check(key[0], event)
             except Exception:
                 log.exception("webhooks: could not ask whether %s still stands; sending it",
                               event.get("name"))
                 stands = True
-            if stands:
+            if stands:  # journaled again as due (its hold in Redis is gone now)
                 self._queue(key[0], event)
-        task = asyncio.get_running_loop().create_task(release(held[1]))
+            self._unjournal(token)
+        task = asyncio.get_running_loop().create_task(release(held[1], held[2]))
         self._checks.add(task)
         task.add_done_callback(self._checks.discard)
 
     def _queue(self, app_id: str, event: Mapping[str, Any]) -> None:
-        for delivery in self._deliveries.get(app_id, ()):
-            if delivery.target.wants(str(event.get("name"))):
-                delivery.put(event)
+        wanting = [d for d in self._deliveries.get(app_id, ())
+                   if d.target.wants(str(event.get("name")))]
+        # A subscription_count is not journaled: a newer one replaces it anyway.
+        token = (self._journal_add(app_id, dict(event))
+                 if wanting and event.get("name") != "subscription_count" else None)
+        if token is not None:
+            self._journal_refs[token] = len(wanting)
+        for delivery in wanting:
+            delivery.put(event, token)
+
+    # ---- the journal (several nodes) ----------------------------------------------------
+
+    def _journal_add(self, app_id: str, event: dict[str, Any]) -> str | None:
+        if self.journal is None:
+            return None
+        token: str | None = self.journal.journal_add(app_id, event)
+        return token
+
+    def _unjournal(self, token: str | None) -> None:
+        if token is not None and self.journal is not None:
+            self.journal.journal_remove(token)
+
+    def settled(self, token: str) -> None:
+        """One delivery is done with the event journaled under `token` (delivered or
+        given up on); the entry goes when every delivery is."""
+        left = self._journal_refs.get(token, 1) - 1
+        if left > 0:
+            self._journal_refs[token] = left
+            return
+        self._journal_refs.pop(token, None)
+        self._unjournal(token)
+
+    def adopt(self, app_id: str, event: dict[str, Any]) -> None:
+        """`Adapter.journal_listeners`: an event a dead node journaled and did not deliver.
+        A held one is held here again (its hold in Redis still decides whether it stands);
+        any other is queued."""
+        if self.closing or app_id not in self._deliveries:
+            return
+        app = self._deliveries[app_id][0].app
+        if event.pop("_held", None):
+            self.on_event(app, event)
+        else:
+            self._queue(app_id, event)
 
     # ---- shutdown ------------------------------------------------------------------------
 
@@ -456,8 +526,9 @@ class Webhooks:
             return
         self.closing = True
         for key in list(self._held):
-            timer, event = self._held.pop(key)
+            timer, event, token = self._held.pop(key)
             timer.cancel()
+            self._unjournal(token)
             self._queue(key[0], event)
         running = [d for ds in self._deliveries.values() for d in ds if d.task is not None]
         if running:
