@@ -5,7 +5,9 @@
 Subscribers are spread evenly over the nodes (each on its own WebSocket); an HTTP API client
 publishes to node 0 at a fixed rate, each event carrying its send time. On each node
 `--probes` subscribers parse and time every frame; the others only count their frames from
-the raw bytes, so the load generator's own parsing does not queue the probes. Reported per
+the raw bytes, in a process of their own, so the probes never queue behind them. CPU is
+read once every subscriber is in and again once everything is delivered, so it is the
+publishing's alone (not the connections' and subscriptions' set-up). Reported per
 run: delivered messages/s, latency from the publish request to the frame (p50/p99/max) for
 the probes on node 0 ("local") and on the others ("remote"), and CPU µs per delivered
 message summed over every node and the Redis server (from /proc). The same load is run
@@ -20,6 +22,7 @@ import base64
 import hashlib
 import hmac
 import json
+import multiprocessing
 import os
 import re
 import shutil
@@ -112,10 +115,9 @@ def signed_publish(port: int, body: bytes) -> HTTPRequest:
                        body=body, headers={"Content-Type": "application/json"})
 
 
-async def drain(port: int, counter: list[int]) -> asyncio.StreamWriter:
-    """A subscriber that only counts its `tick` frames: the WebSocket handshake and the
-    subscribe by hand, then raw reads with no frame parsing, so 300 of them cost the load
-    generator little and the latency probes are not queued behind them."""
+async def drain(port: int, counter: Any) -> asyncio.StreamWriter:
+    """A subscriber that only counts its `tick` frames (into `counter.value`): the WebSocket
+    handshake and the subscribe by hand, then raw reads with no frame parsing."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     key = base64.b64encode(os.urandom(16)).decode()
     writer.write((f"GET /app/bench?protocol=7 HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
@@ -141,18 +143,33 @@ async def drain(port: int, counter: list[int]) -> asyncio.StreamWriter:
             if not chunk:
                 return
             both = tail + chunk
-            counter[0] += both.count(marker) - tail.count(marker)
+            counter.value += both.count(marker) - tail.count(marker)
             tail = both[-(len(marker) - 1):]
     asyncio.get_running_loop().create_task(count())
     return writer
 
 
+def drains(ports: list[int], counter: Any, ready: Any, stop: Any) -> None:
+    """The counting subscribers, in a process of their own (`measure`): one per port in
+    `ports` (repeated as wanted); sets `ready` once all are subscribed, ends at `stop`."""
+    async def main() -> None:
+        writers = [await drain(port, counter) for port in ports]
+        ready.set()
+        while not stop.is_set():
+            await asyncio.sleep(0.05)
+        for w in writers:
+            w.close()
+    asyncio.run(main())
+
+
 async def measure(ports: list[int], subs: int, rate: float, seconds: float,
-                  probes: int = 5) -> dict[str, Any]:
-    """`subs` subscribers spread evenly over `ports`; on each node `probes` of them parse
-    every frame and time it (latency), the others only count theirs (`drain`)."""
+                  probes: int, cpu: Any) -> dict[str, Any]:
+    """`subs` subscribers spread evenly over `ports`: on each node `probes` of them, in
+    this process, parse and time every frame (latency); the rest count theirs in another
+    process (`drains`), so the probes never queue behind them. `cpu()` gives the CPU
+    seconds to charge, read once everyone is subscribed and again once all is delivered."""
     lat: dict[str, list[float]] = {"local": [], "remote": []}
-    received = [0]
+    probed = [0]
 
     async def probe(port: int, kind: str) -> Any:
         ws = await websocket_connect(f"ws://127.0.0.1:{port}/app/bench?protocol=7")
@@ -171,19 +188,23 @@ async def measure(ports: list[int], subs: int, rate: float, seconds: float,
                 frame = json.loads(msg)
                 if frame.get("event") == "tick":
                     lat[kind].append((now - json.loads(frame["data"])["t"]) * 1000)
-                    received[0] += 1
+                    probed[0] += 1
         asyncio.get_running_loop().create_task(read())
         return ws
 
-    sockets: list[Any] = []
-    for i in range(subs):
-        port = ports[i % len(ports)]
-        if i // len(ports) < probes:
-            sockets.append(await probe(port, "local" if i % len(ports) == 0 else "remote"))
-        else:
-            sockets.append(await drain(port, received))
+    counted = multiprocessing.Value("q", 0, lock=False)
+    ready, stop = multiprocessing.Event(), multiprocessing.Event()
+    rest = [ports[i % len(ports)] for i in range(subs) if i // len(ports) >= probes]
+    counter = multiprocessing.Process(target=drains, args=(rest, counted, ready, stop))
+    counter.start()
+    sockets = [await probe(ports[i % len(ports)], "local" if i % len(ports) == 0 else "remote")
+               for i in range(subs) if i // len(ports) < probes]
+    loop = asyncio.get_running_loop()
+    if not await loop.run_in_executor(None, ready.wait, 120):
+        raise SystemExit("the counting subscribers did not subscribe")
     http = AsyncHTTPClient(max_clients=50)
     await asyncio.sleep(1.0)
+    cpu_before = cpu()
     interval, sent = 1.0 / rate, 0
     start = time.perf_counter()
     pending = []
@@ -195,14 +216,19 @@ async def measure(ports: list[int], subs: int, rate: float, seconds: float,
         await asyncio.sleep(max(0.0, start + sent * interval - time.perf_counter()))
     await asyncio.gather(*pending)
     deadline = time.perf_counter() + 10
-    while received[0] < sent * subs and time.perf_counter() < deadline:
+    while probed[0] + counted.value < sent * subs and time.perf_counter() < deadline:
         await asyncio.sleep(0.05)
     elapsed = time.perf_counter() - start
+    cpu_spent = [after - before for after, before in zip(cpu(), cpu_before)]
+    received = probed[0] + counted.value
+    stop.set()
+    counter.join(30)
     for sock in sockets:
         sock.close()
     http.close()
-    out: dict[str, Any] = {"published": sent, "delivered": received[0],
-                           "expected": sent * subs, "delivered_per_s": received[0] / elapsed}
+    out: dict[str, Any] = {"published": sent, "delivered": received,
+                           "expected": sent * subs, "delivered_per_s": received / elapsed,
+                           "cpu_spent": cpu_spent}
     for kind, values in lat.items():
         if values:
             out[kind] = {"p50_ms": round(pct(values, 0.5), 2),
@@ -238,11 +264,12 @@ def run(n: int, args: argparse.Namespace) -> dict[str, Any]:
             nodes.append(Node(os.path.join(home, f"node{i}"), db_url, redis_url, prefix))
         rpid = redis_pid() if redis_url else None
         pids = [node.proc.pid for node in nodes] + ([rpid] if rpid else [])
-        before = [cpu_s(pid) for pid in pids]
         result = asyncio.run(measure([node.port for node in nodes], args.subs, args.rate,
-                                     args.duration, args.probes))
-        spent = [cpu_s(pid) - b for pid, b in zip(pids, before)]
+                                     args.duration, args.probes,
+                                     lambda: [cpu_s(pid) for pid in pids]))
+        spent = result.pop("cpu_spent")
         result["nodes"] = n
+        result["cpu_s_per_node"] = [round(x, 3) for x in spent[:n]]
         result["cpu_s"] = {"nodes": round(sum(spent[:n]), 3),
                            "redis": round(spent[n], 3) if len(spent) > n else 0.0}
         delivered = max(1, result["delivered"])
