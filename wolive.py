@@ -1088,11 +1088,13 @@ async def serve(cfg: dict[str, Any]) -> int:
                                                   bound.items()))
     extra = "".join(f", {name} {scheme}://{shown}:{port}/" for name, port in bound.items()
                     if name != "main")
-    print(f"wolive ready on {scheme}://{shown}:{bound['main']}/{extra}", flush=True)
+    # The signals are ours before anyone is told we are ready: a SIGTERM right after the
+    # ready line shuts down cleanly instead of killing the process.
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    print(f"wolive ready on {scheme}://{shown}:{bound['main']}/{extra}", flush=True)
     await stop.wait()
     log.info("shutting down")
     await server.stop()
