@@ -33,7 +33,7 @@ from realtime.chat import may_join
 from realtime.pusher.hub import App, Caller, Hub
 from store import NotFound, Unavailable
 
-from .base import (AGENT_COOKIE, AGENT_COOKIE_DAYS, ApiError, BaseHandler,
+from .base import (AGENT_COOKIE, AGENT_COOKIE_DAYS, RETRY_AFTER_S, ApiError, BaseHandler,
                    access_log_level, password_tag)
 from .logs import RequestIdTransform, WithRequestId, request_id_for
 
@@ -149,6 +149,10 @@ class PusherApiHandler(BaseHandler):
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
         msg = getattr(exc, "log_message", None) or self._reason
+        if self._cluster_unavailable(exc):  # Redis out of reach: try again shortly
+            self.set_status(503)
+            self.set_header("Retry-After", str(RETRY_AFTER_S))
+            msg = "service briefly unavailable, retry"
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps({"error": msg}))
 

@@ -449,3 +449,58 @@ def test_a_cluster_config_that_would_half_work_is_refused_naming_the_key(
     if key not in ("cluster.redis_url", "cluster.prefix"):
         sections["cluster"] = {"redis_url": ""}
         wolive.load_config(str(write_config(tmp_path, db, extra=sections, **server)))
+
+
+@pytest.mark.mariadb
+@pytest.mark.gen_test(timeout=120)
+async def test_redis_out_of_reach_is_a_503_on_the_http_api_and_the_chat(
+        tmp_path: Path, fresh_mysql_db: str) -> None:
+    """A node whose Redis (here a private one, stopped by the test) cannot be reached
+    answers the Pusher HTTP API's queries and a chat message with 503 and `Retry-After`,
+    in each caller's error shape, never a 500."""
+    import shutil
+    import subprocess
+    import time
+
+    server_bin = shutil.which("redis-server")
+    if server_bin is None:
+        pytest.skip("redis-server is not installed")
+    sock, port = bind_unused_port()
+    sock.close()
+    redis_proc = subprocess.Popen([server_bin, "--port", str(port), "--bind", "127.0.0.1",
+                                   "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+                                  stdout=subprocess.DEVNULL)
+    import redis
+    for _ in range(100):
+        try:
+            if redis.Redis(port=port).ping():
+                break
+        except redis.exceptions.ConnectionError:
+            time.sleep(0.05)
+    extra = cluster_sections(tmp_path / "uploads", "wolive-test-503")
+    extra["cluster"]["redis_url"] = f"redis://127.0.0.1:{port}/0"
+    home = tmp_path / "node"
+    home.mkdir()
+    node = start_server(home, fresh_mysql_db, extra=extra, cookie_secret=secrets.token_hex(16),
+                        channel_secret=secrets.token_hex(16))
+    try:
+        visitor, boot = await open_visitor_window(node.base_url, "shop1", "v-503")
+        redis_proc.terminate()
+        redis_proc.wait(10)
+        with pytest.raises(pusher.errors.PusherError) as raised:
+            api(node).channels_info()
+        assert "503" in str(raised.value) or "unavailable" in str(raised.value)
+        resp = await Client(node.base_url).http.fetch(
+            node.base_url + "/apps/1/channels", raise_error=False)
+        assert resp.code in (401, 503)  # unsigned: refused before Redis is asked
+        code, body = await visitor.json("/admin/event/chats", "POST", form={
+            "visiter_id": "v-503", "business_id": "shop1", "channel": boot["channel"],
+            "content": "hello?"})
+        assert code in (200, 503), body  # stored and answered, or refused: never a 500
+        if code == 503:
+            assert body["code"] == 1 and "unavailable" in body["msg"]
+    finally:
+        if redis_proc.poll() is None:
+            redis_proc.kill()
+        assert stop_server(node) == 0, node.logs()
+    assert "Traceback" not in node.logs(), node.logs()

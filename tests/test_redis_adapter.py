@@ -759,3 +759,49 @@ async def test_webhooks_a_dead_node_had_not_delivered_are_sent_once_by_a_survivo
         for h in hooks.values():
             await h.close(0.1)
         server.stop()
+
+
+@pytest.mark.gen_test(timeout=40)
+async def test_after_redis_lost_its_data_no_two_live_nodes_share_a_number() -> None:
+    """Redis restarted empty: `node_seq` starts again, so a node started then is handed a
+    number a running node still has; the running node, finding its number taken when it
+    registers again, takes another. Socket ids follow the node's number."""
+    prefix = f"wolive-test-{uuid.uuid4().hex[:12]}"
+    a, b = RedisAdapter(REDIS_URL, prefix), RedisAdapter(REDIS_URL, prefix)
+    started = [a, b]
+    try:
+        await a.start()
+        await b.start()
+        assert (a.node, b.node) == ("1", "2")
+        keys = [k async for k in a.redis.scan_iter(f"{prefix}:*")]
+        await a.redis.delete(*keys)  # what a Redis restart without persistence leaves
+        c = RedisAdapter(REDIS_URL, prefix)
+        started.append(c)
+        await c.start()
+        assert c.node == "1"
+        # a and b register again on their next heartbeat; a finds 1 taken.
+        await wait_for(lambda: len({a.node, b.node, c.node}) == 3, timeout=15)
+        await wait_for(lambda: a._lost is False and b._lost is False, timeout=15)
+        live = await c.live_nodes()
+        assert sorted(live, key=int) == sorted({a.node, b.node, c.node}, key=int)
+        hub = Hub([APP], adapter=a)
+        assert hub.next_socket_id().split(".")[0] == a.node
+    finally:
+        for adapter in started:
+            await adapter.close()
+        import redis.asyncio as aioredis
+        r = aioredis.from_url(REDIS_URL)
+        keys = [k async for k in r.scan_iter(f"{prefix}:*")]
+        if keys:
+            await r.delete(*keys)
+        await r.aclose()
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_a_turns_publishes_are_on_redis_when_the_turn_ends(nodes: list[Node]) -> None:
+    """What a caller acknowledges after a turn (a chat message's 200) is already on the bus,
+    so a node killed right after answering loses nothing it said it sent."""
+    a = nodes[0]
+    async with a.adapter.turn("ack"):
+        a.hub.trigger("conv", "msg", {"n": 1}, app=APP)
+    assert a.adapter._written == a.adapter._queued

@@ -176,7 +176,9 @@ class Hub:
 
     def next_socket_id(self) -> str:
         """A fresh socket id, `^\\d+\\.\\d+$` as every server library checks."""
-        return f"{self._node}.{next(self._counter)}"
+        # An adapter for several nodes may renumber its node (Redis lost its data and
+        # another node took the number), so its number is read each time.
+        return f"{getattr(self.adapter, 'node', None) or self._node}.{next(self._counter)}"
 
     # ---- server-side pushes -------------------------------------------------------------
 

@@ -65,6 +65,30 @@ HOLD_MS = 60_000
 #: How long a turn (`RedisAdapter.turn`) is kept at most (ms) if its holder dies holding it.
 TURN_MS = 5_000
 
+# KEYS: the node's alive key, nodes, node_seq. ARGV: node, ms. Claims the node number unless
+# a live node has it; node_seq is raised to it, so numbers handed out later never collide
+# with it (after Redis lost its data, running nodes claim their numbers again). 1 or 0.
+_CLAIM = """
+if redis.call('SET', KEYS[1], ARGV[3], 'NX', 'PX', ARGV[2]) then
+  redis.call('SADD', KEYS[2], ARGV[1])
+  if tonumber(redis.call('GET', KEYS[3]) or '0') < tonumber(ARGV[1]) then
+    redis.call('SET', KEYS[3], ARGV[1])
+  end
+  return 1
+end
+return 0
+"""
+
+# KEYS: the node's alive key. ARGV: the process's token, ms. The heartbeat: 1 when the key
+# is still this process's (kept alive), 0 when it expired or another node claimed it.
+_REFRESH = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"""
+
 # KEYS: turn. ARGV: token, ms. Takes the turn unless another holds it: returns nil (held),
 # else what the key held ('free:{node}' after a turn of that node, or '' when none was had).
 _TAKE_TURN = """
@@ -208,6 +232,11 @@ class RedisAdapter(LocalAdapter):
         self._lua_remove_member = self.redis.register_script(_REMOVE_MEMBER)
         self._lua_members = self.redis.register_script(_MEMBERS)
         self._lua_take_turn = self.redis.register_script(_TAKE_TURN)
+        self._lua_claim = self.redis.register_script(_CLAIM)
+        self._lua_refresh = self.redis.register_script(_REFRESH)
+        #: This process's mark in its node's alive key (told apart from a node given the
+        #: same number after Redis lost its data).
+        self._instance = uuid.uuid4().hex
         #: Bus markers this node waits to see come back (`_caught_up`), by id.
         self._markers: dict[str, asyncio.Future[None]] = {}
         self._journaled = 0  # journal tokens given so far
@@ -232,8 +261,6 @@ class RedisAdapter(LocalAdapter):
         """Connect, listen to the other nodes' publishes and start the writer. Raises
         `redis.exceptions.ConnectionError` when Redis does not answer."""
         await self.redis.ping()
-        if self.node is None:
-            self.node = str(await self.redis.incr(f"{self.prefix}:node_seq"))
         self._pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
         await self._pubsub.subscribe(self._bus)
         await self._register()
@@ -241,10 +268,27 @@ class RedisAdapter(LocalAdapter):
         self._tasks = [loop.create_task(self._read()), loop.create_task(self._write()),
                        loop.create_task(self._heartbeat())]
 
+    async def _claim(self, node: str) -> bool:
+        return bool(await self._lua_claim(
+            keys=[self._node_key(node, "alive"), f"{self.prefix}:nodes",
+                  f"{self.prefix}:node_seq"],
+            args=[node, int(NODE_TTL_S * 1000), self._instance]))
+
     async def _register(self) -> None:
-        await self.redis.set(self._node_key(str(self.node), "alive"), "1",
-                             px=int(NODE_TTL_S * 1000))
-        await self.redis.sadd(f"{self.prefix}:nodes", str(self.node))  # type: ignore[misc]
+        """Claim this node's number (a new one from `node_seq` when it has none, or when a
+        live node holds it: after Redis lost its data, a node started meanwhile may have
+        been given it; this node's sockets were closed then, so it may change)."""
+        if self.node is not None and await self._claim(str(self.node)):
+            return
+        had = self.node
+        while True:
+            node = str(await self.redis.incr(f"{self.prefix}:node_seq"))
+            if await self._claim(node):
+                break
+        self.node = node
+        if had is not None:
+            log.warning("cluster: node %s's number was taken by another node; now node %s",
+                        had, node)
 
     async def live_nodes(self) -> list[str]:
         """The registered nodes whose heartbeat has not expired, this one included."""
@@ -261,11 +305,13 @@ class RedisAdapter(LocalAdapter):
         while True:
             await asyncio.sleep(HEARTBEAT_S)
             try:
-                kept = await self.redis.set(self._node_key(str(self.node), "alive"), "1",
-                                            px=int(NODE_TTL_S * 1000), xx=True)
+                kept = await self._lua_refresh(
+                    keys=[self._node_key(str(self.node), "alive")],
+                    args=[self._instance, int(NODE_TTL_S * 1000)])
                 if not kept:
-                    # Taken for dead (a long stall) or Redis lost its data: what Redis held
-                    # of this node's sockets is gone, so they must connect again.
+                    # Taken for dead (a long stall), or Redis lost its data (and another
+                    # node may have been given this number): what Redis held of this node's
+                    # sockets is gone, so they must connect again.
                     log.warning("cluster: node %s was taken for dead; closing its sockets",
                                 self.node)
                     self._emit_lost()
@@ -400,6 +446,9 @@ class RedisAdapter(LocalAdapter):
                 pipe.execute_command(*command)
             try:
                 await pipe.execute()
+            except (RedisError, OSError) as exc:  # an outage: the heartbeat acts on it
+                log.warning("redis adapter: %d publishes or cache writes were not sent (%s)",
+                            len(batch), exc)
             except Exception:
                 log.exception("redis adapter: %d publishes or cache writes were not sent",
                               len(batch))
@@ -458,10 +507,13 @@ class RedisAdapter(LocalAdapter):
 
     @asynccontextmanager
     async def turn(self, key: str) -> AsyncIterator[None]:
-        """`Adapter.turn` for the cluster (module docstring). Waits while another node
-        holds the turn (at most about `TURN_MS`, when a holder died holding it); raises
+        """`Adapter.turn` for the cluster (module docstring); returns once the turn's
+        publishes have reached Redis. Waits while another node holds the turn (at most
+        about `TURN_MS`, when a holder died holding it); raises
         `redis.exceptions.RedisError` when Redis cannot be reached, or the turn or the bus
-        marker did not come within `2 * TURN_MS`."""
+        marker did not come within `2 * TURN_MS`. A holder stopped for longer than
+        `TURN_MS` (SIGSTOP, a swap storm) loses the turn and its later publishes may then
+        arrive after the next holder's."""
         name = f"{self.prefix}:turn:{key}"
         token = f"{self.node}:{uuid.uuid4().hex}"
         deadline = time.monotonic() + 2 * TURN_MS / 1000
@@ -481,6 +533,9 @@ class RedisAdapter(LocalAdapter):
         finally:
             # After the turn's publishes, by the same writer: the next holder's follow them.
             self._queue("EVAL", _GIVE_BACK, 1, name, token, str(self.node), TURN_MS)
+            # And on Redis before the caller answers: what it acknowledges is on the bus,
+            # even if this node is killed the next moment.
+            await self.flushed()
 
     async def _caught_up(self, deadline: float) -> None:
         """Return once this node has delivered every bus message Redis had before now: a
