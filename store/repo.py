@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import (and_, bindparam, case, create_engine, delete, event, func, insert, select,
-                        update)
+                        text, update)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -317,12 +317,23 @@ class Store(AgentStatusStore, AgentStore, ContentStore, HistoryStore, WaitingSto
     async def migrate(self) -> int:
         """Create or upgrade the schema; idempotent. Returns the schema version now in force."""
         async with self.engine.begin() as conn:
-            await conn.run_sync(t.metadata.create_all, checkfirst=True)
-            have = (await conn.execute(select(func.max(t.schema_version.c.version)))).scalar()
-            for version in range((have or 0) + 1, SCHEMA_VERSION + 1):
-                await conn.run_sync(MIGRATIONS[version - 1])
-                await conn.execute(insert(t.schema_version).values(
-                    version=version, applied_at=int(time.time())))
+            if self.dialect == "mysql":
+                # Nodes started together on a fresh database migrate one at a time (a named
+                # lock per database; DDL commits implicitly, so a row lock would not hold).
+                await conn.execute(text(
+                    "SELECT GET_LOCK(CONCAT('wolive_migrate:', DATABASE()), 120)"))
+            try:
+                await conn.run_sync(t.metadata.create_all, checkfirst=True)
+                have = (await conn.execute(
+                    select(func.max(t.schema_version.c.version)))).scalar()
+                for version in range((have or 0) + 1, SCHEMA_VERSION + 1):
+                    await conn.run_sync(MIGRATIONS[version - 1])
+                    await conn.execute(insert(t.schema_version).values(
+                        version=version, applied_at=int(time.time())))
+            finally:
+                if self.dialect == "mysql":
+                    await conn.execute(text(
+                        "SELECT RELEASE_LOCK(CONCAT('wolive_migrate:', DATABASE()))"))
         return SCHEMA_VERSION
 
     async def ping(self) -> None:
