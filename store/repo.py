@@ -362,27 +362,41 @@ class Store(AgentStatusStore, AgentStore, ContentStore, HistoryStore, WaitingSto
         """
         async with self.engine.begin() as conn:
             if self.dialect == "mysql":
-                # Serialise concurrent installers on MySQL; SQLite's single writer already does.
-                await conn.execute(select(t.service.c.service_id).with_for_update())
-            exists = await self._one(conn, select(t.service.c.service_id).where(
-                t.service.c.level == "super_manager").limit(1))
-            if exists:
-                raise Conflict("already installed")
-            have_business = await self._one(conn, select(t.business.c.wid).where(
-                t.business.c.business_id == business_id))
-            if not have_business:
-                await conn.execute(insert(t.business).values(
-                    business_id=business_id, distribution_rule=distribution_rule))
+                # Serialise concurrent installers on MySQL (SQLite's single writer already
+                # does): a named lock, since locking the empty table's gap let two installers
+                # on two nodes deadlock on their inserts.
+                await conn.execute(text(
+                    "SELECT GET_LOCK(CONCAT('wolive_install:', DATABASE()), 30)"))
             try:
-                res = await conn.execute(insert(t.service).values(
-                    user_name=user_name, nick_name=nick_name, password=password_hash,
-                    business_id=business_id, level="super_manager", parent_id=0,
-                    state="offline"))
-            except IntegrityError as exc:
-                raise Conflict("user_name taken") from exc
-            sid = self._inserted_id(res)
-            return await self._one(conn, select(t.service).where(
-                t.service.c.service_id == sid)) or {}
+                return await self._install(conn, business_id, user_name, nick_name,
+                                           password_hash, distribution_rule)
+            finally:
+                if self.dialect == "mysql":
+                    await conn.execute(text(
+                        "SELECT RELEASE_LOCK(CONCAT('wolive_install:', DATABASE()))"))
+
+    async def _install(self, conn: Any, business_id: str, user_name: str, nick_name: str,
+                       password_hash: str, distribution_rule: str) -> Row:
+        """`install`'s transaction, once it holds the installer's lock."""
+        exists = await self._one(conn, select(t.service.c.service_id).where(
+            t.service.c.level == "super_manager").limit(1))
+        if exists:
+            raise Conflict("already installed")
+        have_business = await self._one(conn, select(t.business.c.wid).where(
+            t.business.c.business_id == business_id))
+        if not have_business:
+            await conn.execute(insert(t.business).values(
+                business_id=business_id, distribution_rule=distribution_rule))
+        try:
+            res = await conn.execute(insert(t.service).values(
+                user_name=user_name, nick_name=nick_name, password=password_hash,
+                business_id=business_id, level="super_manager", parent_id=0,
+                state="offline"))
+        except IntegrityError as exc:
+            raise Conflict("user_name taken") from exc
+        sid = self._inserted_id(res)
+        return await self._one(conn, select(t.service).where(
+            t.service.c.service_id == sid)) or {}
 
     async def add_service(self, business_id: str, user_name: str, nick_name: str,
                           password_hash: str, level: str = "service", parent_id: int = 0,

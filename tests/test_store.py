@@ -283,3 +283,27 @@ async def test_nodes_started_together_on_a_fresh_mariadb_migrate_one_at_a_time(
         for s in stores:
             if isinstance(s, Store):
                 await s.close()
+
+
+@pytest.mark.mariadb
+@pytest.mark.gen_test(timeout=120)
+async def test_installers_racing_on_mariadb_make_one_admin_and_refuse_the_rest(
+        fresh_mysql_db: str) -> None:
+    """Two nodes' /install at once: one super_manager, the others `Conflict` (a 409), never
+    a deadlock error (a 500)."""
+    import asyncio
+
+    from store import Conflict
+    stores = [await Store.open(fresh_mysql_db) for _ in range(4)]
+    try:
+        answers = await asyncio.gather(*[
+            s.install("shop1", f"boss{i}", "Boss", "x" * 60) for i, s in enumerate(stores)],
+            return_exceptions=True)
+        assert sorted(type(a).__name__ for a in answers) == ["Conflict"] * 3 + ["dict"], \
+            answers
+        assert all(isinstance(a, (dict, Conflict)) for a in answers)
+        rows = db_rows(fresh_mysql_db, "SELECT user_name FROM wolive_service")
+        assert len(rows) == 1
+    finally:
+        for s in stores:
+            await s.close()
