@@ -82,7 +82,7 @@ class VisitorHistoryHandler(VisitorApiHandler, VisitorMixin):
         rows, newly_read = await self.chat.history_for_visitor(
             visiter_id, business_id, self.visitor_channel_arg(business_id, visiter_id),
             before_cid=self.int_arg("before", 0, lo=0), limit=self.int_arg("limit", 50, lo=1),
-            after_cid=self.int_arg("after", 0, lo=0),
+            after_cid=self.int_arg("after", -1, lo=0),
             mark=self.int_arg("peek", 0, lo=0, hi=1) == 0)
         if newly_read:
             from .typing import signals  # read receipt (realtime/typing.py)

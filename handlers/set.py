@@ -95,7 +95,7 @@ class HistoryHandler(AgentApiHandler):
         rows = await self.chat.history_for_agent(self.agent, visiter_id,
                                                  self.int_arg("before", 0, lo=0),
                                                  self.int_arg("limit", 50, lo=1),
-                                                 after_cid=self.int_arg("after", 0, lo=0))
+                                                 after_cid=self.int_arg("after", -1, lo=0))
         self.answer(0, "", rows)
 
 

@@ -625,7 +625,7 @@ class Chat:
 
     async def history_for_visitor(self, visiter_id: str, business_id: str, channel: str,
                                   before_cid: int = 0, limit: int = 50,
-                                  after_cid: int = 0, mark: bool = True
+                                  after_cid: int = -1, mark: bool = True
                                   ) -> tuple[list[dict[str, Any]], int]:
         """`/admin/event/history`: the visitor's conversation (oldest first, at most 100),
         and the agent messages it marked read (0: nothing was unread, no receipt is due;
@@ -753,7 +753,7 @@ class Chat:
         return [c.as_dict() for c in await self.store.blacklisted(agent.business_id, only)]
 
     async def history_for_agent(self, agent: Agent, visiter_id: str, before_cid: int = 0,
-                                limit: int = 50, after_cid: int = 0) -> list[dict[str, Any]]:
+                                limit: int = 50, after_cid: int = -1) -> list[dict[str, Any]]:
         await self._conversation_for(agent, visiter_id, write=False)
         return await self.store.chats_of(visiter_id, agent.business_id, before_cid,
                                          min(limit, 100), after_cid=after_cid)

@@ -805,10 +805,11 @@ class Store(AgentStatusStore, AgentStore, ContentStore, HistoryStore, WaitingSto
         return visitor, queue, values
 
     async def chats_of(self, visiter_id: str, business_id: str, before_cid: int = 0,
-                       limit: int = 50, after_cid: int = 0,
+                       limit: int = 50, after_cid: int = -1,
                        agent_lines: bool = True) -> list[Row]:
         """A conversation's messages, oldest first; the `limit` newest before `before_cid`,
-        or with `after_cid` the `limit` oldest after it (what a reconnecting page missed).
+        or with `after_cid` (0 or more: a page's cursor, 0 when it has seen nothing) the
+        `limit` oldest after it (what a reconnecting page missed); -1: no cursor.
         `agent_lines=False` (the visitor's reads): without the agents-only "note" lines."""
         c = t.chats
         cond = [c.c.visiter_id == visiter_id, c.c.business_id == business_id]
@@ -816,7 +817,7 @@ class Store(AgentStatusStore, AgentStore, ContentStore, HistoryStore, WaitingSto
             cond.append(c.c.msg_type != "note")
         if before_cid:
             cond.append(c.c.cid < before_cid)
-        if after_cid:
+        if after_cid >= 0:
             cond.append(c.c.cid > after_cid)
             return await self._fetch_all(select(c).where(and_(*cond))
                                          .order_by(c.c.cid.asc()).limit(limit))

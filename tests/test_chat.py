@@ -231,3 +231,26 @@ async def test_unknown_business_in_notice_is_404(base_url: str, ws_base: str, cf
     code, body = await Client(base_url).json("/admin/event/notice", "POST", form={
         "visiter_id": "v1", "business_id": "ghost", "channel": channel})
     assert code == 404 and body["code"] == 1 and "ghost" in body["msg"]
+
+
+@pytest.mark.gen_test
+async def test_history_after_0_is_a_cursor_giving_the_oldest_page(
+        base_url: str, ws_base: str, cfg: dict) -> None:
+    """`after=0` is the cursor of a page that has seen nothing: the oldest messages after
+    it, page by page, not the newest page (which would skip the oldest when more than a page
+    was missed). Without `after`: the newest page, as before."""
+    db = cfg["database"]["url"]
+    agent, _ = await setup_agent(base_url, ws_base, db)
+    visitor, boot = await open_visitor_window(base_url, BIZ, "v-after")
+    assert (await notice(visitor, boot))[1]["code"] == 0
+    ids = {"visiter_id": "v-after", "business_id": BIZ, "channel": boot["channel"]}
+    for n in range(3):
+        code, body = await visitor.json("/admin/event/chats", "POST",
+                                        form={**ids, "content": f"m{n}"})
+        assert body["code"] == 0, body
+    for client, url, form in ((visitor, "/admin/event/history", ids),
+                              (agent, "/admin/set/history", {"visiter_id": "v-after"})):
+        _, body = await client.json(url, form={**form, "after": "0", "limit": "2"})
+        assert [m["content"] for m in body["data"]] == ["m0", "m1"], url
+        _, body = await client.json(url, form={**form, "limit": "2"})
+        assert [m["content"] for m in body["data"]] == ["m1", "m2"], url
