@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 from http.cookies import SimpleCookie
 from typing import Any, Optional
@@ -240,3 +241,22 @@ async def wait_for(predicate: Any, timeout: float = 5.0, interval: float = 0.05)
         if loop.time() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         await asyncio.sleep(interval)
+
+
+#: The Redis the several-node tests use (each under its own key prefix).
+REDIS_URL = os.environ.get("WOLIVE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def require_redis() -> None:
+    """Call at a test module's top: skip the module when Redis at `REDIS_URL` does not
+    answer, or fail it when WOLIVE_REQUIRE_REDIS=1 (CI)."""
+    import pytest
+    import redis
+    try:
+        answers = bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping())
+    except redis.exceptions.RedisError:
+        answers = False
+    if not answers:
+        if os.environ.get("WOLIVE_REQUIRE_REDIS") == "1":
+            raise RuntimeError(f"WOLIVE_REQUIRE_REDIS=1 but Redis at {REDIS_URL} does not answer")
+        pytest.skip(f"Redis at {REDIS_URL} does not answer", allow_module_level=True)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
 import secrets
 import uuid
 from collections.abc import Iterator
@@ -26,31 +25,19 @@ from conftest import (ADMIN_PASSWORD, ADMIN_USER, RunningServer, start_server, s
                       write_config)
 from test_e2e_node import run_node_script
 
-from helpers import (OPEN_SOCKETS, Client, PusherSocket, db_rows, open_visitor_window,
-                     wait_for)
+from helpers import (OPEN_SOCKETS, REDIS_URL, Client, PusherSocket, db_rows,
+                     open_visitor_window, require_redis, wait_for)
 
 import wolive
 from realtime.pusher.signing import channel_auth, user_auth
 
-REDIS_URL = os.environ.get("WOLIVE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 #: A running node's base URL → the `start_server` arguments that start one more node of its
 #: cluster.
 CLUSTER: dict[str, dict[str, Any]] = {}
 SECRET = "cluster-app-secret-" + "x" * 16
 
 
-def _redis_answers() -> bool:
-    import redis
-    try:
-        return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping())
-    except redis.exceptions.RedisError:
-        return False
-
-
-if not _redis_answers():
-    if os.environ.get("WOLIVE_REQUIRE_REDIS") == "1":
-        raise RuntimeError(f"WOLIVE_REQUIRE_REDIS=1 but Redis at {REDIS_URL} does not answer")
-    pytest.skip(f"Redis at {REDIS_URL} does not answer", allow_module_level=True)
+require_redis()
 
 
 #: What the cluster's webhooks POSTed (the `cluster` fixture's receiver): each body's events.

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -19,24 +18,12 @@ from realtime.pusher import protocol as p
 from realtime.pusher import http_api as pusher_api
 from realtime.pusher.hub import App, Hub, Session
 from realtime.pusher.signing import channel_auth
-from helpers import wait_for
+from helpers import REDIS_URL, require_redis, wait_for
 
-REDIS_URL = os.environ.get("WOLIVE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 APP = App("1", "key", "secret")
 
 
-def _redis_answers() -> bool:
-    import redis
-    try:
-        return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping())
-    except redis.exceptions.RedisError:
-        return False
-
-
-if not _redis_answers():
-    if os.environ.get("WOLIVE_REQUIRE_REDIS") == "1":
-        raise RuntimeError(f"WOLIVE_REQUIRE_REDIS=1 but Redis at {REDIS_URL} does not answer")
-    pytest.skip(f"Redis at {REDIS_URL} does not answer", allow_module_level=True)
+require_redis()
 
 from realtime.pusher.redis_adapter import RedisAdapter  # noqa: E402
 
