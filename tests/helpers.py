@@ -260,3 +260,74 @@ def require_redis() -> None:
         if os.environ.get("WOLIVE_REQUIRE_REDIS") == "1":
             raise RuntimeError(f"WOLIVE_REQUIRE_REDIS=1 but Redis at {REDIS_URL} does not answer")
         pytest.skip(f"Redis at {REDIS_URL} does not answer", allow_module_level=True)
+
+
+class PrivateRedis:
+    """A redis-server of the test's own on a free port (the machine's Redis is shared, so a
+    test that stops Redis uses one of these), keeping nothing on disk. `start()` returns
+    once it answers; `stop()` kills it; `url` stays the same across restarts. Skips the test
+    when redis-server is not installed."""
+
+    def __init__(self, workdir: Any) -> None:
+        import shutil
+        import socket
+
+        import pytest
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.skip("redis-server is not installed")
+        self.binary = binary
+        self.workdir = str(workdir)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: Any = None
+
+    def start(self) -> "PrivateRedis":
+        import subprocess
+        import time
+
+        import redis
+        self.proc = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", self.workdir], stdout=subprocess.DEVNULL)
+        for _ in range(200):
+            try:
+                if redis.Redis(port=self.port).ping():
+                    return self
+            except redis.exceptions.ConnectionError:
+                time.sleep(0.05)
+        raise AssertionError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+class RecordingConn:
+    """A stand-in for a socket (`realtime.pusher.adapter.Connection`) that keeps the frames
+    it is sent, decoded; `close` records the code, after which sends fail."""
+
+    def __init__(self, socket_id: str) -> None:
+        self.socket_id = socket_id
+        self.frames: list[dict[str, Any]] = []
+        self.closed: int | None = None
+
+    def send(self, frame: str) -> bool:
+        if self.closed is not None:
+            return False
+        self.frames.append(json.loads(frame))
+        return True
+
+    def close(self, code: int, reason: str) -> None:
+        self.closed = code
+
+    def names(self) -> list[str]:
+        """The event names received, in order."""
+        return [f["event"] for f in self.frames]
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        """The frames of event `name`, in order."""
+        return [f for f in self.frames if f["event"] == name]

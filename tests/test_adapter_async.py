@@ -20,6 +20,8 @@ from realtime.pusher.adapter import CachedEvent, Connection, LocalAdapter, run_i
 from realtime.pusher.hub import App, Hub, Session
 from realtime.pusher.signing import channel_auth
 
+from helpers import RecordingConn
+
 APP = App("1", "key", "secret")
 
 
@@ -70,27 +72,8 @@ class SuspendingAdapter(LocalAdapter):
         return await super().cache_get(app_id, channel)
 
 
-class FakeConn:
-    def __init__(self, socket_id: str) -> None:
-        self.socket_id = socket_id
-        self.frames: list[dict[str, Any]] = []
-        self.closed: int | None = None
-
-    def send(self, frame: str) -> bool:
-        if self.closed is not None:
-            return False
-        self.frames.append(json.loads(frame))
-        return True
-
-    def close(self, code: int, reason: str) -> None:
-        self.closed = code
-
-    def events(self) -> list[str]:
-        return [f["event"] for f in self.frames]
-
-
-def open_session(hub: Hub, socket_id: str) -> tuple[Session, FakeConn]:
-    conn = FakeConn(socket_id)
+def open_session(hub: Hub, socket_id: str) -> tuple[Session, RecordingConn]:
+    conn = RecordingConn(socket_id)
     session = Session(hub=hub, app=APP, conn=conn)
     session.start()
     return session, conn
@@ -136,9 +119,9 @@ async def test_a_client_event_right_after_a_subscribe_waits_for_it_and_is_relaye
     b.on_frame(json.dumps({"event": "pusher:ping", "data": {}}))
     await a.settled()
     await b.settled()
-    assert b_conn.events() == ["pusher:connection_established",
+    assert b_conn.names() == ["pusher:connection_established",
                                "pusher_internal:subscription_succeeded", "pusher:pong"]
-    assert a_conn.events()[-1] == "client-hello"  # relayed, not refused, not echoed
+    assert a_conn.names()[-1] == "client-hello"  # relayed, not refused, not echoed
     assert a_conn.frames[-1]["data"] == '{"n":1}'
 
 
@@ -153,7 +136,7 @@ async def test_presence_over_a_suspending_adapter_gives_members_and_events_in_or
         presence_subscribe(s, ch, f"u{i}")
         await s.settled()
     first = sessions[0][1]
-    assert first.events().count("pusher_internal:member_added") == 2
+    assert first.names().count("pusher_internal:member_added") == 2
     last = sessions[2][1].frames[1]
     assert last["event"] == "pusher_internal:subscription_succeeded"
     assert json.loads(last["data"])["presence"]["ids"] == ["u0", "u1", "u2"]
@@ -206,8 +189,8 @@ async def test_a_step_that_fails_closes_its_socket_with_a_reconnect_code() -> No
     s.on_frame(json.dumps({"event": "pusher:ping", "data": {}}))
     await s.settled()
     assert conn.closed == 4200  # pusher-js reconnects at once and catches up
-    assert conn.events()[-1] == "pusher:error"
-    assert "pusher:pong" not in conn.events()
+    assert conn.names()[-1] == "pusher:error"
+    assert "pusher:pong" not in conn.names()
     assert s.closed and "1.1" not in hub.sessions
 
 

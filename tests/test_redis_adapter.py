@@ -18,7 +18,7 @@ from realtime.pusher import protocol as p
 from realtime.pusher import http_api as pusher_api
 from realtime.pusher.hub import App, Hub, Session
 from realtime.pusher.signing import channel_auth
-from helpers import REDIS_URL, require_redis, wait_for
+from helpers import REDIS_URL, PrivateRedis, RecordingConn, require_redis, wait_for
 
 APP = App("1", "key", "secret")
 
@@ -28,25 +28,6 @@ require_redis()
 from realtime.pusher.redis_adapter import RedisAdapter  # noqa: E402
 
 
-class FakeConn:
-    def __init__(self, socket_id: str) -> None:
-        self.socket_id = socket_id
-        self.frames: list[dict[str, Any]] = []
-        self.closed: int | None = None
-
-    def send(self, frame: str) -> bool:
-        if self.closed is not None:
-            return False
-        self.frames.append(json.loads(frame))
-        return True
-
-    def close(self, code: int, reason: str) -> None:
-        self.closed = code
-
-    def events(self, name: str) -> list[dict[str, Any]]:
-        return [f for f in self.frames if f["event"] == name]
-
-
 class Node:
     def __init__(self, hub: Hub, adapter: RedisAdapter) -> None:
         self.hub, self.adapter = hub, adapter
@@ -54,9 +35,9 @@ class Node:
         hub.add_listener(lambda app, e: self.happenings.append(dict(e)))
         self._n = 0
 
-    def open(self) -> tuple[Session, FakeConn]:
+    def open(self) -> tuple[Session, RecordingConn]:
         self._n += 1
-        conn = FakeConn(f"{self.adapter.node}.{self._n}")
+        conn = RecordingConn(f"{self.adapter.node}.{self._n}")
         session = Session(hub=self.hub, app=APP, conn=conn)
         session.start()
         return session, conn
@@ -100,7 +81,7 @@ def subscribe(session: Session, channel: str, user_id: str | None = None) -> Non
     session.on_frame(json.dumps({"event": "pusher:subscribe", "data": data}))
 
 
-async def subscribed(session: Session, conn: FakeConn, channel: str) -> None:
+async def subscribed(session: Session, conn: RecordingConn, channel: str) -> None:
     await session.settled()
     assert conn.events("pusher_internal:subscription_succeeded")[-1]["channel"] == channel
 
@@ -313,10 +294,10 @@ async def test_a_node_taken_for_dead_closes_its_sockets_with_a_reconnect_code(
 async def test_an_agents_sessions_end_on_every_node(nodes: list[Node]) -> None:
     from realtime.pusher.hub import Caller
     a, _, c = nodes
-    conn = FakeConn(f"{c.adapter.node}.99")
+    conn = RecordingConn(f"{c.adapter.node}.99")
     console = Session(hub=c.hub, app=APP, conn=conn, caller=Caller(service_id=7))
     console.start()
-    other = FakeConn(f"{c.adapter.node}.98")
+    other = RecordingConn(f"{c.adapter.node}.98")
     Session(hub=c.hub, app=APP, conn=other, caller=Caller(service_id=8)).start()
     assert a.hub.close_caller(7, p.Errors.SESSION_ENDED) == 0  # none of its sockets on a
     await wait_for(lambda: conn.closed is not None)
@@ -440,34 +421,10 @@ async def test_nodes_ride_out_a_redis_restart(tmp_path: Any) -> None:
     sockets with 4200 (clients reconnect and catch up); started again, the same nodes
     deliver across again without a restart of their own."""
     import asyncio
-    import shutil
-    import socket
-    import subprocess
-    import time
 
     from realtime.pusher import redis_adapter
-    server_bin = shutil.which("redis-server")
-    if server_bin is None:
-        pytest.skip("redis-server is not installed")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-
-    def start() -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen([server_bin, "--port", str(port), "--bind", "127.0.0.1",
-                                 "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
-                                stdout=subprocess.DEVNULL)
-        import redis
-        for _ in range(100):
-            try:
-                if redis.Redis(port=port).ping():
-                    return proc
-            except redis.exceptions.ConnectionError:
-                time.sleep(0.05)
-        raise AssertionError("redis-server did not start")
-
-    proc = start()
-    url = f"redis://127.0.0.1:{port}/0"
+    private = PrivateRedis(tmp_path).start()
+    url = private.url
     old = redis_adapter.LOST_AFTER_S
     redis_adapter.LOST_AFTER_S = 1.0
     adapters = [RedisAdapter(url, "restart", str(i)) for i in (1, 2)]
@@ -478,11 +435,10 @@ async def test_nodes_ride_out_a_redis_restart(tmp_path: Any) -> None:
         sa, ca = a.open()
         subscribe(sa, "news")
         await subscribed(sa, ca, "news")
-        proc.kill()
-        proc.wait()
+        private.stop()
         await wait_for(lambda: ca.closed is not None, timeout=20)
         assert ca.closed == 4200
-        proc = start()
+        private.start()
         # The same processes: a new socket on a hears b's publishes again.
         s2, c2 = a.open()
 
@@ -510,8 +466,7 @@ async def test_nodes_ride_out_a_redis_restart(tmp_path: Any) -> None:
                 await adapter.close()
             except Exception:
                 pass
-        proc.kill()
-        proc.wait()
+        private.stop()
 
 
 @pytest.mark.gen_test(timeout=60)
@@ -634,15 +589,19 @@ async def test_turns_taken_on_three_nodes_reach_every_socket_in_turn_order(
     for s, conn in socks:
         subscribe(s, "conv")
         await subscribed(s, conn, "conv")
+    lags = []
     for node in nodes:
-        pubsub = node.adapter._pubsub
-        read = pubsub.parse_response
+        backlog: asyncio.Queue[str] = asyncio.Queue()
+        reader = node.adapter._reader
+        deliver, reader.on_message = reader.on_message, backlog.put_nowait
 
-        async def lagging(*args: Any, read: Any = read, **kw: Any) -> Any:
-            answer = await read(*args, **kw)
-            await asyncio.sleep(0.003)
-            return answer
-        pubsub.parse_response = lagging
+        async def lagging(backlog: asyncio.Queue[str] = backlog,
+                          deliver: Any = deliver) -> None:
+            while True:
+                message = await backlog.get()
+                await asyncio.sleep(0.003)
+                deliver(message)
+        lags.append(asyncio.ensure_future(lagging()))
     taken = [0]
 
     async def writer(node: Node) -> None:
@@ -658,6 +617,8 @@ async def test_turns_taken_on_three_nodes_reach_every_socket_in_turn_order(
         await wait_for(lambda conn=conn: len(conn.events("msg")) == 120, timeout=20)
         assert [json.loads(f["data"])["n"] for f in conn.events("msg")] == \
             list(range(1, 121))
+    for lag in lags:
+        lag.cancel()
 
 
 @pytest.mark.gen_test(timeout=30)
@@ -791,4 +752,59 @@ async def test_a_turns_publishes_are_on_redis_when_the_turn_ends(nodes: list[Nod
     a = nodes[0]
     async with a.adapter.turn("ack"):
         a.hub.trigger("conv", "msg", {"n": 1}, app=APP)
-    assert a.adapter._written == a.adapter._queued
+    assert a.adapter._writer.written == a.adapter._writer.queued
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_the_bus_writer_reports_what_it_could_not_send_and_sends_again_once_back(
+        tmp_path: Any) -> None:
+    """`BusWriter` (the ordered writer): commands answered by Redis count as written; those
+    queued while Redis is gone are given up and reported to `failed_since` (so a publish is
+    not acknowledged when the other nodes were never told); once Redis is back, later
+    commands go through, in order, on a new connection."""
+    import redis.asyncio as aioredis
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from realtime.pusher.redis_bus import BusReader, BusWriter
+    private = PrivateRedis(tmp_path).start()
+    writer = BusWriter(private.url, retry_s=0.1)
+    heard: list[str] = []
+    try:
+        await writer.open()
+        mark = writer.queued
+        writer.queue("SET", "k", "1")
+        writer.queue("PUBLISH", "bus", "one")
+        await writer.written_through(writer.queued)
+        assert not writer.failed_since(mark)
+        check = aioredis.from_url(private.url)
+        assert await check.get("k") == b"1"
+        await check.aclose()
+
+        private.stop()
+        mark = writer.queued
+        writer.queue("PUBLISH", "bus", "lost")
+        await writer.written_through(writer.queued)
+        assert writer.failed_since(mark)
+
+        private.start()
+        reader = BusReader(private.url, "bus", heard.append)
+        await reader.open()
+        mark = writer.queued
+        for n in range(50):
+            writer.queue("PUBLISH", "bus", str(n))
+        await writer.written_through(writer.queued)
+        if writer.failed_since(mark):  # the first try may come before the retry pause
+            mark = writer.queued
+            for n in range(50):
+                writer.queue("PUBLISH", "bus", str(n))
+            await writer.written_through(writer.queued)
+        assert not writer.failed_since(mark)
+        await wait_for(lambda: len(heard) >= 50, timeout=10)
+        assert heard[-50:] == [str(n) for n in range(50)]
+        assert "lost" not in heard
+        reader.close()
+    finally:
+        writer.close()
+        private.stop()
+    with pytest.raises(RedisConnectionError):
+        await BusWriter(private.url).open()

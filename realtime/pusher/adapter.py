@@ -148,6 +148,15 @@ class Adapter(ABC):
         Alone, the caller's own per-process lock is enough: this yields at once."""
         yield
 
+    def sent_mark(self) -> int:
+        """A mark for `flushed(since=...)`: how many publishes were handed on so far."""
+        return 0
+
+    async def flushed(self, since: int | None = None) -> None:
+        """Return once the publishes made so far have reached every node. With `since` (a
+        `sent_mark()`), raises one of `unavailable_errors` when one made after the mark
+        could not be sent. Alone, a publish is delivered when made: returns at once."""
+
     def broadcast(self, kind: str, payload: Any) -> None:
         """Tell every other node (its `notice_listeners[kind]`) of something only each
         node can act on for its own sockets (closing a user's sockets, say); `payload`
@@ -275,13 +284,23 @@ class LocalAdapter(Adapter):
         return True
 
     async def unsubscribe(self, app_id: str, channel: str, conn: Connection) -> bool:
+        left = self._forget_local(app_id, channel, conn)
+        if left is None:
+            return False
+        if left:
+            self._emit(app_id, channel, False)
+        return True
+
+    def _forget_local(self, app_id: str, channel: str, conn: Connection) -> bool | None:
+        """Take `conn` off this node's list of `channel`: None when it was not on it, else
+        whether the list is now empty (and dropped)."""
         chans = self._apps.get(app_id, {})
         members = chans.get(channel)
         if not members or members.pop(conn.socket_id, None) is None:
+            return None
+        if members:
             return False
-        if not members:
-            del chans[channel]
-            self._emit(app_id, channel, False)
+        del chans[channel]
         return True
 
     def publish(self, app_id: str, channel: str, frame: str,

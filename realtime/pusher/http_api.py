@@ -143,11 +143,15 @@ def _not_closing(hub: Hub) -> None:
 
 async def publish(hub: Hub, app: App, body: Any) -> dict[str, Any]:
     """`POST /apps/{id}/events`: {} or, with `info`, {"channels": {name: attributes}}.
-    Raises `ApiProblem` (400, 413, 503 while shutting down). The event is published before
-    the first await."""
+    Raises `ApiProblem` (400, 413, 503 while shutting down) and the adapter's
+    `unavailable_errors` when the event could not be handed to the other nodes (the caller
+    answers 503: an answered publish has reached every node). The event is published
+    before the first await."""
     _not_closing(hub)
     event = parse_publish(body)
+    mark = hub.adapter.sent_mark()
     _publish(hub, app, event)
+    await hub.adapter.flushed(mark)
     if not event.info:
         return {}
     return {"channels": {c: await attributes(hub, app, c, event.info)
@@ -164,8 +168,10 @@ async def publish_batch(hub: Hub, app: App, body: Any) -> dict[str, Any]:
     if len(batch) > p.MAX_BATCH_EVENTS:
         raise ApiProblem(400, f"at most {p.MAX_BATCH_EVENTS} events per batch")
     events = [parse_publish(e, in_batch=True) for e in batch]
+    mark = hub.adapter.sent_mark()
     for event in events:
         _publish(hub, app, event)
+    await hub.adapter.flushed(mark)
     return {"batch": [await attributes(hub, app, e.channels[0], e.info) if e.info else {}
                       for e in events]}
 

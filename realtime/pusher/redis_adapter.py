@@ -25,8 +25,10 @@ by exactly one Lua script run, so one node, and only one, hears of it:
   it was decided. A node that finds its own key gone (taken for dead) or cannot reach Redis
   for `LOST_AFTER_S` closes its sockets with a reconnect code (`Adapter.lost_listeners`).
 
-Publishes and cache writes leave in the order they were made, by one writer task; `publish`
-and `cache_put` never wait for Redis.
+Publishes, cache writes and journal entries leave in the order they were made, on one
+connection of their own (`redis_bus.BusWriter`); `publish` and `cache_put` never wait for
+Redis, and `flushed(since)` tells a caller that must know (the HTTP API's publish) whether
+they reached it. The other nodes' publishes come in on another (`redis_bus.BusReader`).
 
 `turn(key)` orders the publishes of several nodes: `turn:{key}` is taken by a script that
 also tells which node held it last; when that was another node, this one first waits for a
@@ -46,9 +48,11 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError, TimeoutError as RedisTimeoutError
+from redis.exceptions import ConnectionError as RedisConnectionError, RedisError, \
+    TimeoutError as RedisTimeoutError
 
 from .adapter import CachedEvent, Connection, LocalAdapter
+from .redis_bus import BusReader, BusWriter
 
 log = logging.getLogger("wolive.realtime")
 
@@ -241,13 +245,11 @@ class RedisAdapter(LocalAdapter):
         self._markers: dict[str, asyncio.Future[None]] = {}
         self._journaled = 0  # journal tokens given so far
         self._bus = f"{prefix}:bus"
-        # Commands for the writer, in order; `_queued` counts them, `_written` those sent.
-        self._out: list[tuple[Any, ...]] = []
-        self._queued = self._written = 0
-        self._wake = asyncio.Event()
-        self._sent = asyncio.Event()
+        # Publishes, cache writes and journal entries leave in order by one connection;
+        # the other nodes' publishes come in by another (`redis_bus`).
+        self._writer = BusWriter(redis_url)
+        self._reader = BusReader(redis_url, self._bus, self._on_bus)
         self._tasks: list[asyncio.Task[None]] = []
-        self._pubsub: Any = None
         self._last_ok = time.monotonic()
         self._lost = False
         self._member_comebacks: set[tuple[str, str, str]] = set()
@@ -261,12 +263,11 @@ class RedisAdapter(LocalAdapter):
         """Connect, listen to the other nodes' publishes and start the writer. Raises
         `redis.exceptions.ConnectionError` when Redis does not answer."""
         await self.redis.ping()
-        self._pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-        await self._pubsub.subscribe(self._bus)
+        await self._reader.open()
+        await self._writer.open()
         await self._register()
         loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._read()), loop.create_task(self._write()),
-                       loop.create_task(self._heartbeat())]
+        self._tasks = [loop.create_task(self._read()), loop.create_task(self._heartbeat())]
 
     async def _claim(self, node: str) -> bool:
         return bool(await self._lua_claim(
@@ -396,25 +397,33 @@ class RedisAdapter(LocalAdapter):
     async def close(self) -> None:
         """Send what is queued, remove what this node's sockets still hold (with the
         events that follow), leave the registry, stop listening and disconnect."""
-        if any(not task.done() for task in self._tasks):  # the writer is there to wait for
-            await self.flushed()
+        await self._settle()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         try:
             await self._remove_node(str(self.node))
             await self.redis.delete(self._node_key(str(self.node), "alive"))
-            pipe = self.redis.pipeline(transaction=False)
-            for command in self._out:
-                pipe.execute_command(*command)
-            self._out = []
-            await pipe.execute()
+            await self._settle()
+            left = self._writer.pending()
+            if left:
+                pipe = self.redis.pipeline(transaction=False)
+                for command in left:
+                    pipe.execute_command(*command)
+                await pipe.execute()
         except RedisError as exc:
             log.warning("cluster: node %s left without cleaning up (%s); the others will",
                         self.node, exc)
-        if self._pubsub is not None:
-            await self._pubsub.aclose()
+        self._writer.close()
+        self._reader.close()
         await self.redis.aclose()
+
+    async def _settle(self) -> None:
+        """`flushed`, for at most `LOST_AFTER_S` (Redis may be gone)."""
+        try:
+            await asyncio.wait_for(self.flushed(), LOST_AFTER_S)
+        except (asyncio.TimeoutError, RedisError):
+            pass
 
     def rate_limiter(self, name: str, limit: int, window_s: float) -> RedisRateLimiter:
         """A limiter counting for the cluster (`RedisRateLimiter`), named `name`."""
@@ -423,87 +432,63 @@ class RedisAdapter(LocalAdapter):
     # ---- the writer: publishes and cache writes, in order -------------------------------
 
     def _queue(self, *command: Any) -> None:
-        self._out.append(command)
-        self._queued += 1
-        self._wake.set()
+        self._writer.queue(*command)
 
-    async def flushed(self) -> None:
-        """Wait until every publish and cache write made so far has reached Redis."""
-        target = self._queued
-        while self._written < target:
-            self._sent.clear()
-            await self._sent.wait()
+    def sent_mark(self) -> int:
+        return self._writer.queued
 
-    async def _write(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            batch, self._out = self._out, []
-            if not batch:
-                continue
-            pipe = self.redis.pipeline(transaction=False)
-            for command in batch:
-                pipe.execute_command(*command)
-            try:
-                await pipe.execute()
-            except (RedisError, OSError) as exc:  # an outage: the heartbeat acts on it
-                log.warning("redis adapter: %d publishes or cache writes were not sent (%s)",
-                            len(batch), exc)
-            except Exception:
-                log.exception("redis adapter: %d publishes or cache writes were not sent",
-                              len(batch))
-            self._written += len(batch)
-            self._sent.set()
+    async def flushed(self, since: int | None = None) -> None:
+        """Wait until every publish and cache write made so far has reached Redis (or was
+        given up, the connection lost). With `since` (a `sent_mark()`), raises
+        `redis.exceptions.ConnectionError` when one made after it was given up."""
+        await self._writer.written_through(self._writer.queued)
+        if since is not None and self._writer.failed_since(since):
+            raise RedisConnectionError("publishes were not sent: Redis cannot be reached")
 
     async def _read(self) -> None:
         """Deliver the other nodes' publishes; after losing Redis, listen again once it
         answers (what was published meanwhile is gone: the sockets were closed with 4200 and
         their clients catch up)."""
         while True:
-            try:
-                await self._listen()
-            except (RedisError, OSError) as exc:
-                log.warning("cluster: node %s lost the bus (%s); listening again",
-                            self.node, exc)
-            await asyncio.sleep(0.5)
-            try:
-                if self._pubsub is not None:
-                    await self._pubsub.aclose()
-                self._pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-                await self._pubsub.subscribe(self._bus)
-            except (RedisError, OSError):
-                continue
+            why = await self._reader.wait_closed()
+            log.warning("cluster: node %s lost the bus (%s); listening again", self.node,
+                        why or "closed")
+            while True:
+                await asyncio.sleep(0.5)
+                try:
+                    await self._reader.open()
+                    break
+                except (RedisError, OSError):
+                    continue
 
-    async def _listen(self) -> None:
-        async for message in self._pubsub.listen():
-            if message.get("type") != "message":
-                continue
-            try:
-                parts = json.loads(message["data"])
-                if len(parts) == 2:  # a marker: [node, id], for its node alone
-                    back = self._markers.get(parts[1]) if parts[0] == self.node else None
-                    if back is not None and not back.done():
-                        back.set_result(None)
-                    continue
-                if len(parts) == 3:  # a notice: [node, kind, payload]
-                    if parts[0] != self.node:
-                        self._notice(parts[1], parts[2])
-                    continue
-                node, app_id, channel, frame, except_socket_id = parts
-            except (ValueError, TypeError):
-                log.warning("redis adapter: a message on %s that is not ours", self._bus)
-                continue
-            if node != self.node:
-                LocalAdapter.publish(self, app_id, channel, frame, except_socket_id)
+    def _on_bus(self, data: str) -> None:
+        try:
+            parts = json.loads(data)
+            if len(parts) == 2:  # a marker: [node, id], for its node alone
+                back = self._markers.get(parts[1]) if parts[0] == self.node else None
+                if back is not None and not back.done():
+                    back.set_result(None)
+                return
+            if len(parts) == 3:  # a notice: [node, kind, payload]
+                if parts[0] != self.node:
+                    self._notice(parts[1], parts[2])
+                return
+            node, app_id, channel, frame, except_socket_id = parts
+        except (ValueError, TypeError):
+            log.warning("redis adapter: a message on %s that is not ours", self._bus)
+            return
+        if node != self.node:
+            LocalAdapter.publish(self, app_id, channel, frame, except_socket_id)
 
     # ---- fan-out ------------------------------------------------------------------------
 
     def publish(self, app_id: str, channel: str, frame: str,
                 except_socket_id: str | None = None) -> int:
-        sent = super().publish(app_id, channel, frame, except_socket_id)
+        # Queued first, so the bus write leaves before this node's own socket writes and
+        # the other nodes deliver meanwhile.
         self._queue("PUBLISH", self._bus, json.dumps(
             [self.node, app_id, channel, frame, except_socket_id], ensure_ascii=False))
-        return sent
+        return super().publish(app_id, channel, frame, except_socket_id)
 
     @asynccontextmanager
     async def turn(self, key: str) -> AsyncIterator[None]:
@@ -580,12 +565,8 @@ class RedisAdapter(LocalAdapter):
         return True
 
     async def unsubscribe(self, app_id: str, channel: str, conn: Connection) -> bool:
-        chans = self._apps.get(app_id, {})
-        members = chans.get(channel)
-        if not members or members.pop(conn.socket_id, None) is None:
+        if self._forget_local(app_id, channel, conn) is None:
             return False
-        if not members:
-            del chans[channel]
         decided = await self._lua_unsubscribe(
             keys=[self._key("ch", app_id, channel), f"{self.prefix}:chans:{app_id}",
                   f"{self.prefix}:node:{self.node}:subs", self._key("hold:c", app_id, channel)],

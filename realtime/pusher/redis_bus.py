@@ -1,0 +1,305 @@
+"""The two hot paths between nodes, each on one Redis connection of its own: the ordered
+writer of publishes and cache writes (`BusWriter`) and the bus subscriber (`BusReader`).
+
+Both are asyncio protocols parsing with hiredis (the parser redis-py itself uses when
+installed) and framing commands with `hiredis.pack_command`, so a reply or a bus message is
+handled in the event loop's read callback: no task is woken per command, which is where
+redis-py's asyncio client spends most of its time per round trip. Everything else (scripts,
+queries, the heartbeat) goes through redis-py. Connections are opened from a redis-py URL
+(`redis://`, `rediss://`, `unix://`, with user, password and database), with its AUTH and
+SELECT.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import hiredis
+from redis.asyncio.connection import SSLConnection, parse_url
+from redis.exceptions import ConnectionError as RedisConnectionError, ResponseError
+
+log = logging.getLogger("wolive.realtime")
+
+#: Seconds to wait for a connection and its AUTH / SELECT.
+CONNECT_TIMEOUT_S = 5.0
+
+
+class _Resp(asyncio.Protocol):
+    """A Redis connection: replies go to `on_reply` as they are parsed (error replies as
+    `hiredis.ReplyError` instances); `lost` resolves when the connection closes."""
+
+    def __init__(self) -> None:
+        self._parser = hiredis.Reader(encoding="utf-8")
+        self.transport: asyncio.Transport | None = None
+        self.lost: asyncio.Future[Exception | None] = \
+            asyncio.get_running_loop().create_future()
+        self._pending: deque[asyncio.Future[Any]] = deque()
+        self.on_reply: Callable[[Any], None] = self._answer
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self._parser.feed(data)
+        while True:
+            reply = self._parser.gets()
+            if reply is False:
+                return
+            self.on_reply(reply)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        for waiter in self._pending:
+            if not waiter.done():
+                waiter.set_exception(RedisConnectionError("connection to Redis lost"))
+        self._pending.clear()
+        if not self.lost.done():
+            self.lost.set_result(exc)
+
+    def send(self, commands: list[tuple[Any, ...]]) -> None:
+        """Write `commands` in one send. Raises `redis.exceptions.ConnectionError` when the
+        connection is closed."""
+        if self.transport is None or self.transport.is_closing():
+            raise RedisConnectionError("connection to Redis lost")
+        self.transport.write(b"".join(hiredis.pack_command(c) for c in commands))
+
+    def _answer(self, reply: Any) -> None:
+        if self._pending:
+            waiter = self._pending.popleft()
+            if not waiter.done():
+                waiter.set_result(reply)
+
+    async def call(self, *command: Any) -> Any:
+        """Send one command and wait for its reply (the handshake's). Raises
+        `redis.exceptions.ResponseError` for an error reply."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._pending.append(waiter)
+        self.send([command])
+        reply = await waiter
+        if isinstance(reply, hiredis.ReplyError):
+            raise ResponseError(str(reply))
+        return reply
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+def _tls(options: dict[str, Any]) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=options.get("ssl_ca_certs"))
+    if str(options.get("ssl_cert_reqs", "required")).lower() in ("none", "optional"):
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+async def _open(url: str) -> _Resp:
+    """A connection to the Redis at `url`, authenticated and on its database. Raises
+    `redis.exceptions.ConnectionError` when it cannot be opened,
+    `redis.exceptions.ResponseError` when AUTH or SELECT is refused."""
+    options: dict[str, Any] = dict(parse_url(url))
+    loop = asyncio.get_running_loop()
+    try:
+        async with asyncio.timeout(CONNECT_TIMEOUT_S):
+            if "path" in options:
+                _, protocol = await loop.create_unix_connection(_Resp, options["path"])
+            else:
+                tls = _tls(options) if options.get("connection_class") is SSLConnection \
+                    else None
+                _, protocol = await loop.create_connection(
+                    _Resp, options.get("host", "localhost"), options.get("port", 6379),
+                    ssl=tls)
+            if options.get("password") is not None:
+                if options.get("username"):
+                    await protocol.call("AUTH", options["username"], options["password"])
+                else:
+                    await protocol.call("AUTH", options["password"])
+            if options.get("db"):
+                await protocol.call("SELECT", options["db"])
+    except TimeoutError:
+        raise RedisConnectionError(f"Redis did not answer within {CONNECT_TIMEOUT_S} s") \
+            from None
+    except OSError as exc:
+        raise RedisConnectionError(f"Redis cannot be reached: {exc}") from exc
+    return protocol
+
+
+class BusWriter:
+    """Sends commands in the order they were queued, a loop turn's worth in one send, and
+    counts their replies: `written` is how many of the `queued` have been answered or
+    given up. Commands queued while the connection is down are sent once it is opened again
+    (tried at the next `queue` after `retry_s`); those that were in flight when it closed,
+    or queued when it could not be opened, are given up and logged (`failed_since`)."""
+
+    def __init__(self, url: str, retry_s: float = 0.5) -> None:
+        self.url = url
+        self.retry_s = retry_s
+        self.queued = 0
+        self.written = 0
+        self._out: list[tuple[Any, ...]] = []
+        self._scheduled = False
+        self._conn: _Resp | None = None
+        self._opening: asyncio.Task[None] | None = None
+        self._next_try = 0.0
+        # Batches sent and not answered yet: [replies still due, `queued` after the batch].
+        self._inflight: deque[list[int]] = deque()
+        # Ranges (first, last] of commands given up, the latest last.
+        self._failed: deque[tuple[int, int]] = deque(maxlen=64)
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._closed = False
+
+    async def open(self) -> None:
+        """Open the connection. Raises as `_open` does."""
+        self._attach(await _open(self.url))
+
+    def _attach(self, conn: _Resp) -> None:
+        self._conn = conn
+        conn.on_reply = self._reply
+        conn.lost.add_done_callback(lambda _done: self._lost(conn))
+
+    def queue(self, *command: Any) -> None:
+        """Queue one command (str / int / float / bytes arguments); sent at the end of this
+        loop turn."""
+        self._out.append(command)
+        self.queued += 1
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        if not self._out or self._closed:
+            return
+        conn = self._conn
+        if conn is None or conn.transport is None:
+            self._reopen()
+            return
+        batch, self._out = self._out, []
+        self._inflight.append([len(batch), self.queued - len(self._out)])
+        conn.send(batch)
+
+    def _reply(self, reply: Any) -> None:
+        if isinstance(reply, hiredis.ReplyError):
+            log.warning("redis bus: a command was refused (%s)", reply)
+        if not self._inflight:
+            return
+        head = self._inflight[0]
+        head[0] -= 1
+        if head[0] == 0:
+            self._inflight.popleft()
+            self._advance(head[1])
+
+    def _advance(self, upto: int) -> None:
+        self.written = max(self.written, upto)
+        if self._waiters:
+            due = [w for w in self._waiters if w[0] <= self.written]
+            self._waiters = [w for w in self._waiters if w[0] > self.written]
+            for _, waiter in due:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    def _give_up(self, first: int, last: int, why: str) -> None:
+        if last > first:
+            log.warning("redis bus: %d publishes or cache writes were not sent (%s)",
+                        last - first, why)
+            self._failed.append((first, last))
+            self._advance(last)
+
+    def _lost(self, conn: _Resp) -> None:
+        if conn is not self._conn:
+            return
+        self._conn = None
+        if self._inflight:
+            last = self._inflight[-1][1]
+            self._inflight.clear()
+            self._give_up(self.written, last, "the connection to Redis closed")
+        if self._out and not self._closed:
+            self._reopen()
+
+    def _reopen(self) -> None:
+        if self._opening is not None or self._closed:
+            return
+        self._opening = asyncio.get_running_loop().create_task(self._open_again())
+
+    async def _open_again(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            await asyncio.sleep(max(0.0, self._next_try - loop.time()))
+            self._next_try = loop.time() + self.retry_s
+            try:
+                self._attach(await _open(self.url))
+            except (RedisConnectionError, ResponseError) as exc:
+                first = self.queued - len(self._out)
+                self._out = []
+                self._give_up(first, self.queued, f"Redis cannot be reached: {exc}")
+                return
+        finally:
+            self._opening = None
+        self._flush()
+
+    def failed_since(self, mark: int) -> bool:
+        """Whether a command queued after `mark` (a `queued` value) was given up."""
+        return any(last > mark for _, last in self._failed)
+
+    async def written_through(self, target: int) -> None:
+        """Wait until the first `target` commands have been answered or given up."""
+        if self.written >= target:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append((target, waiter))
+        await waiter
+
+    def close(self) -> None:
+        """Close the connection; what is still queued is left in `pending()`."""
+        self._closed = True
+        if self._opening is not None:
+            self._opening.cancel()
+        if self._conn is not None:
+            self._conn.close()
+
+    def pending(self) -> list[tuple[Any, ...]]:
+        """Take the commands queued and not sent (at close)."""
+        out, self._out = self._out, []
+        return out
+
+
+class BusReader:
+    """Subscribed to one channel; each message's data goes to `on_message` (str), in the
+    order Redis sent them, from the loop's read callback."""
+
+    def __init__(self, url: str, channel: str, on_message: Callable[[str], None]) -> None:
+        self.url = url
+        self.channel = channel
+        self.on_message = on_message
+        self._conn: _Resp | None = None
+
+    async def open(self) -> None:
+        """Connect and subscribe; returns once Redis confirmed the subscription. Raises as
+        `_open` does."""
+        conn = await _open(self.url)
+        confirmed = await conn.call("SUBSCRIBE", self.channel)
+        if not (isinstance(confirmed, list) and confirmed[:1] == ["subscribe"]):
+            conn.close()
+            raise ResponseError(f"SUBSCRIBE answered {confirmed!r}")
+        conn.on_reply = self._reply
+        self._conn = conn
+
+    def _reply(self, reply: Any) -> None:
+        if isinstance(reply, list) and len(reply) == 3 and reply[0] == "message":
+            try:
+                self.on_message(reply[2])
+            except Exception:  # one bad message must not close the bus
+                log.exception("redis bus: a message could not be delivered")
+
+    async def wait_closed(self) -> Exception | None:
+        """Wait until the connection closes; returns why (None when closed by `close`)."""
+        assert self._conn is not None
+        return await self._conn.lost
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
