@@ -842,14 +842,16 @@ class Chat:
             raise ChatError(3, "that agent is offline / 该客服不在线", 409)
         if await self.store.service_status(to_service_id) == "away":
             raise ChatError(3, "that agent is away / 该客服暂时离开", 409)
-        if not await self.store.change_queue(visiter_id, agent.business_id,
-                                             queue["service_id"], "normal",
-                                             service_id=to_service_id):
-            raise ChatError(2, "the conversation changed meanwhile; reload", 409)
-        await self.store.note_service_activity(to_service_id, assigned=True)
-        card = await self._agent_card(to_service_id)
-        await self._hand_over(visitor, agent.business_id, queue["service_id"], card, note,
-                              "transferred")
+        # The move and its lines together (as `close`).
+        async with self.order.hold(agent.business_id, visiter_id):
+            if not await self.store.change_queue(visiter_id, agent.business_id,
+                                                 queue["service_id"], "normal",
+                                                 service_id=to_service_id):
+                raise ChatError(2, "the conversation changed meanwhile; reload", 409)
+            await self.store.note_service_activity(to_service_id, assigned=True)
+            card = await self._agent_card(to_service_id)
+            await self._hand_over(visitor, agent.business_id, queue["service_id"], card,
+                                  note, "transferred")
         await self.assign_waiting(agent.business_id)
         return {"visiter_id": visiter_id, "service_id": to_service_id,
                 "nick_name": card["nick_name"]}
@@ -1054,12 +1056,16 @@ class Chat:
             return {"visiter_id": visiter_id, "state": "complete"}
         if queue["state"] == "in_black_list":
             raise ChatError(1, "this visitor is blacklisted, not in a conversation", 409)
-        if not await self.store.change_queue(visiter_id, agent.business_id,
-                                             queue["service_id"], "normal", state="complete"):
-            raise ChatError(2, "the conversation changed meanwhile; reload", 409)
-        # The closing line (the visitor's window then asks for a rating: realtime/ratings.py).
-        await self.system_line(visitor, agent.business_id, queue["service_id"], "ended",
-                               {"name": agent.nick_name}, agents=(agent.service_id,))
+        # The state and its line together: with the cluster out of reach, neither (a 503 to
+        # send again), never a closed conversation without its "ended" line.
+        async with self.order.hold(agent.business_id, visiter_id):
+            if not await self.store.change_queue(visiter_id, agent.business_id,
+                                                 queue["service_id"], "normal",
+                                                 state="complete"):
+                raise ChatError(2, "the conversation changed meanwhile; reload", 409)
+            # The closing line (the visitor's window then asks for a rating).
+            await self.system_line(visitor, agent.business_id, queue["service_id"], "ended",
+                                   {"name": agent.nick_name}, agents=(agent.service_id,))
         self._gone(agent.business_id, visiter_id, queue["service_id"], "closed")
         await self.assign_waiting(agent.business_id)
         return {"visiter_id": visiter_id, "state": "complete"}

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
 
 
 class ConversationOrder:
@@ -36,23 +37,38 @@ class ConversationOrder:
         self._turn = turn
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._users: dict[tuple[str, str], int] = {}
+        self._holders: dict[tuple[str, str], asyncio.Task[Any]] = {}
 
     @asynccontextmanager
     async def hold(self, business_id: str, visiter_id: str) -> AsyncIterator[None]:
         """Hold the conversation's turn while a message is written and pushed. Nothing is
-        raised of its own; an error in the body releases the turn and propagates."""
+        raised of its own (but the adapter's turn's errors, e.g. Redis out of reach); an
+        error in the body releases the turn and propagates. Re-entrant within one task: a
+        use case that changes a conversation's state and writes its line holds the turn
+        around both (so with the cluster out of reach neither happens), and the line's own
+        `hold` inside it goes straight on."""
         key = (business_id, visiter_id)
+        task = asyncio.current_task()
+        if task is not None and self._holders.get(key) is task:
+            yield
+            return
         lock = self._locks.get(key)
         if lock is None:
             lock = self._locks[key] = asyncio.Lock()
         self._users[key] = self._users.get(key, 0) + 1
         try:
             async with lock:
-                if self._turn is None:
-                    yield
-                else:
-                    async with self._turn(f"conv:{len(business_id)}:{business_id}:{visiter_id}"):
+                if task is not None:
+                    self._holders[key] = task
+                try:
+                    if self._turn is None:
                         yield
+                    else:
+                        async with self._turn(
+                                f"conv:{len(business_id)}:{business_id}:{visiter_id}"):
+                            yield
+                finally:
+                    self._holders.pop(key, None)
         finally:
             left = self._users[key] - 1
             if left:

@@ -165,6 +165,51 @@ async def test_conversation_order_one_writer_at_a_time_and_nothing_kept() -> Non
     assert order.busy() == 0
 
 
+@pytest.mark.gen_test(timeout=10)
+async def test_conversation_order_is_reentrant_in_one_task_and_holds_others_off() -> None:
+    """A use case holding a conversation's turn (a close: its state and its "ended" line)
+    takes it again for the line without waiting for itself; another task's writer of that
+    conversation waits until the outer hold ends; the cluster turn is taken once."""
+    from contextlib import asynccontextmanager
+
+    from realtime.ordering import ConversationOrder
+    turns: list[str] = []
+
+    @asynccontextmanager
+    async def turn(key: str) -> Any:
+        turns.append(key)
+        yield
+
+    order = ConversationOrder(turn=turn)
+    log: list[str] = []
+    inner_done = asyncio.Event()
+    go_on = asyncio.Event()
+
+    async def close() -> None:
+        async with order.hold("shop1", "v1"):
+            log.append("state")
+            async with order.hold("shop1", "v1"):
+                log.append("line")
+            inner_done.set()
+            await go_on.wait()
+            log.append("close-")
+
+    async def other() -> None:
+        async with order.hold("shop1", "v1"):
+            log.append("other")
+
+    closing = asyncio.ensure_future(close())
+    await asyncio.wait_for(inner_done.wait(), 5)
+    waiting = asyncio.ensure_future(other())
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert log == ["state", "line"]
+    go_on.set()
+    await asyncio.gather(closing, waiting)
+    assert log == ["state", "line", "close-", "other"]
+    assert len(turns) == 2 and order.busy() == 0
+
+
 # ---- the pages: a SIGKILL restart mid-chat ------------------------------------------------
 
 @pytest.mark.browser
