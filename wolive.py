@@ -1078,7 +1078,9 @@ async def serve(cfg: dict[str, Any]) -> int:
     try:
         bound = server.listen()
     except OSError:
-        await server.store.close()
+        # Leaves the cluster too (a node that cannot listen is not left registered for
+        # the others to reap).
+        await server.stop()
         raise
     setup_gc()
     host = cfg["server"]["host"]

@@ -25,7 +25,7 @@ from conftest import (ADMIN_PASSWORD, ADMIN_USER, RunningServer, start_server, s
                       write_config)
 from test_e2e_node import run_node_script
 
-from helpers import (OPEN_SOCKETS, REDIS_URL, Client, PusherSocket, db_rows,
+from helpers import (OPEN_SOCKETS, REDIS_URL, Client, PrivateRedis, PusherSocket, db_rows,
                      open_visitor_window, require_redis, wait_for)
 
 import wolive
@@ -445,38 +445,34 @@ async def test_redis_out_of_reach_is_a_503_on_the_http_api_and_the_chat(
     """A node whose Redis (here a private one, stopped by the test) cannot be reached
     answers the Pusher HTTP API's queries and a chat message with 503 and `Retry-After`,
     in each caller's error shape, never a 500."""
-    import shutil
-    import subprocess
-    import time
-
-    server_bin = shutil.which("redis-server")
-    if server_bin is None:
-        pytest.skip("redis-server is not installed")
-    sock, port = bind_unused_port()
-    sock.close()
-    redis_proc = subprocess.Popen([server_bin, "--port", str(port), "--bind", "127.0.0.1",
-                                   "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
-                                  stdout=subprocess.DEVNULL)
-    import redis
-    for _ in range(100):
-        try:
-            if redis.Redis(port=port).ping():
-                break
-        except redis.exceptions.ConnectionError:
-            time.sleep(0.05)
+    private = PrivateRedis(tmp_path).start()
     extra = cluster_sections(tmp_path / "uploads", "wolive-test-503")
-    extra["cluster"]["redis_url"] = f"redis://127.0.0.1:{port}/0"
+    extra["cluster"]["redis_url"] = private.url
     home = tmp_path / "node"
     home.mkdir()
     node = start_server(home, fresh_mysql_db, extra=extra, cookie_secret=secrets.token_hex(16),
                         channel_secret=secrets.token_hex(16))
     try:
         visitor, boot = await open_visitor_window(node.base_url, "shop1", "v-503")
-        redis_proc.terminate()
-        redis_proc.wait(10)
+        code, body = await visitor.json("/admin/event/notice", "POST", form={
+            "visiter_id": "v-503", "business_id": "shop1", "channel": boot["channel"],
+            "visiter_name": boot["visiter_name"], "avatar": boot["avatar"],
+            "record": "http://shop.example/"})
+        assert code == 200 and body["code"] in (0, 3), body  # 3: nobody online, waiting
+        agent = Client(node.base_url)
+        assert (await agent.login(ADMIN_USER, ADMIN_PASSWORD)).code == 302
+        assert api(node).trigger("news", "flash", {"n": 1}) == {}  # Redis has it
+        private.stop()
         with pytest.raises(pusher.errors.PusherError) as raised:
             api(node).channels_info()
         assert "503" in str(raised.value) or "unavailable" in str(raised.value)
+        # A publish the other nodes cannot be told of is refused, not answered {}.
+        for publish in (lambda: api(node).trigger("news", "flash", {"n": 2}),
+                        lambda: api(node).trigger_batch(
+                            [{"channel": "news", "name": "flash", "data": "{}"}])):
+            with pytest.raises(pusher.errors.PusherError) as raised:
+                publish()
+            assert "503" in str(raised.value) or "unavailable" in str(raised.value)
         resp = await Client(node.base_url).http.fetch(
             node.base_url + "/apps/1/channels", raise_error=False)
         assert resp.code in (401, 503)  # unsigned: refused before Redis is asked
@@ -486,8 +482,50 @@ async def test_redis_out_of_reach_is_a_503_on_the_http_api_and_the_chat(
         assert code in (200, 503), body  # stored and answered, or refused: never a 500
         if code == 503:
             assert body["code"] == 1 and "unavailable" in body["msg"]
+        # Closing the conversation: refused as a whole, never closed without its "ended"
+        # line (the visitor's rating prompt).
+        state = "SELECT state FROM wolive_queue WHERE visiter_id = 'v-503'"
+        before = db_rows(node.db_url, state)[0]["state"]
+        code, body = await agent.json("/admin/set/close", "POST",
+                                      form={"visiter_id": "v-503"})
+        assert code == 503, body
+        assert db_rows(node.db_url, state)[0]["state"] == before != "complete"
     finally:
-        if redis_proc.poll() is None:
-            redis_proc.kill()
+        private.stop()
         assert stop_server(node) == 0, node.logs()
     assert "Traceback" not in node.logs(), node.logs()
+
+
+@pytest.mark.mariadb
+def test_a_node_that_cannot_listen_exits_and_leaves_the_cluster(
+        tmp_path: Path, fresh_mysql_db: str) -> None:
+    """A node whose port is taken says so and exits 1, and leaves nothing registered in
+    Redis for the others to reap as a dead node (its number, its alive key)."""
+    import subprocess
+    import sys
+
+    import redis
+
+    import conftest
+    prefix = f"wolive-test-{uuid.uuid4().hex[:12]}"
+    taken, port = bind_unused_port()
+    taken.listen(1)
+    extra = cluster_sections(tmp_path / "uploads", prefix)
+    config = conftest.write_config(tmp_path, fresh_mysql_db, extra=extra, port=port,
+                                   cookie_secret=secrets.token_hex(16),
+                                   channel_secret=secrets.token_hex(16), log_level="info")
+    r = redis.Redis.from_url(REDIS_URL)
+    try:
+        done = subprocess.run([sys.executable, str(conftest.ROOT / "wolive.py"), "--config",
+                               str(config)], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 1, done.stderr
+        assert "cannot listen" in done.stderr
+        assert "cluster: node" in done.stderr  # it had joined the cluster before
+        assert r.smembers(f"{prefix}:nodes") == set()
+        assert list(r.scan_iter(f"{prefix}:node:*")) == []
+    finally:
+        taken.close()
+        keys = list(r.scan_iter(f"{prefix}:*"))
+        if keys:
+            r.delete(*keys)
+        r.close()
