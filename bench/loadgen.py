@@ -230,6 +230,16 @@ async def connect(host: str, port: int, key: str, channel: str,
 
 # ---- a keep-alive HTTP client for the signed Pusher API --------------------------------
 
+def signed_query(path: str, key: str, secret: bytes, body: bytes) -> str:
+    """The query string of a signed `POST path` with `body` (Pusher REST API
+    "Authentication": body_md5, auth_* in sorted order, then auth_signature, HMAC-SHA256)."""
+    md5 = hashlib.md5(body).hexdigest()
+    query = (f"auth_key={key}&auth_timestamp={int(time.time())}"
+             f"&auth_version=1.0&body_md5={md5}")
+    sig = hmac.new(secret, f"POST\n{path}\n{query}".encode(), hashlib.sha256).hexdigest()
+    return f"{query}&auth_signature={sig}"
+
+
 class Api(asyncio.Protocol):
     """One keep-alive HTTP/1.1 connection; `post_event` signs like the Pusher libraries
     (Pusher REST API "Authentication": body_md5, auth_* query, HMAC-SHA256)."""
@@ -253,12 +263,8 @@ class Api(asyncio.Protocol):
             self.waiter.set_exception(ConnectionError("API connection lost"))
 
     def request(self, body: bytes) -> bytes:
-        md5 = hashlib.md5(body).hexdigest()
-        query = (f"auth_key={self.key}&auth_timestamp={int(time.time())}"
-                 f"&auth_version=1.0&body_md5={md5}")
-        sig = hmac.new(self.secret, f"POST\n{self.path}\n{query}".encode(),
-                       hashlib.sha256).hexdigest()
-        return (f"POST {self.path}?{query}&auth_signature={sig} HTTP/1.1\r\n"
+        query = signed_query(self.path, self.key, self.secret, body)
+        return (f"POST {self.path}?{query} HTTP/1.1\r\n"
                 f"Host: {self.host}\r\nContent-Type: application/json\r\n"
                 f"Content-Length: {len(body)}\r\n{EXTRA_HEADERS}\r\n").encode() + body
 

@@ -19,8 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import hashlib
-import hmac
 import json
 import multiprocessing
 import os
@@ -37,6 +35,8 @@ from typing import Any
 import pymysql
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from tornado.websocket import websocket_connect
+
+from loadgen import signed_query
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -107,11 +107,8 @@ def pct(values: list[float], q: float) -> float:
 
 def signed_publish(port: int, body: bytes) -> HTTPRequest:
     path = "/apps/1/events"
-    query = {"auth_key": "bench", "auth_timestamp": str(int(time.time())),
-             "auth_version": "1.0", "body_md5": hashlib.md5(body).hexdigest()}
-    qs = "&".join(f"{k}={query[k]}" for k in sorted(query))
-    sig = hmac.new(SECRET.encode(), f"POST\n{path}\n{qs}".encode(), hashlib.sha256).hexdigest()
-    return HTTPRequest(f"http://127.0.0.1:{port}{path}?{qs}&auth_signature={sig}", "POST",
+    qs = signed_query(path, "bench", SECRET.encode(), body)
+    return HTTPRequest(f"http://127.0.0.1:{port}{path}?{qs}", "POST",
                        body=body, headers={"Content-Type": "application/json"})
 
 
