@@ -316,10 +316,20 @@ class _PublishConnection:
         body = bytes(_peek_buffer[body_start:total])
         try:
             delegate.data_received(body)
-            delegate.finish()  # answers through write_headers + finish
+            # Answers through write_headers + finish, now or (several nodes) by a task.
+            later: asyncio.Future[None] | None = cast(Any, delegate).finish()
         except Exception:  # as Tornado does with an uncaught one: log it, drop the connection
             log.exception("publish connection from %s: a publish failed", self.remote_ip)
             self.close()
+            return
+        if later is not None:  # answered once the other nodes have it: read on after that
+            self._stop_watching()
+            later.add_done_callback(self._answered)
+
+    def _answered(self, _done: Any) -> None:
+        if not self.closed and not self.out and not self.reading:
+            self.reading = True
+            self.loop.add_reader(self.fd, self._readable)
 
     def _take(self, n: int) -> tuple[tornado.httputil.HTTPMessageDelegate, int, int] | None:
         """The request at the front of the peeked `n` bytes when it is whole and ordinary:

@@ -10,6 +10,7 @@ HTTP API's handlers, and the lean path for its publishes.
 """
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 import logging
@@ -362,28 +363,65 @@ class _LeanPublish(tornado.httputil.HTTPMessageDelegate):
             self.chunks.append(chunk)
         self.size += len(chunk)
 
-    def finish(self) -> None:
+    def finish(self) -> asyncio.Task[None] | None:  # type: ignore[override]
+        """Answer now (an inline adapter), or return the task that answers once the other
+        nodes have the event; the connection reads no further request until then (Tornado's
+        waits for the answer's `finish`, `_PublishConnection` for the task)."""
         body = b"".join(self.chunks)
         self.chunks = []
-        status, problem = 200, ""
         hub: Hub = self.app.settings["wolive_hub"]
-        try:
-            path, _, query = self.start_line.path.partition("?")
-            app = pusher_api.authenticate(hub.apps_by_id.get(self.app_id), "POST", path,
-                                          query_values(query), body)
-            # The lean path serves only an inline adapter (`Application`): no await.
-            answer = run_inline(self.use_case(hub, app, pusher_api.parse_json(body)))
-        except pusher_api.ApiProblem as exc:
-            status, problem, answer = exc.status, exc.message, {"error": exc.message}
-        except Exception:
-            log.exception("HTTP API publish failed: %s", self.start_line.path)
-            status, answer = 500, {"error": "Internal Server Error"}
-        self._respond(status, json.dumps(answer, ensure_ascii=False).encode(), problem)
+        if hub.adapter.inline:
+            # Answered in the caller's stack: over an inline adapter the use case never
+            # suspends.
+            try:
+                answer = run_inline(self._run(hub, body))
+            except Exception as exc:
+                self._refuse(hub, exc)
+            else:
+                self._respond(200, json.dumps(answer, ensure_ascii=False).encode(), "")
+            return None
+        return asyncio.ensure_future(self._finish_when_sent(hub, body))
 
-    def _respond(self, status: int, body: bytes, problem: str) -> None:
+    async def _finish_when_sent(self, hub: Hub, body: bytes) -> None:
+        """With several nodes: answered once the other nodes have the event (the use case
+        waits for `Adapter.flushed`), or 503 when they cannot be told."""
+        try:
+            answer = await self._run(hub, body)
+        except Exception as exc:
+            self._refuse(hub, exc)
+        else:
+            self._respond(200, json.dumps(answer, ensure_ascii=False).encode(), "")
+
+    def _run(self, hub: Hub, body: bytes) -> Coroutine[Any, Any, dict[str, Any]]:
+        """The use case's coroutine for this request. Raises `ApiProblem` (a bad signature,
+        app or body)."""
+        path, _, query = self.start_line.path.partition("?")
+        app = pusher_api.authenticate(hub.apps_by_id.get(self.app_id), "POST", path,
+                                      query_values(query), body)
+        return self.use_case(hub, app, pusher_api.parse_json(body))
+
+    def _refuse(self, hub: Hub, exc: Exception) -> None:
+        """Answer `exc` as `PusherApiHandler` does: an `ApiProblem` with its status, the
+        adapter's store out of reach 503 with `Retry-After`, anything else 500."""
+        headers: dict[str, str] = {}
+        if isinstance(exc, pusher_api.ApiProblem):
+            status, problem = exc.status, exc.message
+        elif isinstance(exc, hub.adapter.unavailable_errors):
+            log.warning("HTTP API publish: the cluster store is unavailable (%s)", exc)
+            status, problem = 503, "service briefly unavailable, retry"
+            headers["Retry-After"] = str(RETRY_AFTER_S)
+        else:
+            log.error("HTTP API publish failed: %s", self.start_line.path, exc_info=exc)
+            status, problem = 500, ""
+        answer = {"error": problem or "Internal Server Error"}
+        self._respond(status, json.dumps(answer, ensure_ascii=False).encode(), problem,
+                      headers)
+
+    def _respond(self, status: int, body: bytes, problem: str,
+                 more: dict[str, str] | None = None) -> None:
         headers = tornado.httputil.HTTPHeaders({
             "Server": _SERVER, "Content-Type": "application/json",
-            "Date": _HttpDate.now(), "Content-Length": str(len(body))})
+            "Date": _HttpDate.now(), "Content-Length": str(len(body)), **(more or {})})
         rid = request_id_for(self.headers)
         for transform in self.app.transforms:  # gzip, when `compress_response` is on
             status, headers, body = transform(
@@ -487,10 +525,7 @@ class Application(tornado.web.Application):
 
     def __init__(self, handlers: list[Any], **settings: Any) -> None:
         super().__init__(handlers, **settings)
-        # The lean path answers in the caller's stack, so only over an inline adapter.
-        hub = settings.get("wolive_hub")
-        self.lean_publish = any(spec[1] is EventsHandler for spec in handlers) and \
-            (hub is None or hub.adapter.inline)
+        self.lean_publish = any(spec[1] is EventsHandler for spec in handlers)
         self.add_transform(RequestIdTransform)
         for rule in self.wildcard_router.rules:
             rule.matcher = _Labelled(rule.matcher, route_label(rule.matcher))

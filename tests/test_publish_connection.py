@@ -15,7 +15,7 @@ import pusher
 import pytest
 import tornado.iostream
 import tornado.testing
-from helpers import PusherSocket
+from helpers import PusherSocket, wait_for
 from test_api_lean_path import Http, event, signed
 from test_pusher_protocol import APPS, cfg  # noqa: F401 (cfg: the apps those tests sign for)
 
@@ -120,6 +120,71 @@ async def test_a_request_in_pieces_and_pipelined_requests(
         assert await answer() == 200
         assert (await sock.expect("e", "news"))["data"] == "late"
         assert len(seen) == 1
+    finally:
+        writer.close()
+        sock.close()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_publish_answered_once_the_other_nodes_have_it_keeps_answers_in_order(
+        wolive_server: Any, http_server: Any, ws_base: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Over an adapter that is not inline (several nodes) a publish is answered only once
+    `Adapter.flushed` returns (the other nodes have it), still on the reader; a request
+    pipelined behind it, refused at once on its own, is answered after it, never first;
+    and a publish the other nodes cannot be told of is a 503 with Retry-After."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    adapter = wolive_server.hub.adapter
+    gate = asyncio.Event()
+    waiting: list[int | None] = []
+    failing = False
+
+    async def flushed(since: int | None = None) -> None:
+        waiting.append(since)
+        await gate.wait()
+        if failing:
+            raise RedisConnectionError("Redis cannot be reached")
+    monkeypatch.setattr(adapter, "inline", False)
+    monkeypatch.setattr(adapter, "flushed", flushed)
+    monkeypatch.setattr(adapter, "unavailable_errors", (RedisConnectionError,))
+    seen = handed_over(http_server, monkeypatch)
+    sock = await subscriber(ws_base)
+    seen.clear()
+    reader, writer = await asyncio.open_connection("127.0.0.1", http_server.port)
+
+    def request(data: str, secret: str = "") -> bytes:
+        body = event(data=data)
+        return (f"POST {signed('1', '/apps/1/events', body, secret=secret)} HTTP/1.1\r\n"
+                f"Host: x\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+    async def answer() -> tuple[int, dict[str, str], Any]:
+        status = int((await reader.readline()).split()[1])
+        headers = {}
+        while (line := await reader.readline()) != b"\r\n":
+            name, _, value = line.decode().partition(":")
+            headers[name.lower()] = value.strip()
+        return status, headers, json.loads(await reader.readexactly(
+            int(headers["content-length"])))
+
+    try:
+        writer.write(request("p1") + request("p2", secret="not-the-secret"))
+        await wait_for(lambda: waiting, timeout=10)
+        # Delivered on this node at once; its answer waits for the other nodes.
+        assert (await sock.expect("e", "news"))["data"] == "p1"
+        assert not reader.at_eof() and len(reader._buffer) == 0  # type: ignore[attr-defined]
+        gate.set()
+        assert (await answer())[0] == 200
+        assert (await answer())[0] == 401
+        gate.clear()
+        failing = True
+        writer.write(request("p3"))
+        await wait_for(lambda: len(waiting) == 2, timeout=10)
+        gate.set()
+        status, headers, body = await answer()
+        assert (status, headers["retry-after"]) == (503, "5"), body
+        assert body == {"error": "service briefly unavailable, retry"}
+        assert seen == []  # all of it on the reader
     finally:
         writer.close()
         sock.close()
