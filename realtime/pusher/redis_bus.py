@@ -157,6 +157,10 @@ class BusWriter:
         self._attach(await _open(self.url))
 
     def _attach(self, conn: _Resp) -> None:
+        if self._inflight:  # sent on a connection that closed before its replies came
+            last = self._inflight[-1][1]
+            self._inflight.clear()
+            self._give_up(self.written, last, "the connection to Redis closed")
         self._conn = conn
         conn.on_reply = self._reply
         conn.lost.add_done_callback(lambda _done: self._lost(conn))
@@ -175,7 +179,7 @@ class BusWriter:
         if not self._out or self._closed:
             return
         conn = self._conn
-        if conn is None or conn.transport is None:
+        if conn is None or conn.transport is None or conn.transport.is_closing():
             self._reopen()
             return
         batch, self._out = self._out, []
