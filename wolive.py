@@ -21,6 +21,7 @@ import secrets
 import signal
 import ssl
 import sys
+import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -489,9 +490,19 @@ async def make_adapter(cfg: dict[str, Any]) -> Adapter:
         await adapter.start()
     except (OSError, RedisError) as exc:
         raise ConfigProblem(f"cluster.redis_url: Redis does not answer: {exc}") from None
-    log.info("cluster: node %s on %s (prefix %s)", adapter.node, url,
+    log.info("cluster: node %s on %s (prefix %s)", adapter.node, shown_url(url),
              cfg["cluster"]["prefix"])
     return adapter
+
+
+def shown_url(url: str) -> str:
+    """`url` as it may be logged: a password in it replaced by `***`."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    user = f"{parts.username}:" if parts.username else ":"
+    host = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}***@{host}"))
 
 
 async def make_app(cfg: dict[str, Any]) -> Wolive:

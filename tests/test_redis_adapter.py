@@ -438,8 +438,10 @@ async def test_nodes_ride_out_a_redis_restart(tmp_path: Any) -> None:
         private.stop()
         await wait_for(lambda: ca.closed is not None, timeout=20)
         assert ca.closed == 4200
+        await wait_for(lambda: not a.adapter.listening, timeout=20)
         private.start()
-        # The same processes: a new socket on a hears b's publishes again.
+        # The same processes: a new socket on a, once it listens again, hears b's publishes.
+        await wait_for(lambda: a.adapter.listening, timeout=20)
         s2, c2 = a.open()
 
         async def through() -> bool:
@@ -764,6 +766,7 @@ async def test_the_bus_writer_reports_what_it_could_not_send_and_sends_again_onc
     commands go through, in order, on a new connection."""
     import redis.asyncio as aioredis
     from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
 
     from realtime.pusher.redis_bus import BusReader, BusWriter
     private = PrivateRedis(tmp_path).start()
@@ -787,6 +790,30 @@ async def test_the_bus_writer_reports_what_it_could_not_send_and_sends_again_onc
         assert writer.failed_since(mark)
 
         private.start()
+        # A command Redis refuses (here a wrong type) is not done: reported as given up.
+        mark = writer.queued
+        writer.queue("SET", "word", "x")
+        writer.queue("INCR", "word")
+        for _ in range(100):  # the first try may come before the retry pause
+            await writer.written_through(writer.queued)
+            if writer._conn is not None:
+                break
+            mark = writer.queued
+            writer.queue("SET", "word", "x")
+            writer.queue("INCR", "word")
+        assert writer.failed_since(mark) and not writer.failed_since(writer.queued)
+        # Redis stalled (SIGSTOP): waiting for it is bounded; once it goes on, all is done.
+        import signal
+        private.proc.send_signal(signal.SIGSTOP)
+        try:
+            mark = writer.queued
+            writer.queue("PUBLISH", "bus", "late")
+            with pytest.raises(RedisTimeoutError):
+                await writer.written_through(writer.queued, timeout=0.3)
+        finally:
+            private.proc.send_signal(signal.SIGCONT)
+        await writer.written_through(writer.queued, timeout=10)
+        assert not writer.failed_since(mark)
         reader = BusReader(private.url, "bus", heard.append)
         await reader.open()
         mark = writer.queued
@@ -801,10 +828,55 @@ async def test_the_bus_writer_reports_what_it_could_not_send_and_sends_again_onc
         assert not writer.failed_since(mark)
         await wait_for(lambda: len(heard) >= 50, timeout=10)
         assert heard[-50:] == [str(n) for n in range(50)]
-        assert "lost" not in heard
+        assert "lost" not in heard and "late" not in heard
         reader.close()
     finally:
         writer.close()
         private.stop()
     with pytest.raises(RedisConnectionError):
         await BusWriter(private.url).open()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_node_whose_bus_connection_drops_closes_its_sockets_and_listens_again(
+        nodes: list[Node]) -> None:
+    """Redis closes a node's bus subscription (`CLIENT KILL`, as it does itself to a
+    subscriber over its output-buffer limit): what the others publish meanwhile never
+    reaches that node, so its sockets are closed with 4200 (their clients reconnect and
+    catch up) rather than left open and silently missing events; it then listens again, and
+    a new socket there gets the others' publishes."""
+    import redis.asyncio as aioredis
+    a, b, _ = nodes
+    sa, ca = a.open()
+    subscribe(sa, "news")
+    await subscribed(sa, ca, "news")
+    host, port = a.adapter._reader._conn.transport.get_extra_info("sockname")[:2]
+    r = aioredis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        assert await r.execute_command("CLIENT", "KILL", "ADDR", f"{host}:{port}") in (1, True)
+    finally:
+        await r.aclose()
+    await wait_for(lambda: ca.closed is not None, timeout=10)
+    assert ca.closed == 4200
+    await wait_for(lambda: a.adapter.listening, timeout=10)
+    s2, c2 = a.open()
+    subscribe(s2, "news")
+    await subscribed(s2, c2, "news")
+
+    async def heard() -> bool:
+        b.hub.trigger("news", "flash", {}, app=APP)
+        await b.adapter.flushed()
+        return bool(c2.events("flash"))
+    await wait_for_async(heard, timeout=10)
+    assert c2.closed is None
+
+
+async def wait_for_async(check: Any, timeout: float) -> None:
+    """Wait until the coroutine function `check` answers True (asked again each 50 ms)."""
+    import asyncio
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await check():
+        if loop.time() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(0.05)

@@ -250,6 +250,9 @@ class RedisAdapter(LocalAdapter):
         self._writer = BusWriter(redis_url)
         self._reader = BusReader(redis_url, self._bus, self._on_bus)
         self._tasks: list[asyncio.Task[None]] = []
+        #: Whether this node hears the other nodes' publishes now (False from losing its
+        #: bus connection until it listens again).
+        self.listening = False
         self._last_ok = time.monotonic()
         self._lost = False
         self._member_comebacks: set[tuple[str, str, str]] = set()
@@ -264,6 +267,7 @@ class RedisAdapter(LocalAdapter):
         `redis.exceptions.ConnectionError` when Redis does not answer."""
         await self.redis.ping()
         await self._reader.open()
+        self.listening = True
         await self._writer.open()
         await self._register()
         loop = asyncio.get_running_loop()
@@ -439,11 +443,23 @@ class RedisAdapter(LocalAdapter):
 
     async def flushed(self, since: int | None = None) -> None:
         """Wait until every publish and cache write made so far has reached Redis (or was
-        given up, the connection lost). With `since` (a `sent_mark()`), raises
-        `redis.exceptions.ConnectionError` when one made after it was given up."""
-        await self._writer.written_through(self._writer.queued)
+        given up: the connection lost, or refused), for at most `LOST_AFTER_S`. With `since`
+        (a `sent_mark()`), raises `redis.exceptions.ConnectionError` when one made after it
+        was given up or refused, `redis.exceptions.TimeoutError` when Redis did not answer
+        in time (a caller answering for them says 503: unknown, send again). Without, it
+        returns after the wait whatever happened (what was not sent is logged; the nodes
+        that miss it close their sockets, whose clients catch up)."""
+        try:
+            await self._writer.written_through(self._writer.queued, LOST_AFTER_S)
+        except RedisTimeoutError:
+            if since is not None:
+                raise
+            log.warning("cluster: node %s: Redis did not take its publishes within %s s",
+                        self.node, LOST_AFTER_S)
+            return
         if since is not None and self._writer.failed_since(since):
-            raise RedisConnectionError("publishes were not sent: Redis cannot be reached")
+            raise RedisConnectionError("publishes were not sent: Redis refused them or "
+                                       "cannot be reached")
 
     async def _read(self) -> None:
         """Deliver the other nodes' publishes; after losing Redis, listen again once it
@@ -451,15 +467,24 @@ class RedisAdapter(LocalAdapter):
         their clients catch up)."""
         while True:
             why = await self._reader.wait_closed()
-            log.warning("cluster: node %s lost the bus (%s); listening again", self.node,
-                        why or "closed")
+            # What the other nodes published from now on until listening again is lost to
+            # this node's sockets: they are closed with 4200 (their clients reconnect and
+            # catch up), and again those that came meanwhile once it listens again.
+            log.warning("cluster: node %s lost the bus (%s); closing its sockets, "
+                        "listening again", self.node, why or "closed")
+            self.listening = False
+            self._emit_lost()
+            pause = 0.0
             while True:
-                await asyncio.sleep(0.5)
+                await asyncio.sleep(pause)
                 try:
                     await self._reader.open()
                     break
                 except (RedisError, OSError):
-                    continue
+                    pause = 0.5
+            self._emit_lost()
+            self.listening = True
+            log.warning("cluster: node %s listens to the bus again", self.node)
 
     def _on_bus(self, data: str) -> None:
         try:

@@ -20,7 +20,8 @@ from typing import Any
 
 import hiredis
 from redis.asyncio.connection import SSLConnection, parse_url
-from redis.exceptions import ConnectionError as RedisConnectionError, ResponseError
+from redis.exceptions import ConnectionError as RedisConnectionError, ResponseError, \
+    TimeoutError as RedisTimeoutError
 
 log = logging.getLogger("wolive.realtime")
 
@@ -187,11 +188,14 @@ class BusWriter:
         conn.send(batch)
 
     def _reply(self, reply: Any) -> None:
-        if isinstance(reply, hiredis.ReplyError):
-            log.warning("redis bus: a command was refused (%s)", reply)
         if not self._inflight:
             return
         head = self._inflight[0]
+        if isinstance(reply, hiredis.ReplyError):
+            # Refused (BUSY, LOADING, OOM, ...): that command was not done, as if given up.
+            command = head[1] - head[0] + 1
+            log.warning("redis bus: a publish or cache write was refused (%s)", reply)
+            self._failed.append((command - 1, command))
         head[0] -= 1
         if head[0] == 0:
             self._inflight.popleft()
@@ -246,16 +250,22 @@ class BusWriter:
         self._flush()
 
     def failed_since(self, mark: int) -> bool:
-        """Whether a command queued after `mark` (a `queued` value) was given up."""
+        """Whether a command queued after `mark` (a `queued` value) was given up or
+        refused."""
         return any(last > mark for _, last in self._failed)
 
-    async def written_through(self, target: int) -> None:
-        """Wait until the first `target` commands have been answered or given up."""
+    async def written_through(self, target: int, timeout: float | None = None) -> None:
+        """Wait until the first `target` commands have been answered or given up. Raises
+        `redis.exceptions.TimeoutError` after `timeout` seconds (Redis stalled: paused, or
+        the network silently gone); the commands may still be done later."""
         if self.written >= target:
             return
         waiter = asyncio.get_running_loop().create_future()
         self._waiters.append((target, waiter))
-        await waiter
+        try:
+            await asyncio.wait_for(waiter, timeout)
+        except asyncio.TimeoutError:
+            raise RedisTimeoutError(f"Redis did not answer within {timeout} s") from None
 
     def close(self) -> None:
         """Close the connection; what is still queued is left in `pending()`."""
