@@ -529,3 +529,13 @@ def test_a_node_that_cannot_listen_exits_and_leaves_the_cluster(
         if keys:
             r.delete(*keys)
         r.close()
+
+
+def test_the_redis_url_is_logged_with_its_password_masked() -> None:
+    """`wolive.shown_url`, used for the "cluster: node N on URL" line: a password never
+    reaches the log; everything else of the URL does."""
+    assert wolive.shown_url("redis://:s3cret@10.0.0.5:6380/3") == "redis://:***@10.0.0.5:6380/3"
+    assert wolive.shown_url("rediss://app:pw@redis.example:6379/0") == \
+        "rediss://app:***@redis.example:6379/0"
+    assert wolive.shown_url("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+    assert wolive.shown_url("unix:///run/redis.sock?db=1") == "unix:///run/redis.sock?db=1"
