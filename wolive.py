@@ -41,6 +41,7 @@ from handlers.http_server import MAX_BODY_BYTES, HTTPServer
 from realtime.pusher import transport
 from realtime.pusher.adapter import Adapter, LocalAdapter
 from realtime.pusher.redis_adapter import RedisAdapter
+from realtime import channels
 from realtime.chat import Chat
 from realtime.content import Content, History
 from realtime.reports import Reports
@@ -540,15 +541,15 @@ async def make_app(cfg: dict[str, Any]) -> Wolive:
         lambda visiter_id, business_id: chat.leave_waiting(visiter_id, business_id, "left"))
     # A conversation is stranded (given to another agent when one can take it) only once
     # the tracker has settled its agent's state.
-    chat.agent_settling = lambda service_id: presence.settling(f"kefu{service_id}")
+    chat.agent_settling = lambda service_id: presence.settling(channels.agent(service_id))
     # Windows of visitors waiting when the server stopped reconnect by themselves; those
     # closed meanwhile never will, and must not be given to an agent. Consoles of agents
     # online then reconnect too: their conversations stay theirs meanwhile, and those who
     # never come back are handled as agents who left (`Chat.agent_left`). A visitor who
     # joins the line now is held the same way: without a window holding its channel (an
     # API call alone) it would wait, in every agent's Waiting list, for ever.
-    presence.expect_back(["cu" + c for c in await store.waiting_visitor_channels()]
-                         + [f"kefu{sid}" for sid in were_online], WAITING_RECONNECT_S)
+    presence.expect_back([channels.visitor(c) for c in await store.waiting_visitor_channels()]
+                         + [channels.agent(sid) for sid in were_online], WAITING_RECONNECT_S)
     chat.waiting_listeners.append(
         lambda channel: presence.expect_back([channel], WAITING_RECONNECT_S))
     wechat = WechatNotifier.from_config(store, cfg)

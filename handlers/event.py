@@ -10,7 +10,7 @@ import logging
 import re
 from typing import Any
 
-from realtime import inputs
+from realtime import channels, inputs
 from realtime.chat import MAX_MESSAGE_CHARS, ChatError
 from realtime.identity import Resolved
 from realtime.pusher.signing import same
@@ -232,6 +232,8 @@ class HomeHandler(BaseHandler):
             "visiter_id": visitor["visiter_id"], "visiter_name": visitor["visiter_name"],
             "avatar": visitor["avatar"], "business_id": visitor["business_id"],
             "channel": visitor["channel"], "record": visitor["from_url"],
+            # The page subscribes to these names as given (realtime/channels.py builds them).
+            "channels": {"visitor": channels.visitor(visitor["channel"])},
             "special": special, "pusher": self.settings["wolive_pusher_client"],
             "embed": embed_origin(self.get_query_argument("embed", "")),
         }

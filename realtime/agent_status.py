@@ -20,6 +20,7 @@ from typing import Any
 
 from store import NotFound, Store
 
+from . import channels
 from .chat import Agent, Chat, ChatError
 from .pusher.hub import Hub
 
@@ -34,8 +35,7 @@ def agent_channels(service_id: int, business_id: str) -> dict[str, str]:
     while a page is open, so the agent is online), `own` (`ud{id}`: the agent's own events,
     e.g. `status`), `team` (`presence-business-{business_id}`: online colleagues) and
     `business` (`all{business_id}`: the business's queue and colleagues' `status`)."""
-    return {"presence": f"kefu{service_id}", "own": f"ud{service_id}",
-            "team": f"presence-business-{business_id}", "business": f"all{business_id}"}
+    return channels.agent_console(service_id, business_id)
 
 
 class AgentStatus:
@@ -71,10 +71,10 @@ class AgentStatus:
             raise ChatError(1, "no such agent / 没有该客服", 404) from None
         data = {"service_id": agent.service_id, "status": status, "state": row["state"]}
         if changed:
-            channels = agent_channels(agent.service_id, agent.business_id)
-            self.hub.trigger(channels["own"], STATUS_EVENT, data)
-            self.hub.trigger(channels["business"], STATUS_EVENT, data)
-            self.hub.trigger(f"se{agent.service_id}", STATUS_EVENT, data)
+            names = agent_channels(agent.service_id, agent.business_id)
+            self.hub.trigger(names["own"], STATUS_EVENT, data)
+            self.hub.trigger(names["business"], STATUS_EVENT, data)
+            self.hub.trigger(channels.agent_state(agent.service_id), STATUS_EVENT, data)
         if changed and status == "available":
             await self.chat.assign_waiting(agent.business_id)
         return {**data, "changed": changed}

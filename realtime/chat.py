@@ -16,6 +16,7 @@ from typing import Any
 
 from store import Conflict, NotFound, Store
 
+from . import channels
 from .pusher.hub import Hub, Session
 from .ordering import ConversationOrder
 from .pusher.signing import same, visitor_channel
@@ -143,19 +144,11 @@ class Chat:
             raise ChatError(1, f"content is over {self.max_message_chars} characters", 413)
         return content
 
-    def policy(self, session: Session, channel: str) -> str | None:
-        """Who may subscribe to WoLive's public-looking channels (closes the original's
-        "every channel public" flaw): `kefu{id}` and `ud{id}` only that agent's console,
-        `all{business_id}` only that business's agents. Visitor channels are unguessable."""
-        m = re.match(r"^(kefu|ud)(\d+)$", channel)
-        if m:
-            if session.caller.service_id != int(m.group(2)):
-                return "only that agent's console may subscribe"
-            return None
-        if channel.startswith("all") and (session.caller.business_id is None or
-                                          channel != f"all{session.caller.business_id}"):
-            return "only the business's agents may subscribe"
-        return None
+    @staticmethod
+    def policy(session: Session, channel: str) -> str | None:
+        """Who may subscribe to WoLive's public-looking channels: the hub's channel policy,
+        `realtime.channels.subscription_refusal` for the socket's caller."""
+        return channels.subscription_refusal(session.caller, channel)
 
     # ---- visitor side -------------------------------------------------------------------
 
@@ -386,7 +379,8 @@ class Chat:
                     name = ""
                 await self.system_line(visitor, business_id, previous, "agent_left",
                                        {"name": name, "then": "queue"})
-                self.hub.trigger(f"all{business_id}", "on_notice", visitor_event(visitor))
+                self.hub.trigger(channels.business(business_id), "on_notice",
+                                 visitor_event(visitor))
         await self.publish_positions(business_id)
 
     async def _assign_decision(self, business_id: str, auto: bool) -> list[Handed]:
@@ -444,7 +438,7 @@ class Chat:
         anyone = bool(await self.store.online_services_with_load(business_id))
         rows = await self.store.waiting_channels(business_id)
         for n, (_vid, channel) in enumerate(rows, 1):
-            self.hub.trigger(f"cu{channel}", "queue", {"position": n if anyone else 0})
+            self.hub.trigger(channels.visitor(channel), "queue", {"position": n if anyone else 0})
         return len(rows)
 
     async def _wait_for_anyone(self, visitor: dict[str, Any],
@@ -467,9 +461,10 @@ class Chat:
     def _joined_line(self, visitor: dict[str, Any]) -> None:
         """A visitor joined the waiting line: the business's consoles are told
         (`all{business_id}` `on_notice`), and `waiting_listeners` its channel."""
-        self.hub.trigger(f"all{visitor['business_id']}", "on_notice", visitor_event(visitor))
+        self.hub.trigger(channels.business(visitor["business_id"]), "on_notice",
+                         visitor_event(visitor))
         for listener in self.waiting_listeners:
-            listener("cu" + visitor["channel"])
+            listener(channels.visitor(visitor["channel"]))
 
     async def agent_available(self, service_id: int) -> int:
         """An agent became available (the presence tracker wrote it online; wired in
@@ -507,9 +502,11 @@ class Chat:
 
     async def _agent_card(self, service_id: int) -> dict[str, Any]:
         """What the visitor is told about its agent: `public_agent` + `greeting` + `status`
-        (`available` / `away`, the agent's explicit status)."""
+        (`available` / `away`, the agent's explicit status) + `agent_channel` (`se{id}`,
+        where its window hears the agent's state)."""
         data = public_agent(await self.store.get_service(service_id))
         data["greeting"], data["status"] = await self.store.card_extras(service_id)
+        data["agent_channel"] = channels.agent_state(service_id)
         return data
 
     async def _announce(self, visitor: dict[str, Any], business_id: str, chosen: int,
@@ -519,14 +516,14 @@ class Chat:
         previous agent's `kefu{id}` `getswitch`, or `all{business_id}` `claimed` when the
         visitor was waiting (`previous` 0)."""
         vid = visitor["visiter_id"]
-        self.hub.trigger(f"ud{chosen}", "on_notice", visitor_event(visitor))
-        self.hub.trigger(f"cu{visitor['channel']}", "cu_notice", card)
+        self.hub.trigger(channels.agent_notices(chosen), "on_notice", visitor_event(visitor))
+        self.hub.trigger(channels.visitor(visitor["channel"]), "cu_notice", card)
         moved = {"visiter_id": vid, "service_id": chosen, "nick_name": card["nick_name"],
                  "reason": reason}
         if previous == 0:
-            self.hub.trigger(f"all{business_id}", "claimed", moved)
+            self.hub.trigger(channels.business(business_id), "claimed", moved)
         elif previous and previous != chosen:
-            self.hub.trigger(f"kefu{previous}", "getswitch", moved)
+            self.hub.trigger(channels.agent(previous), "getswitch", moved)
 
     async def position(self, visiter_id: str, business_id: str,
                        channel: str) -> dict[str, Any]:
@@ -616,11 +613,11 @@ class Chat:
             "channel": visitor["channel"], "business_id": business_id,
             "service_id": queue["service_id"], "content": content,
             "msg_type": msg_type, "timestamp": row["timestamp"], "direction": "to_service"}
-        target = (f"kefu{queue['service_id']}" if queue["service_id"]
-                  else f"all{business_id}")
+        target = (channels.agent(queue["service_id"]) if queue["service_id"]
+                  else channels.business(business_id))
         self.hub.trigger(target, "cu-event", {"message": message})
         # The visitor's other windows (tabs) show its message too.
-        self.hub.trigger(f"cu{visitor['channel']}", "my-event", {"message": message})
+        self.hub.trigger(channels.visitor(visitor["channel"]), "my-event", {"message": message})
         return message
 
     async def history_for_visitor(self, visiter_id: str, business_id: str, channel: str,
@@ -653,8 +650,8 @@ class Chat:
         if not channel:
             raise ChatError(1, "missing parameter: visiter_id or channel", 400)
         row = await self.store.find_visiter_by_channel(channel)
-        if row is None and channel.startswith("cu"):
-            row = await self.store.find_visiter_by_channel(channel[2:])
+        if row is None and (bare := channels.visitor_part(channel)) is not None:
+            row = await self.store.find_visiter_by_channel(bare)
         if row is None or row["business_id"] != agent.business_id:
             raise ChatError(1, "no such visitor in your business", 404)
         return str(row["visiter_id"])
@@ -725,12 +722,12 @@ class Chat:
                 "nick_name": agent.nick_name, "avatar": agent.avatar,
                 "business_id": agent.business_id, "content": content, "msg_type": msg_type,
                 "timestamp": row["timestamp"], "direction": "to_visiter"}
-            self.hub.trigger(f"cu{visitor['channel']}", "my-event", {"message": message})
+            self.hub.trigger(channels.visitor(visitor["channel"]), "my-event", {"message": message})
             # The agent's other consoles (tabs) show its reply too, and so does the
             # conversation's own agent when a manager wrote in it.
             for sid in dict.fromkeys((agent.service_id, int(queue["service_id"] or 0))):
                 if sid:
-                    self.hub.trigger(f"kefu{sid}", "my-event", {"message": message})
+                    self.hub.trigger(channels.agent(sid), "my-event", {"message": message})
         return message
 
     async def conversations(self, agent: Agent) -> list[dict[str, Any]]:
@@ -899,7 +896,7 @@ class Chat:
                                    {"from": old_name, "to": card["nick_name"], "note": note},
                                    agents_only=True)
         await self._announce(visitor, business_id, chosen, previous, card, reason)
-        self.hub.trigger(f"kefu{chosen}", "handover", {
+        self.hub.trigger(channels.agent(chosen), "handover", {
             "visiter_id": visitor["visiter_id"], "visiter_name": visitor["visiter_name"],
             "from_service_id": previous, "from_nick_name": old_name, "note": note,
             "reason": reason})
@@ -959,7 +956,8 @@ class Chat:
                 await self._hand_over(visitor, business_id, service_id,
                                       await self._agent_card(chosen), "", "agent_left")
             elif claim:
-                self.hub.trigger(f"all{business_id}", "on_notice", visitor_event(visitor))
+                self.hub.trigger(channels.business(business_id), "on_notice",
+                                 visitor_event(visitor))
         # The waiting learn their places again (those moved back to the queue joined it),
         # or, the last agent gone, that nobody is online.
         await self.publish_positions(business_id)
@@ -988,7 +986,7 @@ class Chat:
                                        "agent_left", {"name": agent["nick_name"],
                                                       "then": "queue" if anyone else "contact"})
                 told += 1
-            self.hub.trigger(f"all{business_id}", "on_notice", visitor_event(visitor))
+            self.hub.trigger(channels.business(business_id), "on_notice", visitor_event(visitor))
         await self.assign_waiting(business_id)
         return told
 
@@ -1129,10 +1127,11 @@ class Chat:
                 "msg_type": msg_type, "timestamp": row["timestamp"],
                 "direction": "to_visiter"}
             if not agents_only:
-                self.hub.trigger(f"cu{visitor['channel']}", "my-event", {"message": message})
+                self.hub.trigger(channels.visitor(visitor["channel"]), "my-event",
+                                 {"message": message})
             for sid in dict.fromkeys((service_id, *agents)):
                 if sid:
-                    self.hub.trigger(f"kefu{sid}", "cu-event", {"message": message})
+                    self.hub.trigger(channels.agent(sid), "cu-event", {"message": message})
         return message
 
     async def _reopened(self, visitor: dict[str, Any], business_id: str,
@@ -1141,7 +1140,8 @@ class Chat:
         in the transcript, and the agent's consoles told as for a new conversation
         (`ud{id}` `on_notice`; `all{business_id}` `on_notice` when it has no agent)."""
         await self.system_line(visitor, business_id, service_id, "reopened")
-        target = f"ud{service_id}" if service_id else f"all{business_id}"
+        target = (channels.agent_notices(service_id) if service_id
+                  else channels.business(business_id))
         self.hub.trigger(target, "on_notice", visitor_event(visitor))
 
     async def _greet(self, visitor: dict[str, Any], business_id: str, service_id: int,
@@ -1161,16 +1161,16 @@ class Chat:
                 "service_id": service_id, "nick_name": card["nick_name"],
                 "avatar": card["avatar"], "business_id": business_id, "content": greeting,
                 "msg_type": "text", "timestamp": row["timestamp"], "direction": "to_visiter"}
-            self.hub.trigger(f"cu{visitor['channel']}", "my-event", {"message": message})
+            self.hub.trigger(channels.visitor(visitor["channel"]), "my-event", {"message": message})
         card["greeting_message"] = message
 
     def _gone(self, business_id: str, visiter_id: str, service_id: int, event: str) -> None:
         """A conversation left an agent's list (`kefu{id}` `event`), or a visitor left the
         waiting list (`all{business_id}` `claimed`, with `reason` = `event`)."""
         if service_id:
-            self.hub.trigger(f"kefu{service_id}", event, {"visiter_id": visiter_id})
+            self.hub.trigger(channels.agent(service_id), event, {"visiter_id": visiter_id})
         else:
-            self.hub.trigger(f"all{business_id}", "claimed", {
+            self.hub.trigger(channels.business(business_id), "claimed", {
                 "visiter_id": visiter_id, "service_id": 0, "nick_name": "", "reason": event})
 
     async def _entry(self, visiter_id: str, business_id: str) -> dict[str, Any]:
@@ -1199,24 +1199,3 @@ def visitor_event(visitor: dict[str, Any]) -> dict[str, Any]:
             "avatar": visitor["avatar"], "channel": visitor["channel"],
             "business_id": visitor["business_id"], "from_url": visitor["from_url"],
             "state": visitor["state"]}
-
-
-
-def may_join(agent: Agent | None, channel: str) -> dict[str, Any] | None:
-    """Who may join which private/presence channel through wolive's own `/pusher/auth`.
-
-    A logged-in agent may join `private-agent-{its service_id}`,
-    `private-encrypted-agent-{its service_id}` (answer `{}`: no channel_data) and
-    `presence-business-{its business_id}` (answer the member: `{"user_id":
-    str(service_id), "user_info": {"nick_name", "avatar"}}`). Everyone else, and every other
-    channel, gets None (refused). Apps that sign their own channels with an official server
-    library do not go through here."""
-    if agent is None:
-        return None
-    if channel in (f"private-agent-{agent.service_id}",
-                   f"private-encrypted-agent-{agent.service_id}"):
-        return {}
-    if channel == f"presence-business-{agent.business_id}":
-        return {"user_id": str(agent.service_id),
-                "user_info": {"nick_name": agent.nick_name, "avatar": agent.avatar}}
-    return None

@@ -27,6 +27,7 @@ import nh3
 from store import NotFound, Store
 from store.ratings import RATING_FIELDS
 
+from . import channels
 from .agents import why_not_act_on
 from .chat import BUSINESS_ID_RE, Agent, ChatError
 from .pusher.hub import Hub
@@ -469,7 +470,7 @@ class Content:
         if not await self.board_limiter.allow(ip or "?"):
             raise ChatError(1, "too many messages; please try again later / 留言过于频繁", 429)
         row = await self.store.add_board_message(business_id, name, moblie, email, content)
-        self.hub.trigger(f"all{business_id}", "new_message", {"message": row})
+        self.hub.trigger(channels.business(business_id), "new_message", {"message": row})
         return row
 
     async def messages(self, business_id: str, page: int, limit: int) -> dict[str, Any]:

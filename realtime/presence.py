@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Optional
+from typing import Any, Optional
 
 from store import Store, Unavailable
 
+from .channels import AGENT, VISITOR, agent, agent_state, parse
 from .pusher.adapter import run_inline
 from .pusher.hub import Hub
 
@@ -37,8 +37,19 @@ VACATE_GRACE_S = 3.0
 RETRY_FIRST_S = 0.05
 RETRY_MAX_S = 5.0
 
-AGENT_CHANNEL = re.compile(r"^kefu(\d{1,10})$")
-VISITOR_CHANNEL = re.compile(r"^cu(v[0-9a-f]{40})$")
+
+def _tracked(channel: str) -> str | None:
+    """`AGENT` for an agent's `kefu{service_id}`, `VISITOR` for a visitor's `cu{channel}`
+    (`realtime.channels`), else None: only their holders are tracked."""
+    named = parse(channel)
+    return named.kind if named is not None and named.kind in (AGENT, VISITOR) else None
+
+
+def _id(channel: str) -> Any:
+    """The service_id (int) or visitor channel a tracked channel names."""
+    named = parse(channel)
+    assert named is not None
+    return named.id
 
 
 class PresenceTracker:
@@ -84,7 +95,7 @@ class PresenceTracker:
     def on_occupancy(self, app_id: str, channel: str, occupied: bool) -> None:
         if app_id != self.hub.default_app.id:
             return
-        if not (AGENT_CHANNEL.match(channel) or VISITOR_CHANNEL.match(channel)):
+        if not _tracked(channel):
             return
         timer = self._timers.pop(channel, None)
         if timer:
@@ -107,7 +118,7 @@ class PresenceTracker:
         Until then the holder is `settling`."""
         loop = asyncio.get_running_loop()
         for channel in channels:
-            if not (VISITOR_CHANNEL.match(channel) or AGENT_CHANNEL.match(channel)) or \
+            if not _tracked(channel) or \
                     channel in self._timers or self._occupied_now(channel):
                 continue
             self._expected.add(channel)
@@ -127,7 +138,7 @@ class PresenceTracker:
         external Pusher server's webhook to `/admin/event`); waits for the write. Same
         writes and pushes as local occupancy, and no write when nothing changes. Returns
         False (doing nothing) for a channel that is neither `kefu{id}` nor a visitor's."""
-        if not (AGENT_CHANNEL.match(channel) or VISITOR_CHANNEL.match(channel)):
+        if not _tracked(channel):
             return False
         timer = self._timers.pop(channel, None)
         if timer:
@@ -182,7 +193,7 @@ class PresenceTracker:
                 idle = self._dirty - batch.keys()
                 self._dirty = set()
                 self._settle(idle)
-                agents = {ch: w for ch, w in batch.items() if AGENT_CHANNEL.match(ch)}
+                agents = {ch: w for ch, w in batch.items() if _tracked(ch) == AGENT}
                 visitors = {ch: w for ch, w in batch.items() if ch not in agents}
                 failed = False
                 for part, write in ((agents, self._write_agents),
@@ -255,30 +266,30 @@ class PresenceTracker:
 
     async def _write_agents(self, part: dict[str, bool]) -> None:
         await self.store.set_service_states({
-            int(ch[len("kefu"):]): "online" if want else "offline"
+            _id(ch): "online" if want else "offline"
             for ch, want in part.items()})
         for channel, online in part.items():
             self._mark(channel, online)
-            service_id = int(channel[len("kefu"):])
+            service_id = _id(channel)
             state, event = ("online", "geton") if online else ("offline", "logout")
-            self.hub.trigger(f"se{service_id}", event, {"service_id": service_id,
-                                                        "state": state})
+            self.hub.trigger(agent_state(service_id), event, {"service_id": service_id,
+                                                              "state": state})
             listeners = self.agent_online_listeners if online \
                 else self.agent_offline_listeners
             self._then(channel, online, [(listener, (service_id,)) for listener in listeners])
 
     async def _write_visitors(self, part: dict[str, bool]) -> None:
         rows = await self.store.set_visiter_states({
-            ch[len("cu"):]: "online" if want else "offline"
+            _id(ch): "online" if want else "offline"
             for ch, want in part.items()})
         for channel, online in part.items():
             self._mark(channel, online)
-            row = rows.get(channel[len("cu"):])
+            row = rows.get(_id(channel))
             if row is None:  # no such visitor
                 continue
             state, event = ("online", "geton") if online else ("offline", "logout")
             if row["service_id"]:
-                self.hub.trigger(f"kefu{row['service_id']}", event, {
+                self.hub.trigger(agent(row["service_id"]), event, {
                     "visiter_id": row["visiter_id"], "channel": row["channel"],
                     "state": state})
             if not online:

@@ -21,6 +21,7 @@ from typing import Any
 
 from store import NotFound
 
+from . import channels
 from .chat import Agent, Chat, ChatError
 from .content import RateLimiter
 
@@ -54,7 +55,7 @@ class Signals:
         `/admin/set/chats`, 429 over the rate."""
         await self._check_rate(f"a{agent.service_id}")  # before any database read
         visitor, _queue = await self.chat._queue_for(agent, visiter_id)
-        self.hub.trigger(f"cu{visitor['channel']}", "typing", {
+        self.hub.trigger(channels.visitor(visitor["channel"]), "typing", {
             "service_id": agent.service_id, "nick_name": agent.nick_name, "typing": typing})
         return {"visiter_id": visiter_id, "typing": typing}
 
@@ -68,7 +69,7 @@ class Signals:
         queue = await self.store.get_queue(visiter_id, business_id)
         pushed = bool(queue and queue["state"] == "normal" and queue["service_id"])
         if queue and pushed:
-            self.hub.trigger(f"kefu{queue['service_id']}", "typing",
+            self.hub.trigger(channels.agent(queue["service_id"]), "typing",
                              {"visiter_id": visiter_id, "typing": typing})
         return {"visiter_id": visiter_id, "typing": typing, "pushed": pushed}
 
@@ -84,8 +85,8 @@ class Signals:
         visitor = await self.store.get_visiter(visiter_id, agent.business_id)
         cid = await self.store.last_cid(visiter_id, agent.business_id, "to_service")
         if cid:
-            self.hub.trigger(f"cu{visitor['channel']}", "read", {"cid": cid})
-            self.hub.trigger(f"kefu{agent.service_id}", "agent_read",
+            self.hub.trigger(channels.visitor(visitor["channel"]), "read", {"cid": cid})
+            self.hub.trigger(channels.agent(agent.service_id), "agent_read",
                              {"visiter_id": visiter_id, "cid": cid})
         return cid
 
@@ -121,5 +122,5 @@ class Signals:
     def push_visitor_read(self, visiter_id: str, business_id: str, cid: int,
                           queue: dict[str, Any] | None) -> None:
         if queue and queue["service_id"]:
-            self.hub.trigger(f"kefu{queue['service_id']}", "read",
+            self.hub.trigger(channels.agent(queue["service_id"]), "read",
                              {"visiter_id": visiter_id, "cid": cid})

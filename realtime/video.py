@@ -15,7 +15,6 @@ sees it. Asking works only when the business's
 from __future__ import annotations
 
 import json
-import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,12 +22,13 @@ from typing import Any
 
 from store import NotFound, Store
 
+from . import channels
 from .chat import Agent, Chat, ChatError
 from .pusher.hub import Hub
 
 #: Prefix of a call's channel: `private-` so joining needs a signature (Pusher "private
 #: channels") and client events are allowed on it.
-CALL_PREFIX = "private-call-"
+CALL_PREFIX = channels.CALL_PREFIX
 #: How long after the last ask a call channel may still be joined (seconds): ringing plus a
 #: long conversation; a refusal ends it at once.
 CALL_TTL_S = 4 * 3600
@@ -115,7 +115,7 @@ class Video:
         if self.shared is not None:
             redis, pair = self.shared.redis, self._shared_key(business_id, service_id,
                                                                visiter_id)
-            name = await redis.get(pair) or CALL_PREFIX + secrets.token_hex(16)
+            name = await redis.get(pair) or channels.new_call()
             ttl_ms = max(1, int(self.ttl_s * 1000))
             pipe = redis.pipeline(transaction=True)
             pipe.set(pair, name, px=ttl_ms)
@@ -133,7 +133,7 @@ class Video:
                 del self._calls[name]
                 break
         else:
-            name = CALL_PREFIX + secrets.token_hex(16)
+            name = channels.new_call()
         while len(self._calls) >= MAX_CALLS:
             del self._calls[next(iter(self._calls))]
         call = Call(name, business_id, service_id, visiter_id, now + self.ttl_s)
@@ -224,7 +224,7 @@ class Video:
         visitor, service_id = await self._visitor_and_agent(visiter_id, business_id, channel)
         await self._video_open(business_id)
         call = await self._allocate(business_id, service_id, visiter_id)
-        self.hub.trigger(f"kefu{service_id}", "video", {
+        self.hub.trigger(channels.agent(service_id), "video", {
             "visiter_id": visiter_id, "visiter_name": visitor["visiter_name"],
             "avatar": visitor["avatar"], "channel": visitor["channel"],
             "call": call.channel, "ice_servers": self.ice_servers})
@@ -238,7 +238,7 @@ class Video:
         visitor = await self._agents_visitor(agent, visiter_id)
         await self._video_open(agent.business_id)
         call = await self._allocate(agent.business_id, agent.service_id, visiter_id)
-        self.hub.trigger(f"cu{visitor['channel']}", "video", {
+        self.hub.trigger(channels.visitor(visitor["channel"]), "video", {
             "service_id": agent.service_id, "nick_name": agent.nick_name,
             "avatar": agent.avatar, "call": call.channel, "ice_servers": self.ice_servers})
         return {"call": call.channel, "visiter_id": visiter_id,
@@ -250,7 +250,7 @@ class Video:
         call}; the call (if it is this visitor's) can no longer be joined."""
         visitor, service_id = await self._visitor_and_agent(visiter_id, business_id, channel)
         await self._end(call, business_id, visiter_id)
-        self.hub.trigger(f"kefu{service_id}", "video-refuse", {
+        self.hub.trigger(channels.agent(service_id), "video-refuse", {
             "visiter_id": visiter_id, "channel": visitor["channel"], "call": call})
 
     async def agent_refuses(self, agent: Agent, visiter_id: str, call: str = "") -> None:
@@ -258,5 +258,5 @@ class Video:
         call}; the call (if it is this visitor's in the agent's business) ends."""
         visitor = await self._agents_visitor(agent, visiter_id)
         await self._end(call, agent.business_id, visiter_id)
-        self.hub.trigger(f"cu{visitor['channel']}", "video-refuse", {
+        self.hub.trigger(channels.visitor(visitor["channel"]), "video-refuse", {
             "service_id": agent.service_id, "nick_name": agent.nick_name, "call": call})

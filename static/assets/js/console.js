@@ -174,7 +174,9 @@
     // The top bar's dot and state are pages/presence.js's, as on every console page.
   }
 
-  var kefu = pusher.subscribe('kefu' + boot.service_id);
+  /* Channel names come from the server (boot.presence.channels, realtime/channels.py). */
+  var names = boot.presence.channels;
+  var kefu = pusher.subscribe(names.presence);
   kefu.bind('cu-event', function (d) { incoming(d.message); });
   kefu.bind('my-event', function (d) { incoming(d.message); });  // own replies, every tab
   kefu.bind('geton', function (d) { setOnline(d.visiter_id, true); });
@@ -217,14 +219,14 @@
   }
   var refreshConversations = oneAtATime(function () { return loadConversations(); });
   var refreshQueue = oneAtATime(function () { return loadQueue(); });
-  var ud = pusher.subscribe('ud' + boot.service_id);
+  var ud = pusher.subscribe(names.own);
   ud.bind('on_notice', function () {
     refreshConversations();
   });
   /* Coming online hands this agent the waiting visitors at once (issue 9): what happened
    * before these channels were joined is read again once they are. */
   ud.bind('pusher:subscription_succeeded', refreshConversations);
-  var all = pusher.subscribe('all' + boot.business_id);
+  var all = pusher.subscribe(names.business);
   all.bind('pusher:subscription_succeeded', refreshQueue);
   all.bind('on_notice', function (d) {
     if (d && d.visiter_id && !waits[d.visiter_id]) { attention(vname(d), null); }
@@ -242,7 +244,7 @@
     attention(vname(m), m);
   });
   /* Online colleagues, for transfers. */
-  var team = pusher.subscribe('presence-business-' + boot.business_id);
+  var team = pusher.subscribe(names.team);
 
   /* Exactly once, in order (issue 9): each time kefu{id} is subscribed (again), everything
    * new reaches the console live; what came meanwhile is fetched for every conversation in

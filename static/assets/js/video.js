@@ -615,8 +615,9 @@
     var host = isAgent ? window.woliveConsole : window.woliveVisitor;
     var p = host && host.pusher;
     if (!p) { setTimeout(listen, 100); return; }
-    var own = p.channel(isAgent ? 'kefu' + boot.service_id : 'cu' + boot.channel) ||
-              p.subscribe(isAgent ? 'kefu' + boot.service_id : 'cu' + boot.channel);
+    // The page's own channel, as the server named it in the boot data.
+    var name = isAgent ? boot.presence.channels.presence : boot.channels.visitor;
+    var own = p.channel(name) || p.subscribe(name);
     own.bind('video', onAsk);
     own.bind('video-refuse', onRefused);
   }

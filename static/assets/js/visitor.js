@@ -124,9 +124,10 @@
     if (safeImage(a.avatar)) { $('agent-avatar').src = a.avatar; }
     agentOnline = a.state !== 'offline';
     agentAway = a.status === 'away';
-    if (agentChannel !== 'se' + a.service_id) {
+    // `agent_channel`: the agent's state channel, as the server names it (se{service_id}).
+    if (a.agent_channel && agentChannel !== a.agent_channel) {
       if (agentChannel) { pusher.unsubscribe(agentChannel); }
-      agentChannel = 'se' + a.service_id;
+      agentChannel = a.agent_channel;
       var se = pusher.subscribe(agentChannel);
       se.bind('geton', function () { agentOnline = true; awayTold = false; renderHead(); });
       se.bind('logout', function () { agentOnline = false; renderHead(); });
@@ -197,7 +198,7 @@
     }
   });
   window.woliveVisitor.pusher = pusher;
-  var mine = pusher.subscribe('cu' + boot.channel);
+  var mine = pusher.subscribe(boot.channels.visitor);
   mine.bind('my-event', function (d) {
     if (d && d.message && list.received(d.message, isMine(d.message))) {
       noteLast(d.message);

@@ -318,7 +318,7 @@
    * the messages added. One run at a time per list: a second call while one runs waits for
    * it and runs again. The server pushes a conversation's messages in cid order, so the
    * answer and the live stream together leave no gap. Visitor window:
-   *   W.onSubscribed(pusher.subscribe('cu' + channel), function () {
+   *   W.onSubscribed(pusher.subscribe(boot.channels.visitor), function () {
    *     W.fetchMissed(list, '/admin/event/history', {visiter_id: .., business_id: ..,
    *       channel: ..}, function (m) { return m.direction === 'to_service'; }); });        */
   W.MISSED_PAGE = 100;

@@ -91,7 +91,7 @@
       live.setAttribute('data-i18n', on ? 'ms.live' : 'ms.offline');
       live.textContent = t(on ? 'ms.live' : 'ms.offline');
     });
-    pusher.subscribe('all' + boot.business_id).bind('new_message', function (d) {
+    pusher.subscribe(boot.presence.channels.business).bind('new_message', function (d) {
       if (d && d.message) { fresh[d.message.mid] = true; }
       P.toast(t('ms.arrived'));
       load(1);
