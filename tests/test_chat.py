@@ -1,6 +1,8 @@
 """A visitor and an agent: assignment codes, messages both ways stored then pushed, bad input."""
 from __future__ import annotations
 
+import json
+import logging
 from typing import Any
 
 import pytest
@@ -107,31 +109,99 @@ async def test_notice_code_2_queues_under_claim_rule(
         [{"service_id": 0}, {"service_id": 0}]
 
 
+def watch_pushes(server: Any, db: str, monkeypatch: pytest.MonkeyPatch
+                 ) -> list[dict[str, Any]]:
+    """Every frame the server hands to the sockets (`adapter.publish`, under every push),
+    as {channel, event, message, stored}: `stored` is the message's row as a separate
+    database connection reads it at that moment (None when not committed yet)."""
+    seen: list[dict[str, Any]] = []
+    adapter = server.hub.adapter
+    publish = adapter.publish
+
+    def spy(app_id: str, channel: str, frame: str, *args: Any, **kw: Any) -> int:
+        decoded = json.loads(frame)
+        data = decoded.get("data")
+        data = json.loads(data) if isinstance(data, str) else data
+        message = data.get("message") if isinstance(data, dict) else None
+        stored = None
+        if isinstance(message, dict) and "cid" in message:
+            rows = db_rows(db, "SELECT content, direction FROM wolive_chats WHERE cid = %s",
+                           (message["cid"],))
+            stored = rows[0] if rows else None
+        seen.append({"channel": channel, "event": decoded["event"], "message": message,
+                     "stored": stored})
+        return publish(app_id, channel, frame, *args, **kw)
+    monkeypatch.setattr(adapter, "publish", spy)
+    return seen
+
+
+def refuse_chat_inserts(db: str, refuse: bool) -> None:
+    """Make the database itself refuse (or accept again) every new `wolive_chats` row."""
+    if not refuse:
+        db_rows(db, "DROP TRIGGER refuse_chats")
+    elif db.startswith("sqlite"):
+        db_rows(db, "CREATE TRIGGER refuse_chats BEFORE INSERT ON wolive_chats "
+                    "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END")
+    else:
+        db_rows(db, "CREATE TRIGGER refuse_chats BEFORE INSERT ON wolive_chats FOR EACH ROW "
+                    "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'refused by the test'")
+
+
 @pytest.mark.gen_test
+@pytest.mark.allow_error_logs  # the refused writes' own; every ERROR record is checked below
 async def test_messages_both_ways_stored_then_pushed(
-        base_url: str, ws_base: str, cfg: dict) -> None:
+        base_url: str, ws_base: str, cfg: dict, wolive_server: Any,
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Visitor → agent and agent → visitor: each message is stored, then pushed. The row is
+    committed when the server hands the push to the sockets (read then through a separate
+    connection) and so readable when it reaches a subscriber; and when the database refuses
+    the write, nothing is pushed (the next message frame each side gets is the next message
+    that was stored), nothing is stored, and the caller gets a JSON error answer (code, msg, the
+    request id of the one traceback logged for it)."""
     db = cfg["database"]["url"]
     agent, agent_sock = await setup_agent(base_url, ws_base, db)
     assert agent_sock is not None
     visitor, boot = await open_visitor_window(base_url, BIZ, "visitor-9", visiter_name="Ann")
     vsock = await PusherSocket.connect(ws_base)
-    await vsock.subscribe("cu" + boot["channel"])
+    vchannel = "cu" + boot["channel"]
+    await vsock.subscribe(vchannel)
     assert (await notice(visitor, boot))[1]["code"] == 0
+    pushes = watch_pushes(wolive_server, db, monkeypatch)
+
+    def stored(cid: int) -> list[dict[str, Any]]:
+        return db_rows(db, "SELECT direction, content FROM wolive_chats WHERE cid = %s", (cid,))
+
+    def pushed_only_once_stored(cid: int, content: str, direction: str) -> None:
+        mine = [p for p in pushes if (p["message"] or {}).get("cid") == cid]
+        assert mine, pushes
+        for p in mine:
+            assert p["stored"] == {"direction": direction, "content": content}, p
+
+    async def visitor_says(content: str) -> tuple[int, dict[str, Any]]:
+        return await visitor.json("/admin/event/chats", "POST", form={
+            "visiter_id": "visitor-9", "service_id": 1, "business_id": BIZ,
+            "channel": boot["channel"], "content": content, "avatar": "", "record": ""})
+
+    async def agent_says(content: str) -> tuple[int, dict[str, Any]]:
+        return await agent.json("/admin/set/chats", "POST", form={
+            "visiter_id": "visitor-9", "content": content, "avatar": ""})
 
     # Visitor → agent: the document's parameters, plus the visitor's channel.
-    code, body = await visitor.json("/admin/event/chats", "POST", form={
-        "visiter_id": "visitor-9", "service_id": 1, "business_id": BIZ,
-        "channel": boot["channel"], "content": "你好 👋 <b>bold?</b>",
-        "avatar": "", "record": ""})
+    code, body = await visitor_says("你好 👋 <b>bold?</b>")
     assert (code, body["code"], body["msg"]) == (200, 0, "success")
     frame = await agent_sock.expect("cu-event", "kefu1")
     msg = frame["data"]["message"]
+    assert stored(msg["cid"]) == [{"direction": "to_service", "content": "你好 👋 <b>bold?</b>"}]
+    pushed_only_once_stored(msg["cid"], "你好 👋 <b>bold?</b>", "to_service")
     assert msg["content"] == "你好 👋 <b>bold?</b>" and msg["visiter_id"] == "visitor-9"
     assert msg["visiter_name"] == "Ann" and msg["cid"] == body["data"]["cid"]
-    stored = db_rows(db, "SELECT * FROM wolive_chats WHERE cid = %s", (msg["cid"],))[0]
-    assert (stored["direction"], stored["service_id"], stored["business_id"], stored["state"]) \
+    row = db_rows(db, "SELECT * FROM wolive_chats WHERE cid = %s", (msg["cid"],))[0]
+    assert (row["direction"], row["service_id"], row["business_id"], row["state"]) \
         == ("to_service", 1, BIZ, "unread")
-    assert stored["content"] == "你好 👋 <b>bold?</b>"
+    # The visitor's other windows show it too.
+    own = await vsock.expect("my-event", vchannel)
+    assert (own["data"]["message"]["direction"], own["data"]["message"]["content"]) == \
+        ("to_service", "你好 👋 <b>bold?</b>")
 
     # The console's list shows it, unread.
     code, body = await agent.json("/admin/set/getchats")
@@ -139,26 +209,69 @@ async def test_messages_both_ways_stored_then_pushed(
     assert body["data"][0]["last_content"] == "你好 👋 <b>bold?</b>"
 
     # Agent → visitor.
-    code, body = await agent.json("/admin/set/chats", "POST", form={
-        "visiter_id": "visitor-9", "content": "Hi Ann, how can I help?", "avatar": ""})
+    code, body = await agent_says("Hi Ann, how can I help?")
     assert (code, body["code"], body["msg"]) == (200, 0, "success")
-    # The visitor's own message first (its other windows show it too), then the reply.
-    own = await vsock.expect("my-event", "cu" + boot["channel"])
-    assert (own["data"]["message"]["direction"], own["data"]["message"]["content"]) == \
-        ("to_service", "你好 👋 <b>bold?</b>")
-    frame = await vsock.expect("my-event", "cu" + boot["channel"])
-    assert frame["data"]["message"]["content"] == "Hi Ann, how can I help?"
-    assert frame["data"]["message"]["nick_name"] == "Boss"
+    frame = await vsock.expect("my-event", vchannel)
+    reply = frame["data"]["message"]
+    assert stored(reply["cid"]) == [{"direction": "to_visiter",
+                                     "content": "Hi Ann, how can I help?"}]
+    pushed_only_once_stored(reply["cid"], "Hi Ann, how can I help?", "to_visiter")
+    assert reply["content"] == "Hi Ann, how can I help?" and reply["nick_name"] == "Boss"
+    # The agent's other consoles show its reply too.
+    assert (await agent_sock.expect("my-event", "kefu1"))["data"]["message"]["cid"] == \
+        reply["cid"]
+
+    # The database refuses the write: an error answer, nothing stored, nothing pushed.
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+    refuse_chat_inserts(db, True)
+    before = len(pushes)
+    request_ids = []
+    for say, content in ((visitor_says, "lost from the visitor"),
+                         (agent_says, "lost from the agent")):
+        code, body = await say(content)
+        assert code >= 400 and body["code"] != 0 and body["msg"], (content, code, body)
+        request_ids.append(body["request_id"])
+    assert pushes[before:] == []
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    # One traceback a refused write, under the request id its caller was given.
+    faults = [(r.getMessage(), str(r.exc_info[1]) if r.exc_info else "")
+              for r in errors if r.name != "tornado.access"]
+    assert len(faults) == 2 and all(
+        rid in message and "refused by the test" in cause
+        for rid, (message, cause) in zip(request_ids, faults)), faults
+    assert all(r.getMessage().startswith(f"{code} POST /admin/")
+               for r in errors if r.name == "tornado.access"), errors
+    refuse_chat_inserts(db, False)
+    # Stored again, and the next messages each side gets are these (none came before).
+    assert (await visitor_says("back again"))[1]["code"] == 0
+    assert (await agent_says("welcome back"))[1]["code"] == 0
+
+    async def next_message(sock: PusherSocket) -> dict[str, Any]:
+        while True:
+            frame = await sock.recv()
+            if isinstance(frame.get("data"), dict) and "message" in frame["data"]:
+                return frame
+
+    for sock, event, channel, content in (
+            (agent_sock, "cu-event", "kefu1", "back again"),
+            (vsock, "my-event", vchannel, "back again"),
+            (vsock, "my-event", vchannel, "welcome back"),
+            (agent_sock, "my-event", "kefu1", "welcome back")):
+        frame = await next_message(sock)
+        assert (frame["event"], frame.get("channel"), frame["data"]["message"]["content"]) \
+            == (event, channel, content), frame
     rows = db_rows(db, "SELECT direction, content FROM wolive_chats ORDER BY cid")
     assert rows == [{"direction": "to_service", "content": "你好 👋 <b>bold?</b>"},
-                    {"direction": "to_visiter", "content": "Hi Ann, how can I help?"}]
+                    {"direction": "to_visiter", "content": "Hi Ann, how can I help?"},
+                    {"direction": "to_service", "content": "back again"},
+                    {"direction": "to_visiter", "content": "welcome back"}]
 
     # Reading marks read; both sides can load the history.
     code, body = await agent.json("/admin/set/getwatch", "POST", form={"visiter_id": "visitor-9"})
-    assert body["data"]["marked"] == 1
+    assert body["data"]["marked"] == 2
     code, body = await visitor.json("/admin/event/history", form={
         "visiter_id": "visitor-9", "business_id": BIZ, "channel": boot["channel"]})
-    assert [m["direction"] for m in body["data"]] == ["to_service", "to_visiter"]
+    assert [m["direction"] for m in body["data"]] == ["to_service", "to_visiter"] * 2
 
 
 @pytest.mark.gen_test

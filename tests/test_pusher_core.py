@@ -31,13 +31,50 @@ async def in_thread(fn: Any, *args: Any, **kw: Any) -> Any:
     return await asyncio.get_running_loop().run_in_executor(None, lambda: fn(*args, **kw))
 
 
+async def _established(ws_base: str, query: str) -> dict[str, Any]:
+    """Open `/app/wolive?{query}` and return its first frame as sent: `data` left as the
+    JSON string it came as (the socket is closed by the test's end)."""
+    from tornado.websocket import websocket_connect
+    conn = await websocket_connect(f"{ws_base}/app/wolive?{query}")
+    PusherSocket(conn)  # registered, so the fixture closes it
+    raw = await asyncio.wait_for(conn.read_message(), 5)
+    assert isinstance(raw, str), raw
+    return json.loads(raw)
+
+
 @pytest.mark.gen_test
 async def test_handshake(ws_base: str) -> None:
-    sock = await PusherSocket.connect(
-        ws_base, query="protocol=7&client=js&version=8.6.0&flash=false")
-    assert re.fullmatch(r"\d+\.\d+", sock.socket_id)
-    other = await PusherSocket.connect(ws_base)
-    assert other.socket_id != sock.socket_id
+    """The whole `pusher:connection_established` frame (Pusher protocol 7): only `event` and
+    `data`; `data` a JSON *string* of exactly {socket_id, activity_timeout}; socket_id
+    `\\d+\\.\\d+`, different on each connection; activity_timeout an integer, the
+    server's value. `?protocol=7` (with pusher-js's other query arguments) is accepted; an
+    unsupported version gets `pusher:error` 4007 first and only, then a close with 4007."""
+    from realtime.pusher.protocol import ACTIVITY_TIMEOUT_S
+    ids = []
+    for query in ("protocol=7&client=js&version=8.6.0&flash=false", "protocol=7"):
+        frame = await _established(ws_base, query)
+        assert frame["event"] == "pusher:connection_established", frame
+        assert set(frame) == {"event", "data"}, frame
+        assert isinstance(frame["data"], str), frame  # server→client data is a JSON string
+        data = json.loads(frame["data"])
+        assert isinstance(data, dict) and set(data) == {"socket_id", "activity_timeout"}, data
+        assert isinstance(data["socket_id"], str)
+        assert re.fullmatch(r"\d+\.\d+", data["socket_id"]), data
+        timeout = data["activity_timeout"]
+        assert type(timeout) is int and timeout == ACTIVITY_TIMEOUT_S, data
+        ids.append(data["socket_id"])
+    assert ids[0] != ids[1], ids
+    from tornado.websocket import websocket_connect
+    for version in ("3", "8", "x", ""):
+        conn = await websocket_connect(f"{ws_base}/app/wolive?protocol={version}")
+        PusherSocket(conn)
+        frame = json.loads(await asyncio.wait_for(conn.read_message(), 5))
+        assert frame["event"] == "pusher:error", (version, frame)
+        assert isinstance(frame["data"], str), frame
+        error = json.loads(frame["data"])
+        assert error["code"] == 4007 and error["message"], (version, error)
+        assert await asyncio.wait_for(conn.read_message(), 10) is None, version
+        assert conn.close_code == 4007, (version, conn.close_code)
 
 
 @pytest.mark.gen_test

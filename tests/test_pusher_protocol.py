@@ -865,16 +865,25 @@ async def test_pusher_user_auth_signs_the_agent_in(ws_base: str, base_url: str,
 # ---- the hub alone, with fake connections -------------------------------------------------
 
 class FakeConn:
-    """`realtime.pusher.adapter.Connection` in memory; `dead` ones refuse every frame."""
+    """`realtime.pusher.adapter.Connection` in memory. Once `die()` is called it refuses
+    every frame, and its first refused frame closes it as a transport does on a failed
+    write: `on_dead` (the session's `on_close`) runs right there, inside the send."""
 
-    def __init__(self, socket_id: str, dead: bool = False) -> None:
+    def __init__(self, socket_id: str) -> None:
         self.socket_id = socket_id
         self.frames: list[dict[str, Any]] = []
-        self.dead = dead
+        self.dead = False
+        self.on_dead: Any = None
         self.closed: int | None = None
+
+    def die(self, on_dead: Any) -> None:
+        self.dead, self.on_dead = True, on_dead
 
     def send(self, frame: str) -> bool:
         if self.dead:
+            on_dead, self.on_dead = self.on_dead, None
+            if on_dead is not None:
+                on_dead()
             return False
         self.frames.append(json.loads(frame))
         return True
@@ -882,30 +891,90 @@ class FakeConn:
     def close(self, code: int, reason: str) -> None:
         self.closed = code
 
+    def events(self, name: str) -> list[dict[str, Any]]:
+        return [f for f in self.frames if f["event"] == name]
 
-def test_a_dead_peer_never_stops_presence_or_client_event_fan_out() -> None:
+
+@pytest.mark.parametrize("meets_dead_peer", ["client_event", "member_added"])
+def test_a_dead_peer_never_stops_presence_or_client_event_fan_out(
+        meets_dead_peer: str) -> None:
+    """Subscribers of a presence channel in iteration order A, dead, B, C (the dead peer's
+    first failed write closes it from inside the fan-out, as a transport does). Whichever
+    fan-out meets the dead peer first (a client event, or `member_added` for a newcomer),
+    every live subscriber, before *and after* the dead one, gets it; the dead peer is dropped
+    (no session, off the channel, not a member; `member_removed` for it reaches every live
+    subscriber once); and the other kind of event then still reaches every live subscriber."""
     from realtime.pusher.hub import App, Hub, Session
     app = App("1", "k", "s")
     hub = Hub([app])
     seen: list[str] = []
     hub.add_listener(lambda a, e: seen.append(e["name"]))
-    sessions = []
-    for i, dead in enumerate([False, True, False]):
-        s = Session(hub=hub, app=app, conn=FakeConn(f"1.{i}", dead))
-        s.start()
-        sessions.append(s)
     ch = "presence-x"
-    for i, s in enumerate(sessions):
-        data = json.dumps({"user_id": f"u{i}"})
+    ids = iter(range(1, 100))
+
+    def join(user_id: str) -> Session:
+        s = Session(hub=hub, app=app, conn=FakeConn(f"1.{next(ids)}"))
+        s.start()
+        data = json.dumps({"user_id": user_id})
         s.on_frame(json.dumps({"event": "pusher:subscribe", "data": {
             "channel": ch, "auth": channel_auth("k", "s", s.socket_id, ch, data),
             "channel_data": data}}))
-    first = sessions[0].conn
-    assert [f["event"] for f in first.frames].count("pusher_internal:member_added") == 2
-    sessions[2].on_frame(json.dumps({"event": "client-hi", "channel": ch, "data": {}}))
-    assert first.frames[-1]["event"] == "client-hi" and first.frames[-1]["user_id"] == "u2"
-    assert seen == ["channel_occupied", "member_added", "member_added", "member_added",
-                    "client_event"]
-    sessions[2].on_close()
-    assert first.frames[-1] == {"event": "pusher_internal:member_removed", "channel": ch,
-                                "data": '{"user_id":"u2"}'}
+        assert s.conn.events(SUCCEEDED), s.conn.frames
+        return s
+
+    a, dead, b, c = (join(u) for u in ("ua", "udead", "ub", "uc"))
+    members = hub.adapter._apps[app.id][ch]  # type: ignore[attr-defined]
+    assert list(members) == [s.socket_id for s in (a, dead, b, c)]  # the iteration order
+    # While all are alive, each hears of every later joiner.
+    for s, later in ((a, 3), (dead, 2), (b, 1), (c, 0)):
+        assert len(s.conn.events("pusher_internal:member_added")) == later, s.conn.frames
+    dead.conn.die(dead.on_close)
+    live = [a, b, c]
+
+    def client_event_from_c() -> list[Session]:
+        c.on_frame(json.dumps({"event": "client-hi", "channel": ch, "data": {"n": 1}}))
+        return [a, b]  # never echoed to the sender
+
+    newcomer: list[Session] = []
+
+    def member_added_for_d() -> list[Session]:
+        newcomer.append(join("ud"))
+        return [a, b, c]
+
+    def check_client_event(receivers: list[Session]) -> None:
+        for s in receivers:
+            got = s.conn.events("client-hi")
+            assert got == [{"event": "client-hi", "channel": ch, "data": '{"n":1}',
+                            "user_id": "uc"}], (s.socket_id, s.conn.frames)
+        assert not c.conn.events("client-hi")
+
+    def check_member_added(receivers: list[Session]) -> None:
+        for s in receivers:
+            added = [f["data"] for f in s.conn.events("pusher_internal:member_added")]
+            assert added.count('{"user_id":"ud","user_info":null}') == 1, \
+                (s.socket_id, s.conn.frames)
+
+    steps = [(client_event_from_c, check_client_event),
+             (member_added_for_d, check_member_added)]
+    if meets_dead_peer == "member_added":
+        steps.reverse()
+    (first, check_first), (second, check_second) = steps
+    check_first(first())
+    # The dead peer is dropped, and every live subscriber heard it left.
+    assert dead.closed and dead.socket_id not in hub.sessions
+    assert dead.socket_id not in members
+    assert "udead" not in run_inline(hub.adapter.members(app.id, ch))
+    everyone = live + newcomer
+    for s in everyone:
+        assert s.conn.events("pusher_internal:member_removed") == [{
+            "event": "pusher_internal:member_removed", "channel": ch,
+            "data": '{"user_id":"udead"}'}], (s.socket_id, s.conn.frames)
+    check_second(second())
+    assert sorted(run_inline(hub.adapter.members(app.id, ch))) == ["ua", "ub", "uc", "ud"]
+    assert seen.count("member_removed") == 1 and seen.count("client_event") == 1
+    assert seen.count("member_added") == 5
+    # A leaver is announced to all who stay, before and after it in iteration order.
+    b.on_close()
+    for s in (a, c, newcomer[0]):
+        assert s.conn.frames[-1] == {"event": "pusher_internal:member_removed", "channel": ch,
+                                     "data": '{"user_id":"ub"}'}, s.socket_id
