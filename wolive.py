@@ -9,30 +9,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import copy
 import gc
 import getpass
-import ipaddress
-import json
 import logging
 import os
-import re
-import secrets
 import signal
 import ssl
 import sys
 import urllib.parse
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 import tornado.httpserver
 import tornado.ioloop
 import tornado.netutil
 import tornado.web
-import yaml
 from redis.exceptions import RedisError
 
 import handlers
+from config import Config, ConfigProblem, fill_secrets, load_config
 from handlers import demo, pusher
 from handlers.base import access_log_level
 from handlers.logs import setup_logging
@@ -51,12 +46,11 @@ from realtime.agent_status import AgentStatus
 from realtime.presence import PresenceTracker
 from realtime.quick_replies import QuickReplies
 from realtime.typing import Signals
-from realtime.uploads import MULTIPART_SLACK_BYTES, Uploads
-from realtime.video import Video, check_ice_servers
+from realtime.uploads import Uploads
+from realtime.video import Video
 from realtime.pusher.webhooks import SHUTDOWN_DRAIN_S as WEBHOOK_DRAIN_S
-from realtime.pusher.webhooks import WebhookConfigError, Webhooks, parse_webhooks
+from realtime.pusher.webhooks import Webhooks
 from realtime.wechat import WechatNotifier
-from realtime.wechat import check_config as check_wechat_config
 from store import ConfigError as StoreConfigError
 from store import SCHEMA_VERSION, NotFound, Store
 
@@ -113,289 +107,17 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
                         1000.0 * seconds, extra=fields)
 
 
-class ConfigProblem(Exception):
-    """A config that cannot be used; the message names the key."""
-
-
-# ---- config ------------------------------------------------------------------------------
-
-_Opt = Optional[int]
-#: Every key, its type and its default. config.yaml documents each one.
-SCHEMA: dict[str, Any] = {
-    "server": {
-        "host": (str, "127.0.0.1"),
-        "port": (int, 8000),
-        "public_url": (str, ""),
-        "legacy_ws_port": ((int, type(None)), None),
-        "legacy_api_port": ((int, type(None)), None),
-        "demo_port": ((int, type(None)), None),
-        "data_dir": (str, "data"),
-        "xheaders": (bool, False),
-        "tls_cert": (str, ""),
-        "tls_key": (str, ""),
-        "cookie_secret": (str, ""),
-        "channel_secret": (str, ""),
-    },
-    "database": {
-        "url": (str, "sqlite:///data/wolive.db"),
-        "pool_size": ((int, type(None)), None),
-        "max_overflow": ((int, type(None)), None),
-        "pool_timeout_s": ((int, float), 30),
-        "row_cache_s": ((int, float), 2),
-    },
-    "pusher": {
-        "apps": (list, [{"id": "1", "key": "wolive", "secret": ""}]),
-        "write_window_ms": ((int, float), 2),
-        "ping_interval_s": ((int, float), 20),
-        "ping_timeout_s": ((int, float), 15),
-    },
-    "chat": {
-        "max_message_chars": (int, 5000),
-        "max_conversations_per_agent": (int, 0),
-    },
-    "security": {
-        "bcrypt_rounds": (int, 12),
-    },
-    "uploads": {
-        "dir": (str, ""),
-        "max_bytes": (int, 18 * 1024 * 1024),
-        "shared": (bool, False),
-    },
-    "cluster": {
-        "redis_url": (str, ""),
-        "prefix": (str, "wolive"),
-    },
-    "video": {
-        "ice_servers": (list, []),
-    },
-    "wechat": {
-        "api_base": (str, "https://api.weixin.qq.com"),
-        "appid": (str, ""),
-        "secret": (str, ""),
-        "template_id": (str, ""),
-    },
-    "metrics": {
-        "enabled": (bool, False),
-        "token": (str, ""),
-        "allow_ips": (list, ["127.0.0.1", "::1"]),
-    },
-    "log_level": (str, "info"),
-    "log_format": (str, "text"),
-}
-_APP_KEYS = {"id": str, "key": str, "secret": str, "enabled": bool, "webhooks": list}
-
-
-def _check(schema: dict[str, Any], given: Any, path: str) -> dict[str, Any]:
-    if given is None:
-        given = {}
-    if not isinstance(given, dict):
-        raise ConfigProblem(f"{path or 'config'}: must be a mapping")
-    out: dict[str, Any] = {}
-    for key in given:
-        if key not in schema:
-            raise ConfigProblem(f"{path}{key}: unknown key")
-    for key, spec in schema.items():
-        if isinstance(spec, dict):
-            out[key] = _check(spec, given.get(key), f"{path}{key}.")
-            continue
-        typ, default = spec
-        value = given.get(key, copy.deepcopy(default))
-        if isinstance(value, bool) and typ is int:
-            raise ConfigProblem(f"{path}{key}: must be a whole number, not {value!r}")
-        if isinstance(value, bool) and isinstance(typ, tuple) and int in typ:
-            raise ConfigProblem(f"{path}{key}: must be a number, not {value!r}")
-        if not isinstance(value, typ):
-            names = typ.__name__ if isinstance(typ, type) else " or ".join(
-                "null" if t is type(None) else t.__name__ for t in typ)
-            raise ConfigProblem(f"{path}{key}: must be {names}, not {value!r}")
-        out[key] = value
-    return out
-
-
-def load_config(path: str | None, overrides: dict[str, Any] | None = None
-                ) -> dict[str, Any]:
-    """Read and check a YAML config. Raises `ConfigProblem` naming the bad key."""
-    data: Any = {}
-    if path:
-        try:
-            with open(path, encoding="utf-8") as f:
-                data = yaml.safe_load(f) or {}
-        except OSError as exc:
-            raise ConfigProblem(f"{path}: cannot read: {exc.strerror}") from None
-        except yaml.YAMLError as exc:
-            raise ConfigProblem(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
-    for dotted, value in (overrides or {}).items():
-        node = data
-        *parents, last = dotted.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[last] = value
-    cfg = _check(SCHEMA, data, "")
-    for port_key in ("port", "legacy_ws_port", "legacy_api_port", "demo_port"):
-        port = cfg["server"][port_key]
-        if port is not None and not 0 <= port <= 65535:
-            raise ConfigProblem(f"server.{port_key}: {port} is not a port number")
-    apps = cfg["pusher"]["apps"]
-    if not apps:
-        raise ConfigProblem("pusher.apps: at least one app is needed")
-    for i, app in enumerate(apps):
-        if not isinstance(app, dict):
-            raise ConfigProblem(f"pusher.apps[{i}]: must be a mapping")
-        for k, v in app.items():
-            if k not in _APP_KEYS:
-                raise ConfigProblem(f"pusher.apps[{i}].{k}: unknown key")
-            if not isinstance(v, _APP_KEYS[k]):
-                raise ConfigProblem(f"pusher.apps[{i}].{k}: must be {_APP_KEYS[k].__name__}")
-        for k in ("id", "key"):
-            if not app.get(k):
-                raise ConfigProblem(f"pusher.apps[{i}].{k}: required")
-        app.setdefault("secret", "")
-        app.setdefault("enabled", True)
-        try:
-            app["webhooks"] = [t.to_config() for t in parse_webhooks(app.get("webhooks"))]
-        except WebhookConfigError as exc:
-            raise ConfigProblem(f"pusher.apps[{i}].{exc}") from None
-    for k in ("id", "key"):
-        values = [a[k] for a in apps]
-        if len(set(values)) != len(values):
-            raise ConfigProblem(f"pusher.apps: two apps share one {k}")
-    tls = [cfg["server"]["tls_cert"], cfg["server"]["tls_key"]]
-    if any(tls) and not all(tls):
-        raise ConfigProblem("server.tls_cert: tls_cert and tls_key go together")
-    for key in ("tls_cert", "tls_key"):
-        value = cfg["server"][key]
-        if value:
-            full = value if os.path.isabs(value) else os.path.join(
-                os.path.dirname(os.path.abspath(path)) if path else os.getcwd(), value)
-            if not os.access(full, os.R_OK):
-                raise ConfigProblem(f"server.{key}: cannot read {full}")
-            cfg["server"][key] = full
-    db = cfg["database"]
-    if db["pool_size"] is not None and not 1 <= db["pool_size"] <= 1000:
-        raise ConfigProblem("database.pool_size: must be 1-1000")
-    if db["max_overflow"] is not None and not 0 <= db["max_overflow"] <= 1000:
-        raise ConfigProblem("database.max_overflow: must be 0-1000")
-    if not 0 < db["pool_timeout_s"] <= 3600:
-        raise ConfigProblem("database.pool_timeout_s: must be more than 0 and at most 3600")
-    if not 0 <= db["row_cache_s"] <= 3600:
-        raise ConfigProblem("database.row_cache_s: must be 0-3600")
-    if not 4 <= cfg["security"]["bcrypt_rounds"] <= 16:
-        raise ConfigProblem("security.bcrypt_rounds: must be 4-16")
-    if not 0 <= cfg["pusher"]["write_window_ms"] <= 100:
-        raise ConfigProblem("pusher.write_window_ms: must be 0-100")
-    ping, pong = cfg["pusher"]["ping_interval_s"], cfg["pusher"]["ping_timeout_s"]
-    if not 0 <= ping <= 3600:
-        raise ConfigProblem("pusher.ping_interval_s: must be 0 (no pings) to 3600")
-    if ping and not 0 < pong <= ping:
-        raise ConfigProblem("pusher.ping_timeout_s: must be more than 0 and at most "
-                            "pusher.ping_interval_s")
-    if cfg["chat"]["max_conversations_per_agent"] < 0:
-        raise ConfigProblem("chat.max_conversations_per_agent: must be 0 (no cap) or more")
-    if not 1 <= cfg["uploads"]["max_bytes"] <= MAX_BODY_BYTES - MULTIPART_SLACK_BYTES:
-        raise ConfigProblem(f"uploads.max_bytes: must be 1-"
-                            f"{MAX_BODY_BYTES - MULTIPART_SLACK_BYTES}")
-    try:
-        check_ice_servers(cfg["video"]["ice_servers"])
-        check_wechat_config(cfg["wechat"])
-    except (TypeError, ValueError) as exc:
-        raise ConfigProblem(str(exc)) from None
-    if cfg["log_level"].upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-        raise ConfigProblem("log_level: must be debug, info, warning or error")
-    if cfg["log_format"] not in ("text", "json"):
-        raise ConfigProblem("log_format: must be text or json")
-    metrics = cfg["metrics"]
-    for i, net in enumerate(metrics["allow_ips"]):
-        try:
-            ipaddress.ip_network(net, strict=False)
-        except (TypeError, ValueError):
-            raise ConfigProblem(f"metrics.allow_ips[{i}]: {net!r} is not an IP address or "
-                                "network") from None
-    if metrics["enabled"] and not metrics["token"] and not metrics["allow_ips"]:
-        raise ConfigProblem("metrics.enabled: give a token or allow_ips (or both), or the "
-                            "metrics are open to anyone")
-    check_cluster(cfg)
-    base = os.path.dirname(os.path.abspath(path)) if path else os.getcwd()
-    cfg["_base_dir"] = base
-    data_dir = cfg["server"]["data_dir"]
-    cfg["server"]["data_dir"] = data_dir if os.path.isabs(data_dir) else os.path.join(
-        base, data_dir)
-    return cfg
-
-
-def check_cluster(cfg: dict[str, Any]) -> None:
-    """With `cluster.redis_url` (several nodes), refuse what would work on one node and
-    half-work on several: a SQLite database, secrets left to be generated (each node would
-    make its own), uploads not marked as a shared volume. Raises `ConfigProblem` naming the
-    key to change."""
-    cluster = cfg["cluster"]
-    if not cluster["redis_url"]:
-        return
-    if not cluster["redis_url"].startswith(("redis://", "rediss://", "unix://")):
-        raise ConfigProblem("cluster.redis_url: must start with redis://, rediss:// or "
-                            "unix://")
-    if not re.fullmatch(r"[A-Za-z0-9_.\-]{1,64}", cluster["prefix"]):
-        raise ConfigProblem("cluster.prefix: 1-64 letters, digits, '_', '.' or '-'")
-    why = "several nodes (cluster.redis_url) must share it"
-    if cfg["database"]["url"].startswith("sqlite"):
-        raise ConfigProblem("database.url: SQLite cannot be shared by several nodes "
-                            "(cluster.redis_url); use MariaDB/MySQL")
-    how = "32 or more random characters (openssl rand -hex 32), the same on every node"
-    for key in ("cookie_secret", "channel_secret"):
-        if len(cfg["server"][key]) < 32:
-            raise ConfigProblem(f"server.{key}: set it to {how}; {why}, and a generated "
-                                "one differs per node")
-    for i, app in enumerate(cfg["pusher"]["apps"]):
-        if len(app.get("secret") or "") < 32:
-            raise ConfigProblem(f"pusher.apps[{i}].secret: set it to {how}; {why}, and a "
-                                "generated one differs per node")
-    if not cfg["uploads"]["shared"]:
-        raise ConfigProblem("uploads.shared: set it to true once uploads.dir is a volume "
-                            f"every node mounts; {why} (README, \"Several nodes\")")
-
-
-def fill_secrets(cfg: dict[str, Any]) -> None:
-    """Secrets left empty in config are generated once and kept in `data_dir/secrets.json`
-    (mode 0600), never a shared default."""
-    data_dir = cfg["server"]["data_dir"]
-    path = os.path.join(data_dir, "secrets.json")
-    kept: dict[str, str] = {}
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as f:
-            kept = json.load(f)
-    changed = False
-
-    def need(name: str) -> str:
-        nonlocal changed
-        if name not in kept:
-            kept[name] = secrets.token_hex(32)
-            changed = True
-        return kept[name]
-
-    for key in ("cookie_secret", "channel_secret"):
-        if not cfg["server"][key]:
-            cfg["server"][key] = need(key)
-    for app in cfg["pusher"]["apps"]:
-        if not app.get("secret"):
-            app["secret"] = need(f"app_secret_{app['id']}")
-    if changed:
-        os.makedirs(data_dir, exist_ok=True)
-        fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(kept, f, indent=1)
-        os.replace(path + ".tmp", path)
-
-
 # ---- the server --------------------------------------------------------------------------
 
-def make_ssl_context(cfg: dict[str, Any]) -> ssl.SSLContext | None:
+def make_ssl_context(cfg: Config) -> ssl.SSLContext | None:
     """The listeners' TLS context from `server.tls_cert` and `tls_key` (None: plain).
     Raises `ConfigProblem` when they do not load."""
-    srv = cfg["server"]
-    if not srv["tls_cert"]:
+    srv = cfg.server
+    if not srv.tls_cert:
         return None
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     try:
-        ctx.load_cert_chain(srv["tls_cert"], srv["tls_key"])
+        ctx.load_cert_chain(srv.tls_cert, srv.tls_key)
     except (ssl.SSLError, OSError) as exc:
         raise ConfigProblem(f"server.tls_cert: cannot load the certificate and key: {exc}"
                             ) from None
@@ -406,7 +128,7 @@ def make_ssl_context(cfg: dict[str, Any]) -> ssl.SSLContext | None:
 class Wolive:
     """Everything one running server holds; `make_app` builds it, `stop` takes it down."""
 
-    config: dict[str, Any]
+    config: Config
     store: Store
     hub: Hub
     presence: PresenceTracker
@@ -420,20 +142,20 @@ class Wolive:
 
     def listen(self) -> dict[str, int]:
         """Bind every configured port; returns {name: port} (a port 0 gets a free one)."""
-        srv = self.config["server"]
+        srv = self.config.server
         bound: dict[str, int] = {}
         plan: list[tuple[str, int | None, tornado.web.Application]] = [
-            ("main", srv["port"], self.app),
-            ("legacy_ws", srv["legacy_ws_port"], self.legacy_ws_app),
-            ("legacy_api", srv["legacy_api_port"], self.legacy_api_app),
+            ("main", srv.port, self.app),
+            ("legacy_ws", srv.legacy_ws_port, self.legacy_ws_app),
+            ("legacy_api", srv.legacy_api_port, self.legacy_api_app),
         ]
-        if srv["demo_port"] is not None:
-            plan.append(("demo", srv["demo_port"], demo.make_demo_app(self)))
+        if srv.demo_port is not None:
+            plan.append(("demo", srv.demo_port, demo.make_demo_app(self)))
         for name, port, app in plan:
             if port is None:
                 continue
-            sockets = tornado.netutil.bind_sockets(port, srv["host"], backlog=LISTEN_BACKLOG)
-            server = HTTPServer(app, xheaders=srv["xheaders"], ssl_options=self.ssl_context(),
+            sockets = tornado.netutil.bind_sockets(port, srv.host, backlog=LISTEN_BACKLOG)
+            server = HTTPServer(app, xheaders=srv.xheaders, ssl_options=self.ssl_context(),
                                 max_body_size=MAX_BODY_BYTES)
             server.add_sockets(sockets)
             self.servers.append(server)
@@ -480,19 +202,19 @@ class Wolive:
             await close_adapter()
 
 
-async def make_adapter(cfg: dict[str, Any]) -> Adapter:
+async def make_adapter(cfg: Config) -> Adapter:
     """The in-process adapter, or with `cluster.redis_url` a started `RedisAdapter` (this
     node's number taken from Redis). Raises `ConfigProblem` when Redis does not answer."""
-    url = cfg["cluster"]["redis_url"]
+    url = cfg.cluster.redis_url
     if not url:
         return LocalAdapter()
-    adapter = RedisAdapter(url, cfg["cluster"]["prefix"])
+    adapter = RedisAdapter(url, cfg.cluster.prefix)
     try:
         await adapter.start()
     except (OSError, RedisError) as exc:
         raise ConfigProblem(f"cluster.redis_url: Redis does not answer: {exc}") from None
     log.info("cluster: node %s on %s (prefix %s)", adapter.node, shown_url(url),
-             cfg["cluster"]["prefix"])
+             cfg.cluster.prefix)
     return adapter
 
 
@@ -506,15 +228,15 @@ def shown_url(url: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}***@{host}"))
 
 
-async def make_app(cfg: dict[str, Any]) -> Wolive:
+async def make_app(cfg: Config) -> Wolive:
     """Build the server from a checked config (see `load_config`). Raises `ConfigProblem`."""
-    fill_secrets(cfg)
+    cfg = fill_secrets(cfg)
     try:
-        store = await Store.open(cfg["database"]["url"], base_dir=cfg["_base_dir"],
-                                 pool_size=cfg["database"]["pool_size"],
-                                 max_overflow=cfg["database"]["max_overflow"],
-                                 pool_timeout=cfg["database"]["pool_timeout_s"],
-                                 row_cache_s=cfg["database"]["row_cache_s"])
+        store = await Store.open(cfg.database.url, base_dir=cfg.base_dir,
+                                 pool_size=cfg.database.pool_size,
+                                 max_overflow=cfg.database.max_overflow,
+                                 pool_timeout=cfg.database.pool_timeout_s,
+                                 row_cache_s=cfg.database.row_cache_s)
     except StoreConfigError as exc:
         raise ConfigProblem(str(exc)) from None
     adapter = await make_adapter(cfg)
@@ -524,12 +246,12 @@ async def make_app(cfg: dict[str, Any]) -> Wolive:
     others = [n for n in await adapter.live_nodes() if n != adapter.node] \
         if isinstance(adapter, RedisAdapter) else []
     were_online = await store.reset_presence() if not others else []
-    apps = [App(id=a["id"], key=a["key"], secret=a["secret"], enabled=a["enabled"])
-            for a in cfg["pusher"]["apps"]]
+    apps = [App(id=a.id, key=a.key, secret=a.secret, enabled=a.enabled)
+            for a in cfg.pusher.apps]
     hub = Hub(apps, adapter=adapter)
-    chat = Chat(store, hub, cfg["server"]["channel_secret"],
-                max_message_chars=cfg["chat"]["max_message_chars"],
-                max_conversations_per_agent=cfg["chat"]["max_conversations_per_agent"])
+    chat = Chat(store, hub, cfg.server.channel_secret,
+                max_message_chars=cfg.chat.max_message_chars,
+                max_conversations_per_agent=cfg.chat.max_conversations_per_agent)
     hub.policy = chat.policy
     presence = PresenceTracker(store, hub)
     presence.shared = not hub.adapter.inline
@@ -554,16 +276,16 @@ async def make_app(cfg: dict[str, Any]) -> Wolive:
         lambda channel: presence.expect_back([channel], WAITING_RECONNECT_S))
     wechat = WechatNotifier.from_config(store, cfg)
     wechat.attach(chat)
-    webhooks = Webhooks({app: parse_webhooks(raw.get("webhooks"))
-                         for app, raw in zip(apps, cfg["pusher"]["apps"])})
+    webhooks = Webhooks({app: list(raw.webhooks)
+                         for app, raw in zip(apps, cfg.pusher.apps)})
     hub.add_listener(webhooks.on_event)
     if not hub.adapter.inline:  # several nodes: a hold is taken back anywhere, and what
         webhooks.release_check = hub.adapter.release_hold  # a dead node left is sent
         webhooks.journal = hub.adapter
         hub.adapter.journal_listeners.append(webhooks.adopt)
-    metrics = Metrics(hub, chat, store, webhooks) if cfg["metrics"]["enabled"] else None
+    metrics = Metrics(hub, chat, store, webhooks) if cfg.metrics.enabled else None
     content = Content(store, hub, assign_waiting=chat.assign_waiting)
-    video = Video(store, hub, chat, cfg["video"]["ice_servers"])
+    video = Video(store, hub, chat, list(cfg.video.ice_servers))
     signals = Signals(chat)
     if isinstance(adapter, RedisAdapter):  # rate limits, calls, the WeChat token: shared
         video.shared = adapter
@@ -574,15 +296,15 @@ async def make_app(cfg: dict[str, Any]) -> Wolive:
     from realtime.pusher.protocol import MAX_FRAME_BYTES
     settings: dict[str, Any] = dict(
         template_path=os.path.join(ROOT, "templates"),
-        cookie_secret=cfg["server"]["cookie_secret"],
+        cookie_secret=cfg.server.cookie_secret,
         xsrf_cookies=True,
         log_function=log_request,
         xsrf_cookie_kwargs={"samesite": "Lax"},
         websocket_max_message_size=MAX_FRAME_BYTES,
         # WebSocket pings (RFC 6455 §5.5.2): a socket whose network silently died answers
         # no pong and is closed, so its agent goes offline (config.yaml, pusher.ping_*).
-        websocket_ping_interval=cfg["pusher"]["ping_interval_s"],
-        websocket_ping_timeout=cfg["pusher"]["ping_timeout_s"],
+        websocket_ping_interval=cfg.pusher.ping_interval_s,
+        websocket_ping_timeout=cfg.pusher.ping_timeout_s,
         compress_response=True,
         wolive_config=cfg, wolive_store=store, wolive_hub=hub, wolive_chat=chat,
         wolive_presence=presence, wolive_uploads=Uploads.from_config(cfg),
@@ -595,14 +317,14 @@ async def make_app(cfg: dict[str, Any]) -> Wolive:
         wolive_signals=signals,
         wolive_quick_replies=QuickReplies(store),
         wolive_agent_status=AgentStatus(store, hub, chat),
-        wolive_pusher_client={"key": apps[0].key, "ws_port": cfg["server"]["legacy_ws_port"]},
+        wolive_pusher_client={"key": apps[0].key, "ws_port": cfg.server.legacy_ws_port},
         # {listener name: bound port}, filled by `Wolive.listen` (the same dict everywhere).
         wolive_ports={},
         # One outbox (and write window) for every listener's Pusher sockets.
-        wolive_outbox=transport.Outbox(cfg["pusher"]["write_window_ms"] / 1000),
+        wolive_outbox=transport.Outbox(cfg.pusher.write_window_ms / 1000),
         # One ping timer for every plain-TCP socket (TLS ones keep Tornado's pings).
-        wolive_pinger=transport.Pinger(hub, cfg["pusher"]["ping_interval_s"],
-                                    cfg["pusher"]["ping_timeout_s"]),
+        wolive_pinger=transport.Pinger(hub, cfg.pusher.ping_interval_s,
+                                    cfg.pusher.ping_timeout_s),
         # /metrics (handlers/ops.py): None while config metrics.enabled is false.
         wolive_metrics=metrics,
         wolive_metrics_access=MetricsAccess.from_config(cfg) if metrics else None,
@@ -619,7 +341,7 @@ async def make_app(cfg: dict[str, Any]) -> Wolive:
 
 # ---- command line ------------------------------------------------------------------------
 
-async def create_admin(cfg: dict[str, Any], business_id: str, user_name: str,
+async def create_admin(cfg: Config, business_id: str, user_name: str,
                        password: str) -> None:
     """The installer, scripted: creates the business and its super_manager once."""
     from handlers.admin import BUSINESS_ID_RE, USER_NAME_RE, check_new_password, hash_password
@@ -634,9 +356,9 @@ async def create_admin(cfg: dict[str, Any], business_id: str, user_name: str,
     except ApiError as exc:
         raise ConfigProblem(f"password: {exc.msg}") from None
     fill_secrets(cfg)
-    store = await Store.open(cfg["database"]["url"], base_dir=cfg["_base_dir"])
+    store = await Store.open(cfg.database.url, base_dir=cfg.base_dir)
     try:
-        hashed = await hash_password(password, cfg["security"]["bcrypt_rounds"])
+        hashed = await hash_password(password, cfg.security.bcrypt_rounds)
         await store.install(business_id, user_name, user_name, hashed)
     except Conflict:
         raise ConfigProblem("--create-admin: a super_manager exists already") from None
@@ -660,14 +382,14 @@ def read_password(prompt: str = "password: ") -> str:
         getpass.getpass(prompt) if sys.stdin.isatty() else sys.stdin.readline().strip())
 
 
-def sqlite_file(cfg: dict[str, Any]) -> str | None:
+def sqlite_file(cfg: Config) -> str | None:
     """The SQLite database's file for a sqlite:/// URL, else None."""
     from store import normalise_url
-    url = normalise_url(cfg["database"]["url"], cfg["_base_dir"])
+    url = normalise_url(cfg.database.url, cfg.base_dir)
     return url.split(":///", 1)[1] if url.startswith("sqlite") else None
 
 
-async def open_store(cfg: dict[str, Any], need_schema: bool = True) -> Store:
+async def open_store(cfg: Config, need_schema: bool = True) -> Store:
     """The database without migrating it. A SQLite file that is not there is not made:
     raises `CommandFailed`; so does a database without wolive's tables when `need_schema`
     (run `migrate` first)."""
@@ -675,7 +397,7 @@ async def open_store(cfg: dict[str, Any], need_schema: bool = True) -> Store:
     if path is not None and not os.path.exists(path):
         raise CommandFailed(f"database.url: {path} does not exist (start the server or run "
                             "migrate first)")
-    store = await Store.open(cfg["database"]["url"], base_dir=cfg["_base_dir"], migrate=False)
+    store = await Store.open(cfg.database.url, base_dir=cfg.base_dir, migrate=False)
     if need_schema:
         from store.maintenance import migration_plan
         plan = await migration_plan(store)
@@ -685,26 +407,26 @@ async def open_store(cfg: dict[str, Any], need_schema: bool = True) -> Store:
     return store
 
 
-def _db_name(cfg: dict[str, Any]) -> str:
+def _db_name(cfg: Config) -> str:
     path = sqlite_file(cfg)
     if path is not None:
         return f"sqlite {path}"
     from sqlalchemy.engine import make_url
-    u = make_url(cfg["database"]["url"])
+    u = make_url(cfg.database.url)
     return f"mysql {u.host}:{u.port or 3306}/{u.database}"
 
 
-async def cmd_check_config(cfg: dict[str, Any], args: argparse.Namespace) -> int:
+async def cmd_check_config(cfg: Config, args: argparse.Namespace) -> int:
     """The config is read and checked before this runs; here what it points at."""
     from store.maintenance import migration_plan
     print(f"config {args.config or '(defaults)'}: ok")
-    srv = cfg["server"]
-    if srv["tls_cert"]:
+    srv = cfg.server
+    if srv.tls_cert:
         make_ssl_context(cfg)
-        print(f"tls: {srv['tls_cert']} and its key load")
-    print(f"listen: {srv['host']}:{srv['port']}" + "".join(
-        f", {k} {srv[k]}" for k in ("legacy_ws_port", "legacy_api_port", "demo_port")
-        if srv[k] is not None))
+        print(f"tls: {srv.tls_cert} and its key load")
+    print(f"listen: {srv.host}:{srv.port}" + "".join(
+        f", {k} {getattr(srv, k)}" for k in ("legacy_ws_port", "legacy_api_port", "demo_port")
+        if getattr(srv, k) is not None))
     path = sqlite_file(cfg)
     if path is not None and not os.path.exists(path):
         folder = os.path.dirname(path)
@@ -715,7 +437,7 @@ async def cmd_check_config(cfg: dict[str, Any], args: argparse.Namespace) -> int
                                 "writable")
         print(f"database: {path} does not exist yet; the server makes it at start-up")
     else:
-        store = await Store.open(cfg["database"]["url"], base_dir=cfg["_base_dir"],
+        store = await Store.open(cfg.database.url, base_dir=cfg.base_dir,
                                  migrate=False)
         try:
             plan = await migration_plan(store)
@@ -728,8 +450,8 @@ async def cmd_check_config(cfg: dict[str, Any], args: argparse.Namespace) -> int
     uploads = Uploads.from_config(cfg).directory
     there = os.path.isdir(uploads)
     print(f"uploads: {uploads}" + ("" if there else " (made at the first upload)"))
-    print(f"metrics: {'on' if cfg['metrics']['enabled'] else 'off'}; log: "
-          f"{cfg['log_format']} at {cfg['log_level']}")
+    print(f"metrics: {'on' if cfg.metrics.enabled else 'off'}; log: "
+          f"{cfg.log_format} at {cfg.log_level}")
     return 0
 
 
@@ -746,7 +468,7 @@ def _ranges(versions: list[int]) -> str:
     return str(versions[0]) if len(versions) == 1 else f"{versions[0]}-{versions[-1]}"
 
 
-async def cmd_migrate(cfg: dict[str, Any], args: argparse.Namespace) -> int:
+async def cmd_migrate(cfg: Config, args: argparse.Namespace) -> int:
     from store.maintenance import migration_plan
     from store.migrations import MIGRATIONS
     path = sqlite_file(cfg)
@@ -755,7 +477,7 @@ async def cmd_migrate(cfg: dict[str, Any], args: argparse.Namespace) -> int:
             print(f"dry run: {path} does not exist; migrate would make it with every table "
                   f"and run migrations 1-{SCHEMA_VERSION}")
             return 0
-    store = await Store.open(cfg["database"]["url"], base_dir=cfg["_base_dir"], migrate=False)
+    store = await Store.open(cfg.database.url, base_dir=cfg.base_dir, migrate=False)
     try:
         plan = await migration_plan(store)
         if args.dry_run:
@@ -780,7 +502,7 @@ async def cmd_migrate(cfg: dict[str, Any], args: argparse.Namespace) -> int:
     return 0
 
 
-async def cmd_reset_password(cfg: dict[str, Any], args: argparse.Namespace) -> int:
+async def cmd_reset_password(cfg: Config, args: argparse.Namespace) -> int:
     from handlers.admin import check_new_password, hash_password
     from handlers.base import ApiError
     store = await open_store(cfg)
@@ -793,7 +515,7 @@ async def cmd_reset_password(cfg: dict[str, Any], args: argparse.Namespace) -> i
             check_new_password(password)
         except ApiError as exc:
             raise CommandFailed(f"reset-password: {exc.msg}") from None
-        hashed = await hash_password(password, cfg["security"]["bcrypt_rounds"])
+        hashed = await hash_password(password, cfg.security.bcrypt_rounds)
         await store.set_service_password(row["service_id"], hashed)
     finally:
         await store.close()
@@ -802,7 +524,7 @@ async def cmd_reset_password(cfg: dict[str, Any], args: argparse.Namespace) -> i
     return 0
 
 
-async def cmd_cleanup_uploads(cfg: dict[str, Any], args: argparse.Namespace) -> int:
+async def cmd_cleanup_uploads(cfg: Config, args: argparse.Namespace) -> int:
     import time
     from realtime.legacy_uploads import LegacyUploads
     from realtime.uploads import META_SUFFIX, STORED_NAME_RE
@@ -841,7 +563,7 @@ async def cmd_cleanup_uploads(cfg: dict[str, Any], args: argparse.Namespace) -> 
     return 0
 
 
-async def cmd_purge_conversations(cfg: dict[str, Any], args: argparse.Namespace) -> int:
+async def cmd_purge_conversations(cfg: Config, args: argparse.Namespace) -> int:
     import time
     from store.maintenance import purge_conversations
     store = await open_store(cfg)
@@ -863,7 +585,7 @@ async def cmd_purge_conversations(cfg: dict[str, Any], args: argparse.Namespace)
     return 0
 
 
-async def cmd_create_admin(cfg: dict[str, Any], args: argparse.Namespace) -> int:
+async def cmd_create_admin(cfg: Config, args: argparse.Namespace) -> int:
     password = read_password()
     await create_admin(cfg, args.business_id, args.user_name, password)
     print(f"wolive: created business {args.business_id!r} and super_manager "
@@ -906,7 +628,7 @@ def import_wolive(argv: list[str]) -> int:
     except ConfigProblem as exc:
         print(f"wolive: config error: {exc}", file=sys.stderr)
         return 2
-    setup_logging(cfg["log_level"], cfg["log_format"])
+    setup_logging(cfg.log_level, cfg.log_format)
     legacy = LegacyUploads(Uploads.from_config(cfg))
     root = args.uploads_from
     if root and not os.path.isdir(root):
@@ -921,13 +643,13 @@ def import_wolive(argv: list[str]) -> int:
             return ""  # counted, never written (a dry run makes no secret)
     else:
         from realtime.pusher.signing import visitor_channel
-        fill_secrets(cfg)
-        secret = cfg["server"]["channel_secret"]
+        cfg = fill_secrets(cfg)
+        secret = cfg.server.channel_secret
 
         def channel_for(business_id: str, visiter_id: str) -> str:
             return visitor_channel(secret, business_id, visiter_id)
     try:
-        report = asyncio.run(run(args.source, cfg["database"]["url"], cfg["_base_dir"],
+        report = asyncio.run(run(args.source, cfg.database.url, cfg.base_dir,
                                  args.dry_run, copy_upload if root else None, channel_for))
     except ImportProblem as exc:
         print(f"wolive: import-wolive: {exc}", file=sys.stderr)
@@ -1012,7 +734,7 @@ _COMMAND_FUNCS = {
 }
 
 
-def run_command(cfg: dict[str, Any], args: argparse.Namespace) -> int:
+def run_command(cfg: Config, args: argparse.Namespace) -> int:
     """Run an admin command: 0 when done, 2 (config error, database unusable) or 1 (it
     cannot be done) with one line on standard error."""
     try:
@@ -1037,9 +759,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wolive: config error: {exc}", file=sys.stderr)
         return 2
     # A command's own lines are its output; the log says only what went wrong.
-    quiet = (args.command or args.create_admin) and cfg["log_level"] != "debug"
-    level = "error" if quiet else cfg["log_level"]
-    setup_logging(level, cfg["log_format"])
+    quiet = (args.command or args.create_admin) and cfg.log_level != "debug"
+    level = "error" if quiet else cfg.log_level
+    setup_logging(level, cfg.log_format)
     if args.command == "create-admin":
         code = run_command(cfg, args)
         return 2 if code == 1 else code  # as --create-admin: 2 for every refusal
@@ -1085,7 +807,7 @@ def setup_gc() -> tuple[int, tuple[int, int, int]]:
     return frozen, thresholds
 
 
-async def serve(cfg: dict[str, Any]) -> int:
+async def serve(cfg: Config) -> int:
     server = await make_app(cfg)
     try:
         bound = server.listen()
@@ -1095,9 +817,9 @@ async def serve(cfg: dict[str, Any]) -> int:
         await server.stop()
         raise
     setup_gc()
-    host = cfg["server"]["host"]
+    host = cfg.server.host
     shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
-    scheme = "https" if cfg["server"]["tls_cert"] else "http"
+    scheme = "https" if cfg.server.tls_cert else "http"
     log.info("wolive listening: %s", ", ".join(f"{k} {scheme}://{shown}:{v}" for k, v in
                                                   bound.items()))
     extra = "".join(f", {name} {scheme}://{shown}:{port}/" for name, port in bound.items()

@@ -96,7 +96,7 @@ class InstallHandler(PageHandler):
             self.set_status(400)
             self.render("install.html", error=exc.msg, form=form)
             return
-        hashed = await hash_password(form["password"], self.config["security"]["bcrypt_rounds"])
+        hashed = await hash_password(form["password"], self.config.security.bcrypt_rounds)
         try:
             row = await self.store.install(form["business_id"], form["user_name"],
                                            form["nick_name"] or form["user_name"], hashed)
@@ -128,7 +128,7 @@ class LoginHandler(PageHandler):
             return
         if not row["password"].startswith("$2"):  # upgrade a legacy md5 hash once
             row["password"] = await hash_password(password,
-                                                  self.config["security"]["bcrypt_rounds"])
+                                                  self.config.security.bcrypt_rounds)
             await self.store.set_service_password(row["service_id"], row["password"])
         self.login_agent(row)
         self.redirect("/admin/index/index")

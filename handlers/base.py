@@ -15,6 +15,7 @@ from typing import Any, Optional, cast
 
 import tornado.web
 
+from config import Config
 from realtime import inputs
 from realtime.agents import LEVEL_RANK
 from realtime.chat import Agent, Chat, ChatError
@@ -107,8 +108,9 @@ class BaseHandler(tornado.web.RequestHandler):
         return cast(Chat, self.settings["wolive_chat"])
 
     @property
-    def config(self) -> dict[str, Any]:
-        return cast(dict, self.settings["wolive_config"])
+    def config(self) -> Config:
+        """The server's checked configuration (`config.Config`)."""
+        return cast(Config, self.settings["wolive_config"])
 
     # ---- who is calling -----------------------------------------------------------------
 

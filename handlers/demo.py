@@ -16,10 +16,10 @@ class DemoPage(tornado.web.RequestHandler):
         self.wolive = wolive
 
     def get(self) -> None:
-        cfg = self.wolive.config["server"]
+        cfg = self.wolive.config.server
         ports = self.wolive.app.settings.get("wolive_ports", {})
-        base = cfg["public_url"].rstrip("/") or \
-            f"{self.request.protocol}://{self.request.host_name}:{ports.get('main', cfg['port'])}"
+        base = cfg.public_url.rstrip("/") or \
+            f"{self.request.protocol}://{self.request.host_name}:{ports.get('main', cfg.port)}"
         # `?mode=popup`: the snippet with WoLive's popup window instead of the in-page panel.
         mode = "popup" if self.get_query_argument("mode", "") == "popup" else ""
         self.render("demo.html", base=base, mode=mode,

@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from realtime import channels, inputs
-from realtime.chat import MAX_MESSAGE_CHARS, ChatError
+from realtime.chat import ChatError
 from realtime.identity import Resolved
 from realtime.pusher.signing import same
 from store import NotFound
@@ -64,7 +64,7 @@ class VisitorChatsHandler(VisitorApiHandler, VisitorMixin):
     async def post(self) -> None:
         visiter_id = self.arg("visiter_id", required=True, max_len=200)
         business_id = self.arg("business_id", required=True, max_len=100)
-        content = self.arg("content", required=True, max_len=MAX_MESSAGE_CHARS * 4)
+        content = self.arg("content", required=True, max_len=self.chat.max_content_arg)
         message = await self.chat.visitor_send(
             visiter_id, business_id, self.visitor_channel_arg(business_id, visiter_id), content)
         self.answer(0, "success", message)

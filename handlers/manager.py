@@ -23,7 +23,7 @@ class ManagerHandler(AgentApiHandler):
 
     @property
     def agents(self) -> Agents:
-        rounds = int(self.config["security"]["bcrypt_rounds"])
+        rounds = self.config.security.bcrypt_rounds
 
         async def hasher(password: str) -> str:
             return await hash_password(password, rounds)

@@ -14,6 +14,7 @@ from typing import Any, cast
 
 from prometheus_client.exposition import choose_encoder
 
+from config import Config
 from realtime.metrics import Metrics, background
 
 from .base import ApiError, BaseHandler
@@ -41,12 +42,12 @@ class MetricsAccess:
     xheaders: bool
 
     @classmethod
-    def from_config(cls, cfg: dict[str, Any]) -> MetricsAccess:
+    def from_config(cls, cfg: Config) -> MetricsAccess:
         """From the checked config (`wolive.load_config` validated `allow_ips`)."""
-        m = cfg["metrics"]
-        return cls(token=m["token"],
-                   allow=tuple(ipaddress.ip_network(a, strict=False) for a in m["allow_ips"]),
-                   xheaders=cfg["server"]["xheaders"])
+        m = cfg.metrics
+        return cls(token=m.token,
+                   allow=tuple(ipaddress.ip_network(a, strict=False) for a in m.allow_ips),
+                   xheaders=cfg.server.xheaders)
 
     def refusal(self, headers: Any, remote_ip: str) -> str | None:
         """None when the caller may read the metrics, else why not."""

@@ -42,7 +42,7 @@ class ConsolePage(PageHandler):
 
     def public_base(self) -> str:
         """Where visitors reach this server: `server.public_url`, else this request's."""
-        configured = str(self.config["server"].get("public_url") or "").rstrip("/")
+        configured = self.config.server.public_url.rstrip("/")
         return configured or f"{self.request.protocol}://{self.request.host}"
 
     async def boot(self, name: str) -> dict[str, Any]:

@@ -26,6 +26,7 @@ import tornado.routing
 import tornado.web
 import tornado.websocket
 
+from config import Config
 from realtime.pusher import protocol as p
 from realtime.pusher import http_api as pusher_api
 from realtime.pusher import transport
@@ -68,7 +69,7 @@ class PusherSocket(transport.PusherSocketHandler):
             return False
         if o.netloc.lower() == self.request.host.lower():
             return True
-        public = urlsplit(str(self.settings["wolive_config"]["server"].get("public_url") or ""))
+        public = urlsplit(cast(Config, self.settings["wolive_config"]).server.public_url)
         if public.netloc and (o.scheme, o.netloc.lower()) == (public.scheme,
                                                                public.netloc.lower()):
             return True

@@ -6,7 +6,7 @@ a manager its business's, nobody another business's).
 """
 from __future__ import annotations
 
-from realtime.chat import MAX_MESSAGE_CHARS, MAX_TRANSFER_NOTE
+from realtime.chat import MAX_TRANSFER_NOTE
 
 from .base import AgentApiHandler
 
@@ -26,7 +26,7 @@ class AgentChatsHandler(AgentApiHandler):
 
     async def post(self) -> None:
         visiter_id = self.arg("visiter_id", required=True, max_len=200)
-        content = self.arg("content", required=True, max_len=MAX_MESSAGE_CHARS * 4)
+        content = self.arg("content", required=True, max_len=self.chat.max_content_arg)
         message = await self.chat.agent_send(self.agent, visiter_id, content)
         self.answer(0, "success", message)
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from config import ChatConfig
 from store import Conflict, NotFound, Store
 
 from . import channels
@@ -21,17 +22,17 @@ from .pusher.hub import Hub, Session
 from .ordering import ConversationOrder
 from .pusher.signing import same, visitor_channel
 
-#: Longest message text (characters); a chat line, not a document. Configurable.
-MAX_MESSAGE_CHARS = 5000
+#: The configured limits' defaults (`chat.max_message_chars`, `max_conversations_per_agent`).
+_DEFAULTS = ChatConfig()
+#: The `content` parameter of a message may be this many times `max_message_chars` long
+#: before it is stripped and checked (whitespace around a message is not refused as long).
+RAW_CONTENT_FACTOR = 4
 #: Longest visitor name and avatar URL: the document's column sizes.
 MAX_NAME = 255
 MAX_AVATAR = 1024
 VISITER_ID_RE = re.compile(r"^[A-Za-z0-9_\-.:@]{1,200}$")
 BUSINESS_ID_RE = re.compile(r"^[A-Za-z0-9_\-.]{1,100}$")
 DEFAULT_VISITOR_AVATAR = "/assets/images/index/avatar-visitor.png"
-#: Open conversations an agent may be given by auto-assignment before visitors wait in the
-#: queue instead; 0 = no cap. Configurable (`chat.max_conversations_per_agent`).
-MAX_CONVERSATIONS_PER_AGENT = 0
 
 BLOCKED_MSG = "you are blocked by this site / 您已被禁止咨询"
 #: Longest transfer note for the receiving agent (characters).
@@ -86,8 +87,9 @@ class Chat:
     """The chat use cases of one server. `secret` derives visitor channels."""
 
     def __init__(self, store: Store, hub: Hub, secret: str,
-                 max_message_chars: int = MAX_MESSAGE_CHARS,
-                 max_conversations_per_agent: int = MAX_CONVERSATIONS_PER_AGENT) -> None:
+                 max_message_chars: int = _DEFAULTS.max_message_chars,
+                 max_conversations_per_agent: int = _DEFAULTS.max_conversations_per_agent
+                 ) -> None:
         self.store = store
         self.hub = hub
         self.secret = secret
@@ -135,6 +137,13 @@ class Chat:
             raise ChatError(1, "visiter_id must be 1-200 letters, digits or _-.:@", 400)
         if not BUSINESS_ID_RE.match(business_id or ""):
             raise ChatError(1, "business_id must be 1-100 letters, digits or _-.", 400)
+
+    @property
+    def max_content_arg(self) -> int:
+        """Longest `content` parameter a handler reads (characters): `max_message_chars`
+        times `RAW_CONTENT_FACTOR`; `check_content` then refuses what is over
+        `max_message_chars` once stripped."""
+        return self.max_message_chars * RAW_CONTENT_FACTOR
 
     def check_content(self, content: str) -> str:
         content = (content or "").strip()

@@ -37,10 +37,12 @@ from urllib.parse import quote
 
 import filetype
 
+from config import Config, UploadsConfig
 from .chat import ChatError
 
-#: Largest upload (bytes): the WoLive document's nginx `client_max_body_size 18M`.
-MAX_UPLOAD_BYTES = 18 * 1024 * 1024
+#: Largest upload's default (`uploads.max_bytes`): the WoLive document's nginx
+#: `client_max_body_size 18M`.
+_DEFAULTS = UploadsConfig()
 #: Extra request bytes allowed beyond `max_bytes` for the multipart envelope (boundaries,
 #: part headers, a few small form fields such as `visiter_id`, `channel`, `_xsrf`).
 MULTIPART_SLACK_BYTES = 64 * 1024
@@ -205,18 +207,18 @@ def content_disposition(original_name: str) -> str:
 class Uploads:
     """The upload store of one server: `directory` (absolute), `max_bytes` per file."""
 
-    def __init__(self, directory: str, max_bytes: int = MAX_UPLOAD_BYTES) -> None:
+    def __init__(self, directory: str, max_bytes: int = _DEFAULTS.max_bytes) -> None:
         self.directory = directory
         self.max_bytes = max_bytes
 
     @classmethod
-    def from_config(cls, cfg: dict[str, Any]) -> Uploads:
+    def from_config(cls, cfg: Config) -> Uploads:
         """From the checked config: `uploads.dir` (empty: `server.data_dir/uploads`;
         relative: from the config file's folder) and `uploads.max_bytes`."""
-        directory = cfg["uploads"]["dir"] or os.path.join(cfg["server"]["data_dir"], "uploads")
+        directory = cfg.uploads.dir or os.path.join(cfg.server.data_dir, "uploads")
         if not os.path.isabs(directory):
-            directory = os.path.join(cfg.get("_base_dir", os.getcwd()), directory)
-        return cls(directory, cfg["uploads"]["max_bytes"])
+            directory = os.path.join(cfg.base_dir or os.getcwd(), directory)
+        return cls(directory, cfg.uploads.max_bytes)
 
     @property
     def max_request_bytes(self) -> int:

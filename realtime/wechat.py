@@ -30,6 +30,7 @@ from urllib.parse import urlencode, urlsplit
 
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
+from config import Config, WechatConfig
 from store import NotFound, Store
 
 from .agents import why_not_act_on
@@ -37,7 +38,6 @@ from .chat import Agent, Chat, ChatError
 
 log = logging.getLogger("wolive.wechat")
 
-DEFAULT_API_BASE = "https://api.weixin.qq.com"
 #: One HTTP call to WeChat, connect included (seconds).
 REQUEST_TIMEOUT_S = 5.0
 #: A whole notification (token and every send) gives up after this (seconds).
@@ -66,14 +66,14 @@ class WechatError(Exception):
     """WeChat refused or could not be reached; the message never holds the secret/token."""
 
 
-def check_config(section: dict[str, Any]) -> None:
+def check_config(section: WechatConfig) -> None:
     """Check the `wechat` config section. Raises `ValueError` naming the bad key."""
-    parts = urlsplit(section["api_base"])
+    parts = urlsplit(section.api_base)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("wechat.api_base: must be an http:// or https:// URL")
-    if section["appid"]:
+    if section.appid:
         for key in ("secret", "template_id"):
-            if not section[key]:
+            if not getattr(section, key):
                 raise ValueError(f"wechat.{key}: required when wechat.appid is set")
 
 
@@ -245,13 +245,12 @@ class WechatNotifier:
         self._tasks: set[asyncio.Task[None]] = set()
 
     @classmethod
-    def from_config(cls, store: Store, cfg: dict[str, Any]) -> WechatNotifier:
+    def from_config(cls, store: Store, cfg: Config) -> WechatNotifier:
         """From the checked config: `wechat.*`, and `server.public_url` for the link to
         the console in each message (none when it is empty)."""
-        w = cfg["wechat"]
-        public = cfg["server"]["public_url"].rstrip("/")
-        return cls(store, WechatClient(w["api_base"], w["appid"], w["secret"],
-                                       w["template_id"]),
+        w = cfg.wechat
+        public = cfg.server.public_url.rstrip("/")
+        return cls(store, WechatClient(w.api_base, w.appid, w.secret, w.template_id),
                    console_url=f"{public}/admin/index/index" if public else "")
 
     def attach(self, chat: Chat) -> None:

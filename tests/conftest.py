@@ -114,12 +114,12 @@ def write_config(tmp_path: Path, db_url: str, row_cache_s: float | None = None,
 
 
 @pytest.fixture
-def cfg(tmp_path: Path, db_url: str) -> dict[str, Any]:
+def cfg(tmp_path: Path, db_url: str) -> wolive.Config:
     return wolive.load_config(str(write_config(tmp_path, db_url)))
 
 
 @pytest.fixture
-def wolive_server(io_loop: Any, cfg: dict[str, Any]) -> Iterator[wolive.Wolive]:
+def wolive_server(io_loop: Any, cfg: wolive.Config) -> Iterator[wolive.Wolive]:
     from helpers import OPEN_SOCKETS
     server = io_loop.run_sync(lambda: wolive.make_app(cfg))
     yield server

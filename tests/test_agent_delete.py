@@ -33,7 +33,7 @@ async def talking_to(s: Shop, agent: Agent, vid: str) -> Visitor:
 @pytest.mark.gen_test(timeout=40)
 async def test_a_deleted_agents_sockets_close_and_its_cookie_is_refused(
         wolive_server: Any, base_url: str, ws_base: str, cfg: dict) -> None:
-    s = await Shop.open(wolive_server, base_url, ws_base, cfg["database"]["url"])
+    s = await Shop.open(wolive_server, base_url, ws_base, cfg.database.url)
     anna = await s.agent("anna")
     await s.online(anna)
     # A second console page of hers (another tab): only the business's channel.
@@ -76,7 +76,7 @@ async def test_a_deleted_agents_sockets_close_and_its_cookie_is_refused(
 @pytest.mark.gen_test(timeout=40)
 async def test_a_deleted_agents_visitor_with_nobody_online_waits_for_the_next_agent(
         wolive_server: Any, base_url: str, ws_base: str, cfg: dict) -> None:
-    s = await Shop.open(wolive_server, base_url, ws_base, cfg["database"]["url"])
+    s = await Shop.open(wolive_server, base_url, ws_base, cfg.database.url)
     anna, bert = await s.agent("anna"), await s.agent("bert")
     await s.online(anna)
     v1 = await talking_to(s, anna, "v1")
@@ -97,7 +97,7 @@ async def test_a_new_agent_never_gets_a_deleted_agents_id(
         wolive_server: Any, base_url: str, ws_base: str, cfg: dict) -> None:
     """Delete the newest agent, add another: the new one gets an id never used, not the
     deleted one's (which names `kefu{id}`, its visitors' rows, its old messages)."""
-    s = await Shop.open(wolive_server, base_url, ws_base, cfg["database"]["url"])
+    s = await Shop.open(wolive_server, base_url, ws_base, cfg.database.url)
     form = {"nick_name": "N", "password": PASSWORD, "password2": PASSWORD}
     ids = []
     for name in ("anna", "bert"):

@@ -12,7 +12,7 @@ from shop import BIZ, SUBSCRIBED, Shop, post
 
 
 async def shop(wolive_server: Any, base_url: str, ws_base: str, cfg: dict) -> Shop:
-    return await Shop.open(wolive_server, base_url, ws_base, cfg["database"]["url"])
+    return await Shop.open(wolive_server, base_url, ws_base, cfg.database.url)
 
 
 def stored(db: str, sid: int) -> list[str]:

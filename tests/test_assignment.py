@@ -26,7 +26,7 @@ def cfg(tmp_path: Path, db_url: str, request: pytest.FixtureRequest) -> dict[str
 
 async def shop(wolive_server: Any, base_url: str, ws_base: str, cfg: dict,
                rule: str = "auto") -> Shop:
-    return await Shop.open(wolive_server, base_url, ws_base, cfg["database"]["url"], rule)
+    return await Shop.open(wolive_server, base_url, ws_base, cfg.database.url, rule)
 
 
 # ---- the choice, as a pure function ------------------------------------------------------
@@ -133,7 +133,7 @@ async def test_returning_visitor_goes_back_to_its_agent(
 @pytest.mark.gen_test(timeout=30)
 async def test_cap_makes_visitors_wait_and_a_freed_place_takes_the_oldest(
         wolive_server: Any, base_url: str, ws_base: str, cfg: dict) -> None:
-    assert cfg["chat"]["max_conversations_per_agent"] == 1
+    assert cfg.chat.max_conversations_per_agent == 1
     assert wolive_server.chat.max_conversations_per_agent == 1
     s = await shop(wolive_server, base_url, ws_base, cfg)
     a, b = await s.agent("anna"), await s.agent("bert")

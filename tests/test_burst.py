@@ -44,7 +44,7 @@ async def _arrive(http: AsyncHTTPClient, base_url: str, n: int) -> tuple[int, in
 @pytest.mark.gen_test(timeout=120)
 async def test_concurrent_first_arrivals_all_answered(base_url: str, ws_base: str,
                                                       cfg: dict[str, Any]) -> None:
-    db = cfg["database"]["url"]
+    db = cfg.database.url
     agent = Client(base_url)
     assert (await agent.install(BIZ, "boss", PASSWORD)).code == 302
     sock = await PusherSocket.connect(ws_base, cookie=agent.cookie_header())

@@ -38,7 +38,7 @@ async def notice(visitor: Client, boot: dict[str, Any], **extra: Any) -> tuple[i
 @pytest.mark.gen_test
 async def test_notice_code_0_assigns_online_agent_and_pushes(
         base_url: str, ws_base: str, cfg: dict) -> None:
-    db = cfg["database"]["url"]
+    db = cfg.database.url
     agent, agent_sock = await setup_agent(base_url, ws_base, db)
     assert agent_sock is not None
     ud = await PusherSocket.connect(ws_base, cookie=agent.cookie_header())
@@ -64,19 +64,19 @@ async def test_notice_code_0_assigns_online_agent_and_pushes(
 
 @pytest.mark.gen_test
 async def test_notice_code_3_when_nobody_online(base_url: str, ws_base: str, cfg: dict) -> None:
-    await setup_agent(base_url, ws_base, cfg["database"]["url"], online=False)
+    await setup_agent(base_url, ws_base, cfg.database.url, online=False)
     visitor, boot = await open_visitor_window(base_url, BIZ, "visitor-3")
     code, body = await notice(visitor, boot)
     assert (code, body["code"], body["msg"]) == (200, 3, "请留言")
     # Issue 9: it waits all the same, for the first agent to come online.
-    assert db_rows(cfg["database"]["url"], "SELECT visiter_id, service_id, state FROM "
+    assert db_rows(cfg.database.url, "SELECT visiter_id, service_id, state FROM "
                    "wolive_queue") == [{"visiter_id": "visitor-3", "service_id": 0,
                                         "state": "normal"}]
 
 
 @pytest.mark.gen_test
 async def test_notice_code_1_when_business_closed(base_url: str, ws_base: str, cfg: dict) -> None:
-    db = cfg["database"]["url"]
+    db = cfg.database.url
     agent, _ = await setup_agent(base_url, ws_base, db)
     # Through the URL (the server's row cache follows its own writes at once).
     code, body = await agent.json("/admin/business/state", "POST",
@@ -92,7 +92,7 @@ async def test_notice_code_1_when_business_closed(base_url: str, ws_base: str, c
 @pytest.mark.gen_test
 async def test_notice_code_2_queues_under_claim_rule(
         base_url: str, ws_base: str, cfg: dict) -> None:
-    db = cfg["database"]["url"]
+    db = cfg.database.url
     agent, _ = await setup_agent(base_url, ws_base, db)
     all_sock = await PusherSocket.connect(ws_base, cookie=agent.cookie_header())
     assert (await all_sock.subscribe("all" + BIZ))["event"] == \
@@ -158,7 +158,7 @@ async def test_messages_both_ways_stored_then_pushed(
     the write, nothing is pushed (the next message frame each side gets is the next message
     that was stored), nothing is stored, and the caller gets a JSON error answer (code, msg, the
     request id of the one traceback logged for it)."""
-    db = cfg["database"]["url"]
+    db = cfg.database.url
     agent, agent_sock = await setup_agent(base_url, ws_base, db)
     assert agent_sock is not None
     visitor, boot = await open_visitor_window(base_url, BIZ, "visitor-9", visiter_name="Ann")
@@ -277,7 +277,7 @@ async def test_messages_both_ways_stored_then_pushed(
 @pytest.mark.gen_test
 async def test_visitor_channel_is_unguessable_and_checked(
         base_url: str, ws_base: str, cfg: dict) -> None:
-    db = cfg["database"]["url"]
+    db = cfg.database.url
     await setup_agent(base_url, ws_base, db)
     visitor, boot = await open_visitor_window(base_url, BIZ, "victim")
     _, boot2 = await open_visitor_window(base_url, BIZ, "victim2")
@@ -300,7 +300,7 @@ async def test_visitor_channel_is_unguessable_and_checked(
 @pytest.mark.gen_test
 async def test_bad_input_gets_code_and_msg_and_writes_nothing(
         base_url: str, ws_base: str, cfg: dict) -> None:
-    db = cfg["database"]["url"]
+    db = cfg.database.url
     agent, _ = await setup_agent(base_url, ws_base, db)
     visitor, boot = await open_visitor_window(base_url, BIZ, "visitor-b")
     assert (await notice(visitor, boot))[1]["code"] == 0
@@ -339,7 +339,7 @@ async def test_bad_input_gets_code_and_msg_and_writes_nothing(
 @pytest.mark.gen_test
 async def test_unknown_business_in_notice_is_404(base_url: str, ws_base: str, cfg: dict,
                                                 wolive_server: Any) -> None:
-    await setup_agent(base_url, ws_base, cfg["database"]["url"])
+    await setup_agent(base_url, ws_base, cfg.database.url)
     channel = wolive_server.chat.channel_for("ghost", "v1")
     code, body = await Client(base_url).json("/admin/event/notice", "POST", form={
         "visiter_id": "v1", "business_id": "ghost", "channel": channel})
@@ -352,7 +352,7 @@ async def test_history_after_0_is_a_cursor_giving_the_oldest_page(
     """`after=0` is the cursor of a page that has seen nothing: the oldest messages after
     it, page by page, not the newest page (which would skip the oldest when more than a page
     was missed). Without `after`: the newest page, as before."""
-    db = cfg["database"]["url"]
+    db = cfg.database.url
     agent, _ = await setup_agent(base_url, ws_base, db)
     visitor, boot = await open_visitor_window(base_url, BIZ, "v-after")
     assert (await notice(visitor, boot))[1]["code"] == 0

@@ -65,7 +65,7 @@ def chats(db: str) -> list[dict[str, Any]]:
 @pytest.mark.gen_test
 async def test_a_message_each_way_is_one_transaction_committed_before_pushed(
         base_url: str, ws_base: str, cfg: dict, wolive_server: Any) -> None:
-    db = cfg["database"]["url"]
+    db = cfg.database.url
     boss, sock, visitor, boot = await world(base_url, ws_base, db)
     vsock = await PusherSocket.connect(ws_base)
     assert (await vsock.subscribe("cu" + boot["channel"]))["event"] == \
@@ -103,7 +103,7 @@ async def test_a_message_each_way_is_one_transaction_committed_before_pushed(
 @pytest.mark.gen_test
 async def test_refusals_on_the_one_transaction_path_write_nothing(
         base_url: str, ws_base: str, cfg: dict, wolive_server: Any) -> None:
-    db = cfg["database"]["url"]
+    db = cfg.database.url
     boss, _sock, visitor, boot = await world(base_url, ws_base, db)
     form = {"visiter_id": "v-1", "business_id": BIZ, "channel": boot["channel"]}
     before = chats(db)
@@ -138,7 +138,7 @@ async def test_refusals_on_the_one_transaction_path_write_nothing(
 @pytest.mark.gen_test
 async def test_a_closed_conversation_reopens_when_the_visitor_writes(
         base_url: str, ws_base: str, cfg: dict, wolive_server: Any) -> None:
-    db = cfg["database"]["url"]
+    db = cfg.database.url
     boss, sock, visitor, boot = await world(base_url, ws_base, db)
     code, body = await boss.json("/admin/set/close", "POST", form={"visiter_id": "v-1"})
     assert (code, body["code"]) == (200, 0), body
@@ -163,7 +163,7 @@ async def test_a_new_visitors_notice_is_one_transaction_and_the_greeting(
     """The locked decision with the visitor upsert and its queue row (waiting visitors
     first, then this one) and the agent's card (greeting and status in one read); the
     greeting stored as the agent's first message commits on its own, before its push."""
-    db = cfg["database"]["url"]
+    db = cfg.database.url
     boss, sock, _visitor, _boot = await world(base_url, ws_base, db)
     await wolive_server.store.save_greeting(1, "welcome!")
     visitor, boot = await open_visitor_window(base_url, BIZ, "v-2")
@@ -184,7 +184,7 @@ async def test_the_chat_window_page_is_one_transaction(
     """A new visitor's window (identity checks, the owner row, the visit, the visitor
     card's note) and the same browser coming back: one transaction each, and everything
     the page wrote is there."""
-    db = cfg["database"]["url"]
+    db = cfg.database.url
     await world(base_url, ws_base, db)
     with transactions(wolive_server) as n:
         visitor, boot = await open_visitor_window(base_url, BIZ, "v-3",

@@ -28,7 +28,7 @@ async def setup(server: Any, base_url: str, ws_base: str, cfg: dict
                 ) -> tuple[Shop, dict[str, Any], dict[str, Visitor]]:
     """shop1: anna, bert (service, online), mia (manager), carl (service, offline);
     shop2: zed (manager, online). v1 talks to anna, v2 to bert, w1 (shop2) to zed."""
-    s = await Shop.open(server, base_url, ws_base, cfg["database"]["url"])
+    s = await Shop.open(server, base_url, ws_base, cfg.database.url)
     ag = {name: await s.agent(name, level) for name, level in
           [("anna", "service"), ("bert", "service"), ("mia", "manager"),
            ("carl", "service")]}

@@ -78,7 +78,7 @@ class FreezableProxy:
 async def test_console_on_a_dead_network_goes_offline(
         wolive_server: Any, base_url: str, ws_base: str, cfg: dict, http_server: Any) -> None:
     wolive_server.presence.grace_s = GRACE_S
-    s = await Shop.open(wolive_server, base_url, ws_base, cfg["database"]["url"])
+    s = await Shop.open(wolive_server, base_url, ws_base, cfg.database.url)
     a = await s.agent("anna")
     proxy = FreezableProxy(http_server.port)
     port = await proxy.start()
@@ -113,10 +113,10 @@ async def test_console_on_a_dead_network_goes_offline(
 
 def test_ping_config_is_checked(tmp_path: Path) -> None:
     path = str(write_config(tmp_path, "sqlite:///x.db"))
-    shipped = wolive.load_config(path)["pusher"]
+    shipped = wolive.load_config(path).pusher
     # The defaults close a dead socket well inside a minute (issue 9): interval + timeout +
     # the close handshake's wait + the presence grace.
-    assert shipped["ping_interval_s"] + shipped["ping_timeout_s"] + CLOSE_WAIT_S + 3 <= 60
+    assert shipped.ping_interval_s + shipped.ping_timeout_s + CLOSE_WAIT_S + 3 <= 60
     for bad, key in (({"pusher.ping_interval_s": -1}, "pusher.ping_interval_s"),
                      ({"pusher.ping_interval_s": True}, "pusher.ping_interval_s"),
                      ({"pusher.ping_timeout_s": 30}, "pusher.ping_timeout_s"),
@@ -124,4 +124,4 @@ def test_ping_config_is_checked(tmp_path: Path) -> None:
         with pytest.raises(wolive.ConfigProblem, match=key):
             wolive.load_config(path, bad)
     assert wolive.load_config(path, {"pusher.ping_interval_s": 0,
-                                     "pusher.ping_timeout_s": 0})["pusher"]["ping_interval_s"] == 0
+                                     "pusher.ping_timeout_s": 0}).pusher.ping_interval_s == 0

@@ -19,7 +19,6 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -62,14 +61,14 @@ def _location(text: str, path: str) -> str:
 
 def test_sample_configs_load() -> None:
     prod = wolive.load_config(str(PRODUCTION))
-    assert prod["server"]["xheaders"] is True
-    assert prod["server"]["host"] == "127.0.0.1" and prod["server"]["demo_port"] is None
-    assert prod["server"]["data_dir"] == "/var/lib/wolive"
-    assert prod["database"]["url"].startswith("mysql://")
+    assert prod.server.xheaders is True
+    assert prod.server.host == "127.0.0.1" and prod.server.demo_port is None
+    assert prod.server.data_dir == "/var/lib/wolive"
+    assert prod.database.url.startswith("mysql://")
     docker = wolive.load_config(str(DOCKER / "config.yaml"))
-    assert docker["server"]["host"] == "0.0.0.0" and docker["server"]["port"] == 8000
-    assert docker["server"]["data_dir"] == "/data"
-    assert "@mariadb:3306/" in docker["database"]["url"]
+    assert docker.server.host == "0.0.0.0" and docker.server.port == 8000
+    assert docker.server.data_dir == "/data"
+    assert "@mariadb:3306/" in docker.database.url
     # check-config reads them too (the database is not there: exit 2, one line).
     result = subprocess.run([sys.executable, str(ROOT / "wolive.py"), "check-config",
                              "--config", str(DOCKER / "config.yaml")],
@@ -81,7 +80,7 @@ def test_sample_configs_load() -> None:
 
 # ---- nginx -------------------------------------------------------------------------------
 
-def _cluster_config() -> dict[str, Any]:
+def _cluster_config() -> wolive.Config:
     """The cluster sample with its three secrets filled in, as its comments ask."""
     return wolive.load_config(str(CLUSTER_CONFIG), {
         "server.cookie_secret": "a" * 64, "server.channel_secret": "b" * 64,
@@ -90,16 +89,16 @@ def _cluster_config() -> dict[str, Any]:
 
 def test_the_cluster_sample_loads_once_its_secrets_are_set() -> None:
     cfg = _cluster_config()
-    assert cfg["cluster"]["redis_url"].startswith("redis://")
-    assert cfg["database"]["url"].startswith("mysql://") and cfg["server"]["xheaders"]
-    assert cfg["uploads"]["shared"] is True
+    assert cfg.cluster.redis_url.startswith("redis://")
+    assert cfg.database.url.startswith("mysql://") and cfg.server.xheaders
+    assert cfg.uploads.shared is True
     with pytest.raises(wolive.ConfigProblem, match=r"^server.cookie_secret: "):
         wolive.load_config(str(CLUSTER_CONFIG))
     # --port starts more nodes from the one file (the site's upstream lists 8001-8003).
     text = CLUSTER_SITE.read_text(encoding="utf-8")
     upstream = re.search(r"upstream wolive \{(.*?)\}", text, re.S).group(1)  # type: ignore
     ports = [int(p) for p in re.findall(r"server 127\.0\.0\.1:(\d+)", upstream)]
-    assert ports == [cfg["server"]["port"], 8002, 8003]
+    assert ports == [cfg.server.port, 8002, 8003]
     assert "ip_hash" not in upstream and "sticky" not in upstream and "hash " not in upstream
     help_text = subprocess.run([sys.executable, str(ROOT / "wolive.py"), "--help"],
                                capture_output=True, text=True, timeout=60).stdout
@@ -111,10 +110,10 @@ def test_nginx_site_matches_wolive(site: Path) -> None:
     text = site.read_text(encoding="utf-8")
     prod = wolive.load_config(str(PRODUCTION)) if site == SITE else _cluster_config()
     body = _size(re.search(r"client_max_body_size\s+(\S+);", text).group(1))  # type: ignore
-    need = prod["uploads"]["max_bytes"] + MULTIPART_SLACK_BYTES
+    need = prod.uploads.max_bytes + MULTIPART_SLACK_BYTES
     assert need <= body <= MAX_BODY_BYTES, (need, body, MAX_BODY_BYTES)
-    assert wolive.load_config(str(ROOT / "config.yaml"))["uploads"]["max_bytes"] == \
-        prod["uploads"]["max_bytes"]
+    assert wolive.load_config(str(ROOT / "config.yaml")).uploads.max_bytes == \
+        prod.uploads.max_bytes
     socket = _location(text, "/app/")
     assert _seconds(re.search(r"proxy_read_timeout\s+(\S+);", socket).group(1)) \
         > ACTIVITY_TIMEOUT_S  # type: ignore[union-attr]
@@ -130,7 +129,7 @@ def test_nginx_site_matches_wolive(site: Path) -> None:
     assert re.search(r"map \$http_upgrade \$wolive_connection \{\s+default upgrade;\s+''\s+'';",
                      text)
     assert "proxy_http_version 1.1;" in text
-    assert re.search(rf"server 127\.0\.0\.1:{prod['server']['port']}[ ;]", text)
+    assert re.search(rf"server 127\.0\.0\.1:{prod.server.port}[ ;]", text)
     assert re.search(r"listen 443 ssl;", text) and "ssl_certificate " in text
     assert "location = /metrics { return 404; }" in text
 
@@ -206,7 +205,7 @@ def test_systemd_unit_keys() -> None:
     assert exec_start[3].startswith("/") and exec_start[0].startswith("/")
     assert svc["StateDirectory"] == "wolive"
     prod = wolive.load_config(str(PRODUCTION))
-    assert prod["server"]["data_dir"] == "/var/lib/" + svc["StateDirectory"]
+    assert prod.server.data_dir == "/var/lib/" + svc["StateDirectory"]
     # The service's stop timeout leaves room for wolive's drain.
     assert int(svc["TimeoutStopSec"]) > wolive.SHUTDOWN_DRAIN_S * 2
     assert unit["Install"]["WantedBy"] == "multi-user.target"
@@ -249,7 +248,7 @@ def test_dockerfile_copies_and_runs_what_exists() -> None:
             assert source not in ignored, source
     # Everything wolive.py needs at run time is copied.
     copied = {s.rstrip("/") for sources in copies for s in sources}
-    for needed in ("wolive.py", "handlers", "realtime", "store", "templates", "static",
+    for needed in ("wolive.py", "config.py", "handlers", "realtime", "store", "templates", "static",
                    "constraints.txt", "setup.cfg", "pyproject.toml", "README.md"):
         assert needed in copied, needed
     assert "RUN pip install -c constraints.txt ." in text
@@ -277,13 +276,13 @@ def test_compose_file() -> None:
     assert mounts["/etc/wolive/config.yaml"] == "./config.yaml"
     assert (DOCKER / "config.yaml").exists()
     cfg = wolive.load_config(str(DOCKER / "config.yaml"))
-    assert mounts[cfg["server"]["data_dir"]] in compose["volumes"]
+    assert mounts[cfg.server.data_dir] in compose["volumes"]
     # The config's database is the compose file's, with the same user and password.
     env = db["environment"]
-    url = cfg["database"]["url"]
+    url = cfg.database.url
     assert url == (f"mysql://{env['MARIADB_USER']}:{env['MARIADB_PASSWORD']}@mariadb:3306/"
                    f"{env['MARIADB_DATABASE']}")
-    assert f"{cfg['server']['port']}:{cfg['server']['port']}" in app["ports"]
+    assert f"{cfg.server.port}:{cfg.server.port}" in app["ports"]
     assert "# redis:" in (DOCKER / "compose.yaml").read_text(encoding="utf-8")
 
 

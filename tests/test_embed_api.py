@@ -22,7 +22,7 @@ def boot_of(body: bytes) -> dict:
 @pytest.mark.gen_test
 async def test_only_the_chat_window_may_be_framed(base_url: str, ws_base: str,
                                                    cfg: dict) -> None:
-    agent, _ = await setup_agent(base_url, ws_base, cfg["database"]["url"], online=False)
+    agent, _ = await setup_agent(base_url, ws_base, cfg.database.url, online=False)
     visitor = Client(base_url)
     resp = await visitor.fetch("/index/index/home", form={
         "business_id": BIZ, "visiter_id": "v-frame", "embed": "https://Shop.Example:8443"})
@@ -45,7 +45,7 @@ async def test_only_the_chat_window_may_be_framed(base_url: str, ws_base: str,
 @pytest.mark.gen_test
 async def test_history_peek_marks_nothing_read_and_needs_no_cookie(
         base_url: str, ws_base: str, cfg: dict) -> None:
-    db = cfg["database"]["url"]
+    db = cfg.database.url
     agent, _ = await setup_agent(base_url, ws_base, db)
     window, boot = await open_visitor_window(base_url, BIZ, "v-peek")
     assert (await notice(window, boot))[1]["code"] == 0

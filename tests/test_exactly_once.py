@@ -98,7 +98,7 @@ async def test_a_conversations_messages_are_pushed_in_cid_order(
     """Both sides send at once, many times over; one socket hears both directions on each of
     the agent's `kefu{id}` and the visitor's `cu{channel}` (each carries both: a side's own
     messages reach its other tabs): on each channel the cids it hears only go up."""
-    s = await Shop.open(wolive_server, base_url, ws_base, cfg["database"]["url"])
+    s = await Shop.open(wolive_server, base_url, ws_base, cfg.database.url)
     anna = await s.agent("anna")
     sock = await s.online(anna)
     v = await s.visitor("v1")

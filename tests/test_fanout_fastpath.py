@@ -154,7 +154,7 @@ async def test_the_write_window_holds_frames_only_after_a_recent_write(
     it, and everything queued meanwhile goes out with it in one `send()`."""
     client, conn, recorder = await counted(wolive_server, ws_base, "win")
     outbox = conn.outbox
-    assert outbox.window == cfg["pusher"]["write_window_ms"] / 1000 > 0  # config reaches it
+    assert outbox.window == cfg.pusher.write_window_ms / 1000 > 0  # config reaches it
     outbox.window = 0.3  # long enough to see on a busy test machine
     outbox.last_flush = float("-inf")  # nothing written lately
     recorder.sends.clear()

@@ -39,7 +39,7 @@ async def agents_line(a: Agent, key: str, timeout: float = 10.0) -> dict[str, An
 async def shop_with(server: Any, base_url: str, ws_base: str, cfg: dict, online: tuple[str, ...],
                     rule: str = "auto") -> tuple[Shop, dict[str, Agent], Visitor]:
     """anna (+ the `online` others) online; v1 talks to anna and its window is open."""
-    s = await Shop.open(server, base_url, ws_base, cfg["database"]["url"], rule=rule)
+    s = await Shop.open(server, base_url, ws_base, cfg.database.url, rule=rule)
     ag = {n: await s.agent(n) for n in ("anna", "bert", "carl")}
     await s.online(ag["anna"])
     v1 = await s.visitor("v1")

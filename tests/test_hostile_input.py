@@ -62,7 +62,7 @@ async def post_json(client: Client, path: str, body: str) -> tuple[int, dict[str
 @pytest.mark.gen_test(timeout=60)
 async def test_deep_json_and_lone_surrogates_get_a_400_on_every_kind_of_url(
         base_url: str, cfg: dict[str, Any]) -> None:  # noqa: F811
-    db = cfg["database"]["url"]
+    db = cfg.database.url
     boss = Client(base_url)
     assert (await boss.install(BIZ, "boss", PASSWORD)).code == 302
     visitor, boot = await open_visitor_window(base_url, BIZ, "v-hostile")
@@ -155,7 +155,7 @@ async def test_presence_channel_data_with_a_lone_surrogate_announces_nothing(
 @pytest.mark.gen_test(timeout=60)
 async def test_limits_and_ids_are_checked_as_documented(
         base_url: str, cfg: dict[str, Any]) -> None:  # noqa: F811
-    db = cfg["database"]["url"]
+    db = cfg.database.url
     boss = Client(base_url)
     assert (await boss.install(BIZ, "boss", PASSWORD)).code == 302
     status, body = await boss.json("/admin/manager/registForService", "POST", form={

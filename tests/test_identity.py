@@ -50,7 +50,7 @@ def history_args(boot: dict[str, Any], visiter_id: str | None = None) -> dict[st
 
 @pytest.mark.gen_test
 async def test_knowing_an_id_opens_nothing(base_url: str, ws_base: str, cfg: dict) -> None:
-    db = cfg["database"]["url"]
+    db = cfg.database.url
     agent, _ = await setup_agent(base_url, ws_base, db)
     a = Client(base_url)
     boot_a = await window(a, "shop-user-42", visiter_name="Alice")
@@ -102,7 +102,7 @@ async def test_the_widget_token_proves_the_browser(base_url: str, ws_base: str,
                                                   cfg: dict) -> None:
     """The in-page panel may get no cookie: its page keeps the token (boot `identity`) and
     posts it back from the URL fragment."""
-    await setup_agent(base_url, ws_base, cfg["database"]["url"], online=False)
+    await setup_agent(base_url, ws_base, cfg.database.url, online=False)
     first = Client(base_url)
     boot = await window(first, "", embed="https://shop.example")
     ident = boot["identity"]
@@ -122,7 +122,7 @@ async def test_the_widget_token_proves_the_browser(base_url: str, ws_base: str,
 @pytest.mark.gen_test
 async def test_signed_ids_reattach_and_wrong_signatures_are_refused(
         base_url: str, ws_base: str, cfg: dict) -> None:
-    db = cfg["database"]["url"]
+    db = cfg.database.url
     agent, _ = await setup_agent(base_url, ws_base, db, online=False)
     code, body = await agent.json("/admin/manager/identity")
     assert code == 200 and body["data"]["require_signed"] is False, body
@@ -157,7 +157,7 @@ async def test_signed_ids_reattach_and_wrong_signatures_are_refused(
 
 @pytest.mark.gen_test
 async def test_require_signed_ids(base_url: str, ws_base: str, cfg: dict) -> None:
-    db = cfg["database"]["url"]
+    db = cfg.database.url
     agent, _ = await setup_agent(base_url, ws_base, db, online=False)
     anon_client = Client(base_url)
     anon = await window(anon_client, "")  # the widget's own random id, made by the server
@@ -190,7 +190,7 @@ async def test_require_signed_ids(base_url: str, ws_base: str, cfg: dict) -> Non
 
 @pytest.mark.gen_test
 async def test_token_cookie_is_httponly(base_url: str, ws_base: str, cfg: dict) -> None:
-    await setup_agent(base_url, ws_base, cfg["database"]["url"], online=False)
+    await setup_agent(base_url, ws_base, cfg.database.url, online=False)
     resp = await Client(base_url).fetch(HOME, form={"business_id": BIZ, "visiter_id": ""})
     cookies = [c for c in resp.headers.get_list("Set-Cookie") if c.startswith("wolive_vt=")]
     assert len(cookies) == 1, resp.headers.get_list("Set-Cookie")
@@ -204,7 +204,7 @@ async def test_visitors_from_before_tokens(base_url: str, ws_base: str, cfg: dic
     """A visitor that chatted before tokens existed (a `wolive_visiter` row, no owner): a
     browser knowing only its id gets its own visitor; the browser with the window's old
     signed cookie stays that visitor."""
-    db = cfg["database"]["url"]
+    db = cfg.database.url
     await setup_agent(base_url, ws_base, db, online=False)
     old, boot = await open_visitor_window(base_url, BIZ, "old-user-1")
     db_rows(db, "DELETE FROM wolive_visitor_owner")  # as a database from before has it
@@ -253,7 +253,7 @@ async def test_an_overlong_id_is_refused_not_cut_to_another_visitor(
         base_url: str, ws_base: str, cfg: dict) -> None:
     """A 201-character `visiter_id` (or a 101-character `business_id`) is a 400 naming the
     limit: cut to 200 it would be another visitor, and its signature would not match."""
-    db = cfg["database"]["url"]
+    db = cfg.database.url
     await setup_agent(base_url, ws_base, db)
     c = Client(base_url)
     assert (await window(c, "b" * 200))["visiter_id"] == "b" * 200
@@ -273,7 +273,7 @@ async def test_a_notice_with_a_negative_agent_is_refused(
         base_url: str, ws_base: str, cfg: dict) -> None:
     """`/admin/event/notice`: `special` is an agent id, so a negative one is a 400 (as
     `special=abc`), and the visitor is not assigned by it."""
-    db = cfg["database"]["url"]
+    db = cfg.database.url
     await setup_agent(base_url, ws_base, db)
     c = Client(base_url)
     boot = await window(c, "v-notice")

@@ -26,7 +26,7 @@ async def test_install_once_then_gone(base_url: str, cfg: dict) -> None:
     console = await c.fetch("/admin/index/index")
     assert console.code == 200 and "Boss".encode() in console.body
 
-    db = cfg["database"]["url"]
+    db = cfg.database.url
     rows = db_rows(db, "SELECT * FROM wolive_service")
     assert len(rows) == 1
     assert rows[0]["level"] == "super_manager" and rows[0]["business_id"] == "shop1"
@@ -61,7 +61,7 @@ async def test_install_rejects_bad_input_and_writes_nothing(
         form["password2"] = value
     resp = await c.fetch("/install", "POST", form=form)
     assert resp.code == 400 and message in resp.body
-    assert db_rows(cfg["database"]["url"], "SELECT * FROM wolive_service") == []
+    assert db_rows(cfg.database.url, "SELECT * FROM wolive_service") == []
 
 
 @pytest.mark.gen_test
@@ -71,7 +71,7 @@ async def test_install_needs_xsrf(base_url: str, cfg: dict) -> None:
         "business_id": "shop1", "user_name": "boss", "password": PASSWORD,
         "password2": PASSWORD})
     assert resp.code == 403
-    assert db_rows(cfg["database"]["url"], "SELECT * FROM wolive_service") == []
+    assert db_rows(cfg.database.url, "SELECT * FROM wolive_service") == []
 
 
 @pytest.mark.gen_test
@@ -118,7 +118,7 @@ async def test_forged_or_stale_cookie_is_nobody(base_url: str, cfg: dict) -> Non
     forged.cookies["wolive_agent"] = "1:0000000000000000"
     assert (await forged.fetch("/admin/index/index")).code == 302
     # A password change ends existing sessions.
-    db_rows(cfg["database"]["url"], "UPDATE wolive_service SET password = 'x' WHERE service_id = 1")
+    db_rows(cfg.database.url, "UPDATE wolive_service SET password = 'x' WHERE service_id = 1")
     assert (await c.fetch("/admin/index/index")).code == 302
 
 
@@ -126,7 +126,7 @@ async def test_forged_or_stale_cookie_is_nobody(base_url: str, cfg: dict) -> Non
 async def test_legacy_md5_password_logs_in_once_then_is_bcrypt(base_url: str, cfg: dict) -> None:
     await Client(base_url).install("shop1", "boss", PASSWORD)
     legacy = hashlib.md5(("boss" + "hjkj" + "old-wolive-pw").encode()).hexdigest()
-    db = cfg["database"]["url"]
+    db = cfg.database.url
     db_rows(db, "UPDATE wolive_service SET password = %s WHERE user_name = 'boss'", (legacy,))
     c = Client(base_url)
     assert (await c.login("boss", "old-wolive-pw")).code == 302

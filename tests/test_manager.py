@@ -67,7 +67,7 @@ async def make_world(base_url: str, cfg: dict, server: Any) -> World:
     for user in ("mgr_a", "svc_a", "mgr_b", "svc_b"):
         clients[user] = Client(base_url)
         assert (await clients[user].login(user, PW)).code == 302
-    return World(base_url=base_url, db=cfg["database"]["url"], server=server, boss=boss,
+    return World(base_url=base_url, db=cfg.database.url, server=server, boss=boss,
                  ids=ids, **clients)
 
 

@@ -149,7 +149,7 @@ def test_metrics_config_refuses_an_open_endpoint(tmp_path: Path) -> None:
         wolive.load_config(None, {"metrics.allow_ips": ["localhost"]})
     with pytest.raises(wolive.ConfigProblem, match="log_format: must be text or json"):
         wolive.load_config(None, {"log_format": "xml"})
-    assert wolive.load_config(None)["metrics"]["enabled"] is False
+    assert wolive.load_config(None).metrics.enabled is False
 
 
 # ---- request ids -------------------------------------------------------------------------

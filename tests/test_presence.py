@@ -26,7 +26,7 @@ def short_grace(wolive_server: Any) -> None:
 @pytest.mark.gen_test
 async def test_agent_presence_written_and_pushed(base_url: str, ws_base: str, cfg: dict,
                                                  short_grace: None) -> None:
-    db = cfg["database"]["url"]
+    db = cfg.database.url
     agent = Client(base_url)
     await agent.install("shop1", "boss", PASSWORD)
     assert agent_state(db) == "offline"
@@ -62,7 +62,7 @@ async def test_reload_within_grace_is_not_a_flap(base_url: str, ws_base: str, cf
     loaded machine's reconnect could outlast)."""
     presence, hub = wolive_server.presence, wolive_server.hub
     presence.grace_s = 60.0
-    db = cfg["database"]["url"]
+    db = cfg.database.url
     agent = Client(base_url)
     await agent.install("shop1", "boss", PASSWORD)
     watcher = await PusherSocket.connect(ws_base)
@@ -83,7 +83,7 @@ async def test_reload_within_grace_is_not_a_flap(base_url: str, ws_base: str, cf
 @pytest.mark.gen_test
 async def test_stranger_cannot_make_agent_look_online(base_url: str, ws_base: str, cfg: dict,
                                                       short_grace: None) -> None:
-    db = cfg["database"]["url"]
+    db = cfg.database.url
     agent = Client(base_url)
     await agent.install("shop1", "boss", PASSWORD)
     stranger = await PusherSocket.connect(ws_base)
@@ -115,7 +115,7 @@ async def test_stranger_cannot_make_agent_look_online(base_url: str, ws_base: st
 @pytest.mark.gen_test
 async def test_visitor_presence_written_and_pushed_to_its_agent(
         base_url: str, ws_base: str, cfg: dict, short_grace: None) -> None:
-    db = cfg["database"]["url"]
+    db = cfg.database.url
     agent = Client(base_url)
     await agent.install("shop1", "boss", PASSWORD)
     console = await PusherSocket.connect(ws_base, cookie=agent.cookie_header())

@@ -7,6 +7,7 @@ bench/connect_storm.py (docs/performance.md)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,7 @@ async def test_storm_on_a_locked_sqlite_leaves_the_pool_to_requests(tmp_path: Pa
     their sockets close."""
     db = f"sqlite:///{tmp_path}/data/wolive.db"
     cfg = wolive.load_config(str(write_config(tmp_path, db)))
-    cfg["database"]["pool_timeout_s"] = 1
+    cfg = dataclasses.replace(cfg, database=dataclasses.replace(cfg.database, pool_timeout_s=1))
     server = await wolive.make_app(cfg)
     server.presence.grace_s = 0.3
     from tornado.testing import bind_unused_port
@@ -99,7 +100,7 @@ async def test_one_loop_turn_of_changes_is_one_batch(base_url: str, cfg: dict,
                                                      wolive_server: Any) -> None:
     """30 visitors and an agent changing in the same loop turn: one `set_visiter_states`
     call with all 30 and one `set_service_states` call; then their leaving, the same."""
-    db = cfg["database"]["url"]
+    db = cfg.database.url
     presence, store = wolive_server.presence, wolive_server.store
     boss = Client(base_url)
     await boss.install(BIZ, "boss", PASSWORD)

@@ -54,7 +54,7 @@ async def world(base_url: str, server: Any, cfg: dict) -> World:
         clients[user] = c
     anon = Client(base_url)
     await anon.get_xsrf()
-    return World(cfg["database"]["url"], boss, clients["mgr"], clients["agent"],
+    return World(cfg.database.url, boss, clients["mgr"], clients["agent"],
                  clients["agent2"], clients["mgr2"], anon, ids)
 
 

@@ -23,7 +23,7 @@ async def setup(server: Any, base_url: str, ws_base: str, cfg: dict
                 ) -> tuple[Shop, dict[str, Agent], Visitor]:
     """shop1: anna (service, online), bert (service, online), mia (manager); v1 talks to
     anna and has said "hello"."""
-    s = await Shop.open(server, base_url, ws_base, cfg["database"]["url"])
+    s = await Shop.open(server, base_url, ws_base, cfg.database.url)
     ag = {name: await s.agent(name, level) for name, level in
           [("anna", "service"), ("bert", "service"), ("mia", "manager")]}
     for name in ("anna", "bert"):
@@ -215,7 +215,7 @@ async def test_a_message_after_the_end_starts_a_new_conversation_visibly(
 @pytest.mark.gen_test(timeout=40)
 async def test_greeting_is_stored_once_as_the_agents_first_message(
         wolive_server: Any, base_url: str, ws_base: str, cfg: dict) -> None:
-    s = await Shop.open(wolive_server, base_url, ws_base, cfg["database"]["url"])
+    s = await Shop.open(wolive_server, base_url, ws_base, cfg.database.url)
     anna, bert = await s.agent("anna"), await s.agent("bert")
     for a, text in ((anna, "您好，我是 Anna 😊"), (bert, "Bert here")):
         code, body = await a.client.json("/admin/manager/cmtalk", "POST",
@@ -274,7 +274,7 @@ async def test_greeting_is_stored_once_as_the_agents_first_message(
 @pytest.mark.gen_test(timeout=40)
 async def test_auto_assignment_of_a_waiting_visitor_greets(
         wolive_server: Any, base_url: str, ws_base: str, cfg: dict) -> None:
-    s = await Shop.open(wolive_server, base_url, ws_base, cfg["database"]["url"])
+    s = await Shop.open(wolive_server, base_url, ws_base, cfg.database.url)
     anna = await s.agent("anna")
     await anna.client.json("/admin/manager/cmtalk", "POST", form={"content": "hi from anna"})
     await s.online(anna)

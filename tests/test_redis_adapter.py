@@ -526,7 +526,7 @@ async def test_a_stale_presence_write_from_another_node_is_corrected(
         tracker = PresenceTracker(store, n.hub)
         tracker.shared = True
         trackers.append(tracker)
-    db = wolive_server.config["database"]["url"]
+    db = wolive_server.config.database.url
 
     def state() -> str:
         return str(db_rows(db, "SELECT state FROM wolive_service WHERE service_id = %s",

@@ -37,7 +37,7 @@ def conversations(db: str, vid: str) -> list[dict[str, Any]]:
 @pytest.mark.gen_test(timeout=60)
 async def test_chat_endpoints_write_the_conversation_rows(
         wolive_server: Any, base_url: str, ws_base: str, cfg: dict) -> None:
-    s = await Shop.open(wolive_server, base_url, ws_base, cfg["database"]["url"])
+    s = await Shop.open(wolive_server, base_url, ws_base, cfg.database.url)
     anna = await s.agent("anna")
     bert = await s.agent("bert")
 
@@ -98,7 +98,7 @@ async def test_chat_endpoints_write_the_conversation_rows(
 @pytest.mark.gen_test(timeout=60)
 async def test_claim_and_blacklist_while_waiting(
         wolive_server: Any, base_url: str, ws_base: str, cfg: dict) -> None:
-    s = await Shop.open(wolive_server, base_url, ws_base, cfg["database"]["url"], rule="claim")
+    s = await Shop.open(wolive_server, base_url, ws_base, cfg.database.url, rule="claim")
     anna = await s.agent("anna")
     await s.online(anna)
     v1, v2 = await s.visitor("v1"), await s.visitor("v2")
@@ -147,7 +147,7 @@ def _rating(db: str, sid: int, when: int, score: int, business: str = BIZ) -> No
 async def hand_set(wolive_server: Any, base_url: str, ws_base: str, cfg: dict
                    ) -> tuple[Shop, dict[str, Agent]]:
     """The hand-computed data set (numbers in `test_report_numbers_computed_by_hand`)."""
-    s = await Shop.open(wolive_server, base_url, ws_base, cfg["database"]["url"])
+    s = await Shop.open(wolive_server, base_url, ws_base, cfg.database.url)
     ag = {name: await s.agent(name, level) for name, level in
           [("anna", "service"), ("bert", "service"), ("mia", "manager")]}
     await s.agent("otto", "manager", business_id="other")

@@ -49,7 +49,7 @@ async def arrive(base_url: str, vid: str) -> tuple[int, dict[str, Any], dict[str
 @pytest.mark.gen_test
 async def test_business_switches_and_state_reach_the_chat_path_at_once(
         base_url: str, ws_base: str, cfg: dict, wolive_server: Any) -> None:
-    db = cfg["database"]["url"]
+    db = cfg.database.url
     boss, _sock = await boss_online(base_url, ws_base, db)
     store = wolive_server.store
     assert (await arrive(base_url, "v-1"))[0] == 0  # auto: assigned; the row is cached
@@ -81,7 +81,7 @@ async def test_business_switches_and_state_reach_the_chat_path_at_once(
 @pytest.mark.gen_test
 async def test_agent_edits_password_and_delete_reach_the_chat_path_at_once(
         base_url: str, ws_base: str, cfg: dict, wolive_server: Any) -> None:
-    db = cfg["database"]["url"]
+    db = cfg.database.url
     boss, _sock = await boss_online(base_url, ws_base, db)
     got, _body, boot = await arrive(base_url, "v-1")
     assert got == 0

@@ -70,7 +70,7 @@ async def leaves(s: Shop, agent: Agent) -> None:
 @pytest.mark.gen_test(timeout=40)
 async def test_under_auto_the_next_agent_online_takes_the_stranded_visitor_and_its_messages(
         wolive_server: Any, base_url: str, ws_base: str, cfg: dict, short_grace: None) -> None:
-    s = await Shop.open(wolive_server, base_url, ws_base, cfg["database"]["url"])
+    s = await Shop.open(wolive_server, base_url, ws_base, cfg.database.url)
     anna, bert = await s.agent("anna"), await s.agent("bert")
     await s.online(anna)
     v1 = await talking_to(s, anna, "v1")
@@ -114,7 +114,7 @@ async def test_under_auto_the_next_agent_online_takes_the_stranded_visitor_and_i
 @pytest.mark.gen_test(timeout=40)
 async def test_under_auto_a_full_agent_takes_the_stranded_visitor_once_a_place_frees(
         wolive_server: Any, base_url: str, ws_base: str, cfg: dict, short_grace: None) -> None:
-    s = await Shop.open(wolive_server, base_url, ws_base, cfg["database"]["url"])
+    s = await Shop.open(wolive_server, base_url, ws_base, cfg.database.url)
     anna, bert = await s.agent("anna"), await s.agent("bert")
     await s.online(bert)
     await talking_to(s, bert, "v2")
@@ -136,7 +136,7 @@ async def test_under_auto_a_full_agent_takes_the_stranded_visitor_once_a_place_f
 @pytest.mark.gen_test(timeout=40)
 async def test_an_agent_setting_itself_available_takes_the_stranded_visitor(
         wolive_server: Any, base_url: str, ws_base: str, cfg: dict, short_grace: None) -> None:
-    s = await Shop.open(wolive_server, base_url, ws_base, cfg["database"]["url"])
+    s = await Shop.open(wolive_server, base_url, ws_base, cfg.database.url)
     anna, bert = await s.agent("anna"), await s.agent("bert")
     await s.online(bert)
     assert (await post(bert, "/admin/set/status", status="away"))[1]["code"] == 0
@@ -157,7 +157,7 @@ async def test_under_claim_the_stranded_visitor_waits_to_be_claimed_when_an_agen
     """Under `claim` an agent who leaves puts its visitors back in the line, but only those
     whose window is open then: one whose window was away (a network blip) stays stranded
     until an agent comes online, who sees it to claim."""
-    s = await Shop.open(wolive_server, base_url, ws_base, cfg["database"]["url"], rule="claim")
+    s = await Shop.open(wolive_server, base_url, ws_base, cfg.database.url, rule="claim")
     anna, bert = await s.agent("anna"), await s.agent("bert")
     await s.online(anna)
     v1 = await s.visitor("v1")
@@ -191,7 +191,7 @@ async def test_an_agent_expected_back_keeps_its_visitors_until_its_time_is_up(
     agent back must not take the others' visitors. Agents who were online are expected
     back (`expect_back`, wired in make_app); one who does not come back in time is handled
     as an agent who left."""
-    s = await Shop.open(wolive_server, base_url, ws_base, cfg["database"]["url"])
+    s = await Shop.open(wolive_server, base_url, ws_base, cfg.database.url)
     anna, bert = await s.agent("anna"), await s.agent("bert")
     await s.online(anna)
     v1 = await talking_to(s, anna, "v1")
@@ -213,7 +213,7 @@ async def test_an_agent_expected_back_keeps_its_visitors_until_its_time_is_up(
 
 @pytest.mark.gen_test(timeout=30)
 async def test_at_start_up_agents_who_were_online_are_expected_back(cfg: dict) -> None:
-    store = await Store.open(cfg["database"]["url"], base_dir=cfg["_base_dir"])
+    store = await Store.open(cfg.database.url, base_dir=cfg.base_dir)
     await store.add_business(BIZ)
     anna = (await store.add_service(BIZ, "anna", "Anna", "x"))["service_id"]
     bert = (await store.add_service(BIZ, "bert", "Bert", "x"))["service_id"]
@@ -223,7 +223,7 @@ async def test_at_start_up_agents_who_were_online_are_expected_back(cfg: dict) -
     try:
         assert server.presence.settling(f"kefu{anna}")
         assert not server.presence.settling(f"kefu{bert}")
-        assert db_rows(cfg["database"]["url"], "SELECT state FROM wolive_service WHERE "
+        assert db_rows(cfg.database.url, "SELECT state FROM wolive_service WHERE "
                        "service_id = %s", (anna,)) == [{"state": "offline"}]
     finally:
         await server.stop()

@@ -27,7 +27,7 @@ IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/60
 async def setup(server: Any, base_url: str, ws_base: str, cfg: dict
                 ) -> tuple[Shop, dict[str, Any], Visitor]:
     """shop1: anna and bert (service, online); v1 talks to anna."""
-    s = await Shop.open(server, base_url, ws_base, cfg["database"]["url"])
+    s = await Shop.open(server, base_url, ws_base, cfg.database.url)
     ag = {name: await s.agent(name) for name in ("anna", "bert")}
     for a in ag.values():
         await s.online(a)

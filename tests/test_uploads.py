@@ -111,7 +111,7 @@ def ids(boot: dict[str, Any]) -> dict[str, str]:
 
 
 def uploads_dir(cfg: dict[str, Any]) -> Path:
-    return Path(cfg["server"]["data_dir"]) / "uploads"
+    return Path(cfg.server.data_dir) / "uploads"
 
 
 def stored(cfg: dict[str, Any]) -> list[str]:
@@ -138,7 +138,7 @@ async def login(base_url: str, user: str) -> Client:
 @pytest.mark.gen_test(timeout=20)
 async def test_visitor_image_upload_becomes_a_message_and_is_served_safely(
         base_url: str, ws_base: str, cfg: dict) -> None:
-    db = cfg["database"]["url"]
+    db = cfg.database.url
     agent, sock, visitor, boot = await agent_and_visitor(base_url, ws_base, db)
     for image, ext, ctype in ((png_bytes(), "png", "image/png"),
                               (jpeg_bytes(), "jpg", "image/jpeg")):
@@ -181,7 +181,7 @@ async def test_visitor_image_upload_becomes_a_message_and_is_served_safely(
 ])
 async def test_visitor_image_upload_refuses_what_is_not_an_image(
         base_url: str, ws_base: str, cfg: dict, name: str, data: bytes) -> None:
-    db = cfg["database"]["url"]
+    db = cfg.database.url
     agent, sock, visitor, boot = await agent_and_visitor(base_url, ws_base, db)
     code, body = await post_form(visitor, "/admin/event/upload", ids(boot),
                                  {"upload": (name, data)})
@@ -193,7 +193,7 @@ async def test_visitor_image_upload_refuses_what_is_not_an_image(
 @pytest.mark.gen_test(timeout=20)
 async def test_visitor_file_upload_with_a_hostile_name(
         base_url: str, ws_base: str, cfg: dict, tmp_path: Path) -> None:
-    db = cfg["database"]["url"]
+    db = cfg.database.url
     agent, sock, visitor, boot = await agent_and_visitor(base_url, ws_base, db)
     hostile = "../../<script>alert('x');<!---->.html"
     html = b"<html><script>alert(document.cookie)</script></html>"
@@ -228,7 +228,7 @@ async def test_visitor_file_upload_with_a_hostile_name(
 @pytest.mark.gen_test(timeout=20)
 async def test_file_types_come_from_the_content(base_url: str, ws_base: str,
                                                 cfg: dict) -> None:
-    db = cfg["database"]["url"]
+    db = cfg.database.url
     agent, sock, visitor, boot = await agent_and_visitor(base_url, ws_base, db)
     pdf = b"%PDF-1.4\n1 0 obj\n<<>>\nendobj\ntrailer\n<<>>\n%%EOF\n"
     for name, data, ext, ctype in (("report.exe", pdf, "pdf", "application/pdf"),
@@ -250,7 +250,7 @@ async def test_file_types_come_from_the_content(base_url: str, ws_base: str,
 @pytest.mark.gen_test(timeout=20)
 async def test_visitor_upload_needs_the_visitors_channel(base_url: str, ws_base: str,
                                                          cfg: dict) -> None:
-    db = cfg["database"]["url"]
+    db = cfg.database.url
     agent, sock, visitor, boot = await agent_and_visitor(base_url, ws_base, db)
     stranger = Client(base_url)  # no window cookie
     wrong = {**ids(boot), "channel": "v" + "0" * 40}
@@ -292,8 +292,8 @@ async def test_visitor_upload_before_assignment_stores_nothing(
 @pytest.mark.gen_test(timeout=60)
 async def test_18_mb_is_accepted_and_one_byte_more_is_413(base_url: str, ws_base: str,
                                                            cfg: dict) -> None:
-    db = cfg["database"]["url"]
-    assert cfg["uploads"]["max_bytes"] == 18 * MB
+    db = cfg.database.url
+    assert cfg.uploads.max_bytes == 18 * MB
     agent, sock, visitor, boot = await agent_and_visitor(base_url, ws_base, db)
     big = os.urandom(18 * MB)
     code, body = await post_form(visitor, "/admin/event/uploadfile", ids(boot),
@@ -317,7 +317,7 @@ async def test_18_mb_is_accepted_and_one_byte_more_is_413(base_url: str, ws_base
 async def test_declared_oversize_is_refused_before_the_body(base_url: str, ws_base: str,
                                                             cfg: dict) -> None:
     """A Content-Length over the limit gets a JSON 413 at once; the body is never read."""
-    db = cfg["database"]["url"]
+    db = cfg.database.url
     agent, sock, visitor, boot = await agent_and_visitor(base_url, ws_base, db)
     u = urlsplit(base_url)
     loop = asyncio.get_running_loop()
@@ -347,7 +347,7 @@ async def test_declared_oversize_is_refused_before_the_body(base_url: str, ws_ba
 @pytest.mark.gen_test(timeout=20)
 async def test_agent_sends_an_image_and_a_file(base_url: str, ws_base: str,
                                                cfg: dict) -> None:
-    db = cfg["database"]["url"]
+    db = cfg.database.url
     agent, sock, visitor, boot = await agent_and_visitor(base_url, ws_base, db)
     vsock = await PusherSocket.connect(ws_base)
     assert (await vsock.subscribe("cu" + boot["channel"]))["event"] == \
@@ -375,7 +375,7 @@ async def test_agent_sends_an_image_and_a_file(base_url: str, ws_base: str,
 @pytest.mark.gen_test(timeout=20)
 async def test_agent_upload_needs_login_xsrf_and_the_visitor(
         base_url: str, ws_base: str, cfg: dict, wolive_server: Any) -> None:
-    db = cfg["database"]["url"]
+    db = cfg.database.url
     agent, sock, visitor, boot = await agent_and_visitor(base_url, ws_base, db)
     image = {"upload": ("shot.png", png_bytes())}
     anonymous = Client(base_url)
@@ -451,7 +451,7 @@ def wav_bytes() -> bytes:
 @pytest.mark.gen_test(timeout=20)
 async def test_business_sound_upload(base_url: str, ws_base: str, cfg: dict,
                                      wolive_server: Any) -> None:
-    db = cfg["database"]["url"]
+    db = cfg.database.url
     boss = Client(base_url)
     assert (await boss.install(BIZ, "boss", PASSWORD)).code == 302
     # The document's default voice_address plays before anything is uploaded.
@@ -495,7 +495,7 @@ async def test_business_sound_upload(base_url: str, ws_base: str, cfg: dict,
 
 @pytest.mark.gen_test(timeout=20)
 async def test_only_stored_names_are_served(base_url: str, ws_base: str, cfg: dict) -> None:
-    db = cfg["database"]["url"]
+    db = cfg.database.url
     agent, sock, visitor, boot = await agent_and_visitor(base_url, ws_base, db)
     code, body = await post_form(visitor, "/admin/event/upload", ids(boot),
                                  {"upload": ("a.png", png_bytes())})
@@ -542,7 +542,7 @@ async def test_upload_names_round_trip_exactly(base_url: str, ws_base: str, cfg:
                                                disposition: str) -> None:
     """The name a visitor's file had is the name stored, shown and downloaded (was
     `报价 %22final%22 it's.png`, or `".png` from the RFC 5987 form)."""
-    db = cfg["database"]["url"]
+    db = cfg.database.url
     agent, sock, visitor, boot = await agent_and_visitor(base_url, ws_base, db)
     boundary = "----wolivetest" + secrets.token_hex(8)
     body = b"".join(

@@ -28,7 +28,7 @@ async def setup(base_url: str, ws_base: str, server: Any, video: str = "open"
                 ) -> tuple[Client, PusherSocket, Client, dict[str, Any], PusherSocket]:
     """Agent 1 online (socket on kefu1), visitor "v-cam" assigned to it with its socket on
     cu{channel}; the business's video switch set to `video`."""
-    db = server.config["database"]["url"]
+    db = server.config.database.url
     agent = Client(base_url)
     assert (await agent.install(BIZ, "boss", PASSWORD)).code == 302
     await server.store.set_switches(BIZ, {"video_state": video})
@@ -192,7 +192,7 @@ async def test_visitor_side_errors(base_url: str, ws_base: str, cfg: dict,
     code, signed = await visitor_auth(visitor, boot, "nonsense", call)
     assert (code, signed["code"]) == (400, 1)
     # Blacklisted: no calls.
-    db_rows(cfg["database"]["url"], "UPDATE wolive_queue SET state = 'in_black_list' "
+    db_rows(cfg.database.url, "UPDATE wolive_queue SET state = 'in_black_list' "
             "WHERE visiter_id = 'v-cam'")
     code, body = await visitor.json("/admin/event/video", "POST", form=vids(boot))
     assert (code, body["code"]) == (403, 4)
@@ -264,6 +264,6 @@ def test_calls_expire_and_ice_servers_are_checked() -> None:
                      (["stun:x"], "video.ice_servers[0]")):
         with pytest.raises((TypeError, ValueError), match=key.replace("[", r"\[")):
             check_ice_servers(bad)
-    assert wolive.load_config(None)["video"]["ice_servers"] == []
+    assert wolive.load_config(None).video.ice_servers == ()
     with pytest.raises(wolive.ConfigProblem, match=r"video.ice_servers\[0\].urls"):
         wolive.load_config(None, {"video.ice_servers": [{"urls": "ftp://x"}]})

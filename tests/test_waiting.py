@@ -33,7 +33,7 @@ def cfg(tmp_path: Path, db_url: str, request: pytest.FixtureRequest) -> dict[str
 
 async def shop(wolive_server: Any, base_url: str, ws_base: str, cfg: dict,
                rule: str = "auto") -> Shop:
-    return await Shop.open(wolive_server, base_url, ws_base, cfg["database"]["url"], rule)
+    return await Shop.open(wolive_server, base_url, ws_base, cfg.database.url, rule)
 
 
 async def nobody(s: Shop, vid: str) -> Visitor:
@@ -324,9 +324,9 @@ async def test_two_processes_on_one_database_never_over_assign(
     a, b = await s.agent("anna"), await s.agent("bert")
     for n in range(8):
         await s.notice(await s.visitor(f"v{n}", listen=False))
-    other_store = await Store.open(cfg["database"]["url"], base_dir=cfg["_base_dir"])
+    other_store = await Store.open(cfg.database.url, base_dir=cfg.base_dir)
     try:
-        other = Chat(other_store, wolive_server.hub, cfg["server"]["channel_secret"],
+        other = Chat(other_store, wolive_server.hub, wolive_server.config.server.channel_secret,
                      max_conversations_per_agent=1)
         db_rows(s.db, "UPDATE wolive_service SET state = 'online' WHERE service_id IN "
                 "(%s, %s)", (a.sid, b.sid))

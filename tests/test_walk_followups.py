@@ -12,7 +12,7 @@ from shop import PASSWORD, Shop
 async def test_head_on_pages_is_answered_like_get(base_url: str, ws_base: str, cfg: dict) -> None:
     """A monitor or link checker sends HEAD: a page answers it as GET without a body
     (RFC 9110 9.3.2), not 405."""
-    shop = await Shop.open(None, base_url, ws_base, cfg["database"]["url"])
+    shop = await Shop.open(None, base_url, ws_base, cfg.database.url)
     stranger = Client(base_url)
     for client, path, status in [
             (stranger, "/admin/login/index", 200), (stranger, "/", 302),
@@ -38,7 +38,7 @@ async def test_user_names_differing_only_in_case_are_one_name(base_url: str, ws_
     said so; SQLite now has a NOCASE unique index): registering, renaming to or installing
     a name taken in another case is refused 409 and writes nothing; logging in ignores case
     as MariaDB does."""
-    db = cfg["database"]["url"]
+    db = cfg.database.url
     shop = await Shop.open(None, base_url, ws_base, db)
     boss = shop.boss.client
     form = {"user_name": "Alice", "nick_name": "Alice", "password": PASSWORD,
@@ -88,7 +88,7 @@ async def test_reading_in_one_console_tab_clears_the_unread_count_in_the_others(
     hear `kefu{id}` `agent_read` `{visiter_id, cid}` (the newest visitor message now read)
     and drop their unread count; nothing is pushed when nothing was unread."""
     from shop import post
-    s = await Shop.open(wolive_server, base_url, ws_base, cfg["database"]["url"])
+    s = await Shop.open(wolive_server, base_url, ws_base, cfg.database.url)
     await s.online(s.boss)
     v = await s.visitor("v1")
     assert (await s.notice(v))["data"]["service_id"] == s.boss.sid
@@ -113,7 +113,7 @@ async def test_reading_in_one_console_tab_clears_the_unread_count_in_the_others(
 @pytest.mark.gen_test
 async def test_a_bad_quick_reply_id_is_named_as_bad_not_missing(base_url: str, ws_base: str,
                                                                 cfg: dict) -> None:
-    shop = await Shop.open(None, base_url, ws_base, cfg["database"]["url"])
+    shop = await Shop.open(None, base_url, ws_base, cfg.database.url)
     for value, said in (("-1", "parameter id is out of range (1 to"),
                         ("0", "parameter id is out of range (1 to"),
                         ("", "missing parameter: id")):

@@ -48,7 +48,7 @@ def state(db: str, table: str, where: str) -> str:
 @pytest.mark.gen_test(timeout=20)
 async def test_agent_presence_from_signed_standard_webhooks(
         base_url: str, ws_base: str, cfg: dict, wolive_server: Any) -> None:
-    db = cfg["database"]["url"]
+    db = cfg.database.url
     agent = Client(base_url)
     assert (await agent.install(BIZ, "boss", PASSWORD)).code == 302
     app_id, key, secret = app_of(wolive_server)
@@ -81,7 +81,7 @@ async def test_agent_presence_from_signed_standard_webhooks(
 async def test_visitor_presence_from_wolive_legacy_names(
         base_url: str, ws_base: str, cfg: dict, wolive_server: Any) -> None:
     """WoLive's pusher: channel_added / channel_removed, time_ms in float seconds."""
-    db = cfg["database"]["url"]
+    db = cfg.database.url
     agent = Client(base_url)
     assert (await agent.install(BIZ, "boss", PASSWORD)).code == 302
     console = await PusherSocket.connect(ws_base, cookie=agent.cookie_header())
@@ -112,7 +112,7 @@ async def test_visitor_presence_from_wolive_legacy_names(
 @pytest.mark.gen_test(timeout=20)
 async def test_other_events_and_channels_are_ignored_politely(
         base_url: str, cfg: dict, wolive_server: Any) -> None:
-    db = cfg["database"]["url"]
+    db = cfg.database.url
     agent = Client(base_url)
     assert (await agent.install(BIZ, "boss", PASSWORD)).code == 302
     _, key, secret = app_of(wolive_server)
@@ -134,7 +134,7 @@ async def test_other_events_and_channels_are_ignored_politely(
 @pytest.mark.gen_test(timeout=20)
 async def test_bad_signatures_change_nothing(base_url: str, ws_base: str, cfg: dict,
                                              wolive_server: Any) -> None:
-    db = cfg["database"]["url"]
+    db = cfg.database.url
     agent = Client(base_url)
     assert (await agent.install(BIZ, "boss", PASSWORD)).code == 302
     _, key, secret = app_of(wolive_server)

@@ -594,11 +594,11 @@ def test_bad_webhook_config_names_the_key(webhooks: Any, message: str) -> None:
 
 
 def test_webhook_config_defaults_and_aliases() -> None:
-    assert wolive.load_config(None)["pusher"]["apps"][0]["webhooks"] == []
+    assert wolive.load_config(None).pusher.apps[0].webhooks == ()
     cfg = wolive.load_config(None, _app_with([
         {"url": "https://kefu.example.com/admin/event", "legacy_names": True},
         {"url": "http://h/", "events": ["channel_removed", "member_added"]}]))
-    assert cfg["pusher"]["apps"][0]["webhooks"] == [
+    assert [t.to_config() for t in cfg.pusher.apps[0].webhooks] == [
         {"url": "https://kefu.example.com/admin/event", "events": None, "legacy_names": True},
         {"url": "http://h/", "events": ["channel_vacated", "member_added"],
          "legacy_names": False}]

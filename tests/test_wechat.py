@@ -17,6 +17,7 @@ from tornado.httpserver import HTTPServer
 from tornado.testing import bind_unused_port
 
 import wolive
+from config import WechatConfig
 from conftest import write_config
 from helpers import Client, PusherSocket, db_rows, open_visitor_window, wait_for
 
@@ -106,7 +107,7 @@ async def bind(agent: Client, open_id: str = OPEN_ID, **extra: Any) -> tuple[int
 async def assigned_then_offline(base_url: str, ws_base: str, server: Any,
                                 visiter_id: str = "v-wx") -> tuple[Client, Client, dict]:
     """Agent 1 (bound to OPEN_ID) takes a visitor, then goes offline."""
-    db = server.config["database"]["url"]
+    db = server.config.database.url
     agent = Client(base_url)
     assert (await agent.install(BIZ, "boss", PASSWORD)).code == 302
     assert (await bind(agent))[1]["code"] == 0
@@ -174,7 +175,7 @@ async def test_offline_agent_gets_a_template_message(
 @pytest.mark.gen_test(timeout=20)
 async def test_online_agent_gets_nothing(base_url: str, ws_base: str, wolive_server: Any,
                                          receiver: Receiver) -> None:
-    db = wolive_server.config["database"]["url"]
+    db = wolive_server.config.database.url
     agent = Client(base_url)
     assert (await agent.install(BIZ, "boss", PASSWORD)).code == 302
     assert (await bind(agent))[1]["code"] == 0
@@ -279,7 +280,7 @@ async def test_disabled_without_appid(base_url: str, ws_base: str, wolive_server
 
 @pytest.mark.gen_test(timeout=20)
 async def test_bind_list_unbind(base_url: str, wolive_server: Any) -> None:
-    db = wolive_server.config["database"]["url"]
+    db = wolive_server.config.database.url
     agent = Client(base_url)
     assert (await agent.install(BIZ, "boss", PASSWORD)).code == 302
     code, body = await agent.json("/admin/manager/weixin")
@@ -312,7 +313,7 @@ async def test_bind_list_unbind(base_url: str, wolive_server: Any) -> None:
 @pytest.mark.gen_test(timeout=20)
 async def test_binding_rules_login_xsrf_level_business(base_url: str,
                                                        wolive_server: Any) -> None:
-    db = wolive_server.config["database"]["url"]
+    db = wolive_server.config.database.url
     boss = Client(base_url)
     assert (await boss.install(BIZ, "boss", PASSWORD)).code == 302
     anonymous = Client(base_url)
@@ -352,9 +353,9 @@ async def test_binding_rules_login_xsrf_level_business(base_url: str,
 
 
 def test_wechat_config_is_checked() -> None:
-    defaults = wolive.load_config(None)["wechat"]
-    assert defaults == {"api_base": "https://api.weixin.qq.com", "appid": "",
-                        "secret": "", "template_id": ""}
+    defaults = wolive.load_config(None).wechat
+    assert defaults == WechatConfig(api_base="https://api.weixin.qq.com", appid="", secret="",
+                                    template_id="")
     with pytest.raises(wolive.ConfigProblem, match="wechat.secret: required"):
         wolive.load_config(None, {"wechat.appid": "wx1"})
     with pytest.raises(wolive.ConfigProblem, match="wechat.api_base"):

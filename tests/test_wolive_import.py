@@ -255,7 +255,7 @@ def imported(wolive_source: str, old_site: Path, tmp_path: Path, db_url: str
 @pytest.mark.gen_test(timeout=60)
 async def test_imported_agent_logs_in_with_old_password_and_reads_old_chats(
         imported: str, base_url: str, cfg: dict[str, Any], wolive_server: Any) -> None:
-    db = cfg["database"]["url"]
+    db = cfg.database.url
     rows = db_rows(db, "SELECT cid, content, msg_type FROM wolive_chats ORDER BY cid")
     by_cid = {r["cid"]: r for r in rows}
     assert sorted(by_cid) == [1, 2, 3, 4, 5, 6, 7]
@@ -350,7 +350,7 @@ def test_import_in_place(wolive_source: str, old_site: Path, tmp_path: Path) -> 
 @pytest.mark.gen_test
 async def test_event_chat_singular_is_event_chats(
         base_url: str, ws_base: str, cfg: dict[str, Any]) -> None:
-    db = cfg["database"]["url"]
+    db = cfg.database.url
     agent, agent_sock = await setup_agent(base_url, ws_base, db)
     assert agent_sock is not None
     visitor, boot = await open_visitor_window(base_url, BIZ, "old-site-visitor")
