@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import re
 from http.cookies import SimpleCookie
@@ -331,3 +332,15 @@ class RecordingConn:
     def events(self, name: str) -> list[dict[str, Any]]:
         """The frames of event `name`, in order."""
         return [f for f in self.frames if f["event"] == name]
+
+
+class ErrorRecords(logging.Handler):
+    """A logging handler keeping every ERROR (and worse) record in `sink`, for tests that
+    check no request logged a fault (or exactly which did)."""
+
+    def __init__(self, sink: list[logging.LogRecord]) -> None:
+        super().__init__(logging.ERROR)
+        self.sink = sink
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.sink.append(record)

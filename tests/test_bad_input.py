@@ -12,7 +12,8 @@ from urllib.parse import quote, urlencode
 
 import pytest
 
-from helpers import Client, PusherSocket, db_rows, open_visitor_window, wait_for
+from helpers import (Client, ErrorRecords, PusherSocket, db_rows, open_visitor_window,
+                     wait_for)
 from test_api_docs import documented
 
 PASSWORD = "s3cret-enough"
@@ -187,7 +188,7 @@ async def test_no_url_answers_5xx_to_bad_input(base_url: str, ws_base: str, db_u
     names = ReadNames(monkeypatch)
     errors: list[logging.LogRecord] = []
     loggers = [logging.getLogger("wolive"), logging.getLogger("tornado")]
-    handler = _Errors(errors)
+    handler = ErrorRecords(errors)
     for lg in loggers:
         lg.addHandler(handler)
     try:
@@ -244,15 +245,6 @@ async def test_no_url_answers_5xx_to_bad_input(base_url: str, ws_base: str, db_u
         assert expected <= set(names.read.get(key, ())), (key, names.read.get(key))
     assert requests > (5000 if len(hostile) == len(HOSTILE) else 1500), requests
     assert problems == [], "\n".join(problems)
-
-
-class _Errors(logging.Handler):
-    def __init__(self, sink: list[logging.LogRecord]) -> None:
-        super().__init__(logging.ERROR)
-        self.sink = sink
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.sink.append(record)
 
 
 class World:

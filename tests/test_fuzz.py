@@ -34,7 +34,7 @@ from typing import Any, Iterator
 from urllib.parse import quote, urlencode
 
 import pytest
-from helpers import Client, PusherSocket, open_visitor_window
+from helpers import Client, ErrorRecords, PusherSocket, open_visitor_window
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_api_docs import documented
@@ -126,15 +126,6 @@ class Ctx:
     errors: list[logging.LogRecord] = field(default_factory=list)
 
 
-class _Errors(logging.Handler):
-    def __init__(self, sink: list[logging.LogRecord]) -> None:
-        super().__init__(logging.ERROR)
-        self.sink = sink
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.sink.append(record)
-
-
 @pytest.fixture
 def ctx(io_loop: Any, base_url: str, ws_base: str, db_url: str) -> Iterator[Ctx]:
     async def setup() -> Ctx:
@@ -164,7 +155,7 @@ def ctx(io_loop: Any, base_url: str, ws_base: str, db_url: str) -> Iterator[Ctx]
         await stranger.get_xsrf()
         return Ctx(base_url, db_url, boss, visitor, stranger, ids, Fingerprint(db_url))
     c = io_loop.run_sync(setup)
-    handler = _Errors(c.errors)
+    handler = ErrorRecords(c.errors)
     loggers = [logging.getLogger(n) for n in ("wolive", "tornado")]
     for lg in loggers:
         lg.addHandler(handler)
