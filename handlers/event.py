@@ -199,7 +199,7 @@ class HomeHandler(BaseHandler):
                     "Referer", ""))
         except ChatError as exc:
             raise ApiError(max(exc.status, 400), exc.code, exc.msg) from None
-        # For the agent's visitor card (store/workbench.py): browser, referrer, visits.
+        # For the agent's visitor card (store/visitors.py): browser, referrer, visits.
         await self.store.note_visit(visiter_id, business_id,
                                     self.request.headers.get("User-Agent", ""),
                                     self.get_query_argument("referrer", "")[:1024])

@@ -1,12 +1,12 @@
 """`/admin/set/visitor`: what the workbench's right column shows of a visitor, and the
-name / phone / note an agent keeps about it (`store.workbench`)."""
+name / phone / note an agent keeps about it (`store.visitors`)."""
 from __future__ import annotations
 
 import functools
 from typing import Any
 
 from realtime.ratings import Ratings
-from store.workbench import EDITABLE
+from store.visitors import EDITABLE
 
 from .base import AgentApiHandler
 

@@ -1,20 +1,26 @@
-"""SQL for agent management and businesses (`wolive_service`, `wolive_business`).
+"""SQL for agents and businesses (`wolive_service`, `wolive_business`, `wolive_service_load`):
+installing, adding, finding, editing and deleting agents and businesses, and what automatic
+assignment reads of the online agents (their load, when each was last busy).
 
-Used by `realtime.agents`; no rule about who may do what lives here (that is the use
-case's job), only the writes, each in one committed transaction. Raises `Conflict` for a
-taken `user_name` / `business_id` and `NotFound` for a missing row.
+No rule about who may do what lives here (that is the use cases' job: `realtime.agents`,
+`realtime.chat`), only the reads and the writes, each write in one committed transaction.
+Agent and business rows are read through the row cache (`store.rowcache`). Raises `Conflict`
+for a taken `user_name` / `business_id` and `NotFound` for a missing row.
 """
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from . import schema as t
 from .base import Row, StoreBase
 from .errors import Conflict, NotFound
+from .prepared import Prepared
 from .quick_replies import quick_reply
+from .upsert import upsert
 
 #: What may be shown of an agent: every column except the password hash.
 PUBLIC_SERVICE_COLUMNS = (
@@ -27,14 +33,168 @@ PUBLIC_SERVICE_COLUMNS = (
 PROFILE_COLUMNS = ("user_name", "nick_name", "phone", "email", "avatar")
 
 
+#: An agent's reply (`note_service_activity(active=True)`, `store.messages.add_message`).
+NOTE_ACTIVE = Prepared(lambda d: upsert(
+    d, t.service_load, dict(service_id=bindparam("service_id"),
+                            last_active_ms=bindparam("now")),
+    ["service_id"], [("last_active_ms", bindparam("now"))]))
+
+
+def _online_with_load(_dialect: str) -> Any:
+    """`online_services_with_load`'s one statement."""
+    sl, st = t.service_load, t.service_status
+    load = (select(func.count()).select_from(t.queue).where(and_(
+        t.queue.c.service_id == t.service.c.service_id,
+        t.queue.c.state == "normal")).scalar_subquery())
+    return (select(t.service.c.service_id, load.label("load"),
+                   func.coalesce(sl.c.last_assigned_ms, 0).label("assigned"),
+                   func.coalesce(sl.c.last_active_ms, 0).label("active"),
+                   st.c.status.label("status"))
+            .select_from(t.service.outerjoin(sl, sl.c.service_id == t.service.c.service_id)
+                         .outerjoin(st, st.c.service_id == t.service.c.service_id))
+            .where(and_(t.service.c.business_id == bindparam("business_id"),
+                        t.service.c.state == "online"))
+            .order_by(t.service.c.service_id))
+
+
+ONLINE_WITH_LOAD = Prepared(_online_with_load)
+
+
+def _note_activity(assigned: bool, active: bool) -> Prepared:
+    """`note_service_activity`'s one statement (insert or update `wolive_service_load`)."""
+    def build(dialect: str) -> Any:
+        fresh: dict[str, Any] = {name: bindparam("now") for name, given in (
+            ("last_assigned_ms", assigned), ("last_active_ms", active)) if given}
+        return upsert(dialect, t.service_load,
+                      dict(service_id=bindparam("service_id"), **fresh),
+                      ["service_id"], list(fresh.items()))
+    return Prepared(build)
+
+
+#: By (assigned, active); (False, True) is `NOTE_ACTIVE`'s statement.
+NOTE_ACTIVITY = {(True, False): _note_activity(True, False),
+                 (True, True): _note_activity(True, True)}
+
+#: The row cache's reads (`get_service`, `get_business`) on a miss.
+SERVICE_BY_ID = Prepared(lambda _d: select(t.service).where(
+    t.service.c.service_id == bindparam("service_id")))
+BUSINESS_BY_ID = Prepared(lambda _d: select(t.business).where(
+    t.business.c.business_id == bindparam("business_id")))
+
+
 def _public_columns() -> list[Any]:
     return [t.service.c[name] for name in PUBLIC_SERVICE_COLUMNS]
 
 
 class AgentStore(StoreBase):
-    """Agents and businesses, as the agent-management use cases need them."""
+    """Agents and businesses: install, add, find, edit, delete; online agents' load."""
 
-    # ---- agents -------------------------------------------------------------------------
+    # ---- install and agents ------------------------------------------------------------
+
+    async def has_super_manager(self) -> bool:
+        row = await self._fetch_one(
+            select(t.service.c.service_id).where(t.service.c.level == "super_manager").limit(1))
+        return row is not None
+
+    async def install(self, business_id: str, user_name: str, nick_name: str,
+                      password_hash: str, distribution_rule: str = "auto") -> Row:
+        """Create the first business and its super_manager in one transaction.
+
+        Raises `Conflict` when a super_manager already exists (the installer runs once).
+        Returns the new agent row.
+        """
+        async with self.engine.begin() as conn:
+            if self.dialect == "mysql":
+                # Serialise concurrent installers on MySQL (SQLite's single writer already
+                # does): a named lock, since locking the empty table's gap let two installers
+                # on two nodes deadlock on their inserts.
+                await conn.execute(text(
+                    "SELECT GET_LOCK(CONCAT('wolive_install:', DATABASE()), 30)"))
+            try:
+                return await self._install(conn, business_id, user_name, nick_name,
+                                           password_hash, distribution_rule)
+            finally:
+                if self.dialect == "mysql":
+                    await conn.execute(text(
+                        "SELECT RELEASE_LOCK(CONCAT('wolive_install:', DATABASE()))"))
+
+    async def _install(self, conn: Any, business_id: str, user_name: str, nick_name: str,
+                       password_hash: str, distribution_rule: str) -> Row:
+        """`install`'s transaction, once it holds the installer's lock."""
+        exists = await self._one(conn, select(t.service.c.service_id).where(
+            t.service.c.level == "super_manager").limit(1))
+        if exists:
+            raise Conflict("already installed")
+        have_business = await self._one(conn, select(t.business.c.wid).where(
+            t.business.c.business_id == business_id))
+        if not have_business:
+            await conn.execute(insert(t.business).values(
+                business_id=business_id, distribution_rule=distribution_rule))
+        sid = await self._insert_service(
+            conn, user_name=user_name, nick_name=nick_name, password=password_hash,
+            business_id=business_id, level="super_manager", parent_id=0, state="offline")
+        return await self._one(conn, select(t.service).where(
+            t.service.c.service_id == sid)) or {}
+
+    async def add_service(self, business_id: str, user_name: str, nick_name: str,
+                          password_hash: str, level: str = "service", parent_id: int = 0,
+                          avatar: str | None = None) -> Row:
+        """Add an agent. Raises `Conflict` when `user_name` is taken. Returns the row."""
+        values: Row = dict(user_name=user_name, nick_name=nick_name, password=password_hash,
+                           business_id=business_id, level=level, parent_id=parent_id)
+        if avatar:
+            values["avatar"] = avatar
+        async with self.engine.begin() as conn:
+            sid = await self._insert_service(conn, **values)
+            return await self._one(conn, select(t.service).where(
+                t.service.c.service_id == sid)) or {}
+
+    async def get_service(self, service_id: int) -> Row:
+        """The agent's `wolive_service` row (from the row cache, `store.rowcache`). Raises
+        `NotFound`."""
+        return await self._cached_row("wolive_service", service_id, SERVICE_BY_ID, "agent",
+                                      service_id=service_id)
+
+    async def find_service_by_name(self, user_name: str) -> Row | None:
+        """The agent named `user_name`, ignoring case as MariaDB's collation does (SQLite:
+        NOCASE, the collation of migration 10's unique index); None when there is none."""
+        column = t.service.c.user_name
+        match = (column.collate("NOCASE") == user_name if self.dialect == "sqlite"
+                 else column == user_name)
+        return await self._fetch_one(select(t.service).where(match))
+
+    async def set_service_password(self, service_id: int, password_hash: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(update(t.service).where(t.service.c.service_id == service_id)
+                               .values(password=password_hash))
+
+    async def online_services_with_load(self, business_id: str) -> list[Row]:
+        """The business's online agents, by `service_id`: `[{service_id, load,
+        idle_since_ms, away}]`. `load` = its open (`normal`) conversations in `wolive_queue`;
+        `idle_since_ms` = the later of its last assignment and last reply (ms since the
+        epoch, 0 = never; `wolive_service_load`); `away`: the agent set itself away
+        (`wolive_service_status`), so the auto rule gives it nobody new."""
+        async with self._reading() as conn:
+            rows = (await self._run(conn, ONLINE_WITH_LOAD, business_id=business_id)).rows
+        return [{"service_id": r["service_id"], "load": int(r["load"] or 0),
+                 "idle_since_ms": max(int(r["assigned"]), int(r["active"])),
+                 "away": r["status"] == "away"} for r in rows]
+
+    async def note_service_activity(self, service_id: int, assigned: bool = False,
+                                    active: bool = False, at_ms: int | None = None) -> None:
+        """Record that the agent was just given a visitor (`assigned`) and/or just replied
+        (`active`), at `at_ms` (default now, ms since the epoch)."""
+        now = int(at_ms if at_ms is not None else time.time() * 1000)
+        values: Row = {}
+        if assigned:
+            values["last_assigned_ms"] = now
+        if active:
+            values["last_active_ms"] = now
+        if not values:
+            return
+        prepared = NOTE_ACTIVE if not assigned else NOTE_ACTIVITY[True, active]
+        async with self._writing() as conn:
+            await self._run(conn, prepared, service_id=service_id, now=now)
 
     async def services_of(self, business_id: str) -> list[Row]:
         """The business's agents (no password hash), highest level first, then by id."""
@@ -107,6 +267,18 @@ class AgentStore(StoreBase):
 
     # ---- businesses ---------------------------------------------------------------------
 
+    async def get_business(self, business_id: str) -> Row:
+        """The `wolive_business` row (from the row cache, `store.rowcache`). Raises
+        `NotFound`."""
+        return await self._cached_row("wolive_business", business_id, BUSINESS_BY_ID,
+                                      "business", business_id=business_id)
+
+    async def add_business(self, business_id: str, distribution_rule: str = "auto") -> Row:
+        """Add a business. Raises `Conflict` ("business exists"). Returns its row."""
+        async with self.engine.begin() as conn:
+            await self._insert_business(conn, business_id, distribution_rule)
+        return await self.get_business(business_id)
+
     async def businesses(self) -> list[Row]:
         """Every business (all `wolive_business` columns) with `agents`: how many agents it
         has and `online`: how many of them are online. Ordered by `wid`."""
@@ -133,18 +305,31 @@ class AgentStore(StoreBase):
         # No SAVEPOINT here: with pysqlite a SAVEPOINT that opens the transaction commits on
         # release. Any IntegrityError raises out of `begin()`, which rolls everything back.
         async with self.engine.begin() as conn:
-            try:
-                await conn.execute(insert(t.business).values(
-                    business_id=business_id, distribution_rule=distribution_rule))
-            except IntegrityError as exc:
-                raise Conflict("business exists") from exc
-            try:
-                res = await conn.execute(insert(t.service).values(
-                    user_name=user_name, nick_name=nick_name, password=password_hash,
-                    business_id=business_id, level="manager", parent_id=parent_id,
-                    state="offline"))
-            except IntegrityError as exc:
-                raise Conflict("user_name taken") from exc
-            sid = self._inserted_id(res)
+            await self._insert_business(conn, business_id, distribution_rule)
+            sid = await self._insert_service(
+                conn, user_name=user_name, nick_name=nick_name, password=password_hash,
+                business_id=business_id, level="manager", parent_id=parent_id,
+                state="offline")
             return await self._one(conn, select(*_public_columns()).where(
                 t.service.c.service_id == sid)) or {}
+
+    # ---- the inserts ---------------------------------------------------------------------
+
+    @staticmethod
+    async def _insert_business(conn: Any, business_id: str, distribution_rule: str) -> None:
+        """Insert a `wolive_business` row in `conn`'s transaction. Raises `Conflict`
+        ("business exists")."""
+        try:
+            await conn.execute(insert(t.business).values(
+                business_id=business_id, distribution_rule=distribution_rule))
+        except IntegrityError as exc:
+            raise Conflict("business exists") from exc
+
+    async def _insert_service(self, conn: Any, **values: Any) -> int:
+        """Insert a `wolive_service` row in `conn`'s transaction; returns its `service_id`.
+        Raises `Conflict` ("user_name taken")."""
+        try:
+            res = await conn.execute(insert(t.service).values(**values))
+        except IntegrityError as exc:
+            raise Conflict("user_name taken") from exc
+        return self._inserted_id(res)

@@ -55,7 +55,7 @@ def is_unavailable(exc: BaseException) -> bool:
 
 
 class HeldTransaction:
-    """A transaction a task holds (see `store.waiting.WaitingStore.assignment`): while
+    """A transaction a task holds (see `store.conversations.ConversationStore.assignment`): while
     `active`, every query of `store` in that task (not in tasks it starts) runs on `conn`,
     inside it."""
 
@@ -75,7 +75,7 @@ HELD: ContextVar[HeldTransaction | None] = ContextVar("wolive_held_transaction",
 
 class StoreBase:
     """Holds the engine. Mixins (one module per product area) subclass this and are listed
-    in `store.repo.Store`'s bases; each method commits its own transaction."""
+    in `store.Store`'s bases; each method commits its own transaction."""
 
     def __init__(self, engine: AsyncEngine | InLoopEngine,
                  row_cache_s: float = DEFAULT_TTL_S) -> None:

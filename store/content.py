@@ -1,6 +1,6 @@
 """SQL for greetings, the FAQ, visitor-side tabs, business switches and the message board.
 
-Tables are the WoLive document's (`wolive_sentence`, `wolive_question`, `wolive_tablist`,
+Tables are WoLive's (`wolive_sentence`, `wolive_question`, `wolive_tablist`,
 `wolive_business`, `wolive_message`); `wolive_message.state` is ours (migration 3). Every
 row is read and written within its business: each method that takes an id also takes the
 `business_id` it must belong to, so a caller cannot reach another business's rows by id.
@@ -10,13 +10,16 @@ stores them. Every write is committed before the method returns.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, Table, and_, delete, func, insert, select, update
+from sqlalchemy import (ColumnElement, Table, and_, bindparam, delete, func, insert, select,
+                        update)
 from sqlalchemy.exc import IntegrityError
 
 from . import schema as t
 from .base import Row, StoreBase
 from .errors import NotFound
+from .prepared import Prepared
 
 #: Columns of `wolive_business` a switch may change (never `wid` / `business_id`).
 SWITCH_COLUMNS = ("distribution_rule", "video_state", "audio_state", "voice_state",
@@ -30,6 +33,20 @@ def _board_row(row: Row | None) -> Row:
     if isinstance(row.get("timestamp"), datetime):
         row["timestamp"] = row["timestamp"].strftime("%Y-%m-%d %H:%M:%S")
     return row
+
+
+def _card_extras(_dialect: str) -> Any:
+    """`card_extras`'s one statement: the agent's active greeting and its status."""
+    s, st = t.sentence, t.service_status
+    greeting = select(s.c.content).where(and_(
+        s.c.service_id == bindparam("service_id"), s.c.state == "using")
+    ).limit(1).scalar_subquery()
+    status = select(st.c.status).where(
+        st.c.service_id == bindparam("service_id")).scalar_subquery()
+    return select(greeting.label("greeting"), status.label("status"))
+
+
+CARD_EXTRAS = Prepared(_card_extras)
 
 
 class ContentStore(StoreBase):
@@ -67,6 +84,19 @@ class ContentStore(StoreBase):
         if row is None:
             raise NotFound(f"greeting of agent {service_id}")
         return row
+
+    async def card_extras(self, service_id: int) -> tuple[str, str]:
+        """The agent's active greeting (`active_greeting`; "" when none) and its status
+        (`service_status`: `available` or `away`) in one statement."""
+        async with self._reading() as conn:
+            rows = (await self._run(conn, CARD_EXTRAS, service_id=service_id)).rows
+        row = rows[0] if rows else {}
+        return str(row.get("greeting") or ""), str(row.get("status") or "available")
+
+    async def active_greeting(self, service_id: int) -> str:
+        row = await self._fetch_one(select(t.sentence.c.content).where(and_(
+            t.sentence.c.service_id == service_id, t.sentence.c.state == "using")))
+        return row["content"] if row else ""
 
     async def business_greetings(self, business_id: str) -> list[Row]:
         """Every greeting of the business's agents, with the agent's `nick_name`."""
@@ -193,7 +223,7 @@ class ContentStore(StoreBase):
 
     async def set_board_message_state(self, business_id: str, mid: int, state: str) -> Row:
         """Mark one message `state` ("readed" / "unread"), keeping its timestamp (the
-        document's column updates itself on MySQL otherwise). Raises `NotFound`."""
+        WoLive's column updates itself on MySQL otherwise). Raises `NotFound`."""
         m = t.message
         key = and_(m.c.mid == mid, m.c.business_id == business_id)
         async with self.engine.begin() as conn:

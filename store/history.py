@@ -1,8 +1,8 @@
-"""SQL for conversation history (WoLive document, "查看历史消息Api").
+"""SQL for conversation history (WoLive's "查看历史消息Api").
 
 Reads `wolive_chats` joined with `wolive_visiter` and `wolive_service`; every query is bound
 to one business, and to one agent when the caller says so. Times are `wolive_chats.timestamp`
-(unix seconds, the document's int column).
+(unix seconds, WoLive's int column).
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""SQL for visitor identity (issue 10, item 3): which browser owns a visitor id, and each
+"""SQL for visitor identity: which browser owns a visitor id, and each
 business's identity secret and its "require signed ids" switch.
 
-Both tables are ours (not in the WoLive document) and are made by `metadata.create_all` at
+Both tables are ours (not WoLive's) and are made by `metadata.create_all` at
 start-up (recorded as schema migration 9, `_v9_visitor_identity`), so an existing database
 simply gains them:
 
@@ -25,7 +25,6 @@ from . import schema as t
 from .base import Row, StoreBase
 from .prepared import Prepared
 
-_TABLE_OPTIONS: dict[str, Any] = dict(t._MYSQL)
 
 visitor_owner = Table(
     "wolive_visitor_owner", t.metadata,
@@ -33,7 +32,7 @@ visitor_owner = Table(
     Column("visiter_id", String(200), primary_key=True),
     Column("token_hash", String(64), nullable=False),
     Column("created_at", Integer, nullable=False, server_default="0"),
-    **_TABLE_OPTIONS,
+    **t.MYSQL_TABLE_OPTIONS,
 )
 
 identity = Table(
@@ -42,7 +41,7 @@ identity = Table(
     Column("secret", String(64), nullable=False),
     Column("require_signed", Integer, nullable=False, server_default="0"),
     Column("updated_at", Integer, nullable=False, server_default="0"),
-    **_TABLE_OPTIONS,
+    **t.MYSQL_TABLE_OPTIONS,
 )
 
 

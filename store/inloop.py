@@ -1,11 +1,11 @@
 """SQLite in the event loop's own thread: the subset of SQLAlchemy's `AsyncEngine` /
 `AsyncConnection` the store uses, over a synchronous SQLAlchemy `Engine` on the standard
-`sqlite3` module (issue 11, item 2).
+`sqlite3` module.
 
 Why: through aiosqlite every statement (and BEGIN, COMMIT, cursor open and close) is a hop to
 a worker thread and back (a queue, a future, a wake-up of the loop), and SQLAlchemy's async
-layer adds a greenlet switch per call; the profile of the chat path put ~60 % of the server's
-CPU there. A SQLite statement of the chat path takes a few microseconds in the calling
+layer adds a greenlet switch per call; the profile of the chat path put most of the
+server's CPU there. A SQLite statement of the chat path takes a few microseconds in the calling
 thread, so it runs there.
 
 The rules that keep the loop from ever waiting on SQLite's own locks:

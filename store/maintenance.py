@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from sqlalchemy import Enum, String, Text, and_, delete, func, inspect, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from . import Store
 from . import schema as t
 from .ratings import rating
 from .reports import conversation
-from .repo import SCHEMA_VERSION, Store
-from .workbench import visiter_info
+from .database import SCHEMA_VERSION
 
 #: An upload's URL path as messages, avatars, FAQ and tab bodies carry it
 #: (`realtime.uploads`: `/upload/<32 hex>.<ext>`); group 1 is the stored name.
@@ -132,8 +132,8 @@ async def _purge_batch(conn: AsyncConnection, business_id: str, batch: list[str]
         (t.queue, and_(t.queue.c.business_id == business_id, t.queue.c.visiter_id.in_(plain))),
         (t.visiter, and_(t.visiter.c.business_id == business_id,
                          t.visiter.c.visiter_id.in_(plain))),
-        (visiter_info, and_(visiter_info.c.business_id == business_id,
-                            visiter_info.c.visiter_id.in_(plain))),
+        (t.visiter_info, and_(t.visiter_info.c.business_id == business_id,
+                              t.visiter_info.c.visiter_id.in_(plain))),
         # The reports' rows of those conversations (store/reports.py).
         (conversation, and_(conversation.c.business_id == business_id,
                             conversation.c.visiter_id.in_(batch))),

@@ -3,7 +3,7 @@
 `metadata.create_all` makes any missing table with today's columns; each migration brings an
 older database (ours, or an existing WoLive one being pointed at) up to date and is a no-op
 where its change is already there, so running them on a fresh database is harmless.
-Never drop or rename the WoLive document's tables or columns (ARCHITECTURE.md, "Storage").
+Never drop or rename WoLive's own tables or columns.
 """
 from __future__ import annotations
 
@@ -112,7 +112,7 @@ def _v8_ratings(conn: Connection) -> None:
 def _v9_visitor_identity(conn: Connection) -> None:
     """`wolive_visitor_owner` and `wolive_identity` (made by create_all, `store/identity.py`):
     which browser owns a visitor id (its token's hash), each business's identity secret and
-    its "require signed ids" switch (issue 10)."""
+    its "require signed ids" switch."""
 
 
 def _v10_user_name_nocase(conn: Connection) -> None:
@@ -233,7 +233,7 @@ def _sqlite_sequence_at_least(conn: Connection, table: str, value: int) -> None:
 def _v13_conversations(conn: Connection) -> None:
     """`wolive_conversation` (made by create_all, `store/reports.py`): one row per
     conversation with when it started, was assigned, first answered and ended, for the
-    managers' reports (issue 13, item 7). Conversations already open when this runs are
+    managers' reports. Conversations already open when this runs are
     counted from their next change."""
 
 

@@ -1,4 +1,4 @@
-"""Statements of the chat path compiled once and run on the driver's cursor (issue 11, item 2).
+"""Statements of the chat path compiled once and run on the driver's cursor.
 
 The profile of a visitor message put most of the server's CPU in SQLAlchemy's per-execute
 work (cache key, compiled-cache lookup, parameter processing, the execution context and the

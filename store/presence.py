@@ -1,11 +1,12 @@
-"""Online / offline state columns written in batches, one batch at a time on SQLite.
+"""SQL for presence: the online / offline state of agents and visitors (`wolive_service.state`,
+`wolive_visiter.state`), one at a time, in batches, and all reset at start-up.
 
 The presence tracker (`realtime.presence`) writes `wolive_service.state` and
 `wolive_visiter.state` whenever a socket comes or goes; a connect storm makes thousands of
 those at once. Each batch here is one transaction, and on SQLite the batches (and the
 presence hooks that write, see `background_turn`) take turns on one asyncio lock, so they
 hold at most one pooled connection and one place in the queue for SQLite's single writer:
-requests keep the rest of the pool (issue 10 item 7).
+requests keep the rest of the pool.
 """
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ def _check(states: dict[str, str] | dict[int, str]) -> None:
 
 
 class PresenceStore(StoreBase):
-    """Batched state writes and the turn background writers take on SQLite."""
+    """Online / offline state writes, and the turn background writers take on SQLite."""
 
     _background_lock: asyncio.Lock | None = None
 
@@ -55,6 +56,34 @@ class PresenceStore(StoreBase):
             self._background_lock = asyncio.Lock()
         async with self._background_lock:
             yield
+
+    async def set_service_state(self, service_id: int, state: str) -> bool:
+        """Write `wolive_service.state`; True when the row changed."""
+        async with self.engine.begin() as conn:
+            res = await conn.execute(update(t.service).where(and_(
+                t.service.c.service_id == service_id, t.service.c.state != state))
+                .values(state=state))
+            return bool(res.rowcount)
+
+    async def reset_presence(self) -> list[int]:
+        """Mark everyone offline: run at start-up, when no socket can be open yet. Returns
+        the `service_id`s of the agents that were online (whose consoles should come
+        back, see `PresenceTracker.expect_back`)."""
+        async with self.engine.begin() as conn:
+            were = (await conn.execute(select(t.service.c.service_id).where(
+                t.service.c.state == "online").order_by(t.service.c.service_id))).scalars().all()
+            await conn.execute(update(t.service).where(t.service.c.state == "online")
+                               .values(state="offline"))
+            await conn.execute(update(t.visiter).where(t.visiter.c.state == "online")
+                               .values(state="offline"))
+        return [int(sid) for sid in were]
+
+    async def set_visiter_state(self, channel: str, state: str) -> Row | None:
+        """Write `wolive_visiter.state` by channel; returns the visitor (None if unknown)."""
+        async with self.engine.begin() as conn:
+            await conn.execute(update(t.visiter).where(t.visiter.c.channel == channel)
+                               .values(state=state))
+            return await self._one(conn, select(t.visiter).where(t.visiter.c.channel == channel))
 
     async def set_service_states(self, states: dict[int, str]) -> list[int]:
         """Write `wolive_service.state` for many agents in one transaction: `states` maps

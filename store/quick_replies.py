@@ -1,6 +1,6 @@
 """SQL for quick replies (canned responses): an agent's own ones and a business's shared ones.
 
-`wolive_quick_reply` is ours (not in the WoLive document). A row belongs to one business;
+`wolive_quick_reply` is ours (not one of WoLive's). A row belongs to one business;
 `service_id` is the agent who owns it, or `SHARED` (0) for the business's shared ones. It
 is created by `metadata.create_all` at start-up (a new table, nothing to alter; recorded as
 schema migration 9, `_v9_quick_replies`), so an existing database simply gains it on SQLite
@@ -13,7 +13,7 @@ transaction, and raises `NotFound` / `Conflict`.
 from __future__ import annotations
 
 import time
-from typing import Any, Sequence
+from typing import Sequence
 
 from sqlalchemy import (Column, Index, Integer, String, Table, and_, delete, func, insert,
                         or_, select, update)
@@ -27,7 +27,6 @@ SHARED = 0
 #: Column sizes (characters); the use cases' limits are at most these.
 TITLE_COLUMN_CHARS = 64
 CONTENT_COLUMN_CHARS = 2000
-_TABLE_OPTIONS: dict[str, Any] = dict(t._MYSQL)
 
 quick_reply = Table(
     "wolive_quick_reply", t.metadata,
@@ -40,7 +39,7 @@ quick_reply = Table(
     Column("created_at", Integer, nullable=False, server_default="0"),
     Column("updated_at", Integer, nullable=False, server_default="0"),
     Index("quick_reply_owner", "business_id", "service_id", "sort"),
-    **_TABLE_OPTIONS,
+    **t.MYSQL_TABLE_OPTIONS,
 )
 
 _ORDER = (quick_reply.c.sort, quick_reply.c.id)

@@ -1,4 +1,4 @@
-"""SQL for conversation ratings: `wolive_rating` (ours, not in the WoLive document).
+"""SQL for conversation ratings: `wolive_rating` (ours, not one of WoLive's).
 
 A visitor rates an ended conversation once: a score of 1-5 and an optional comment. Each row
 names the `ended` system line (`wolive_chats.cid`, `ended_cid`) it rates; the unique key
@@ -9,7 +9,6 @@ No rule about who may rate what lives here (`realtime.ratings` has them).
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from sqlalchemy import (Column, Index, Integer, SmallInteger, String, Table, UniqueConstraint,
                         and_, insert, select)
@@ -21,7 +20,6 @@ from .errors import Conflict
 
 #: Longest rating comment (characters).
 MAX_RATING_COMMENT = 500
-_TABLE_OPTIONS: dict[str, Any] = dict(t._MYSQL)
 
 rating = Table(
     "wolive_rating", t.metadata,
@@ -39,7 +37,7 @@ rating = Table(
     UniqueConstraint("visiter_id", "business_id", "ended_cid", name="rating_once"),
     Index("rating_service", "service_id"),
     Index("rating_business_time", "business_id", "timestamp"),
-    **_TABLE_OPTIONS,
+    **t.MYSQL_TABLE_OPTIONS,
 )
 
 #: What a rating looks like to callers (every column).

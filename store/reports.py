@@ -1,4 +1,4 @@
-"""SQL for the managers' reports (issue 13, item 7): `wolive_conversation` (ours, migration 13).
+"""SQL for the managers' reports: `wolive_conversation` (ours, migration 13).
 
 One row per conversation: a visitor of a business from the moment it gets an open queue row
 (`wolive_queue.state = normal`: assigned to an agent, or waiting) until that row ends
@@ -32,7 +32,6 @@ from .base import Row, StoreBase
 from .prepared import Prepared
 from .ratings import rating
 
-_TABLE_OPTIONS: dict[str, Any] = dict(t._MYSQL)
 
 conversation = Table(
     "wolive_conversation", t.metadata,
@@ -51,7 +50,7 @@ conversation = Table(
     Index("conv_agent_time", "business_id", "service_id", "started_at"),
     # The visitor's open conversation (`track`, `FIRST_REPLY`).
     Index("conv_visitor", "visiter_id", "business_id", "ended_at"),
-    **_TABLE_OPTIONS,
+    **t.MYSQL_TABLE_OPTIONS,
 )
 
 #: The agent reply's conditional UPDATE (run in `Store.add_message`'s transaction): the open

@@ -1,7 +1,7 @@
 """An in-process cache of the rows the chat path reads on every request: a business
 (`wolive_business`, by `business_id`) and an agent (`wolive_service`, by `service_id`).
 
-Invalidation (issue 11, item 2):
+Invalidation:
 
 - **This process's writes**: every statement this store sends that writes one of those
   tables (`INSERT` / `UPDATE` / `DELETE` / `REPLACE` into it, whichever store method sent it,

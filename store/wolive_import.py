@@ -1,7 +1,7 @@
-"""Import an existing WoLive database (issue 13, item 6): `python wolive.py import-wolive
+"""Import an existing WoLive database: `python wolive.py import-wolive
 --from mysql://user:pass@host/wolive_old --config config.yaml [--dry-run] [--uploads-from DIR]`.
 
-The source is a WoLive MySQL/MariaDB database with the document's ten tables (MyISAM,
+The source is a WoLive MySQL/MariaDB database with WoLive's ten tables (MyISAM,
 utf8); the target is the config's database (SQLite or MySQL/MariaDB), made and migrated by
 `Store.open`. Two modes:
 
@@ -57,7 +57,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from . import schema
 from .errors import ConfigError
-from .repo import Store, normalise_url
+from . import Store
+from .database import normalise_url
 
 Row = dict[str, Any]
 #: `copy_upload(old URL path)` → the new URL path, or None when the file is missing or

@@ -73,7 +73,7 @@ async def test_upserts_keep_what_they_must(db_url: str) -> None:
     gets the new name/page; the visitor card counts a visit only after `VISIT_GAP_S` and
     keeps the browser when a later page load does not say it."""
     from store import Store
-    from store.workbench import VISIT_GAP_S
+    from store.visitors import VISIT_GAP_S
     store = await Store.open(db_url)
     try:
         await store.add_business(BIZ)

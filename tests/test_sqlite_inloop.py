@@ -13,7 +13,7 @@ from sqlalchemy import insert, select
 
 from store import schema as t
 from store.errors import Unavailable
-from store.repo import Store
+from store import Store
 
 
 @pytest.fixture
