@@ -329,7 +329,7 @@ class Chat:
         hand-over is also the same conditional UPDATE as a claim, so it never takes a
         visitor an agent just claimed.
 
-        Stranded visitors (`store.waiting`: their agent went offline and nobody could take
+        Stranded visitors (`store.conversations`: their agent went offline and nobody could take
         over then, their window is open) are served too, in the same first-come order
         (`qid`), unless the presence tracker has not settled their agent yet
         (`agent_settling`): under `auto` each goes to an agent with room as when its agent

@@ -9,10 +9,12 @@ an uncommitted write. The store raises `store.errors`, never HTTP errors.
 from .agent_status import AgentStatusStore
 from .agents import AgentStore
 from .base import StoreBase
-from .content import ContentStore
+from .board import BoardStore
 from .conversations import Conversation, ConversationStore
 from .database import SCHEMA_VERSION, DatabaseStore, normalise_url
 from .errors import ConfigError, Conflict, NotFound, StoreError, Unavailable
+from .faq import FaqStore
+from .greetings import GreetingStore
 from .history import HistoryStore
 from .identity import IdentityStore
 from .messages import MessageStore
@@ -20,13 +22,15 @@ from .presence import PresenceStore
 from .quick_replies import QuickReplyStore
 from .ratings import RatingStore
 from .reports import ReportStore
+from .tabs import TabStore
 from .visitors import VisitorStore
 from .wechat import WechatStore
 
 
 class Store(DatabaseStore, AgentStore, AgentStatusStore, PresenceStore, VisitorStore,
-            ConversationStore, MessageStore, ContentStore, HistoryStore, QuickReplyStore,
-            RatingStore, IdentityStore, WechatStore, ReportStore, StoreBase):
+            ConversationStore, MessageStore, GreetingStore, FaqStore, TabStore, BoardStore,
+            HistoryStore, QuickReplyStore, RatingStore, IdentityStore, WechatStore,
+            ReportStore, StoreBase):
     """The repository. Build with `await Store.open(url)`; close with `await store.close()`.
 
     Each feature's SQL is a mixin (a subclass of `StoreBase` in its own module of this

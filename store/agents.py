@@ -28,6 +28,10 @@ PUBLIC_SERVICE_COLUMNS = (
     "level", "parent_id", "state",
 )
 
+#: Columns of `wolive_business` a switch may change (never `wid` / `business_id`).
+SWITCH_COLUMNS = ("distribution_rule", "video_state", "audio_state", "voice_state",
+                  "voice_address", "state")
+
 #: The profile columns `update_service_profile` may write (the whitelist: never the
 #: level, business, parent or password).
 PROFILE_COLUMNS = ("user_name", "nick_name", "phone", "email", "avatar")
@@ -312,6 +316,21 @@ class AgentStore(StoreBase):
                 state="offline")
             return await self._one(conn, select(*_public_columns()).where(
                 t.service.c.service_id == sid)) or {}
+
+    async def set_switches(self, business_id: str, values: dict[str, str]) -> Row:
+        """Change some of `SWITCH_COLUMNS` (any other key raises `ValueError`); returns the
+        business row. Raises `NotFound` for an unknown business."""
+        bad = set(values) - set(SWITCH_COLUMNS)
+        if bad:
+            raise ValueError(f"not a switch: {sorted(bad)}")
+        key = t.business.c.business_id == business_id
+        async with self.engine.begin() as conn:
+            if values:
+                await conn.execute(update(t.business).where(key).values(**values))
+            row = await self._one(conn, select(t.business).where(key))
+        if row is None:
+            raise NotFound(f"business {business_id}")
+        return row
 
     # ---- the inserts ---------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from typing import Any, NamedTuple
 
-from sqlalchemy import event
+from sqlalchemy import ColumnElement, Table, delete, event, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from .errors import NotFound, Unavailable
@@ -353,3 +353,15 @@ class StoreBase:
         async with self._reading() as conn:
             return [dict(r) for r in (await conn.execute(stmt)).mappings().all()]
 
+    async def _count(self, table: Table, where: ColumnElement[bool]) -> int:
+        """How many rows of `table` match `where`."""
+        async with self.read_engine.connect() as conn:
+            return int((await conn.execute(
+                select(func.count()).select_from(table).where(where))).scalar() or 0)
+
+    async def _delete(self, table: Table, where: ColumnElement[bool], what: str) -> None:
+        """Delete the rows of `table` matching `where`; raises `NotFound(what)` when none did."""
+        async with self.engine.begin() as conn:
+            res = await conn.execute(delete(table).where(where))
+        if not res.rowcount:
+            raise NotFound(what)
