@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Table, delete, event, func, select
+from sqlalchemy import ColumnElement, Table, and_, delete, event, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from .errors import NotFound, Unavailable
@@ -365,3 +365,37 @@ class StoreBase:
             res = await conn.execute(delete(table).where(where))
         if not res.rowcount:
             raise NotFound(what)
+
+    # ---- a business's own rows, by id (FAQ entries, tabs) ------------------------------------
+
+    async def _insert_row(self, table: Table, key: str, **values: Any) -> Row:
+        """Insert `values` into `table` and return the whole new row (read back by its
+        autoincrement `key` column)."""
+        async with self.engine.begin() as conn:
+            res = await conn.execute(insert(table).values(**values))
+            return await self._one(conn, select(table).where(
+                table.c[key] == self._inserted_id(res))) or {}
+
+    async def _update_owned(self, table: Table, key: str, row_id: int, business_id: str,
+                            what: str, **values: Any) -> Row:
+        """Write `values` on the row of `table` whose `key` column is `row_id`, when it
+        belongs to `business_id`; returns the row. Raises `NotFound(what)` otherwise."""
+        where = and_(table.c[key] == row_id, table.c.business_id == business_id)
+        async with self.engine.begin() as conn:
+            if await self._one(conn, select(table.c[key]).where(where)) is None:
+                raise NotFound(what)
+            await conn.execute(update(table).where(where).values(**values))
+            return await self._one(conn, select(table).where(where)) or {}
+
+    async def _owned_rows(self, table: Table, key: str, business_id: str,
+                          limit: int) -> list[Row]:
+        """The first `limit` rows of `table` of `business_id`, in `key` order."""
+        return await self._fetch_all(select(table).where(
+            table.c.business_id == business_id).order_by(table.c[key]).limit(limit))
+
+    async def _delete_owned(self, table: Table, key: str, row_id: int, business_id: str,
+                            what: str) -> None:
+        """Delete the row of `table` whose `key` column is `row_id` when it belongs to
+        `business_id`. Raises `NotFound(what)` otherwise."""
+        await self._delete(table, and_(table.c[key] == row_id,
+                                       table.c.business_id == business_id), what)

@@ -8,11 +8,8 @@ module only stores them. Every write is committed before the method returns.
 """
 from __future__ import annotations
 
-from sqlalchemy import and_, insert, select, update
-
 from . import schema as t
 from .base import Row, StoreBase
-from .errors import NotFound
 
 
 class FaqStore(StoreBase):
@@ -23,32 +20,21 @@ class FaqStore(StoreBase):
 
     async def add_question(self, business_id: str, question: str, answer: str,
                            answer_read: str) -> Row:
-        async with self.engine.begin() as conn:
-            res = await conn.execute(insert(t.question).values(
-                business_id=business_id, question=question, answer=answer,
-                answer_read=answer_read))
-            return await self._one(conn, select(t.question).where(
-                t.question.c.qid == self._inserted_id(res))) or {}
+        return await self._insert_row(t.question, "qid", business_id=business_id,
+                                      question=question, answer=answer,
+                                      answer_read=answer_read)
 
     async def update_question(self, business_id: str, qid: int, question: str, answer: str,
                               answer_read: str) -> Row:
         """Raises `NotFound` when `qid` is not a question of `business_id`."""
-        key = and_(t.question.c.qid == qid, t.question.c.business_id == business_id)
-        async with self.engine.begin() as conn:
-            row = await self._one(conn, select(t.question.c.qid).where(key))
-            if row is None:
-                raise NotFound(f"question {qid}")
-            await conn.execute(update(t.question).where(key).values(
-                question=question, answer=answer, answer_read=answer_read))
-            return await self._one(conn, select(t.question).where(key)) or {}
+        return await self._update_owned(t.question, "qid", qid, business_id,
+                                        f"question {qid}", question=question, answer=answer,
+                                        answer_read=answer_read)
 
     async def list_questions(self, business_id: str, limit: int) -> list[Row]:
         """The business's questions, oldest first (the order they were written in)."""
-        return await self._fetch_all(select(t.question).where(
-            t.question.c.business_id == business_id).order_by(t.question.c.qid).limit(limit))
+        return await self._owned_rows(t.question, "qid", business_id, limit)
 
     async def delete_question(self, business_id: str, qid: int) -> None:
         """Raises `NotFound` when `qid` is not a question of `business_id`."""
-        await self._delete(t.question, and_(t.question.c.qid == qid,
-                                            t.question.c.business_id == business_id),
-                           f"question {qid}")
+        await self._delete_owned(t.question, "qid", qid, business_id, f"question {qid}")
