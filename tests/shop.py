@@ -11,13 +11,12 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from helpers import Client, PusherSocket, db_rows, open_visitor_window, wait_for
+from helpers import (BIZ, BOSS, PASSWORD, Client, PusherSocket, db_rows, open_visitor_window,
+                     wait_for)
 
 from handlers.admin import hash_password
 from store import NotFound
 
-PASSWORD = "s3cret-enough"
-BIZ = "shop1"
 SUBSCRIBED = "pusher_internal:subscription_succeeded"
 
 
@@ -52,14 +51,15 @@ class Shop:
     db: str
     boss: Agent
     agents: dict[str, Agent] = field(default_factory=dict)
+    hashed: str = ""  # PASSWORD's hash, made once: every agent added has the same
 
     @classmethod
     async def open(cls, server: Any, base_url: str, ws_base: str, db: str,
                    rule: str = "auto") -> Shop:
         boss = Client(base_url)
-        resp = await boss.install(BIZ, "boss", PASSWORD)
+        resp = await boss.install(BIZ, BOSS, PASSWORD)
         assert resp.code == 302, resp.code
-        shop = cls(server, base_url, ws_base, db, Agent(1, "boss", BIZ, boss))
+        shop = cls(server, base_url, ws_base, db, Agent(1, BOSS, BIZ, boss))
         if rule != "auto":
             await shop.set_rule(rule)
         return shop
@@ -71,14 +71,16 @@ class Shop:
         for row in await store.businesses():
             await store.set_switches(row["business_id"], {"distribution_rule": rule})
 
-    async def agent(self, user: str, level: str = "service", business_id: str = BIZ) -> Agent:
+    async def agent(self, user: str, level: str = "service", business_id: str = BIZ,
+                    nick_name: str | None = None) -> Agent:
         store = self.server.store
         try:
             await store.get_business(business_id)
         except NotFound:
             await store.add_business(business_id)
-        row = await store.add_service(business_id, user, user.title(),
-                                      await hash_password(PASSWORD, 4), level=level)
+        self.hashed = self.hashed or await hash_password(PASSWORD, 4)
+        row = await store.add_service(business_id, user, nick_name or user.title(),
+                                      self.hashed, level=level)
         client = Client(self.base_url)
         resp = await client.login(user, PASSWORD)
         assert resp.code == 302, (user, resp.code)
