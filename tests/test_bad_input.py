@@ -11,13 +11,12 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import pytest
+from helpers import PASSWORD, BIZ
 
 from helpers import (Client, ErrorRecords, PusherSocket, db_rows, open_visitor_window,
                      wait_for)
 from test_api_docs import documented
 
-PASSWORD = "s3cret-enough"
-BIZ = "shop1"
 SUBSCRIBED = "pusher_internal:subscription_succeeded"
 
 

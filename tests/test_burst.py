@@ -11,10 +11,8 @@ from typing import Any
 import pytest
 from tornado.httpclient import AsyncHTTPClient
 
-from helpers import Client, PusherSocket, db_rows, wait_for
+from helpers import BIZ, PASSWORD, Client, PusherSocket, db_rows, wait_for
 
-PASSWORD = "s3cret-enough"
-BIZ = "shop1"
 #: Visitors arriving at once; enough to make the old UPDATE-then-INSERT upsert deadlock
 #: on MariaDB (1213, then 1305 on the vanished savepoint, then a 500).
 BURST = 60

@@ -7,10 +7,8 @@ from typing import Any
 
 import pytest
 
-from helpers import Client, PusherSocket, db_rows, open_visitor_window, wait_for
+from helpers import BIZ, PASSWORD, Client, PusherSocket, db_rows, open_visitor_window, wait_for
 
-PASSWORD = "s3cret-enough"
-BIZ = "shop1"
 
 
 async def setup_agent(base_url: str, ws_base: str, db: str, online: bool = True

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import PASSWORD as PW, BIZ
 from conftest import write_config
 from helpers import Client, PusherSocket, db_rows, open_visitor_window, wait_for
 from sqlalchemy import event
@@ -17,8 +18,6 @@ from sqlalchemy import event
 import wolive
 from handlers.admin import hash_password
 
-PW = "s3cret-enough"
-BIZ = "shop1"
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 import pytest
-from helpers import Client, PusherSocket, db_rows, open_visitor_window
+from helpers import BIZ, PASSWORD, Client, PusherSocket, db_rows, open_visitor_window
 from test_api_lean_path import signed
 from test_pusher_protocol import (  # noqa: F401 (cfg: apps with known secrets)
     APPS,
@@ -23,8 +23,6 @@ from test_pusher_protocol import (  # noqa: F401 (cfg: apps with known secrets)
 from realtime import inputs
 from realtime.pusher.signing import hmac_sha256_hex
 
-PASSWORD = "s3cret-enough"
-BIZ = "shop1"
 DEEP = "[" * 100_000 + "]" * 100_000
 LONE = '"\\ud800"'  # JSON text of a string holding a lone surrogate
 

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import pusher
 import pytest
 from conftest import ADMIN_PASSWORD, start_server, stop_server, write_config
-from helpers import Client, PusherSocket, open_visitor_window
+from helpers import BIZ, Client, PusherSocket, open_visitor_window
 from prometheus_client.parser import text_string_to_metric_families
 from tornado.httpclient import AsyncHTTPClient, HTTPResponse
 
@@ -23,7 +23,6 @@ import wolive
 from handlers.ops import MetricsAccess
 
 SECRET = "ops-secret"
-BIZ = "shop1"
 EVENTS_ROUTE = r"/apps/([0-9A-Za-z_\-]+)/events"
 
 

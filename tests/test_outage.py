@@ -14,12 +14,10 @@ from urllib.parse import urlsplit
 
 import pytest
 from conftest import write_config
-from helpers import Client, PusherSocket, db_rows, open_visitor_window, wait_for
+from helpers import BIZ, PASSWORD, Client, PusherSocket, db_rows, open_visitor_window, wait_for
 
 import wolive
 
-PASSWORD = "s3cret-enough"
-BIZ = "shop1"
 
 
 class TcpProxy:

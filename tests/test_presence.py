@@ -7,10 +7,9 @@ from typing import Any
 
 import pytest
 
-from helpers import Client, PusherSocket, db_rows, open_visitor_window, wait_for
+from helpers import PASSWORD, Client, PusherSocket, db_rows, open_visitor_window, wait_for
 from realtime.pusher.adapter import run_inline
 
-PASSWORD = "s3cret-enough"
 GRACE = 0.3
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import PASSWORD as PW, BIZ
 from conftest import write_config
 from helpers import Client, PusherSocket, db_rows, open_visitor_window, wait_for
 
@@ -18,9 +19,7 @@ import wolive
 from store import NotFound, Store
 from store.rowcache import RowCache, written_table
 
-PW = "s3cret-enough"
 NEW_PW = "another-secret-9"
-BIZ = "shop1"
 
 
 @pytest.fixture

@@ -15,10 +15,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from helpers import Client, PusherSocket, db_rows, open_visitor_window, wait_for
+from helpers import BIZ, PASSWORD, Client, PusherSocket, db_rows, open_visitor_window, wait_for
 
-PASSWORD = "s3cret-enough"
-BIZ = "shop1"
 MB = 1024 * 1024
 
 

@@ -9,10 +9,8 @@ import pytest
 
 import wolive
 from conftest import write_config
-from helpers import Client, PusherSocket, db_rows, open_visitor_window, wait_for
+from helpers import BIZ, PASSWORD, Client, PusherSocket, db_rows, open_visitor_window, wait_for
 
-PASSWORD = "s3cret-enough"
-BIZ = "shop1"
 ICE = [{"urls": "stun:stun.example.com:3478"},
        {"urls": ["turn:turn.example.com:3478", "turns:turn.example.com:5349"],
         "username": "wolive", "credential": "s3cret"}]

@@ -13,10 +13,8 @@ import pusher
 import pytest
 from pusher.signature import sign
 
-from helpers import Client, PusherSocket, db_rows, open_visitor_window, wait_for
+from helpers import BIZ, PASSWORD, Client, PusherSocket, db_rows, open_visitor_window, wait_for
 
-PASSWORD = "s3cret-enough"
-BIZ = "shop1"
 
 
 def webhook_body(*events: dict[str, Any], legacy: bool = False,

@@ -19,10 +19,8 @@ from tornado.testing import bind_unused_port
 import wolive
 from config import WechatConfig
 from conftest import write_config
-from helpers import Client, PusherSocket, db_rows, open_visitor_window, wait_for
+from helpers import BIZ, PASSWORD, Client, PusherSocket, db_rows, open_visitor_window, wait_for
 
-PASSWORD = "s3cret-enough"
-BIZ = "shop1"
 OPEN_ID = "oWx_8s9fJ2kLmN3pQ4rS5tU6vW7x"
 OK = "pusher_internal:subscription_succeeded"
 
