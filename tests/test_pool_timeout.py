@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from conftest import write_config
-from helpers import BIZ, Client, open_visitor_window
+from helpers import BIZ, PASSWORD, Client, open_visitor_window
 
 import wolive
 
