@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from conftest import write_config
-from helpers import BIZ, PASSWORD, Client, open_visitor_window
+from helpers import BIZ, Client, open_visitor_window
 
 import wolive
 
@@ -26,9 +26,8 @@ def cfg(tmp_path: Path, db_url: str) -> dict[str, Any]:
 
 @pytest.mark.gen_test(timeout=60)
 async def test_exhausted_pool_answers_503_with_retry_after(
-        base_url: str, wolive_server: wolive.Wolive, caplog: pytest.LogCaptureFixture) -> None:
-    agent = Client(base_url)
-    assert (await agent.install(BIZ, "boss", PASSWORD)).code == 302
+        boss: Client, base_url: str, wolive_server: wolive.Wolive,
+        caplog: pytest.LogCaptureFixture) -> None:
     visitor, boot = await open_visitor_window(base_url, BIZ, "v1")
     held = await wolive_server.store.engine.connect()   # the pool's only connection
     try:
