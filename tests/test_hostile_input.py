@@ -59,10 +59,8 @@ async def post_json(client: Client, path: str, body: str) -> tuple[int, dict[str
 
 @pytest.mark.gen_test(timeout=60)
 async def test_deep_json_and_lone_surrogates_get_a_400_on_every_kind_of_url(
-        base_url: str, cfg: dict[str, Any]) -> None:  # noqa: F811
+        boss: Client, base_url: str, cfg: dict[str, Any]) -> None:  # noqa: F811
     db = cfg.database.url
-    boss = Client(base_url)
-    assert (await boss.install(BIZ, "boss", PASSWORD)).code == 302
     visitor, boot = await open_visitor_window(base_url, BIZ, "v-hostile")
     ids = {k: boot[k] for k in ("visiter_id", "business_id", "channel")}
     before = db_rows(db, "SELECT COUNT(*) AS n FROM wolive_chats")[0]["n"]
@@ -152,10 +150,8 @@ async def test_presence_channel_data_with_a_lone_surrogate_announces_nothing(
 
 @pytest.mark.gen_test(timeout=60)
 async def test_limits_and_ids_are_checked_as_documented(
-        base_url: str, cfg: dict[str, Any]) -> None:  # noqa: F811
+        boss: Client, base_url: str, cfg: dict[str, Any]) -> None:  # noqa: F811
     db = cfg.database.url
-    boss = Client(base_url)
-    assert (await boss.install(BIZ, "boss", PASSWORD)).code == 302
     status, body = await boss.json("/admin/manager/registForService", "POST", form={
         "user_name": "ann", "nick_name": "Ann", "password": PASSWORD, "password2": PASSWORD})
     assert body["code"] == 0, body
