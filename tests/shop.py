@@ -88,6 +88,17 @@ class Shop:
         self.agents[user] = agent
         return agent
 
+    async def staff(self, *people: tuple[str, str, str], nick: Any = None
+                    ) -> tuple[dict[str, int], dict[str, Client]]:
+        """Agents (user, level, business_id), in order, logged in; their service ids (the
+        boss's too) and clients. `nick(user)`: the nick names (default: user.title())."""
+        ids, clients = {BOSS: 1}, {BOSS: self.boss.client}
+        for user, level, business_id in people:
+            agent = await self.agent(user, level, business_id,
+                                     nick_name=nick(user) if nick else None)
+            ids[user], clients[user] = agent.sid, agent.client
+        return ids, clients
+
     async def online(self, agent: Agent) -> PusherSocket:
         sock = await PusherSocket.connect(self.ws_base, cookie=agent.client.cookie_header())
         # `kefu` last: holding it is what makes the agent online, and coming online hands it

@@ -42,15 +42,9 @@ async def world(shop: Shop) -> World:
       a40 v1 alice 40 d · a5 v2 alice 5 d · c1 v3 carol 1 d
     """
     store, chat = shop.server.store, shop.server.chat
-    ids = {"boss": 1}
-    clients = {"boss": shop.boss.client}
-    for user, nick, biz, level in (("mgr", "Mgr", BIZ, "manager"),
-                                   ("alice", "Alice", BIZ, "service"),
-                                   ("bob", "Bob", BIZ, "service"),
-                                   ("mgr2", "Mgr2", OTHER, "manager"),
-                                   ("carol", "Carol", OTHER, "service")):
-        agent = await shop.agent(user, level, biz, nick_name=nick)
-        ids[user], clients[user] = agent.sid, agent.client
+    ids, clients = await shop.staff(("mgr", "manager", BIZ), ("alice", "service", BIZ),
+                                    ("bob", "service", BIZ), ("mgr2", "manager", OTHER),
+                                    ("carol", "service", OTHER))  # nick names: Mgr, Alice...
     clients["anon"] = Client(shop.base_url)
     channels = {}
     for vid, biz in (("v1", BIZ), ("v2", BIZ), ("v3", OTHER)):

@@ -55,13 +55,10 @@ class World:
 @pytest.fixture
 def world(io_loop: Any, base_url: str, shop: Shop) -> World:
     async def build() -> World:
-        ids, clients = {"boss": 1}, {}
-        for user, biz, level in (("mgr_a", A, "manager"), ("svc_a", A, "service"),
-                                 ("mgr_b", B, "manager"), ("svc_b", B, "service")):
-            agent = await shop.agent(user, level, biz, nick_name=user.upper())
-            ids[user], clients[user] = agent.sid, agent.client
-        return World(base_url=base_url, db=shop.db, server=shop.server, boss=shop.boss.client,
-                     ids=ids, **clients)
+        ids, clients = await shop.staff(("mgr_a", "manager", A), ("svc_a", "service", A),
+                                        ("mgr_b", "manager", B), ("svc_b", "service", B),
+                                        nick=str.upper)
+        return World(base_url=base_url, db=shop.db, server=shop.server, ids=ids, **clients)
     return io_loop.run_sync(build)
 
 

@@ -39,11 +39,8 @@ class World:
 @pytest.fixture
 def w(io_loop: Any, shop: Shop, anon: Client) -> World:
     async def build() -> World:
-        ids, clients = {"boss": 1}, {}
-        for user, biz, level in (("mgr", BIZ, "manager"), ("agent", BIZ, "service"),
-                                 ("agent2", BIZ, "service"), ("mgr2", OTHER, "manager")):
-            agent = await shop.agent(user, level, biz)
-            ids[user], clients[user] = agent.sid, agent.client
+        ids, clients = await shop.staff(("mgr", "manager", BIZ), ("agent", "service", BIZ),
+                                        ("agent2", "service", BIZ), ("mgr2", "manager", OTHER))
         return World(shop.db, shop.boss.client, clients["mgr"], clients["agent"],
                      clients["agent2"], clients["mgr2"], anon, ids)
     return io_loop.run_sync(build)
