@@ -27,12 +27,11 @@ EVENTS_ROUTE = r"/apps/([0-9A-Za-z_\-]+)/events"
 
 
 @pytest.fixture
-def cfg(tmp_path: Path, db_url: str) -> dict[str, Any]:
-    """Overrides conftest's: metrics on (loopback only, the allow-list's default), and an
-    app secret the official library can sign with."""
-    return wolive.load_config(str(write_config(tmp_path, db_url)), overrides={
-        "metrics.enabled": True,
-        "pusher.apps": [{"id": "1", "key": "wolive", "secret": SECRET}]})
+def config_overrides() -> dict[str, Any]:
+    """Metrics on (loopback only, the allow-list's default), and an app secret the official
+    library can sign with."""
+    return {"metrics.enabled": True,
+            "pusher.apps": [{"id": "1", "key": "wolive", "secret": SECRET}]}
 
 
 async def get(url: str, headers: dict[str, str] | None = None) -> HTTPResponse:

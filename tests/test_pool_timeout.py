@@ -5,12 +5,10 @@ free is served as usual."""
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import write_config
 from helpers import BIZ, Client, open_visitor_window
 
 import wolive
@@ -18,10 +16,9 @@ import wolive
 
 
 @pytest.fixture
-def cfg(tmp_path: Path, db_url: str) -> dict[str, Any]:
-    path = write_config(tmp_path, db_url)
-    return wolive.load_config(str(path), {"database.pool_size": 1, "database.max_overflow": 0,
-                                          "database.pool_timeout_s": 0.2})
+def config_overrides() -> dict[str, Any]:
+    return {"database.pool_size": 1, "database.max_overflow": 0,
+            "database.pool_timeout_s": 0.2}
 
 
 @pytest.mark.gen_test(timeout=60)
