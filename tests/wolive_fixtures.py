@@ -7,12 +7,13 @@ world it needs by name instead of building it.
   store, hub and chat. A module overrides `config_overrides` ({dotted key: value}, as
   `load_config` takes) or `server_options` (`write_config`'s keywords, e.g. `row_cache_s`).
 - `shop`: business `shop1` installed through `/install`; its super_manager `boss` (service_id
-  1) logged in. `shop.agent(...)` adds more agents, `shop.visitor(...)` visitors.
+  1) logged in. More people, named by the test (their names and ids are in its assertions):
+  `shop.agent(user, level, business_id)` a second (third...) agent logged in with its own
+  `Client`, `shop.staff(...)` several in order, `shop.visitor(vid)` a visitor with its
+  window open and its socket on `cu{channel}`, `shop.online(agent)` an agent's socket.
 - `boss`: the boss's `Client` (a fetch helper carrying its cookie and `_xsrf`).
 - `boss_online`: a Pusher socket of the boss holding `kefu1`, once the boss is online.
-- `agent`: a second agent, `agent` (service of shop1), logged in, its own `Client`.
 - `anon`: a `Client` logged in as nobody, holding an `_xsrf` token.
-- `visitor`: visitor `v-1` of shop1, its window open and its socket on `cu{channel}`.
 - `pusher`: connects Pusher sockets (closed by `wolive_server` afterwards).
 - `workbench`: the workbench's world: agents anna and bert online, visitor v1 with anna.
 
@@ -23,7 +24,7 @@ from __future__ import annotations
 from typing import Any, Awaitable, Callable
 
 import pytest
-from helpers import (BIZ, Client, PusherSocket, db_rows, wait_for)
+from helpers import Client, PusherSocket, db_rows, wait_for
 from shop import SUBSCRIBED, Agent, Shop, Visitor
 
 
@@ -36,11 +37,6 @@ def shop(io_loop: Any, wolive_server: Any, base_url: str, ws_base: str, cfg: Any
 @pytest.fixture
 def boss(shop: Shop) -> Client:
     return shop.boss.client
-
-
-@pytest.fixture
-def agent(io_loop: Any, shop: Shop) -> Agent:
-    return io_loop.run_sync(lambda: shop.agent("agent"))
 
 
 @pytest.fixture
@@ -75,11 +71,6 @@ def boss_online(io_loop: Any, shop: Shop, pusher: Connect) -> PusherSocket:
                                        "service_id = 1")[0]["state"] == "online")
         return sock
     return io_loop.run_sync(online)
-
-
-@pytest.fixture
-def visitor(io_loop: Any, shop: Shop) -> Visitor:
-    return io_loop.run_sync(lambda: shop.visitor("v-1", BIZ))
 
 
 @pytest.fixture
