@@ -8,6 +8,8 @@
   `http_server` on a free port (`base_url`, `http_port`).
 - `running_server`: `python wolive.py --config ...` as a real process, for end-to-end tests.
 - Any ERROR logged by wolive or Tornado fails the test (Tornado's fail-if-logs idea).
+- tests/wolive_fixtures.py (a plugin, below): the worlds composed on `wolive_server` — an installed
+  `shop`, its logged-in `boss`, a second `agent`, `anon`, a `visitor`, `pusher` sockets.
 """
 from __future__ import annotations
 
@@ -32,13 +34,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import wolive  # noqa: E402
+from helpers import BIZ, PASSWORD  # noqa: E402,F401 (the credentials, defined once there)
+
+pytest_plugins = ["wolive_fixtures"]
 
 MYSQL_URL = os.environ.get("WOLIVE_TEST_MYSQL_URL", "mysql://root:@127.0.0.1:3306/")
 REQUIRE_MARIADB = os.environ.get("WOLIVE_REQUIRE_MARIADB") == "1"
 ARTIFACTS = ROOT / "tests" / "artifacts"
 ADMIN_USER = "boss"
 ADMIN_PASSWORD = "correct horse 42"
-BUSINESS = "shop1"
+BUSINESS = BIZ
 
 
 # ---- databases ---------------------------------------------------------------------------
@@ -114,8 +119,23 @@ def write_config(tmp_path: Path, db_url: str, row_cache_s: float | None = None,
 
 
 @pytest.fixture
-def cfg(tmp_path: Path, db_url: str) -> wolive.Config:
-    return wolive.load_config(str(write_config(tmp_path, db_url)))
+def server_options() -> dict[str, Any]:
+    """`write_config`'s keywords for the in-process server (a module overrides this)."""
+    return {}
+
+
+@pytest.fixture
+def config_overrides() -> dict[str, Any]:
+    """Dotted-key overrides for the in-process server's config, as `load_config` takes
+    them (a module overrides this)."""
+    return {}
+
+
+@pytest.fixture
+def cfg(tmp_path: Path, db_url: str, server_options: dict[str, Any],
+        config_overrides: dict[str, Any]) -> wolive.Config:
+    return wolive.load_config(str(write_config(tmp_path, db_url, **server_options)),
+                              config_overrides or None)
 
 
 @pytest.fixture

@@ -13,6 +13,13 @@ from urllib.parse import urlencode
 from tornado.httpclient import AsyncHTTPClient, HTTPResponse
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
+#: The test credentials, defined once: the business the tests install, its super_manager
+#: and the password every test agent has; and a second business.
+BIZ = "shop1"
+BOSS = "boss"
+PASSWORD = "s3cret-enough"
+OTHER_BIZ = "shop2"
+
 
 class Client:
     """Cookies in, cookies out, `_xsrf` on every POST: what a browser tab does."""

@@ -11,13 +11,12 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from helpers import Client, PusherSocket, db_rows, open_visitor_window, wait_for
+from helpers import (BIZ, BOSS, PASSWORD, Client, PusherSocket, db_rows, open_visitor_window,
+                     wait_for)
 
 from handlers.admin import hash_password
 from store import NotFound
 
-PASSWORD = "s3cret-enough"
-BIZ = "shop1"
 SUBSCRIBED = "pusher_internal:subscription_succeeded"
 
 
@@ -52,14 +51,15 @@ class Shop:
     db: str
     boss: Agent
     agents: dict[str, Agent] = field(default_factory=dict)
+    hashed: str = ""  # PASSWORD's hash, made once: every agent added has the same
 
     @classmethod
     async def open(cls, server: Any, base_url: str, ws_base: str, db: str,
                    rule: str = "auto") -> Shop:
         boss = Client(base_url)
-        resp = await boss.install(BIZ, "boss", PASSWORD)
+        resp = await boss.install(BIZ, BOSS, PASSWORD)
         assert resp.code == 302, resp.code
-        shop = cls(server, base_url, ws_base, db, Agent(1, "boss", BIZ, boss))
+        shop = cls(server, base_url, ws_base, db, Agent(1, BOSS, BIZ, boss))
         if rule != "auto":
             await shop.set_rule(rule)
         return shop
@@ -71,20 +71,33 @@ class Shop:
         for row in await store.businesses():
             await store.set_switches(row["business_id"], {"distribution_rule": rule})
 
-    async def agent(self, user: str, level: str = "service", business_id: str = BIZ) -> Agent:
+    async def agent(self, user: str, level: str = "service", business_id: str = BIZ,
+                    nick_name: str | None = None) -> Agent:
         store = self.server.store
         try:
             await store.get_business(business_id)
         except NotFound:
             await store.add_business(business_id)
-        row = await store.add_service(business_id, user, user.title(),
-                                      await hash_password(PASSWORD, 4), level=level)
+        self.hashed = self.hashed or await hash_password(PASSWORD, 4)
+        row = await store.add_service(business_id, user, nick_name or user.title(),
+                                      self.hashed, level=level)
         client = Client(self.base_url)
         resp = await client.login(user, PASSWORD)
         assert resp.code == 302, (user, resp.code)
         agent = Agent(row["service_id"], user, business_id, client)
         self.agents[user] = agent
         return agent
+
+    async def staff(self, *people: tuple[str, str, str], nick: Any = None
+                    ) -> tuple[dict[str, int], dict[str, Client]]:
+        """Agents (user, level, business_id), in order, logged in; their service ids (the
+        boss's too) and clients. `nick(user)`: the nick names (default: user.title())."""
+        ids, clients = {BOSS: 1}, {BOSS: self.boss.client}
+        for user, level, business_id in people:
+            agent = await self.agent(user, level, business_id,
+                                     nick_name=nick(user) if nick else None)
+            ids[user], clients[user] = agent.sid, agent.client
+        return ids, clients
 
     async def online(self, agent: Agent) -> PusherSocket:
         sock = await PusherSocket.connect(self.ws_base, cookie=agent.client.cookie_header())

@@ -4,15 +4,9 @@ and its visitors (`se{id}`); the auto rule and transfers skip away agents; setti
 `available` serves waiting visitors at once. Every test runs on SQLite and on MariaDB."""
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from helpers import Client, PusherSocket, db_rows
 from shop import BIZ, SUBSCRIBED, Shop, post
-
-
-async def shop(wolive_server: Any, base_url: str, ws_base: str, cfg: dict) -> Shop:
-    return await Shop.open(wolive_server, base_url, ws_base, cfg.database.url)
 
 
 def stored(db: str, sid: int) -> list[str]:
@@ -21,9 +15,8 @@ def stored(db: str, sid: int) -> list[str]:
 
 
 @pytest.mark.gen_test(timeout=30)
-async def test_set_status_is_stored_and_pushed(
-        wolive_server: Any, base_url: str, ws_base: str, cfg: dict) -> None:
-    s = await shop(wolive_server, base_url, ws_base, cfg)
+async def test_set_status_is_stored_and_pushed(shop: Shop, ws_base: str) -> None:
+    s = shop
     a, b = await s.agent("anna"), await s.agent("bert")
     await s.online(a)
     await s.online(b)
@@ -54,9 +47,8 @@ async def test_set_status_is_stored_and_pushed(
 
 
 @pytest.mark.gen_test(timeout=30)
-async def test_bad_status_and_strangers_write_nothing(
-        wolive_server: Any, base_url: str, ws_base: str, cfg: dict) -> None:
-    s = await shop(wolive_server, base_url, ws_base, cfg)
+async def test_bad_status_and_strangers_write_nothing(shop: Shop, base_url: str) -> None:
+    s = shop
     a = await s.agent("anna")
     for bad in ("busy", "", "AWAY", "away " * 10):
         code, body = await post(a, "/admin/set/status", status=bad)
@@ -75,9 +67,8 @@ async def test_bad_status_and_strangers_write_nothing(
 
 
 @pytest.mark.gen_test(timeout=30)
-async def test_auto_rule_skips_away_and_available_serves_the_waiting(
-        wolive_server: Any, base_url: str, ws_base: str, cfg: dict) -> None:
-    s = await shop(wolive_server, base_url, ws_base, cfg)
+async def test_auto_rule_skips_away_and_available_serves_the_waiting(shop: Shop) -> None:
+    s = shop
     a, b = await s.agent("anna"), await s.agent("bert")
     await s.online(a)
     await s.online(b)
@@ -107,9 +98,8 @@ async def test_auto_rule_skips_away_and_available_serves_the_waiting(
 
 
 @pytest.mark.gen_test(timeout=30)
-async def test_no_transfer_to_an_away_agent(
-        wolive_server: Any, base_url: str, ws_base: str, cfg: dict) -> None:
-    s = await shop(wolive_server, base_url, ws_base, cfg)
+async def test_no_transfer_to_an_away_agent(shop: Shop) -> None:
+    s = shop
     a, b = await s.agent("anna"), await s.agent("bert")
     await s.online(a)
     await s.online(b)
@@ -124,11 +114,10 @@ async def test_no_transfer_to_an_away_agent(
 
 
 @pytest.mark.gen_test(timeout=30)
-async def test_console_pages_boot_with_their_channels_and_status(
-        wolive_server: Any, base_url: str, ws_base: str, cfg: dict) -> None:
+async def test_console_pages_boot_with_their_channels_and_status(shop: Shop) -> None:
+    s = shop
     import json
     import re
-    s = await shop(wolive_server, base_url, ws_base, cfg)
     a = await s.agent("anna")
     assert (await post(a, "/admin/set/status", status="away"))[1]["code"] == 0
     for path in ("/admin/index/index", "/admin/page/history", "/admin/page/settings",

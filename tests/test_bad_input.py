@@ -11,13 +11,12 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import pytest
+from helpers import PASSWORD, BIZ
 
 from helpers import (Client, ErrorRecords, PusherSocket, db_rows, open_visitor_window,
                      wait_for)
 from test_api_docs import documented
 
-PASSWORD = "s3cret-enough"
-BIZ = "shop1"
 SUBSCRIBED = "pusher_internal:subscription_succeeded"
 
 
@@ -392,11 +391,9 @@ class World:
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_numbers_too_big_for_the_database_are_a_400(base_url: str) -> None:
+async def test_numbers_too_big_for_the_database_are_a_400(boss: Client) -> None:
     """A whole number past what a database integer holds is refused with {code, msg}, not
     handed to SQL (where it was an OverflowError and a 500)."""
-    boss = Client(base_url)
-    assert (await boss.install("shop1", "boss", PASSWORD)).code == 302
     huge = "9" * 20
     for method, path, form in [
             ("POST", "/admin/manager/delquestion", {"business_id": "shop1", "qid": huge}),
@@ -411,12 +408,10 @@ async def test_numbers_too_big_for_the_database_are_a_400(base_url: str) -> None
 @pytest.mark.allow_error_logs
 @pytest.mark.gen_test(timeout=60)
 async def test_an_unexpected_error_is_a_500_with_an_id_logged_once(
-        base_url: str, wolive_server: Any, monkeypatch: pytest.MonkeyPatch,
+        boss: Client, wolive_server: Any, monkeypatch: pytest.MonkeyPatch,
         caplog: pytest.LogCaptureFixture) -> None:
     """Anything unexpected: a JSON 500 whose msg carries an id, and one log line (with the
     traceback) carrying the same id, so a user's report finds the log."""
-    boss = Client(base_url)
-    assert (await boss.install("shop1", "boss", PASSWORD)).code == 302
 
     async def broken(*_a: Any, **_k: Any) -> Any:
         raise RuntimeError("boom")

@@ -11,10 +11,8 @@ from typing import Any
 import pytest
 from tornado.httpclient import AsyncHTTPClient
 
-from helpers import Client, PusherSocket, db_rows, wait_for
+from helpers import BIZ, Client, PusherSocket, db_rows, wait_for
 
-PASSWORD = "s3cret-enough"
-BIZ = "shop1"
 #: Visitors arriving at once; enough to make the old UPDATE-then-INSERT upsert deadlock
 #: on MariaDB (1213, then 1305 on the vanished savepoint, then a 500).
 BURST = 60
@@ -42,11 +40,10 @@ async def _arrive(http: AsyncHTTPClient, base_url: str, n: int) -> tuple[int, in
 
 
 @pytest.mark.gen_test(timeout=120)
-async def test_concurrent_first_arrivals_all_answered(base_url: str, ws_base: str,
-                                                      cfg: dict[str, Any]) -> None:
+async def test_concurrent_first_arrivals_all_answered(
+        boss: Client, base_url: str, ws_base: str, cfg: dict[str, Any]) -> None:
     db = cfg.database.url
-    agent = Client(base_url)
-    assert (await agent.install(BIZ, "boss", PASSWORD)).code == 302
+    agent = boss
     sock = await PusherSocket.connect(ws_base, cookie=agent.cookie_header())
     assert (await sock.subscribe("kefu1"))["event"] == "pusher_internal:subscription_succeeded"
     await wait_for(lambda: db_rows(db, "SELECT state FROM wolive_service WHERE service_id=1")

@@ -7,25 +7,8 @@ from typing import Any
 
 import pytest
 
-from helpers import Client, PusherSocket, db_rows, open_visitor_window, wait_for
+from helpers import BIZ, Client, PusherSocket, db_rows, open_visitor_window
 
-PASSWORD = "s3cret-enough"
-BIZ = "shop1"
-
-
-async def setup_agent(base_url: str, ws_base: str, db: str, online: bool = True
-                      ) -> tuple[Client, PusherSocket | None]:
-    agent = Client(base_url)
-    resp = await agent.install(BIZ, "boss", PASSWORD)
-    assert resp.code == 302
-    if not online:
-        return agent, None
-    sock = await PusherSocket.connect(ws_base, cookie=agent.cookie_header())
-    answer = await sock.subscribe("kefu1")
-    assert answer["event"] == "pusher_internal:subscription_succeeded", answer
-    await wait_for(lambda: db_rows(db, "SELECT state FROM wolive_service WHERE service_id=1")
-                   [0]["state"] == "online")
-    return agent, sock
 
 
 async def notice(visitor: Client, boot: dict[str, Any], **extra: Any) -> tuple[int, dict]:
@@ -37,9 +20,9 @@ async def notice(visitor: Client, boot: dict[str, Any], **extra: Any) -> tuple[i
 
 @pytest.mark.gen_test
 async def test_notice_code_0_assigns_online_agent_and_pushes(
-        base_url: str, ws_base: str, cfg: dict) -> None:
+        boss: Client, boss_online: PusherSocket, base_url: str, ws_base: str, cfg: dict) -> None:
     db = cfg.database.url
-    agent, agent_sock = await setup_agent(base_url, ws_base, db)
+    agent, agent_sock = boss, boss_online
     assert agent_sock is not None
     ud = await PusherSocket.connect(ws_base, cookie=agent.cookie_header())
     assert (await ud.subscribe("ud1"))["event"] == "pusher_internal:subscription_succeeded"
@@ -63,8 +46,7 @@ async def test_notice_code_0_assigns_online_agent_and_pushes(
 
 
 @pytest.mark.gen_test
-async def test_notice_code_3_when_nobody_online(base_url: str, ws_base: str, cfg: dict) -> None:
-    await setup_agent(base_url, ws_base, cfg.database.url, online=False)
+async def test_notice_code_3_when_nobody_online(boss: Client, base_url: str, cfg: dict) -> None:
     visitor, boot = await open_visitor_window(base_url, BIZ, "visitor-3")
     code, body = await notice(visitor, boot)
     assert (code, body["code"], body["msg"]) == (200, 3, "请留言")
@@ -75,9 +57,10 @@ async def test_notice_code_3_when_nobody_online(base_url: str, ws_base: str, cfg
 
 
 @pytest.mark.gen_test
-async def test_notice_code_1_when_business_closed(base_url: str, ws_base: str, cfg: dict) -> None:
+async def test_notice_code_1_when_business_closed(
+        boss: Client, boss_online: PusherSocket, base_url: str, cfg: dict) -> None:
     db = cfg.database.url
-    agent, _ = await setup_agent(base_url, ws_base, db)
+    agent = boss
     # Through the URL (the server's row cache follows its own writes at once).
     code, body = await agent.json("/admin/business/state", "POST",
                                   form={"business_id": BIZ, "state": "close"})
@@ -91,9 +74,9 @@ async def test_notice_code_1_when_business_closed(base_url: str, ws_base: str, c
 
 @pytest.mark.gen_test
 async def test_notice_code_2_queues_under_claim_rule(
-        base_url: str, ws_base: str, cfg: dict) -> None:
+        boss: Client, boss_online: PusherSocket, base_url: str, ws_base: str, cfg: dict) -> None:
     db = cfg.database.url
-    agent, _ = await setup_agent(base_url, ws_base, db)
+    agent = boss
     all_sock = await PusherSocket.connect(ws_base, cookie=agent.cookie_header())
     assert (await all_sock.subscribe("all" + BIZ))["event"] == \
         "pusher_internal:subscription_succeeded"
@@ -150,8 +133,9 @@ def refuse_chat_inserts(db: str, refuse: bool) -> None:
 @pytest.mark.gen_test
 @pytest.mark.allow_error_logs  # the refused writes' own; every ERROR record is checked below
 async def test_messages_both_ways_stored_then_pushed(
-        base_url: str, ws_base: str, cfg: dict, wolive_server: Any,
-        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+        boss: Client, boss_online: PusherSocket, base_url: str, ws_base: str, cfg: dict,
+        wolive_server: Any, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
     """Visitor → agent and agent → visitor: each message is stored, then pushed. The row is
     committed when the server hands the push to the sockets (read then through a separate
     connection) and so readable when it reaches a subscriber; and when the database refuses
@@ -159,7 +143,7 @@ async def test_messages_both_ways_stored_then_pushed(
     that was stored), nothing is stored, and the caller gets a JSON error answer (code, msg, the
     request id of the one traceback logged for it)."""
     db = cfg.database.url
-    agent, agent_sock = await setup_agent(base_url, ws_base, db)
+    agent, agent_sock = boss, boss_online
     assert agent_sock is not None
     visitor, boot = await open_visitor_window(base_url, BIZ, "visitor-9", visiter_name="Ann")
     vsock = await PusherSocket.connect(ws_base)
@@ -276,9 +260,8 @@ async def test_messages_both_ways_stored_then_pushed(
 
 @pytest.mark.gen_test
 async def test_visitor_channel_is_unguessable_and_checked(
-        base_url: str, ws_base: str, cfg: dict) -> None:
+        boss: Client, boss_online: PusherSocket, base_url: str, cfg: dict) -> None:
     db = cfg.database.url
-    await setup_agent(base_url, ws_base, db)
     visitor, boot = await open_visitor_window(base_url, BIZ, "victim")
     _, boot2 = await open_visitor_window(base_url, BIZ, "victim2")
     assert boot["channel"] != boot2["channel"]
@@ -299,9 +282,9 @@ async def test_visitor_channel_is_unguessable_and_checked(
 
 @pytest.mark.gen_test
 async def test_bad_input_gets_code_and_msg_and_writes_nothing(
-        base_url: str, ws_base: str, cfg: dict) -> None:
+        boss: Client, boss_online: PusherSocket, base_url: str, cfg: dict) -> None:
     db = cfg.database.url
-    agent, _ = await setup_agent(base_url, ws_base, db)
+    agent = boss
     visitor, boot = await open_visitor_window(base_url, BIZ, "visitor-b")
     assert (await notice(visitor, boot))[1]["code"] == 0
     ids = {"visiter_id": "visitor-b", "business_id": BIZ, "channel": boot["channel"]}
@@ -337,9 +320,8 @@ async def test_bad_input_gets_code_and_msg_and_writes_nothing(
 
 
 @pytest.mark.gen_test
-async def test_unknown_business_in_notice_is_404(base_url: str, ws_base: str, cfg: dict,
-                                                wolive_server: Any) -> None:
-    await setup_agent(base_url, ws_base, cfg.database.url)
+async def test_unknown_business_in_notice_is_404(
+        boss: Client, boss_online: PusherSocket, base_url: str, wolive_server: Any) -> None:
     channel = wolive_server.chat.channel_for("ghost", "v1")
     code, body = await Client(base_url).json("/admin/event/notice", "POST", form={
         "visiter_id": "v1", "business_id": "ghost", "channel": channel})
@@ -348,12 +330,11 @@ async def test_unknown_business_in_notice_is_404(base_url: str, ws_base: str, cf
 
 @pytest.mark.gen_test
 async def test_history_after_0_is_a_cursor_giving_the_oldest_page(
-        base_url: str, ws_base: str, cfg: dict) -> None:
+        boss: Client, boss_online: PusherSocket, base_url: str) -> None:
     """`after=0` is the cursor of a page that has seen nothing: the oldest messages after
     it, page by page, not the newest page (which would skip the oldest when more than a page
     was missed). Without `after`: the newest page, as before."""
-    db = cfg.database.url
-    agent, _ = await setup_agent(base_url, ws_base, db)
+    agent = boss
     visitor, boot = await open_visitor_window(base_url, BIZ, "v-after")
     assert (await notice(visitor, boot))[1]["code"] == 0
     ids = {"visiter_id": "v-after", "business_id": BIZ, "channel": boot["channel"]}

@@ -6,24 +6,20 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import write_config
+from helpers import PASSWORD as PW, BIZ
 from helpers import Client, PusherSocket, db_rows, open_visitor_window, wait_for
 from sqlalchemy import event
 
-import wolive
 from handlers.admin import hash_password
 
-PW = "s3cret-enough"
-BIZ = "shop1"
 
 
 @pytest.fixture
-def cfg(tmp_path: Path, db_url: str) -> dict[str, Any]:
-    return wolive.load_config(str(write_config(tmp_path, db_url, row_cache_s=3600)))
+def server_options() -> dict[str, Any]:
+    return {"row_cache_s": 3600}
 
 
 @contextmanager
@@ -42,19 +38,19 @@ def transactions(server: Any) -> Iterator[list[int]]:
         event.remove(engine, "begin", begun)
 
 
-async def world(base_url: str, ws_base: str, db: str) -> tuple[Client, PusherSocket,
-                                                               Client, dict[str, Any]]:
-    boss = Client(base_url)
-    assert (await boss.install(BIZ, "boss", PW)).code == 302
-    sock = await PusherSocket.connect(ws_base, cookie=boss.cookie_header())
-    assert (await sock.subscribe("kefu1"))["event"] == "pusher_internal:subscription_succeeded"
-    await wait_for(lambda: db_rows(db, "SELECT state FROM wolive_service WHERE service_id=1")
-                   [0]["state"] == "online")
-    visitor, boot = await open_visitor_window(base_url, BIZ, "v-1")
-    code, body = await visitor.json("/admin/event/notice", "POST", form={
-        "visiter_id": "v-1", "business_id": BIZ, "channel": boot["channel"]})
-    assert (code, body["code"]) == (200, 0), body
-    return boss, sock, visitor, boot
+Talk = tuple[Client, PusherSocket, Client, dict[str, Any]]
+
+
+@pytest.fixture
+def talk(io_loop: Any, base_url: str, boss: Client, boss_online: PusherSocket) -> Talk:
+    """The boss online (its socket on kefu1); visitor v-1's window open, its notice sent."""
+    async def open_window() -> Talk:
+        visitor, boot = await open_visitor_window(base_url, BIZ, "v-1")
+        code, body = await visitor.json("/admin/event/notice", "POST", form={
+            "visiter_id": "v-1", "business_id": BIZ, "channel": boot["channel"]})
+        assert (code, body["code"]) == (200, 0), body
+        return boss, boss_online, visitor, boot
+    return io_loop.run_sync(open_window)
 
 
 def chats(db: str) -> list[dict[str, Any]]:
@@ -64,9 +60,9 @@ def chats(db: str) -> list[dict[str, Any]]:
 
 @pytest.mark.gen_test
 async def test_a_message_each_way_is_one_transaction_committed_before_pushed(
-        base_url: str, ws_base: str, cfg: dict, wolive_server: Any) -> None:
+        talk: Talk, ws_base: str, cfg: dict, wolive_server: Any) -> None:
     db = cfg.database.url
-    boss, sock, visitor, boot = await world(base_url, ws_base, db)
+    boss, sock, visitor, boot = talk
     vsock = await PusherSocket.connect(ws_base)
     assert (await vsock.subscribe("cu" + boot["channel"]))["event"] == \
         "pusher_internal:subscription_succeeded"
@@ -102,9 +98,9 @@ async def test_a_message_each_way_is_one_transaction_committed_before_pushed(
 
 @pytest.mark.gen_test
 async def test_refusals_on_the_one_transaction_path_write_nothing(
-        base_url: str, ws_base: str, cfg: dict, wolive_server: Any) -> None:
+        talk: Talk, base_url: str, cfg: dict, wolive_server: Any) -> None:
     db = cfg.database.url
-    boss, _sock, visitor, boot = await world(base_url, ws_base, db)
+    boss, _sock, visitor, boot = talk
     form = {"visiter_id": "v-1", "business_id": BIZ, "channel": boot["channel"]}
     before = chats(db)
 
@@ -137,9 +133,9 @@ async def test_refusals_on_the_one_transaction_path_write_nothing(
 
 @pytest.mark.gen_test
 async def test_a_closed_conversation_reopens_when_the_visitor_writes(
-        base_url: str, ws_base: str, cfg: dict, wolive_server: Any) -> None:
+        talk: Talk, cfg: dict) -> None:
     db = cfg.database.url
-    boss, sock, visitor, boot = await world(base_url, ws_base, db)
+    boss, sock, visitor, boot = talk
     code, body = await boss.json("/admin/set/close", "POST", form={"visiter_id": "v-1"})
     assert (code, body["code"]) == (200, 0), body
     code, body = await visitor.json("/admin/event/chats", "POST", form={
@@ -159,12 +155,12 @@ async def test_a_closed_conversation_reopens_when_the_visitor_writes(
 
 @pytest.mark.gen_test
 async def test_a_new_visitors_notice_is_one_transaction_and_the_greeting(
-        base_url: str, ws_base: str, cfg: dict, wolive_server: Any) -> None:
+        talk: Talk, base_url: str, cfg: dict, wolive_server: Any) -> None:
     """The locked decision with the visitor upsert and its queue row (waiting visitors
     first, then this one) and the agent's card (greeting and status in one read); the
     greeting stored as the agent's first message commits on its own, before its push."""
     db = cfg.database.url
-    boss, sock, _visitor, _boot = await world(base_url, ws_base, db)
+    boss, sock, _visitor, _boot = talk
     await wolive_server.store.save_greeting(1, "welcome!")
     visitor, boot = await open_visitor_window(base_url, BIZ, "v-2")
     with transactions(wolive_server) as n:
@@ -180,12 +176,11 @@ async def test_a_new_visitors_notice_is_one_transaction_and_the_greeting(
 
 @pytest.mark.gen_test
 async def test_the_chat_window_page_is_one_transaction(
-        base_url: str, ws_base: str, cfg: dict, wolive_server: Any) -> None:
+        talk: Talk, base_url: str, cfg: dict, wolive_server: Any) -> None:
     """A new visitor's window (identity checks, the owner row, the visit, the visitor
     card's note) and the same browser coming back: one transaction each, and everything
     the page wrote is there."""
     db = cfg.database.url
-    await world(base_url, ws_base, db)
     with transactions(wolive_server) as n:
         visitor, boot = await open_visitor_window(base_url, BIZ, "v-3",
                                                   visiter_name="Ann")

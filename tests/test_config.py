@@ -13,7 +13,7 @@ import pytest
 import config
 import wolive
 from conftest import ROOT, write_config
-from helpers import db_rows, open_visitor_window
+from helpers import Client, PusherSocket, db_rows, open_visitor_window
 
 
 def run(config_text: str | None, tmp_path: Path) -> subprocess.CompletedProcess[str]:
@@ -227,11 +227,11 @@ def cfg(tmp_path: Path, db_url: str) -> wolive.Config:
 
 @pytest.mark.gen_test(timeout=60)
 async def test_max_message_chars_is_honoured_by_both_message_urls(
-        base_url: str, ws_base: str, cfg: wolive.Config) -> None:
+        boss: Client, boss_online: PusherSocket, base_url: str, cfg: wolive.Config) -> None:
     """Set to 30,000, a 25,000-character message goes both ways (the handlers used to cap
     the parameter at 4 x the default, 20,000) and 30,001 is refused: code 1, HTTP 413."""
-    from test_chat import BIZ, notice, setup_agent
-    agent, agent_sock = await setup_agent(base_url, ws_base, cfg.database.url)
+    from test_chat import BIZ, notice
+    agent, agent_sock = boss, boss_online
     assert agent_sock is not None
     visitor, boot = await open_visitor_window(base_url, BIZ, "long-1", visiter_name="Ann")
     assert (await notice(visitor, boot))[1]["code"] == 0

@@ -10,15 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import Client, PusherSocket, db_rows, open_visitor_window, wait_for
+from helpers import BIZ, PASSWORD, Client, PusherSocket, db_rows, open_visitor_window, wait_for
+
+from helpers import OTHER_BIZ as OTHER
+from shop import Shop
 
 import realtime.content as content_rules
 from handlers.admin import hash_password
 from store import Store
 
-PASSWORD = "s3cret-enough"
-BIZ = "shop1"
-OTHER = "shop2"
 TIMEOUT = 60
 
 
@@ -33,34 +33,21 @@ class World:
     ids: dict[str, int]
 
 
-async def world(base_url: str, server: Any, cfg: dict) -> World:
-    boss = Client(base_url)
-    assert (await boss.install(BIZ, "boss", PASSWORD)).code == 302
-    store = server.store
-    hashed = await hash_password(PASSWORD, 4)
-    await store.add_business(OTHER)
-    ids = {"boss": 1}
-    for user, biz, level in (("mgr", BIZ, "manager"), ("agent", BIZ, "service"),
-                             ("mgr2", OTHER, "manager")):
-        row = await store.add_service(biz, user, user.title(), hashed, level=level)
-        ids[user] = row["service_id"]
-    clients = {}
-    for user in ("mgr", "agent", "mgr2"):
-        c = Client(base_url)
-        assert (await c.login(user, PASSWORD)).code == 302
-        clients[user] = c
-    anon = Client(base_url)
-    await anon.get_xsrf()
-    return World(cfg.database.url, boss, clients["mgr"], clients["agent"],
-                 clients["mgr2"], anon, ids)
+@pytest.fixture
+def w(io_loop: Any, shop: Shop, anon: Client) -> World:
+    async def build() -> World:
+        ids, clients = await shop.staff(("mgr", "manager", BIZ), ("agent", "service", BIZ),
+                                        ("mgr2", "manager", OTHER))
+        return World(shop.db, shop.boss.client, clients["mgr"], clients["agent"],
+                     clients["mgr2"], anon, ids)
+    return io_loop.run_sync(build)
 
 
 # ---- greetings ---------------------------------------------------------------------------
 
 @pytest.mark.gen_test(timeout=TIMEOUT)
 async def test_cmtalk_sets_the_greeting_visitors_get_as_text(
-        base_url: str, ws_base: str, wolive_server: Any, cfg: dict) -> None:
-    w = await world(base_url, wolive_server, cfg)
+        w: World, base_url: str, ws_base: str) -> None:
     assert await w.boss.json("/admin/manager/cmtalk") == (200, {"code": 0, "msg": ""})
     greeting = "您好 <b>欢迎</b> 光临 👋"
     code, body = await w.boss.json("/admin/manager/cmtalk", "POST", form={"content": greeting})
@@ -86,8 +73,7 @@ async def test_cmtalk_sets_the_greeting_visitors_get_as_text(
 
 
 @pytest.mark.gen_test(timeout=TIMEOUT)
-async def test_cmtalk_errors(base_url: str, wolive_server: Any, cfg: dict) -> None:
-    w = await world(base_url, wolive_server, cfg)
+async def test_cmtalk_errors(w: World) -> None:
     code, body = await w.agent.json("/admin/manager/cmtalk", "POST", form={"content": "  "})
     assert (code, body["code"]) == (400, 1)
     code, body = await w.agent.json("/admin/manager/cmtalk", "POST", form={
@@ -106,8 +92,7 @@ async def test_cmtalk_errors(base_url: str, wolive_server: Any, cfg: dict) -> No
 
 
 @pytest.mark.gen_test(timeout=TIMEOUT)
-async def test_greeting_toggle_and_list(base_url: str, wolive_server: Any, cfg: dict) -> None:
-    w = await world(base_url, wolive_server, cfg)
+async def test_greeting_toggle_and_list(w: World, base_url: str, wolive_server: Any) -> None:
     store = wolive_server.store
     for c, text in ((w.boss, "boss hi"), (w.mgr, "mgr hi"), (w.agent, "agent hi"),
                     (w.mgr2, "mgr2 hi")):
@@ -201,10 +186,8 @@ def assert_inert(html: str) -> None:
 
 @pytest.mark.gen_test(timeout=TIMEOUT)
 @pytest.mark.parametrize("kind", KINDS)
-async def test_add_edit_list_delete_and_public_read(
-        base_url: str, wolive_server: Any, cfg: dict, kind: str) -> None:
+async def test_add_edit_list_delete_and_public_read(w: World, base_url: str, kind: str) -> None:
     k = KINDS[kind]
-    w = await world(base_url, wolive_server, cfg)
     code, body = await w.mgr.json(k["add"], "POST", form={
         k["title"]: "Opening hours?", k["body"]: "<p>9-18 <b>daily</b></p>",
         k["read"]: ""})
@@ -250,10 +233,8 @@ async def test_add_edit_list_delete_and_public_read(
 
 @pytest.mark.gen_test(timeout=TIMEOUT)
 @pytest.mark.parametrize("kind", KINDS)
-async def test_who_may_write_and_read(base_url: str, wolive_server: Any, cfg: dict,
-                                      kind: str) -> None:
+async def test_who_may_write_and_read(w: World, kind: str) -> None:
     k = KINDS[kind]
-    w = await world(base_url, wolive_server, cfg)
     form = {k["title"]: "Q", k["body"]: "A"}
     _, body = await w.mgr.json(k["add"], "POST", form=form)
     mine = body["data"][k["id"]]
@@ -300,10 +281,9 @@ async def test_who_may_write_and_read(base_url: str, wolive_server: Any, cfg: di
 
 @pytest.mark.gen_test(timeout=TIMEOUT)
 @pytest.mark.parametrize("kind", KINDS)
-async def test_bad_input(base_url: str, wolive_server: Any, cfg: dict, kind: str,
-                         monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_bad_input(
+        w: World, base_url: str, kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
     k = KINDS[kind]
-    w = await world(base_url, wolive_server, cfg)
     cases = [
         ({k["body"]: "A"}, 400),                                    # no title
         ({k["title"]: "  ", k["body"]: "A"}, 400),                  # blank title
@@ -340,10 +320,8 @@ async def test_bad_input(base_url: str, wolive_server: Any, cfg: dict, kind: str
 
 @pytest.mark.gen_test(timeout=TIMEOUT)
 @pytest.mark.parametrize("kind", KINDS)
-async def test_rich_content_is_stored_and_served_inert(
-        base_url: str, wolive_server: Any, cfg: dict, kind: str) -> None:
+async def test_rich_content_is_stored_and_served_inert(w: World, base_url: str, kind: str) -> None:
     k = KINDS[kind]
-    w = await world(base_url, wolive_server, cfg)
     code, body = await w.mgr.json(k["add"], "POST", form={
         k["title"]: '<img src=x onerror=alert(9)>Hours <script>alert(8)</script>',
         k["body"]: EVIL, k["read"]: '<script>alert(7)</script>plain <b>text</b>'})
@@ -391,8 +369,7 @@ SWITCHES = ("business_id", "distribution_rule", "video_state", "audio_state", "v
 
 
 @pytest.mark.gen_test(timeout=TIMEOUT)
-async def test_switches_read_and_change(base_url: str, wolive_server: Any, cfg: dict) -> None:
-    w = await world(base_url, wolive_server, cfg)
+async def test_switches_read_and_change(w: World) -> None:
     code, body = await w.mgr.json("/admin/manager/switches")
     assert code == 200 and body["code"] == 0
     assert tuple(body["data"]) == SWITCHES and body["data"]["business_id"] == BIZ
@@ -427,8 +404,7 @@ async def test_switches_read_and_change(base_url: str, wolive_server: Any, cfg: 
 
 
 @pytest.mark.gen_test(timeout=TIMEOUT)
-async def test_switches_refuse(base_url: str, wolive_server: Any, cfg: dict) -> None:
-    w = await world(base_url, wolive_server, cfg)
+async def test_switches_refuse(w: World) -> None:
     before = db_rows(w.db, "SELECT * FROM wolive_business ORDER BY wid")
     bad = [{"distribution_rule": "random"}, {"video_state": "on"}, {"audio_state": "OPEN"},
            {"voice_state": ""}, {"state": "maybe"},
@@ -466,9 +442,7 @@ def board(**over: str) -> dict[str, str]:
 
 
 @pytest.mark.gen_test(timeout=TIMEOUT)
-async def test_leave_message_stores_and_pushes(base_url: str, ws_base: str,
-                                               wolive_server: Any, cfg: dict) -> None:
-    w = await world(base_url, wolive_server, cfg)
+async def test_leave_message_stores_and_pushes(w: World, base_url: str, ws_base: str) -> None:
     sock = await PusherSocket.connect(ws_base, cookie=w.agent.cookie_header())
     assert (await sock.subscribe("all" + BIZ))["event"] == \
         "pusher_internal:subscription_succeeded"
@@ -497,9 +471,7 @@ async def test_leave_message_stores_and_pushes(base_url: str, ws_base: str,
 
 
 @pytest.mark.gen_test(timeout=TIMEOUT)
-async def test_leave_message_validation_and_rate_limit(base_url: str, wolive_server: Any,
-                                                       cfg: dict) -> None:
-    w = await world(base_url, wolive_server, cfg)
+async def test_leave_message_validation_and_rate_limit(w: World, base_url: str) -> None:
     visitor = Client(base_url)
     cases = [(board(name=""), 400), (board(name="n" * 65), 400),
              (board(moblie="", email=""), 400), (board(email="not-an-email"), 400),
@@ -541,9 +513,7 @@ def test_rate_limiter_window_and_memory() -> None:
 
 
 @pytest.mark.gen_test(timeout=TIMEOUT)
-async def test_message_page_renders_user_text_inert(base_url: str, wolive_server: Any,
-                                                    cfg: dict) -> None:
-    w = await world(base_url, wolive_server, cfg)
+async def test_message_page_renders_user_text_inert(w: World, base_url: str) -> None:
     evil = '"><script>alert(1)</script><img src=x onerror=alert(2)>'
     page = Client(base_url)
     resp = await page.fetch("/index/index/message", form={"business_id": BIZ,
@@ -578,9 +548,7 @@ async def test_message_page_renders_user_text_inert(base_url: str, wolive_server
 
 
 @pytest.mark.gen_test(timeout=TIMEOUT)
-async def test_console_messages_list_read_delete(base_url: str, wolive_server: Any,
-                                                 cfg: dict) -> None:
-    w = await world(base_url, wolive_server, cfg)
+async def test_console_messages_list_read_delete(w: World, wolive_server: Any) -> None:
     store = wolive_server.store
     mids = [(await store.add_board_message(BIZ, f"n{i}", "", f"{i}@x.io", f"c{i}"))["mid"]
             for i in range(3)]

@@ -25,9 +25,8 @@ CLOSE_WAIT_S = 5.0
 
 
 @pytest.fixture
-def cfg(tmp_path: Path, db_url: str) -> dict[str, Any]:
-    return wolive.load_config(str(write_config(tmp_path, db_url)), {
-        "pusher.ping_interval_s": PING_S, "pusher.ping_timeout_s": PING_S})
+def config_overrides() -> dict[str, Any]:
+    return {"pusher.ping_interval_s": PING_S, "pusher.ping_timeout_s": PING_S}
 
 
 class FreezableProxy:

@@ -9,8 +9,8 @@ import re
 
 import pytest
 
-from helpers import Client, db_rows, open_visitor_window
-from test_chat import BIZ, notice, setup_agent
+from helpers import Client, PusherSocket, db_rows, open_visitor_window
+from test_chat import BIZ, notice
 
 
 def boot_of(body: bytes) -> dict:
@@ -20,9 +20,8 @@ def boot_of(body: bytes) -> dict:
 
 
 @pytest.mark.gen_test
-async def test_only_the_chat_window_may_be_framed(base_url: str, ws_base: str,
-                                                   cfg: dict) -> None:
-    agent, _ = await setup_agent(base_url, ws_base, cfg.database.url, online=False)
+async def test_only_the_chat_window_may_be_framed(boss: Client, base_url: str) -> None:
+    agent = boss
     visitor = Client(base_url)
     resp = await visitor.fetch("/index/index/home", form={
         "business_id": BIZ, "visiter_id": "v-frame", "embed": "https://Shop.Example:8443"})
@@ -44,9 +43,9 @@ async def test_only_the_chat_window_may_be_framed(base_url: str, ws_base: str,
 
 @pytest.mark.gen_test
 async def test_history_peek_marks_nothing_read_and_needs_no_cookie(
-        base_url: str, ws_base: str, cfg: dict) -> None:
+        boss: Client, boss_online: PusherSocket, base_url: str, cfg: dict) -> None:
     db = cfg.database.url
-    agent, _ = await setup_agent(base_url, ws_base, db)
+    agent = boss
     window, boot = await open_visitor_window(base_url, BIZ, "v-peek")
     assert (await notice(window, boot))[1]["code"] == 0
     code, body = await agent.json("/admin/set/chats", "POST", form={

@@ -34,7 +34,7 @@ from typing import Any, Iterator
 from urllib.parse import quote, urlencode
 
 import pytest
-from helpers import Client, ErrorRecords, PusherSocket, open_visitor_window
+from helpers import BIZ, PASSWORD, Client, ErrorRecords, PusherSocket, open_visitor_window
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_api_docs import documented
@@ -43,8 +43,6 @@ from test_pusher_protocol import APPS, cfg, lib  # noqa: F401 (cfg: apps with kn
 
 from realtime.pusher.signing import hmac_sha256_hex
 
-PASSWORD = "s3cret-enough"
-BIZ = "shop1"
 #: Examples per (method, URL), and frames: SQLite gets the full run, MariaDB a smaller one.
 #: $WOLIVE_FUZZ_SCALE multiplies both (a longer hunt: WOLIVE_FUZZ_SCALE=10).
 SCALE = float(os.environ.get("WOLIVE_FUZZ_SCALE", "1"))

@@ -9,13 +9,12 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from helpers import Client
+from helpers import BIZ, PASSWORD, Client
+from helpers import OTHER_BIZ as OTHER
+from shop import Shop
 
 from handlers.admin import hash_password
 
-PASSWORD = "s3cret-enough"
-BIZ = "shop1"
-OTHER = "shop2"
 DAY = 86_400
 TIMEOUT = 60
 
@@ -29,7 +28,12 @@ class World:
     times: dict[str, int]  # message label -> its unix time
 
 
-async def world(base_url: str, server: Any) -> World:
+@pytest.fixture
+def w(io_loop: Any, shop: Shop) -> World:
+    return io_loop.run_sync(lambda: world(shop))
+
+
+async def world(shop: Shop) -> World:
     """shop1: boss (super_manager), mgr (manager), alice and bob (service);
     shop2: mgr2 (manager), carol (service). Visitors v1, v2 of shop1, v3 of shop2.
 
@@ -37,23 +41,11 @@ async def world(base_url: str, server: Any) -> World:
       a1 v1 alice 1 d · b2 v1 bob 2 d · a3 v1 alice 3 d · a20 v1 alice 20 d ·
       a40 v1 alice 40 d · a5 v2 alice 5 d · c1 v3 carol 1 d
     """
-    boss = Client(base_url)
-    assert (await boss.install(BIZ, "boss", PASSWORD)).code == 302
-    store, chat = server.store, server.chat
-    hashed = await hash_password(PASSWORD, 4)
-    await store.add_business(OTHER)
-    ids = {"boss": 1}
-    clients = {"boss": boss}
-    for user, nick, biz, level in (("mgr", "Mgr", BIZ, "manager"),
-                                   ("alice", "Alice", BIZ, "service"),
-                                   ("bob", "Bob", BIZ, "service"),
-                                   ("mgr2", "Mgr2", OTHER, "manager"),
-                                   ("carol", "Carol", OTHER, "service")):
-        ids[user] = (await store.add_service(biz, user, nick, hashed, level=level))["service_id"]
-        c = Client(base_url)
-        assert (await c.login(user, PASSWORD)).code == 302
-        clients[user] = c
-    clients["anon"] = Client(base_url)
+    store, chat = shop.server.store, shop.server.chat
+    ids, clients = await shop.staff(("mgr", "manager", BIZ), ("alice", "service", BIZ),
+                                    ("bob", "service", BIZ), ("mgr2", "manager", OTHER),
+                                    ("carol", "service", OTHER))  # nick names: Mgr, Alice...
+    clients["anon"] = Client(shop.base_url)
     channels = {}
     for vid, biz in (("v1", BIZ), ("v2", BIZ), ("v3", OTHER)):
         channels[vid] = chat.channel_for(biz, vid)
@@ -80,8 +72,7 @@ def labels(body: dict[str, Any]) -> list[str]:
 # ---- getvisiters -------------------------------------------------------------------------
 
 @pytest.mark.gen_test(timeout=TIMEOUT)
-async def test_getvisiters(base_url: str, wolive_server: Any) -> None:
-    w = await world(base_url, wolive_server)
+async def test_getvisiters(w: World) -> None:
     alice, mgr, boss = w.clients["alice"], w.clients["mgr"], w.clients["boss"]
 
     # Default: the caller. Most recent conversation first; the document's `service`.
@@ -121,8 +112,7 @@ async def test_getvisiters(base_url: str, wolive_server: Any) -> None:
 
 
 @pytest.mark.gen_test(timeout=TIMEOUT)
-async def test_getvisiters_refuses(base_url: str, wolive_server: Any) -> None:
-    w = await world(base_url, wolive_server)
+async def test_getvisiters_refuses(w: World, wolive_server: Any) -> None:
     alice, mgr, mgr2 = w.clients["alice"], w.clients["mgr"], w.clients["mgr2"]
     url = "/admin/set/getvisiters"
     # Too low a level: a service agent sees only its own visitors.
@@ -155,8 +145,7 @@ async def test_getvisiters_refuses(base_url: str, wolive_server: Any) -> None:
 # ---- getviews ----------------------------------------------------------------------------
 
 @pytest.mark.gen_test(timeout=TIMEOUT)
-async def test_getviews(base_url: str, wolive_server: Any) -> None:
-    w = await world(base_url, wolive_server)
+async def test_getviews(w: World) -> None:
     alice, mgr, boss = w.clients["alice"], w.clients["mgr"], w.clients["boss"]
     v1 = w.channels["v1"]
     url = "/admin/set/getviews"
@@ -185,8 +174,7 @@ async def test_getviews(base_url: str, wolive_server: Any) -> None:
 
 
 @pytest.mark.gen_test(timeout=TIMEOUT)
-async def test_getviews_refuses(base_url: str, wolive_server: Any) -> None:
-    w = await world(base_url, wolive_server)
+async def test_getviews_refuses(w: World) -> None:
     c = w.clients
     v1, v2, v3 = w.channels["v1"], w.channels["v2"], w.channels["v3"]
     url = "/admin/set/getviews"
@@ -218,8 +206,7 @@ def day_of(ts: int) -> str:
 
 
 @pytest.mark.gen_test(timeout=TIMEOUT)
-async def test_getdesignforviews(base_url: str, wolive_server: Any) -> None:
-    w = await world(base_url, wolive_server)
+async def test_getdesignforviews(w: World) -> None:
     alice, mgr = w.clients["alice"], w.clients["mgr"]
     v1 = w.channels["v1"]
     url = "/admin/set/getdesignForViews"
@@ -247,8 +234,7 @@ async def test_getdesignforviews(base_url: str, wolive_server: Any) -> None:
 
 
 @pytest.mark.gen_test(timeout=TIMEOUT)
-async def test_getdesignforviews_refuses(base_url: str, wolive_server: Any) -> None:
-    w = await world(base_url, wolive_server)
+async def test_getdesignforviews_refuses(w: World) -> None:
     c = w.clients
     v1, v2 = w.channels["v1"], w.channels["v2"]
     url = "/admin/set/getdesignForViews"

@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 import pytest
-from helpers import Client, PusherSocket, db_rows, open_visitor_window
+from helpers import BIZ, PASSWORD, Client, PusherSocket, db_rows, open_visitor_window
 from test_api_lean_path import signed
 from test_pusher_protocol import (  # noqa: F401 (cfg: apps with known secrets)
     APPS,
@@ -23,8 +23,6 @@ from test_pusher_protocol import (  # noqa: F401 (cfg: apps with known secrets)
 from realtime import inputs
 from realtime.pusher.signing import hmac_sha256_hex
 
-PASSWORD = "s3cret-enough"
-BIZ = "shop1"
 DEEP = "[" * 100_000 + "]" * 100_000
 LONE = '"\\ud800"'  # JSON text of a string holding a lone surrogate
 
@@ -61,10 +59,8 @@ async def post_json(client: Client, path: str, body: str) -> tuple[int, dict[str
 
 @pytest.mark.gen_test(timeout=60)
 async def test_deep_json_and_lone_surrogates_get_a_400_on_every_kind_of_url(
-        base_url: str, cfg: dict[str, Any]) -> None:  # noqa: F811
+        boss: Client, base_url: str, cfg: dict[str, Any]) -> None:  # noqa: F811
     db = cfg.database.url
-    boss = Client(base_url)
-    assert (await boss.install(BIZ, "boss", PASSWORD)).code == 302
     visitor, boot = await open_visitor_window(base_url, BIZ, "v-hostile")
     ids = {k: boot[k] for k in ("visiter_id", "business_id", "channel")}
     before = db_rows(db, "SELECT COUNT(*) AS n FROM wolive_chats")[0]["n"]
@@ -154,10 +150,8 @@ async def test_presence_channel_data_with_a_lone_surrogate_announces_nothing(
 
 @pytest.mark.gen_test(timeout=60)
 async def test_limits_and_ids_are_checked_as_documented(
-        base_url: str, cfg: dict[str, Any]) -> None:  # noqa: F811
+        boss: Client, base_url: str, cfg: dict[str, Any]) -> None:  # noqa: F811
     db = cfg.database.url
-    boss = Client(base_url)
-    assert (await boss.install(BIZ, "boss", PASSWORD)).code == 302
     status, body = await boss.json("/admin/manager/registForService", "POST", form={
         "user_name": "ann", "nick_name": "Ann", "password": PASSWORD, "password2": PASSWORD})
     assert body["code"] == 0, body

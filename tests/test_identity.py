@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from helpers import Client, PusherSocket, db_rows, open_visitor_window
-from test_chat import BIZ, notice, setup_agent
+from test_chat import BIZ, notice
 
 HOME = "/index/index/home"
 
@@ -49,9 +49,10 @@ def history_args(boot: dict[str, Any], visiter_id: str | None = None) -> dict[st
 
 
 @pytest.mark.gen_test
-async def test_knowing_an_id_opens_nothing(base_url: str, ws_base: str, cfg: dict) -> None:
+async def test_knowing_an_id_opens_nothing(
+        boss: Client, boss_online: PusherSocket, base_url: str, ws_base: str, cfg: dict) -> None:
     db = cfg.database.url
-    agent, _ = await setup_agent(base_url, ws_base, db)
+    agent = boss
     a = Client(base_url)
     boot_a = await window(a, "shop-user-42", visiter_name="Alice")
     assert boot_a["visiter_id"] == "shop-user-42"
@@ -98,11 +99,9 @@ async def test_knowing_an_id_opens_nothing(base_url: str, ws_base: str, cfg: dic
 
 
 @pytest.mark.gen_test
-async def test_the_widget_token_proves_the_browser(base_url: str, ws_base: str,
-                                                  cfg: dict) -> None:
+async def test_the_widget_token_proves_the_browser(boss: Client, base_url: str) -> None:
     """The in-page panel may get no cookie: its page keeps the token (boot `identity`) and
     posts it back from the URL fragment."""
-    await setup_agent(base_url, ws_base, cfg.database.url, online=False)
     first = Client(base_url)
     boot = await window(first, "", embed="https://shop.example")
     ident = boot["identity"]
@@ -121,9 +120,9 @@ async def test_the_widget_token_proves_the_browser(base_url: str, ws_base: str,
 
 @pytest.mark.gen_test
 async def test_signed_ids_reattach_and_wrong_signatures_are_refused(
-        base_url: str, ws_base: str, cfg: dict) -> None:
+        boss: Client, base_url: str, cfg: dict) -> None:
     db = cfg.database.url
-    agent, _ = await setup_agent(base_url, ws_base, db, online=False)
+    agent = boss
     code, body = await agent.json("/admin/manager/identity")
     assert code == 200 and body["data"]["require_signed"] is False, body
     secret = body["data"]["secret"]
@@ -156,9 +155,9 @@ async def test_signed_ids_reattach_and_wrong_signatures_are_refused(
 
 
 @pytest.mark.gen_test
-async def test_require_signed_ids(base_url: str, ws_base: str, cfg: dict) -> None:
+async def test_require_signed_ids(boss: Client, base_url: str, cfg: dict) -> None:
     db = cfg.database.url
-    agent, _ = await setup_agent(base_url, ws_base, db, online=False)
+    agent = boss
     anon_client = Client(base_url)
     anon = await window(anon_client, "")  # the widget's own random id, made by the server
     code, body = await agent.json("/admin/manager/identity", "POST",
@@ -189,8 +188,7 @@ async def test_require_signed_ids(base_url: str, ws_base: str, cfg: dict) -> Non
 
 
 @pytest.mark.gen_test
-async def test_token_cookie_is_httponly(base_url: str, ws_base: str, cfg: dict) -> None:
-    await setup_agent(base_url, ws_base, cfg.database.url, online=False)
+async def test_token_cookie_is_httponly(boss: Client, base_url: str) -> None:
     resp = await Client(base_url).fetch(HOME, form={"business_id": BIZ, "visiter_id": ""})
     cookies = [c for c in resp.headers.get_list("Set-Cookie") if c.startswith("wolive_vt=")]
     assert len(cookies) == 1, resp.headers.get_list("Set-Cookie")
@@ -200,12 +198,11 @@ async def test_token_cookie_is_httponly(base_url: str, ws_base: str, cfg: dict) 
 
 
 @pytest.mark.gen_test
-async def test_visitors_from_before_tokens(base_url: str, ws_base: str, cfg: dict) -> None:
+async def test_visitors_from_before_tokens(boss: Client, base_url: str, cfg: dict) -> None:
     """A visitor that chatted before tokens existed (a `wolive_visiter` row, no owner): a
     browser knowing only its id gets its own visitor; the browser with the window's old
     signed cookie stays that visitor."""
     db = cfg.database.url
-    await setup_agent(base_url, ws_base, db, online=False)
     old, boot = await open_visitor_window(base_url, BIZ, "old-user-1")
     db_rows(db, "DELETE FROM wolive_visitor_owner")  # as a database from before has it
     old.cookies.pop("wolive_vt")  # as a browser from before has it
@@ -250,11 +247,10 @@ def test_cookie_attributes_and_size() -> None:
 
 @pytest.mark.gen_test
 async def test_an_overlong_id_is_refused_not_cut_to_another_visitor(
-        base_url: str, ws_base: str, cfg: dict) -> None:
+        boss: Client, boss_online: PusherSocket, base_url: str, cfg: dict) -> None:
     """A 201-character `visiter_id` (or a 101-character `business_id`) is a 400 naming the
     limit: cut to 200 it would be another visitor, and its signature would not match."""
     db = cfg.database.url
-    await setup_agent(base_url, ws_base, db)
     c = Client(base_url)
     assert (await window(c, "b" * 200))["visiter_id"] == "b" * 200
     resp = await c.fetch("/index/index/home", form={"business_id": BIZ,
@@ -270,11 +266,9 @@ async def test_an_overlong_id_is_refused_not_cut_to_another_visitor(
 
 @pytest.mark.gen_test
 async def test_a_notice_with_a_negative_agent_is_refused(
-        base_url: str, ws_base: str, cfg: dict) -> None:
+        boss: Client, boss_online: PusherSocket, base_url: str) -> None:
     """`/admin/event/notice`: `special` is an agent id, so a negative one is a 400 (as
     `special=abc`), and the visitor is not assigned by it."""
-    db = cfg.database.url
-    await setup_agent(base_url, ws_base, db)
     c = Client(base_url)
     boot = await window(c, "v-notice")
     code, body = await c.json("/admin/event/notice", "POST", form={

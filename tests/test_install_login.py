@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, write_config
-from helpers import Client, db_rows
+from helpers import PASSWORD, Client, db_rows
 
-PASSWORD = "s3cret-enough"
 
 
 @pytest.mark.gen_test

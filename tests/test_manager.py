@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from helpers import BIZ as A
+from helpers import OTHER_BIZ as B
+from helpers import PASSWORD as PW
 from helpers import Client, PusherSocket, db_rows, wait_for
+from shop import Shop
 
-from handlers.admin import hash_password
-
-PW = "s3cret-enough"
 NEW_PW = "another-secret-9"
-A, B = "shop1", "shop2"
 
 
 @dataclass
@@ -52,28 +52,14 @@ class World:
         return c
 
 
-async def make_world(base_url: str, cfg: dict, server: Any) -> World:
-    boss = Client(base_url)
-    assert (await boss.install(A, "boss", PW)).code == 302
-    store = server.store
-    await store.add_business(B)
-    hashed = await hash_password(PW, 4)
-    ids = {"boss": 1}
-    for user, biz, level in (("mgr_a", A, "manager"), ("svc_a", A, "service"),
-                             ("mgr_b", B, "manager"), ("svc_b", B, "service")):
-        row = await store.add_service(biz, user, user.upper(), hashed, level=level)
-        ids[user] = row["service_id"]
-    clients = {}
-    for user in ("mgr_a", "svc_a", "mgr_b", "svc_b"):
-        clients[user] = Client(base_url)
-        assert (await clients[user].login(user, PW)).code == 302
-    return World(base_url=base_url, db=cfg.database.url, server=server, boss=boss,
-                 ids=ids, **clients)
-
-
 @pytest.fixture
-def world(io_loop: Any, base_url: str, cfg: dict, wolive_server: Any) -> World:
-    return io_loop.run_sync(lambda: make_world(base_url, cfg, wolive_server))
+def world(io_loop: Any, base_url: str, shop: Shop) -> World:
+    async def build() -> World:
+        ids, clients = await shop.staff(("mgr_a", "manager", A), ("svc_a", "service", A),
+                                        ("mgr_b", "manager", B), ("svc_b", "service", B),
+                                        nick=str.upper)
+        return World(base_url=base_url, db=shop.db, server=shop.server, ids=ids, **clients)
+    return io_loop.run_sync(build)
 
 
 def new_agent(**extra: Any) -> dict[str, Any]:

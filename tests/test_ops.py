@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import pusher
 import pytest
 from conftest import ADMIN_PASSWORD, start_server, stop_server, write_config
-from helpers import Client, PusherSocket, open_visitor_window
+from helpers import BIZ, Client, PusherSocket, open_visitor_window
 from prometheus_client.parser import text_string_to_metric_families
 from tornado.httpclient import AsyncHTTPClient, HTTPResponse
 
@@ -23,17 +23,15 @@ import wolive
 from handlers.ops import MetricsAccess
 
 SECRET = "ops-secret"
-BIZ = "shop1"
 EVENTS_ROUTE = r"/apps/([0-9A-Za-z_\-]+)/events"
 
 
 @pytest.fixture
-def cfg(tmp_path: Path, db_url: str) -> dict[str, Any]:
-    """Overrides conftest's: metrics on (loopback only, the allow-list's default), and an
-    app secret the official library can sign with."""
-    return wolive.load_config(str(write_config(tmp_path, db_url)), overrides={
-        "metrics.enabled": True,
-        "pusher.apps": [{"id": "1", "key": "wolive", "secret": SECRET}]})
+def config_overrides() -> dict[str, Any]:
+    """Metrics on (loopback only, the allow-list's default), and an app secret the official
+    library can sign with."""
+    return {"metrics.enabled": True,
+            "pusher.apps": [{"id": "1", "key": "wolive", "secret": SECRET}]}
 
 
 async def get(url: str, headers: dict[str, str] | None = None) -> HTTPResponse:

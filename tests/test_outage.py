@@ -14,12 +14,10 @@ from urllib.parse import urlsplit
 
 import pytest
 from conftest import write_config
-from helpers import Client, PusherSocket, db_rows, open_visitor_window, wait_for
+from helpers import BIZ, PASSWORD, Client, PusherSocket, db_rows, open_visitor_window, wait_for
 
 import wolive
 
-PASSWORD = "s3cret-enough"
-BIZ = "shop1"
 
 
 class TcpProxy:
@@ -87,10 +85,8 @@ def cfg(tmp_path: Path, fresh_mysql_db: str, proxy: TcpProxy) -> dict[str, Any]:
 @pytest.mark.mariadb
 @pytest.mark.gen_test(timeout=120)
 async def test_database_outage_is_503_then_recovers_without_a_restart(
-        base_url: str, ws_base: str, proxy: TcpProxy, fresh_mysql_db: str,
+        boss: Client, base_url: str, ws_base: str, proxy: TcpProxy, fresh_mysql_db: str,
         caplog: pytest.LogCaptureFixture) -> None:
-    boss = Client(base_url)
-    assert (await boss.install(BIZ, "boss", PASSWORD)).code == 302
     agent_sock = await PusherSocket.connect(ws_base, cookie=boss.cookie_header())
     assert (await agent_sock.subscribe("kefu1"))["event"].endswith("subscription_succeeded")
     visitor, boot = await open_visitor_window(base_url, BIZ, "v-outage")

@@ -5,31 +5,26 @@ free is served as usual."""
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import write_config
-from helpers import Client, open_visitor_window
+from helpers import BIZ, Client, open_visitor_window
 
 import wolive
 
-BIZ = "shop1"
 
 
 @pytest.fixture
-def cfg(tmp_path: Path, db_url: str) -> dict[str, Any]:
-    path = write_config(tmp_path, db_url)
-    return wolive.load_config(str(path), {"database.pool_size": 1, "database.max_overflow": 0,
-                                          "database.pool_timeout_s": 0.2})
+def config_overrides() -> dict[str, Any]:
+    return {"database.pool_size": 1, "database.max_overflow": 0,
+            "database.pool_timeout_s": 0.2}
 
 
 @pytest.mark.gen_test(timeout=60)
 async def test_exhausted_pool_answers_503_with_retry_after(
-        base_url: str, wolive_server: wolive.Wolive, caplog: pytest.LogCaptureFixture) -> None:
-    agent = Client(base_url)
-    assert (await agent.install(BIZ, "boss", "s3cret-enough")).code == 302
+        boss: Client, base_url: str, wolive_server: wolive.Wolive,
+        caplog: pytest.LogCaptureFixture) -> None:
     visitor, boot = await open_visitor_window(base_url, BIZ, "v1")
     held = await wolive_server.store.engine.connect()   # the pool's only connection
     try:

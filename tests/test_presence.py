@@ -7,10 +7,9 @@ from typing import Any
 
 import pytest
 
-from helpers import Client, PusherSocket, db_rows, open_visitor_window, wait_for
+from helpers import PASSWORD, Client, PusherSocket, db_rows, open_visitor_window, wait_for
 from realtime.pusher.adapter import run_inline
 
-PASSWORD = "s3cret-enough"
 GRACE = 0.3
 
 
@@ -24,11 +23,10 @@ def short_grace(wolive_server: Any) -> None:
 
 
 @pytest.mark.gen_test
-async def test_agent_presence_written_and_pushed(base_url: str, ws_base: str, cfg: dict,
-                                                 short_grace: None) -> None:
+async def test_agent_presence_written_and_pushed(
+        boss: Client, ws_base: str, cfg: dict, short_grace: None) -> None:
     db = cfg.database.url
-    agent = Client(base_url)
-    await agent.install("shop1", "boss", PASSWORD)
+    agent = boss
     assert agent_state(db) == "offline"
     watcher = await PusherSocket.connect(ws_base)  # a visitor page watching its agent
     assert (await watcher.subscribe("se1"))["event"] == "pusher_internal:subscription_succeeded"
@@ -81,11 +79,10 @@ async def test_reload_within_grace_is_not_a_flap(base_url: str, ws_base: str, cf
 
 
 @pytest.mark.gen_test
-async def test_stranger_cannot_make_agent_look_online(base_url: str, ws_base: str, cfg: dict,
-                                                      short_grace: None) -> None:
+async def test_stranger_cannot_make_agent_look_online(
+        boss: Client, base_url: str, ws_base: str, cfg: dict, short_grace: None) -> None:
     db = cfg.database.url
-    agent = Client(base_url)
-    await agent.install("shop1", "boss", PASSWORD)
+    agent = boss
     stranger = await PusherSocket.connect(ws_base)
     for channel in ("kefu1", "ud1", "allshop1"):
         answer = await stranger.subscribe(channel)
@@ -114,10 +111,9 @@ async def test_stranger_cannot_make_agent_look_online(base_url: str, ws_base: st
 
 @pytest.mark.gen_test
 async def test_visitor_presence_written_and_pushed_to_its_agent(
-        base_url: str, ws_base: str, cfg: dict, short_grace: None) -> None:
+        boss: Client, base_url: str, ws_base: str, cfg: dict, short_grace: None) -> None:
     db = cfg.database.url
-    agent = Client(base_url)
-    await agent.install("shop1", "boss", PASSWORD)
+    agent = boss
     console = await PusherSocket.connect(ws_base, cookie=agent.cookie_header())
     await console.subscribe("kefu1")
     await wait_for(lambda: agent_state(db) == "online")

@@ -14,13 +14,11 @@ from typing import Any
 
 import pytest
 from conftest import write_config
-from helpers import Client, PusherSocket, db_rows, open_visitor_window, wait_for
+from helpers import BIZ, PASSWORD, Client, PusherSocket, db_rows, open_visitor_window, wait_for
 
 import wolive
 from store import Unavailable
 
-PASSWORD = "s3cret-enough"
-BIZ = "shop1"
 
 
 def states(db: str, table: str, key: str) -> dict[Any, str]:

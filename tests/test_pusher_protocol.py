@@ -23,7 +23,7 @@ import pusher
 import pusher.crypto
 import pytest
 from conftest import write_config
-from helpers import Client, PusherSocket, wait_for
+from helpers import BIZ, PASSWORD, Client, PusherSocket, wait_for
 
 import wolive
 from realtime.pusher import protocol as p
@@ -36,8 +36,6 @@ APPS = [
     {"id": "3", "key": "off", "secret": "secret-off", "enabled": False},
 ]
 SUCCEEDED = "pusher_internal:subscription_succeeded"
-PASSWORD = "s3cret-enough"
-BIZ = "shop1"
 
 
 @pytest.fixture

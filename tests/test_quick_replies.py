@@ -8,15 +8,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from helpers import Client, db_rows
+from helpers import BIZ, Client, db_rows
+
+from helpers import OTHER_BIZ as OTHER
+from shop import Shop
 
 import realtime.quick_replies as rules
-from handlers.admin import hash_password
 from store import Store
 
-PASSWORD = "s3cret-enough"
-BIZ = "shop1"
-OTHER = "shop2"
 TIMEOUT = 60
 ROWS = "SELECT id, business_id, service_id, title, content, sort FROM wolive_quick_reply " \
        "ORDER BY id"
@@ -37,25 +36,14 @@ class World:
         return db_rows(self.db, ROWS)
 
 
-async def world(base_url: str, server: Any, cfg: dict) -> World:
-    boss = Client(base_url)
-    assert (await boss.install(BIZ, "boss", PASSWORD)).code == 302
-    store = server.store
-    hashed = await hash_password(PASSWORD, 4)
-    await store.add_business(OTHER)
-    ids = {"boss": 1}
-    clients = {}
-    for user, biz, level in (("mgr", BIZ, "manager"), ("agent", BIZ, "service"),
-                             ("agent2", BIZ, "service"), ("mgr2", OTHER, "manager")):
-        row = await store.add_service(biz, user, user.title(), hashed, level=level)
-        ids[user] = row["service_id"]
-        c = Client(base_url)
-        assert (await c.login(user, PASSWORD)).code == 302
-        clients[user] = c
-    anon = Client(base_url)
-    await anon.get_xsrf()
-    return World(cfg.database.url, boss, clients["mgr"], clients["agent"],
-                 clients["agent2"], clients["mgr2"], anon, ids)
+@pytest.fixture
+def w(io_loop: Any, shop: Shop, anon: Client) -> World:
+    async def build() -> World:
+        ids, clients = await shop.staff(("mgr", "manager", BIZ), ("agent", "service", BIZ),
+                                        ("agent2", "service", BIZ), ("mgr2", "manager", OTHER))
+        return World(shop.db, shop.boss.client, clients["mgr"], clients["agent"],
+                     clients["agent2"], clients["mgr2"], anon, ids)
+    return io_loop.run_sync(build)
 
 
 async def ok(c: Client, path: str, **form: Any) -> Any:
@@ -78,9 +66,7 @@ async def refused(c: Client, path: str, status: int, **form: Any) -> dict[str, A
 
 
 @pytest.mark.gen_test(timeout=TIMEOUT)
-async def test_own_and_shared_each_marked_and_scoped(base_url: str, wolive_server: Any,
-                                                     cfg: dict) -> None:
-    w = await world(base_url, wolive_server, cfg)
+async def test_own_and_shared_each_marked_and_scoped(w: World) -> None:
     first = await listing(w.agent)
     assert first["rows"] == [] and first["can_edit_shared"] is False
     assert first["limits"] == {"title": 32, "content": 1000, "own": 100, "shared": 200}
@@ -136,8 +122,7 @@ async def test_own_and_shared_each_marked_and_scoped(base_url: str, wolive_serve
 
 
 @pytest.mark.gen_test(timeout=TIMEOUT)
-async def test_who_may_change_what(base_url: str, wolive_server: Any, cfg: dict) -> None:
-    w = await world(base_url, wolive_server, cfg)
+async def test_who_may_change_what(w: World) -> None:
     own = await ok(w.agent, "/admin/quickreply/add", content="agent's own")
     mgr_own = await ok(w.mgr, "/admin/quickreply/add", content="manager's own")
     shared = await ok(w.mgr, "/admin/quickreply/add", content="shared", shared=1)
@@ -174,9 +159,7 @@ async def test_who_may_change_what(base_url: str, wolive_server: Any, cfg: dict)
 
 
 @pytest.mark.gen_test(timeout=TIMEOUT)
-async def test_bad_input_writes_nothing(base_url: str, wolive_server: Any, cfg: dict,
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    w = await world(base_url, wolive_server, cfg)
+async def test_bad_input_writes_nothing(w: World, monkeypatch: pytest.MonkeyPatch) -> None:
     own = await ok(w.agent, "/admin/quickreply/add", content="keep me", title="k")
     before = w.rows()
     add, edit = "/admin/quickreply/add", "/admin/quickreply/edit"
@@ -210,8 +193,7 @@ async def test_bad_input_writes_nothing(base_url: str, wolive_server: Any, cfg: 
 
 
 @pytest.mark.gen_test(timeout=TIMEOUT)
-async def test_reorder(base_url: str, wolive_server: Any, cfg: dict) -> None:
-    w = await world(base_url, wolive_server, cfg)
+async def test_reorder(w: World) -> None:
     a, b, c = [(await ok(w.agent, "/admin/quickreply/add", content=x))["id"]
                for x in ("a", "b", "c")]
     s1, s2 = [(await ok(w.mgr, "/admin/quickreply/add", content=x, shared=1))["id"]
@@ -234,10 +216,8 @@ async def test_reorder(base_url: str, wolive_server: Any, cfg: dict) -> None:
 
 
 @pytest.mark.gen_test(timeout=TIMEOUT)
-async def test_import_of_a_browsers_old_quick_replies(base_url: str, wolive_server: Any,
-                                                      cfg: dict,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    w = await world(base_url, wolive_server, cfg)
+async def test_import_of_a_browsers_old_quick_replies(
+        w: World, monkeypatch: pytest.MonkeyPatch) -> None:
     await ok(w.agent, "/admin/quickreply/add", content="already here")
     imp = "/admin/quickreply/import"
     got = await ok(w.agent, imp, contents=json.dumps(

@@ -7,35 +7,21 @@ through its documented URL and checks that the chat path follows at once. A chan
 another process (another node) is seen once the entry's time is up (fake clock)."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import write_config
-from helpers import Client, PusherSocket, db_rows, open_visitor_window, wait_for
+from helpers import BIZ, Client, PusherSocket, db_rows, open_visitor_window, wait_for
+from helpers import PASSWORD as PW
 
-import wolive
 from store import NotFound, Store
 from store.rowcache import RowCache, written_table
 
-PW = "s3cret-enough"
 NEW_PW = "another-secret-9"
-BIZ = "shop1"
 
 
 @pytest.fixture
-def cfg(tmp_path: Path, db_url: str) -> dict[str, Any]:
-    return wolive.load_config(str(write_config(tmp_path, db_url, row_cache_s=3600)))
-
-
-async def boss_online(base_url: str, ws_base: str, db: str) -> tuple[Client, PusherSocket]:
-    boss = Client(base_url)
-    assert (await boss.install(BIZ, "boss", PW)).code == 302
-    sock = await PusherSocket.connect(ws_base, cookie=boss.cookie_header())
-    assert (await sock.subscribe("kefu1"))["event"] == "pusher_internal:subscription_succeeded"
-    await wait_for(lambda: db_rows(db, "SELECT state FROM wolive_service WHERE service_id=1")
-                   [0]["state"] == "online")
-    return boss, sock
+def server_options() -> dict[str, Any]:
+    return {"row_cache_s": 3600}
 
 
 async def arrive(base_url: str, vid: str) -> tuple[int, dict[str, Any], dict[str, Any]]:
@@ -48,9 +34,7 @@ async def arrive(base_url: str, vid: str) -> tuple[int, dict[str, Any], dict[str
 
 @pytest.mark.gen_test
 async def test_business_switches_and_state_reach_the_chat_path_at_once(
-        base_url: str, ws_base: str, cfg: dict, wolive_server: Any) -> None:
-    db = cfg.database.url
-    boss, _sock = await boss_online(base_url, ws_base, db)
+        boss: Client, boss_online: PusherSocket, base_url: str, wolive_server: Any) -> None:
     store = wolive_server.store
     assert (await arrive(base_url, "v-1"))[0] == 0  # auto: assigned; the row is cached
     hits = store.row_cache.hits
@@ -80,9 +64,8 @@ async def test_business_switches_and_state_reach_the_chat_path_at_once(
 
 @pytest.mark.gen_test
 async def test_agent_edits_password_and_delete_reach_the_chat_path_at_once(
-        base_url: str, ws_base: str, cfg: dict, wolive_server: Any) -> None:
-    db = cfg.database.url
-    boss, _sock = await boss_online(base_url, ws_base, db)
+        boss: Client, boss_online: PusherSocket, base_url: str, ws_base: str,
+        wolive_server: Any) -> None:
     got, _body, boot = await arrive(base_url, "v-1")
     assert got == 0
     vsock = await PusherSocket.connect(ws_base)

@@ -9,20 +9,19 @@ import logging
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from shop import post
-from test_ui_workbench import setup
+from test_workbench_api import Workbench
 
 
 @pytest.mark.gen_test(timeout=30)
-async def test_typing_429_is_not_a_warning(wolive_server: Any, base_url: str, ws_base: str,
-                                           cfg: dict, caplog: pytest.LogCaptureFixture) -> None:
+async def test_typing_429_is_not_a_warning(workbench: Workbench,
+                                           caplog: pytest.LogCaptureFixture) -> None:
     """A typing signal over the limit is an ordinary answer: INFO in the access log, while
     other refusals stay warnings."""
-    s, ag, v1 = await setup(wolive_server, base_url, ws_base, cfg)
+    s, ag, v1 = workbench
     anna = ag["anna"]
     caplog.set_level(logging.DEBUG, logger="tornado.access")
     statuses = []

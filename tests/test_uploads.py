@@ -15,10 +15,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from helpers import Client, PusherSocket, db_rows, open_visitor_window, wait_for
+from helpers import BIZ, PASSWORD, Client, PusherSocket, db_rows, open_visitor_window, wait_for
 
-PASSWORD = "s3cret-enough"
-BIZ = "shop1"
 MB = 1024 * 1024
 
 
@@ -277,9 +275,7 @@ async def test_visitor_upload_needs_the_visitors_channel(base_url: str, ws_base:
 
 @pytest.mark.gen_test(timeout=20)
 async def test_visitor_upload_before_assignment_stores_nothing(
-        base_url: str, ws_base: str, cfg: dict) -> None:
-    agent = Client(base_url)
-    assert (await agent.install(BIZ, "boss", PASSWORD)).code == 302
+        boss: Client, base_url: str, ws_base: str, cfg: dict) -> None:
     visitor, boot = await open_visitor_window(base_url, BIZ, "fresh")
     code, body = await post_form(visitor, "/admin/event/upload", ids(boot),
                                  {"upload": ("a.png", png_bytes())})
@@ -406,10 +402,9 @@ async def test_agent_upload_needs_login_xsrf_and_the_visitor(
 
 
 @pytest.mark.gen_test(timeout=20)
-async def test_avatar_upload(base_url: str, ws_base: str, cfg: dict,
-                             wolive_server: Any) -> None:
-    agent = Client(base_url)
-    assert (await agent.install(BIZ, "boss", PASSWORD)).code == 302
+async def test_avatar_upload(
+        boss: Client, base_url: str, ws_base: str, cfg: dict, wolive_server: Any) -> None:
+    agent = boss
     code, body = await post_form(agent, "/admin/manager/uploadpic", {},
                                  {"img_head": ("me.jpg", jpeg_bytes(64, 64))})
     assert (code, body["code"], body["msg"]) == (200, 0, ""), body
@@ -449,11 +444,9 @@ def wav_bytes() -> bytes:
 
 
 @pytest.mark.gen_test(timeout=20)
-async def test_business_sound_upload(base_url: str, ws_base: str, cfg: dict,
-                                     wolive_server: Any) -> None:
+async def test_business_sound_upload(
+        boss: Client, base_url: str, ws_base: str, cfg: dict, wolive_server: Any) -> None:
     db = cfg.database.url
-    boss = Client(base_url)
-    assert (await boss.install(BIZ, "boss", PASSWORD)).code == 302
     # The document's default voice_address plays before anything is uploaded.
     resp = await boss.fetch("/upload/voice/default.mp3")
     assert resp.code == 200 and resp.headers["Content-Type"] == "audio/wav"

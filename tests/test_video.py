@@ -2,17 +2,13 @@
 private call channel only that agent and that visitor may join for WebRTC signalling."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 import wolive
-from conftest import write_config
-from helpers import Client, PusherSocket, db_rows, open_visitor_window, wait_for
+from helpers import BIZ, PASSWORD, Client, PusherSocket, db_rows, open_visitor_window, wait_for
 
-PASSWORD = "s3cret-enough"
-BIZ = "shop1"
 ICE = [{"urls": "stun:stun.example.com:3478"},
        {"urls": ["turn:turn.example.com:3478", "turns:turn.example.com:5349"],
         "username": "wolive", "credential": "s3cret"}]
@@ -20,8 +16,8 @@ OK = "pusher_internal:subscription_succeeded"
 
 
 @pytest.fixture
-def cfg(tmp_path: Path, db_url: str) -> dict[str, Any]:
-    return wolive.load_config(str(write_config(tmp_path, db_url)), {"video.ice_servers": ICE})
+def config_overrides() -> dict[str, Any]:
+    return {"video.ice_servers": ICE}
 
 
 async def setup(base_url: str, ws_base: str, server: Any, video: str = "open"

@@ -13,10 +13,8 @@ import pusher
 import pytest
 from pusher.signature import sign
 
-from helpers import Client, PusherSocket, db_rows, open_visitor_window, wait_for
+from helpers import BIZ, Client, PusherSocket, db_rows, open_visitor_window, wait_for
 
-PASSWORD = "s3cret-enough"
-BIZ = "shop1"
 
 
 def webhook_body(*events: dict[str, Any], legacy: bool = False,
@@ -47,10 +45,8 @@ def state(db: str, table: str, where: str) -> str:
 
 @pytest.mark.gen_test(timeout=20)
 async def test_agent_presence_from_signed_standard_webhooks(
-        base_url: str, ws_base: str, cfg: dict, wolive_server: Any) -> None:
+        boss: Client, base_url: str, ws_base: str, cfg: dict, wolive_server: Any) -> None:
     db = cfg.database.url
-    agent = Client(base_url)
-    assert (await agent.install(BIZ, "boss", PASSWORD)).code == 302
     app_id, key, secret = app_of(wolive_server)
     watcher = await PusherSocket.connect(ws_base)  # a visitor page watching its agent
     assert (await watcher.subscribe("se1"))["event"] == "pusher_internal:subscription_succeeded"
@@ -79,11 +75,10 @@ async def test_agent_presence_from_signed_standard_webhooks(
 
 @pytest.mark.gen_test(timeout=20)
 async def test_visitor_presence_from_wolive_legacy_names(
-        base_url: str, ws_base: str, cfg: dict, wolive_server: Any) -> None:
+        boss: Client, base_url: str, ws_base: str, cfg: dict, wolive_server: Any) -> None:
     """WoLive's pusher: channel_added / channel_removed, time_ms in float seconds."""
     db = cfg.database.url
-    agent = Client(base_url)
-    assert (await agent.install(BIZ, "boss", PASSWORD)).code == 302
+    agent = boss
     console = await PusherSocket.connect(ws_base, cookie=agent.cookie_header())
     assert (await console.subscribe("kefu1"))["event"] == \
         "pusher_internal:subscription_succeeded"
@@ -111,10 +106,8 @@ async def test_visitor_presence_from_wolive_legacy_names(
 
 @pytest.mark.gen_test(timeout=20)
 async def test_other_events_and_channels_are_ignored_politely(
-        base_url: str, cfg: dict, wolive_server: Any) -> None:
+        boss: Client, base_url: str, cfg: dict, wolive_server: Any) -> None:
     db = cfg.database.url
-    agent = Client(base_url)
-    assert (await agent.install(BIZ, "boss", PASSWORD)).code == 302
     _, key, secret = app_of(wolive_server)
     code, answer = await post_webhook(base_url, webhook_body(
         {"name": "member_added", "channel": "presence-x", "user_id": "1"},
@@ -132,11 +125,9 @@ async def test_other_events_and_channels_are_ignored_politely(
 
 
 @pytest.mark.gen_test(timeout=20)
-async def test_bad_signatures_change_nothing(base_url: str, ws_base: str, cfg: dict,
-                                             wolive_server: Any) -> None:
+async def test_bad_signatures_change_nothing(
+        boss: Client, base_url: str, ws_base: str, cfg: dict, wolive_server: Any) -> None:
     db = cfg.database.url
-    agent = Client(base_url)
-    assert (await agent.install(BIZ, "boss", PASSWORD)).code == 302
     _, key, secret = app_of(wolive_server)
     watcher = await PusherSocket.connect(ws_base)
     await watcher.subscribe("se1")

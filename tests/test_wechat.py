@@ -19,10 +19,8 @@ from tornado.testing import bind_unused_port
 import wolive
 from config import WechatConfig
 from conftest import write_config
-from helpers import Client, PusherSocket, db_rows, open_visitor_window, wait_for
+from helpers import BIZ, PASSWORD, Client, PusherSocket, db_rows, open_visitor_window, wait_for
 
-PASSWORD = "s3cret-enough"
-BIZ = "shop1"
 OPEN_ID = "oWx_8s9fJ2kLmN3pQ4rS5tU6vW7x"
 OK = "pusher_internal:subscription_succeeded"
 
@@ -194,9 +192,8 @@ async def test_online_agent_gets_nothing(base_url: str, ws_base: str, wolive_ser
 
 @pytest.mark.gen_test(timeout=20)
 async def test_unattended_visitor_notifies_offline_agents(
-        base_url: str, wolive_server: Any, receiver: Receiver) -> None:
-    agent = Client(base_url)
-    assert (await agent.install(BIZ, "boss", PASSWORD)).code == 302
+        boss: Client, base_url: str, wolive_server: Any, receiver: Receiver) -> None:
+    agent = boss
     assert (await bind(agent))[1]["code"] == 0
     sid = await add_agent(wolive_server, BIZ, "helper")
     helper = await login(base_url, "helper")

@@ -18,8 +18,8 @@ from typing import Any, Iterator
 import pytest
 
 from conftest import ROOT, _mysql_connect, _mysql_db_url, write_config
-from helpers import Client, db_rows, open_visitor_window
-from test_chat import BIZ, notice, setup_agent
+from helpers import Client, PusherSocket, db_rows, open_visitor_window
+from test_chat import BIZ, notice
 
 OLD_PASSWORD = "wolive-old-pass"
 CAT_PATH = "/upload/images/20180102/cat.png"
@@ -349,9 +349,9 @@ def test_import_in_place(wolive_source: str, old_site: Path, tmp_path: Path) -> 
 
 @pytest.mark.gen_test
 async def test_event_chat_singular_is_event_chats(
-        base_url: str, ws_base: str, cfg: dict[str, Any]) -> None:
+        boss: Client, boss_online: PusherSocket, base_url: str, cfg: dict[str, Any]) -> None:
     db = cfg.database.url
-    agent, agent_sock = await setup_agent(base_url, ws_base, db)
+    agent_sock = boss_online
     assert agent_sock is not None
     visitor, boot = await open_visitor_window(base_url, BIZ, "old-site-visitor")
     assert (await notice(visitor, boot))[1]["code"] == 0
