@@ -329,9 +329,9 @@ def _put(data: Any, dotted: str, value: Any) -> None:
 
 def _load(data: Any, path: str | None, env: Any, from_env: dict[str, str]) -> Config:
     from handlers.http_server import MAX_BODY_BYTES
-    from realtime.uploads import MULTIPART_SLACK_BYTES
-    from realtime.video import check_ice_servers
-    from realtime.wechat import check_config as check_wechat_config
+    from realtime.chat.uploads import MULTIPART_SLACK_BYTES
+    from realtime.chat.video import check_ice_servers
+    from realtime.chat.wechat import check_config as check_wechat_config
     from store import ConfigError as StoreConfigError
     from store import normalise_url
 

@@ -36,21 +36,21 @@ from handlers.http_server import MAX_BODY_BYTES, HTTPServer
 from realtime.pusher import transport
 from realtime.pusher.adapter import Adapter, LocalAdapter
 from realtime.pusher.redis_adapter import RedisAdapter
-from realtime import channels
-from realtime.chat import Chat
-from realtime.content import Content, History
-from realtime.reports import Reports
+from realtime.chat import channels
+from realtime.chat.conversations import Chat
+from realtime.chat.content import Content, History
+from realtime.chat.reports import Reports
 from realtime.pusher.hub import App, Hub
 from realtime.metrics import UNMATCHED_ROUTE, Metrics
-from realtime.agent_status import AgentStatus
-from realtime.presence import PresenceTracker
-from realtime.quick_replies import QuickReplies
-from realtime.typing import Signals
-from realtime.uploads import Uploads
-from realtime.video import Video
+from realtime.chat.agent_status import AgentStatus
+from realtime.chat.presence import PresenceTracker
+from realtime.chat.quick_replies import QuickReplies
+from realtime.chat.signals import Signals
+from realtime.chat.uploads import Uploads
+from realtime.chat.video import Video
 from realtime.pusher.webhooks import SHUTDOWN_DRAIN_S as WEBHOOK_DRAIN_S
 from realtime.pusher.webhooks import Webhooks
-from realtime.wechat import WechatNotifier
+from realtime.chat.wechat import WechatNotifier
 from store import ConfigError as StoreConfigError
 from store import SCHEMA_VERSION, NotFound, Store
 
@@ -526,8 +526,8 @@ async def cmd_reset_password(cfg: Config, args: argparse.Namespace) -> int:
 
 async def cmd_cleanup_uploads(cfg: Config, args: argparse.Namespace) -> int:
     import time
-    from realtime.legacy_uploads import LegacyUploads
-    from realtime.uploads import META_SUFFIX, STORED_NAME_RE
+    from realtime.chat.legacy_uploads import LegacyUploads
+    from realtime.chat.uploads import META_SUFFIX, STORED_NAME_RE
     from store.maintenance import referenced_uploads
     uploads = Uploads.from_config(cfg)
     store = await open_store(cfg)
@@ -537,7 +537,7 @@ async def cmd_cleanup_uploads(cfg: Config, args: argparse.Namespace) -> int:
         # meanwhile is recent anyway.
         doomed, kept = uploads.stale(set(), cutoff)
         referenced = await referenced_uploads(store)
-        # Old WoLive URLs of imported files (realtime/legacy_uploads.py) keep theirs.
+        # Old WoLive URLs of imported files (realtime/chat/legacy_uploads.py) keep theirs.
         referenced |= LegacyUploads(uploads).aliased_names()
     finally:
         await store.close()
@@ -607,7 +607,7 @@ def import_wolive(argv: list[str]) -> int:
     """`wolive.py import-wolive --from mysql://.../wolive_old --config config.yaml
     [--uploads-from DIR] [--dry-run]`: store/wolive_import.py does the work; this reads the
     config and prints its report. Exit 0 done, 1 could not, 2 bad config or arguments."""
-    from realtime.legacy_uploads import LegacyUploads
+    from realtime.chat.legacy_uploads import LegacyUploads
     from store.wolive_import import ImportProblem, run
     parser = argparse.ArgumentParser(
         prog="wolive.py import-wolive",

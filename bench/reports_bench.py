@@ -11,7 +11,7 @@
    executemany, 5,000 rows a statement): 100,000 `wolive_conversation` rows for `shop1` and
    20,000 for `other`, their starts spread over the last 365 days (a fixed pseudo-random
    set: 15% never answered, of those 60% missed), and a rating for 30% of the answered ones.
-2. `realtime.reports.Reports.report` (what the handler calls: the indexed reads, then the
+2. `realtime.chat.reports.Reports.report` (what the handler calls: the indexed reads, then the
    medians and p90s in Python) for the ranges 7, 30 and 366 days ending today, as the
    manager (all of `shop1`) and as one agent (`service_id`, level service); `--runs` times
    each (default 5) after one warm-up; median and max in milliseconds, and the longest
@@ -47,8 +47,8 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import insert, text  # noqa: E402
 
-from realtime.chat import Agent  # noqa: E402
-from realtime.reports import Reports  # noqa: E402
+from realtime.chat.conversations import Agent  # noqa: E402
+from realtime.chat.reports import Reports  # noqa: E402
 from store import Store  # noqa: E402
 from store.ratings import rating  # noqa: E402
 from store.reports import FIRST_REPLY, conversation  # noqa: E402

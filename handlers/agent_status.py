@@ -1,12 +1,12 @@
 """`/admin/set/status`: the agent sets itself `available` or `away` (issue 9).
 
-Thin glue: the rule and the events live in `realtime.agent_status`.
+Thin glue: the rule and the events live in `realtime.chat.agent_status`.
 """
 from __future__ import annotations
 
 from typing import cast
 
-from realtime.agent_status import AgentStatus
+from realtime.chat.agent_status import AgentStatus
 
 from .base import AgentApiHandler
 

@@ -17,8 +17,8 @@ import tornado.web
 
 from config import Config
 from realtime import inputs
-from realtime.agents import LEVEL_RANK
-from realtime.chat import Agent, Chat, ChatError
+from realtime.chat.agents import LEVEL_RANK
+from realtime.chat.conversations import Agent, Chat, ChatError
 from realtime.pusher.hub import Hub
 from store import Conflict, NotFound, Store, Unavailable
 

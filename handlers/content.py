@@ -4,15 +4,15 @@ WoLive document: "问候语添加Api" (`/admin/manager/cmtalk`), "添加常用�
 (`/admin/manager/addquestion`), "添加tab的编辑面版" (`/admin/set/gettab`), the
 `wolive_business` switches and `wolive_message`; the other URLs here are the lists, toggles
 and deletes the original console had around them (WOLIVE-NOTES, "Console the original
-had"). Use cases and rules live in realtime/content.py; this module parses, checks who is
+had"). Use cases and rules live in realtime/chat/content.py; this module parses, checks who is
 calling (level, business) and answers.
 """
 from __future__ import annotations
 
 from typing import Any, cast
 
-from realtime.chat import ChatError
-from realtime.content import (
+from realtime.chat.conversations import ChatError
+from realtime.chat.content import (
     DEFAULT_PAGE_LIMIT,
     MAX_BOARD_CONTENT_CHARS,
     MAX_EMAIL_CHARS,

@@ -10,9 +10,10 @@ import logging
 import re
 from typing import Any
 
-from realtime import channels, inputs
-from realtime.chat import ChatError
-from realtime.identity import Resolved
+from realtime import inputs
+from realtime.chat import channels
+from realtime.chat.conversations import ChatError
+from realtime.chat.identity import Resolved
 from realtime.pusher.signing import same
 from store import NotFound
 
@@ -85,7 +86,7 @@ class VisitorHistoryHandler(VisitorApiHandler, VisitorMixin):
             after_cid=self.int_arg("after", -1, lo=0),
             mark=self.int_arg("peek", 0, lo=0, hi=1) == 0)
         if newly_read:
-            from .typing import signals  # read receipt (realtime/typing.py)
+            from .typing import signals  # read receipt (realtime/chat/signals.py)
             await signals(self).visitor_saw_history(visiter_id, business_id)
         self.answer(0, "", rows)
 
@@ -232,7 +233,7 @@ class HomeHandler(BaseHandler):
             "visiter_id": visitor["visiter_id"], "visiter_name": visitor["visiter_name"],
             "avatar": visitor["avatar"], "business_id": visitor["business_id"],
             "channel": visitor["channel"], "record": visitor["from_url"],
-            # The page subscribes to these names as given (realtime/channels.py builds them).
+            # The page subscribes to these names as given (realtime/chat/channels.py builds them).
             "channels": {"visitor": channels.visitor(visitor["channel"])},
             "special": special, "pusher": self.settings["wolive_pusher_client"],
             "embed": embed_origin(self.get_query_argument("embed", "")),

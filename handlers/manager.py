@@ -2,13 +2,13 @@
 super_manager's businesses (`/admin/business/...`).
 
 Thin: read the documented parameters (and only those: no mass assignment), check the
-caller's level and business, check new passwords, call `realtime.agents.Agents`, answer
+caller's level and business, check new passwords, call `realtime.chat.agents.Agents`, answer
 `{code: 0, msg: "成功"}` or `{code: 1, msg}` with a 4xx status. The rules themselves live in
-`realtime/agents.py`.
+`realtime/chat/agents.py`.
 """
 from __future__ import annotations
 
-from realtime.agents import Agents, Profile
+from realtime.chat.agents import Agents, Profile
 
 from .admin import check_new_password, check_password, hash_password
 from .base import AgentApiHandler, ApiError

@@ -5,7 +5,7 @@ wolive's own channel authorization (`/pusher/auth`) and user authentication
 Thin glue over the engine (`realtime.pusher`): the socket, its frames and pings are
 `realtime.pusher.transport`'s, protocol logic `realtime.pusher.hub`'s, the HTTP API's use
 cases `realtime.pusher.http_api`'s, signatures `realtime.pusher.signing`'s; who may join
-what is `realtime.channels.may_join`. What is here: who the caller is (the agent cookie), the
+what is `realtime.chat.channels.may_join`. What is here: who the caller is (the agent cookie), the
 HTTP API's handlers, and the lean path for its publishes.
 """
 from __future__ import annotations
@@ -31,7 +31,7 @@ from realtime.pusher import protocol as p
 from realtime.pusher import http_api as pusher_api
 from realtime.pusher import transport
 from realtime.pusher.adapter import run_inline
-from realtime.channels import may_join
+from realtime.chat.channels import may_join
 from realtime.pusher.hub import App, Caller, Hub
 from store import NotFound, Unavailable
 
@@ -237,7 +237,7 @@ class TerminateByKeyHandler(PusherApiHandler):
 
 class ChannelAuthHandler(BaseHandler):
     """`POST /pusher/auth` (form `socket_id`, `channel_name`: pusher-js's default
-    channelAuthorization request): signs only the channels `realtime.channels.may_join` allows
+    channelAuthorization request): signs only the channels `realtime.chat.channels.may_join` allows
     the logged-in agent. Needs the agent cookie and the `_xsrf` token (header
     `X-XSRFToken`), so another site cannot obtain signatures. 403 JSON otherwise."""
 

@@ -1,5 +1,5 @@
 """`/admin/quickreply/*`: quick replies (canned responses) kept on the server, an agent's own
-and the business's shared ones. The rules are `realtime.quick_replies`';
+and the business's shared ones. The rules are `realtime.chat.quick_replies`';
 this module parses, knows the caller (a logged-in agent; `_xsrf` on POSTs) and answers.
 """
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any, cast
 
-from realtime.quick_replies import MAX_CONTENT_CHARS, MAX_OWN, QuickReplies
+from realtime.chat.quick_replies import MAX_CONTENT_CHARS, MAX_OWN, QuickReplies
 
 from .base import AgentApiHandler, ApiError
 

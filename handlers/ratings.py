@@ -1,7 +1,7 @@
-"""`/admin/event/rating`: a visitor rates its ended conversation (`realtime.ratings`)."""
+"""`/admin/event/rating`: a visitor rates its ended conversation (`realtime.chat.ratings`)."""
 from __future__ import annotations
 
-from realtime.ratings import Ratings
+from realtime.chat.ratings import Ratings
 from store.ratings import MAX_RATING_COMMENT
 
 from .base import VisitorApiHandler

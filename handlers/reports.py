@@ -4,13 +4,13 @@
 `{code: 0, data: {from, to, business_id, service_id, days, agents, totals}}`;
 `GET /admin/report/csv?...` → the same as a CSV attachment (UTF-8 with a BOM). A service
 agent sees its own numbers, a manager its business's, a super_manager any business's. Rules
-in realtime/reports.py.
+in realtime/chat/reports.py.
 """
 from __future__ import annotations
 
 from typing import Any, cast
 
-from realtime.reports import Reports, report_csv
+from realtime.chat.reports import Reports, report_csv
 
 from .base import AgentApiHandler
 

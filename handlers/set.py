@@ -1,12 +1,12 @@
 """Conversation API for the console (`/admin/set/...`): a logged-in agent, `_xsrf` on POST.
 
 URLs and parameter names are the WoLive document's ("对话平台Api"); who may touch which
-visitor is `realtime.chat.Chat._queue_for`'s rule (a `service` agent its own conversations,
-a manager its business's, nobody another business's).
+visitor is `realtime.chat.conversations.Chat._queue_for`'s rule (a `service` agent its own
+conversations, a manager its business's, nobody another business's).
 """
 from __future__ import annotations
 
-from realtime.chat import MAX_TRANSFER_NOTE
+from realtime.chat.conversations import MAX_TRANSFER_NOTE
 
 from .base import AgentApiHandler
 
@@ -105,7 +105,7 @@ class WatchHandler(ConsoleHandler):
     async def post(self) -> None:
         visiter_id = await self.visiter_arg()
         count = await self.chat.mark_read_by_agent(self.agent, visiter_id)
-        from .typing import signals  # read receipt: cu{channel} `read` (realtime/typing.py)
+        from .typing import signals  # read receipt: cu{channel} `read` (realtime/chat/signals.py)
         await signals(self).agent_read(self.agent, visiter_id, count)
         self.answer(0, "success", {"marked": count})
 

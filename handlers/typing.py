@@ -1,10 +1,10 @@
-"""Typing indicators and read receipts (`realtime.typing`): `/admin/set/typing` (agent),
+"""Typing indicators and read receipts (`realtime.chat.signals`): `/admin/set/typing` (agent),
 `/admin/event/typing` and `/admin/event/read` (visitor)."""
 from __future__ import annotations
 
 from typing import Any, cast
 
-from realtime.typing import Signals
+from realtime.chat.signals import Signals
 
 from .base import AgentApiHandler, ApiError, BaseHandler, VisitorApiHandler
 from .event import VisitorMixin

@@ -4,7 +4,7 @@
 `/admin/set/uploadfile` (an agent sends an image or a file to a visitor), and
 `/upload/<name>`, which serves what was stored.
 
-Thin glue: checking, naming and storing live in `realtime.uploads`; a visitor's or an
+Thin glue: checking, naming and storing live in `realtime.chat.uploads`; a visitor's or an
 agent's upload becomes a chat message through `Chat.visitor_send` / `Chat.agent_send`
 (`msg_type` "image" / "file"), stored in `wolive_chats` and pushed like text.
 
@@ -22,9 +22,9 @@ from typing import Any, cast
 import tornado.httputil
 import tornado.web
 
-from realtime.chat import ChatError
-from realtime.legacy_uploads import LegacyUploads
-from realtime.uploads import (
+from realtime.chat.conversations import ChatError
+from realtime.chat.legacy_uploads import LegacyUploads
+from realtime.chat.uploads import (
     STORED_NAME_RE,
     URL_PREFIX,
     StoredUpload,
@@ -237,7 +237,7 @@ class StoredFileHandler(BaseHandler):
     stored (never text/html), `nosniff`, a sandboxing CSP, and for files
     `Content-Disposition: attachment` with the original name. `GET /upload/<old path>`
     (e.g. `/upload/images/20171129/abc.jpg`): the copy of an imported WoLive file, by its
-    alias (`realtime.legacy_uploads`). Anything else is 404."""
+    alias (`realtime.chat.legacy_uploads`). Anything else is 404."""
 
     def set_default_headers(self) -> None:
         self.set_header("X-Content-Type-Options", "nosniff")

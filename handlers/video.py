@@ -3,7 +3,7 @@
 Visitor side (proves itself with `channel`, as every `/admin/event/...` URL):
 `/admin/event/video`, `/admin/event/refuse`, `/admin/event/videoauth`.
 Console side (logged-in agent, `_xsrf` on POST): `/admin/set/video`, `/admin/set/refuse`,
-`/admin/set/videoauth`. The use cases are `realtime.video.Video`'s.
+`/admin/set/videoauth`. The use cases are `realtime.chat.video.Video`'s.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import cast
 
 from realtime.pusher import protocol as p
 from realtime.pusher.http_api import SOCKET_ID_RE
-from realtime.video import CALL_PREFIX, Party, Video, VisitorParty
+from realtime.chat.video import CALL_PREFIX, Party, Video, VisitorParty
 
 from .base import AgentApiHandler, ApiError, BaseHandler, VisitorApiHandler
 from .event import VisitorMixin

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from realtime.ratings import Ratings
+from realtime.chat.ratings import Ratings
 from store.visitors import EDITABLE
 
 from .base import AgentApiHandler

@@ -20,7 +20,7 @@ import time
 from typing import Any, cast
 
 from realtime import inputs
-from realtime.presence import PresenceTracker
+from realtime.chat.presence import PresenceTracker
 from realtime.pusher.signing import hmac_sha256_hex, same
 
 from .base import ApiError, BaseHandler

@@ -1,5 +1,5 @@
 """`/admin/manager/weixin`: an agent's WeChat bindings (`wolive_weixin`), so it gets a
-template message when a visitor writes while it is offline (`realtime.wechat`).
+template message when a visitor writes while it is offline (`realtime.chat.wechat`).
 
 Logged-in agent, `_xsrf` on POST. `service_id` (optional) names another agent of the
 business: managers and super_managers only.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import cast
 
-from realtime.wechat import WechatNotifier
+from realtime.chat.wechat import WechatNotifier
 
 from .base import AgentApiHandler, ApiError
 

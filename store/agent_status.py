@@ -1,6 +1,6 @@
 """SQL for the agent's explicit status (`wolive_service_status`: available / away).
 
-Used by `realtime.agent_status`; who may set what is decided there. An agent without a row is
+Used by `realtime.chat.agent_status`; who may set what is decided there. An agent without a row is
 `available`. Each write is one committed transaction.
 """
 from __future__ import annotations

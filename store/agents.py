@@ -2,8 +2,9 @@
 installing, adding, finding, editing and deleting agents and businesses, and what automatic
 assignment reads of the online agents (their load, when each was last busy).
 
-No rule about who may do what lives here (that is the use cases' job: `realtime.agents`,
-`realtime.chat`), only the reads and the writes, each write in one committed transaction.
+No rule about who may do what lives here (that is the use cases' job: `realtime.chat.agents`,
+`realtime.chat.conversations`), only the reads and the writes, each write in one committed
+transaction.
 Agent and business rows are read through the row cache (`store.rowcache`). Raises `Conflict`
 for a taken `user_name` / `business_id` and `NotFound` for a missing row.
 """

@@ -4,7 +4,7 @@ whether they were read.
 
 Every row is read and written within its business: each method that takes an id also
 takes the `business_id` it must belong to, so a caller cannot reach another business's
-rows by id. Values arrive already validated and sanitised (`realtime.content`); this
+rows by id. Values arrive already validated and sanitised (`realtime.chat.content`); this
 module only stores them. Every write is committed before the method returns.
 """
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """SQL for agents' greetings (`wolive_sentence`, WoLive's table: one greeting per agent,
 `using` or `unuse`), and the agent card's greeting and status read together.
 
-Values arrive already validated (`realtime.content`); this module only stores them. Every
+Values arrive already validated (`realtime.chat.content`); this module only stores them. Every
 write is committed before the method returns.
 """
 from __future__ import annotations

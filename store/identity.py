@@ -10,7 +10,7 @@ simply gains them:
 - `wolive_identity`: one row per business with its identity secret (64 hex) and
   `require_signed` (0/1), made on first use.
 
-Rules (who gets a token, signatures) are the use cases' (`realtime.identity`).
+Rules (who gets a token, signatures) are the use cases' (`realtime.chat.identity`).
 """
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ from .reports import conversation
 from .database import SCHEMA_VERSION
 
 #: An upload's URL path as messages, avatars, FAQ and tab bodies carry it
-#: (`realtime.uploads`: `/upload/<32 hex>.<ext>`); group 1 is the stored name.
+#: (`realtime.chat.uploads`: `/upload/<32 hex>.<ext>`); group 1 is the stored name.
 UPLOAD_REF_RE = re.compile(r"/upload/([0-9a-f]{32}\.[a-z0-9]{1,5})")
 #: Visitors deleted per transaction by `purge_conversations`.
 PURGE_BATCH = 500
@@ -48,7 +48,7 @@ async def migration_plan(store: Store) -> MigrationPlan:
 
 
 async def referenced_uploads(store: Store) -> set[str]:
-    """Stored upload names (`realtime.uploads.STORED_NAME_RE`) that any text column of any
+    """Stored upload names (`realtime.chat.uploads.STORED_NAME_RE`) that any text column of any
     wolive table mentions as `/upload/<name>`: image and file messages, avatars, FAQ and
     tab bodies, the message board, the business's sound. Rows are streamed."""
     names: set[str] = set()

@@ -1,7 +1,7 @@
 """SQL for presence: the online / offline state of agents and visitors (`wolive_service.state`,
 `wolive_visiter.state`), one at a time, in batches, and all reset at start-up.
 
-The presence tracker (`realtime.presence`) writes `wolive_service.state` and
+The presence tracker (`realtime.chat.presence`) writes `wolive_service.state` and
 `wolive_visiter.state` whenever a socket comes or goes; a connect storm makes thousands of
 those at once. Each batch here is one transaction, and on SQLite the batches (and the
 presence hooks that write, see `background_turn`) take turns on one asyncio lock, so they

@@ -7,7 +7,7 @@ schema migration 9, `_v9_quick_replies`), so an existing database simply gains i
 and MySQL/MariaDB alike.
 
 Rules (who may touch which row, lengths, how many) are the use cases'
-(`realtime.quick_replies`); this module only reads and writes, each method in its own
+(`realtime.chat.quick_replies`); this module only reads and writes, each method in its own
 transaction, and raises `NotFound` / `Conflict`.
 """
 from __future__ import annotations

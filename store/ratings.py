@@ -4,7 +4,7 @@ A visitor rates an ended conversation once: a score of 1-5 and an optional comme
 names the `ended` system line (`wolive_chats.cid`, `ended_cid`) it rates; the unique key
 (`visiter_id`, `business_id`, `ended_cid`) makes a second rating of the same end fail with
 `Conflict`, whoever wins a race. Made by `metadata.create_all` (schema migration 7 records it).
-No rule about who may rate what lives here (`realtime.ratings` has them).
+No rule about who may rate what lives here (`realtime.chat.ratings` has them).
 """
 from __future__ import annotations
 

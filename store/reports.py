@@ -17,7 +17,7 @@ Rows are written by `track` inside the transactions that already change the queu
 transaction of their own), and `first_reply_at` by one conditional UPDATE in the agent
 reply's own transaction (`FIRST_REPLY`). The report reads (`ReportStore`) are indexed range
 scans on (`business_id`, `started_at`) or (`business_id`, `service_id`, `started_at`); the
-medians and p90s are computed in Python from those rows (realtime/reports.py).
+medians and p90s are computed in Python from those rows (realtime/chat/reports.py).
 """
 from __future__ import annotations
 

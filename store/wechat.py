@@ -1,6 +1,6 @@
 """SQL for WeChat bindings (`wolive_weixin`: an agent's `service_id` ↔ a WeChat `open_id`).
 
-Used by `realtime.wechat`; who may bind what is decided there. Each write is one committed
+Used by `realtime.chat.wechat`; who may bind what is decided there. Each write is one committed
 transaction.
 """
 from __future__ import annotations

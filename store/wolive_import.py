@@ -26,7 +26,7 @@ stops there. What the import does with each kind of row:
   folder), each `/upload/...` file a message, an avatar or a business's `voice_address` names
   is copied into wolive's upload store through the same content checks as a new upload
   (the `copy_upload` callback), the row is rewritten to the new `/upload/<name>` URL, and
-  the old path stays an alias of it (`realtime.legacy_uploads`), so old links keep working.
+  the old path stays an alias of it (`realtime.chat.legacy_uploads`), so old links keep working.
   A file that is missing is a problem; its message keeps the old path.
 - **orphans** (a message, queue row, greeting or WeChat link of an agent or visitor that is
   not there; an agent of a business that is not there) are listed and not imported into a

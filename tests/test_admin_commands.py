@@ -254,9 +254,9 @@ def test_cleanup_uploads(tmp_path: Path, db_url: str) -> None:
     lone_meta.write_text("{}", encoding="utf-8")
     os.utime(lone_meta, (time.time() - 90 * DAY,) * 2)
     other = _upload(uploads, "README.txt", 90, sidecar=False)  # not ours: never touched
-    # A file an old WoLive URL is an alias of (import-wolive, realtime/legacy_uploads.py).
+    # A file an old WoLive URL is an alias of (import-wolive, realtime/chat/legacy_uploads.py).
     aliased = _upload(uploads, f"{'9' * 32}.jpg", 90)
-    from realtime.legacy_uploads import ALIAS_DIR, alias_key
+    from realtime.chat.legacy_uploads import ALIAS_DIR, alias_key
     (uploads / ALIAS_DIR).mkdir()
     (uploads / ALIAS_DIR / alias_key("/upload/images/20171129/a.jpg")).write_text(
         aliased.name, encoding="utf-8")

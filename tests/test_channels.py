@@ -1,4 +1,4 @@
-"""realtime/channels.py: the one place channel names are built, parsed and policed.
+"""realtime/chat/channels.py: the one place channel names are built, parsed and policed.
 
 A source scan fails when Python (realtime/, handlers/, store/, wolive.py) or the pages
 (static/assets/**/*.js, templates/) build a channel name by hand; the module's own builders,
@@ -13,9 +13,9 @@ from types import SimpleNamespace
 import pytest
 from conftest import ROOT
 
-from realtime import channels
-from realtime.agent_status import agent_channels
-from realtime.chat import Agent
+from realtime.chat import channels
+from realtime.chat.agent_status import agent_channels
+from realtime.chat.conversations import Agent
 from realtime.pusher.hub import Caller
 from realtime.pusher.protocol import valid_channel_name
 
@@ -43,7 +43,8 @@ def _sources() -> list[Path]:
                                      for p in sorted((root / d).rglob("*.py"))]
     pages = [p for p in sorted((root / "static").rglob("*.js")) if not p.name.endswith(".min.js")]
     templates = sorted((root / "templates").rglob("*.html"))
-    return [p for p in python + pages + templates if p != root / "realtime" / "channels.py"]
+    return [p for p in python + pages + templates
+            if p != root / "realtime" / "chat" / "channels.py"]
 
 
 def construction_sites() -> list[str]:
@@ -55,8 +56,8 @@ def construction_sites() -> list[str]:
     return found
 
 
-def test_no_channel_name_is_built_outside_realtime_channels() -> None:
-    """Zero places outside realtime/channels.py build a channel name: Python uses its
+def test_no_channel_name_is_built_outside_the_channels_module() -> None:
+    """Zero places outside realtime/chat/channels.py build a channel name: Python uses its
     functions, the pages the names the server gives them (boot data, event data)."""
     assert construction_sites() == []
     assert len(_sources()) > 60  # the scan does look at the code

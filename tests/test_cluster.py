@@ -390,7 +390,7 @@ async def test_a_conversation_written_on_three_nodes_at_once_is_pushed_in_cid_or
 @pytest.mark.gen_test(timeout=120)
 async def test_the_message_board_limit_holds_across_nodes(
         cluster: list[RunningServer]) -> None:
-    from realtime.content import BOARD_MESSAGES_PER_WINDOW
+    from realtime.chat.content import BOARD_MESSAGES_PER_WINDOW
 
     async def leave(node: RunningServer, n: int) -> tuple[int, int]:
         code, body = await Client(node.base_url).json("/admin/event/message", "POST", form={

@@ -15,7 +15,7 @@ from helpers import BIZ, PASSWORD, Client, PusherSocket, db_rows, open_visitor_w
 from helpers import OTHER_BIZ as OTHER
 from shop import Shop
 
-import realtime.content as content_rules
+import realtime.chat.content as content_rules
 from handlers.admin import hash_password
 from store import Store
 

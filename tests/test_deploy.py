@@ -27,7 +27,7 @@ import wolive
 from conftest import ROOT
 from handlers.http_server import MAX_BODY_BYTES
 from realtime.pusher.protocol import ACTIVITY_TIMEOUT_S
-from realtime.uploads import MULTIPART_SLACK_BYTES
+from realtime.chat.uploads import MULTIPART_SLACK_BYTES
 
 DEPLOY = ROOT / "deploy"
 SITE = DEPLOY / "nginx-wolive.conf"

@@ -218,7 +218,7 @@ def test_cookie_attributes_and_size() -> None:
     from types import SimpleNamespace
 
     from handlers.identity import MAX_COOKIE_JSON, cookie_kwargs, keep_token
-    from realtime.identity import Resolved
+    from realtime.chat.identity import Resolved
 
     def fake(protocol: str) -> Any:
         return SimpleNamespace(request=SimpleNamespace(protocol=protocol))

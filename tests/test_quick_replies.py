@@ -13,7 +13,7 @@ from helpers import BIZ, Client, db_rows
 from helpers import OTHER_BIZ as OTHER
 from shop import Shop
 
-import realtime.quick_replies as rules
+import realtime.chat.quick_replies as rules
 from store import Store
 
 TIMEOUT = 60

@@ -352,8 +352,8 @@ async def test_a_comeback_on_another_node_within_the_hold_sends_no_webhook(
 @pytest.mark.gen_test(timeout=20)
 async def test_a_video_call_asked_on_one_node_is_joined_and_ended_on_others(
         nodes: list[Node]) -> None:
-    from realtime.chat import Agent
-    from realtime.video import Video, VisitorParty
+    from realtime.chat.conversations import Agent
+    from realtime.chat.video import Video, VisitorParty
     videos = []
     for n in nodes:
         video = Video(None, n.hub, None, ttl_s=60)  # type: ignore[arg-type]
@@ -384,7 +384,7 @@ async def test_one_wechat_token_for_the_cluster_fetched_once(nodes: list[Node]) 
     from tornado.httpserver import HTTPServer
     from tornado.testing import bind_unused_port
 
-    from realtime.wechat import WechatClient
+    from realtime.chat.wechat import WechatClient
     fetched: list[int] = []
 
     class Token(tornado.web.RequestHandler):
@@ -515,7 +515,7 @@ async def test_a_stale_presence_write_from_another_node_is_corrected(
     after its write and makes it right."""
     from handlers.admin import hash_password
     from helpers import db_rows
-    from realtime.presence import PresenceTracker
+    from realtime.chat.presence import PresenceTracker
     store = wolive_server.store
     await store.add_business("shop1")
     row = await store.add_service("shop1", "anna", "Anna", await hash_password("pw-pw-pw-pw", 4))

@@ -311,10 +311,10 @@ async def test_csv_with_bom(wolive_server: Any, base_url: str, ws_base: str, cfg
 def test_csv_agent_names_are_never_formulas() -> None:
     """An agent may name itself `=cmd|...`: the export shows it as text (a leading `'`),
     for every character a spreadsheet starts a formula with; plain names are unchanged."""
-    from realtime.reports import report_csv
+    from realtime.chat.reports import report_csv
     empty = {"conversations": 0, "answered": 0, "missed": 0, "abandoned": 0, "messages": 0,
              "ratings": 0, "rating_avg": None}
-    from realtime.reports import TIMED
+    from realtime.chat.reports import TIMED
     for measure in TIMED:
         empty[measure] = {"median": None, "p90": None}
     names = ["=cmd|'/C calc'!A0", "+1", "-1+2", "@SUM(A1)", "\tx", "\rx", "Mia", "王小明"]

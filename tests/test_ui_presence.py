@@ -26,7 +26,7 @@ from test_e2e_browser import (PHONE, PageProblems, agent_login, browser,  # noqa
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
 POPUP = {"width": 420, "height": 640}
-#: realtime.presence.VACATE_GRACE_S: a page left for less than this is not an offline flap.
+#: realtime.chat.presence.VACATE_GRACE_S: a page left for less than this is not an offline flap.
 GRACE_S = 3.0
 #: Records every text and class the visitor window's header takes.
 WATCH_HEADER = """() => {

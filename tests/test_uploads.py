@@ -507,7 +507,7 @@ async def test_only_stored_names_are_served(base_url: str, ws_base: str, cfg: di
 
 
 def test_image_size_reader() -> None:
-    from realtime.uploads import clean_original_name, image_size
+    from realtime.chat.uploads import clean_original_name, image_size
     assert image_size(png_bytes(7, 5), "png") == (7, 5)
     assert image_size(jpeg_bytes(640, 480), "jpg") == (640, 480)
     assert image_size(b"GIF89a" + struct.pack("<HH", 10, 20) + b"\x00" * 10, "gif") == (10, 20)

@@ -233,9 +233,9 @@ async def test_console_side_login_xsrf_level_and_business(
 
 
 def test_calls_expire_and_ice_servers_are_checked() -> None:
-    from realtime.chat import Agent
+    from realtime.chat.conversations import Agent
     from realtime.pusher.adapter import run_inline
-    from realtime.video import Video, VisitorParty, check_ice_servers
+    from realtime.chat.video import Video, VisitorParty, check_ice_servers
     now = [1000.0]
     video = Video(None, None, None, ttl_s=60, clock=lambda: now[0])  # type: ignore[arg-type]
     call = run_inline(video._allocate("shop1", 7, "v1"))

@@ -1,7 +1,7 @@
 // Drives the pages' own typing throttle (static/assets/js/typing.js) on a virtual clock with
 // many seeded, human-paced sequences of keys, sent lines, conversation switches and pauses,
 // and checks what the server would see: never more than 2 signals in any second (the
-// server's sliding window, realtime/typing.py), never two closer than the gap, no "typing"
+// server's sliding window, realtime/chat/signals.py), never two closer than the gap, no "typing"
 // left shown after the keys stop, and a steady typist refreshed often enough for the other
 // side's display (5 s on the visitor window, 8 s in the console).
 // Prints one JSON line: {ok, runs, signals, problems}.

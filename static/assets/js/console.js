@@ -174,7 +174,7 @@
     // The top bar's dot and state are pages/presence.js's, as on every console page.
   }
 
-  /* Channel names come from the server (boot.presence.channels, realtime/channels.py). */
+  /* Channel names come from the server (boot.presence.channels, realtime/chat/channels.py). */
   var names = boot.presence.channels;
   var kefu = pusher.subscribe(names.presence);
   kefu.bind('cu-event', function (d) { incoming(d.message); });

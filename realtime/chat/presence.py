@@ -22,8 +22,8 @@ from typing import Any, Optional
 from store import Store, Unavailable
 
 from .channels import AGENT, VISITOR, agent, agent_state, parse
-from .pusher.adapter import run_inline
-from .pusher.hub import Hub
+from ..pusher.adapter import run_inline
+from ..pusher.hub import Hub
 
 log = logging.getLogger("wolive.presence")
 
@@ -40,7 +40,7 @@ RETRY_MAX_S = 5.0
 
 def _tracked(channel: str) -> str | None:
     """`AGENT` for an agent's `kefu{service_id}`, `VISITOR` for a visitor's `cu{channel}`
-    (`realtime.channels`), else None: only their holders are tracked."""
+    (`realtime.chat.channels`), else None: only their holders are tracked."""
     named = parse(channel)
     return named.kind if named is not None and named.kind in (AGENT, VISITOR) else None
 

@@ -21,7 +21,7 @@ from store import Conflict, NotFound, Store
 from store.quick_replies import SHARED
 
 from .agents import LEVEL_RANK
-from .chat import Agent, ChatError
+from .conversations import Agent, ChatError
 
 # ---- limits (each a named constant, with its unit and reason) ---------------------------
 

@@ -24,7 +24,7 @@ kind                    name                            who listens (source)
 `PRIVATE_AGENT`         `private-agent-{service_id}`    an app's own private channel per agent
 `ENCRYPTED_AGENT`       `private-encrypted-agent-{id}`  the same, end-to-end encrypted
 `CALL`                  `private-call-{32 hex}`         one video call's signalling
-                                                        (`realtime.video`)
+                                                        (`realtime.chat.video`)
 ======================  ==============================  ==========================================
 
 `parse` says which kind a name is and its id, with one pattern per kind (`PATTERNS`). Where
@@ -71,7 +71,7 @@ PREFIXES: dict[str, str] = {
 CALL_PREFIX = PREFIXES[CALL]
 
 _SERVICE_ID = r"[0-9]{1,10}"                  # wolive_service.service_id, int(11)
-_BUSINESS_ID = r"[A-Za-z0-9_\-.]{1,100}"      # realtime.chat.BUSINESS_ID_RE
+_BUSINESS_ID = r"[A-Za-z0-9_\-.]{1,100}"      # realtime.chat.conversations.BUSINESS_ID_RE
 _VISITOR = r"v[0-9a-f]{40}"                   # realtime.pusher.signing.visitor_channel
 _CALL = r"[0-9a-f]{32}"                       # secrets.token_hex(16)
 
@@ -144,7 +144,7 @@ def new_call() -> str:
 
 def agent_console(service_id: int, business_id: str) -> dict[str, str]:
     """The channels an agent's console pages use, by role (their boot data,
-    `realtime.agent_status.agent_channels`): `presence` (`kefu{id}`: held while a page is
+    `realtime.chat.agent_status.agent_channels`): `presence` (`kefu{id}`: held while a page is
     open, so the agent is online), `own` (`ud{id}`), `team` (`presence-business-{bid}`) and
     `business` (`all{bid}`)."""
     return {"presence": agent(service_id), "own": agent_notices(service_id),
@@ -227,7 +227,7 @@ def subscription_refusal(caller: Caller, name: str) -> str | None:
 
 
 class Member(Protocol):
-    """A logged-in agent as `may_join` needs it (`realtime.chat.Agent`)."""
+    """A logged-in agent as `may_join` needs it (`realtime.chat.conversations.Agent`)."""
 
     service_id: int
     business_id: str

@@ -30,7 +30,7 @@ from typing import Any
 
 from store import NotFound, Store
 
-from .chat import Agent, ChatError
+from .conversations import Agent, ChatError
 from .content import DATE_RE
 
 #: Longest range of one report (days, both ends included).

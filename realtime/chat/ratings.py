@@ -14,7 +14,7 @@ from typing import Any
 from store import Conflict, NotFound
 from store.ratings import MAX_RATING_COMMENT, RATING_FIELDS
 
-from .chat import BLOCKED_MSG, Chat, ChatError
+from .conversations import BLOCKED_MSG, Chat, ChatError
 
 #: The system line keys this module writes and reads.
 ENDED = "ended"

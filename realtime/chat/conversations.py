@@ -18,9 +18,9 @@ from config import ChatConfig
 from store import Conflict, NotFound, Store
 
 from . import channels
-from .pusher.hub import Hub, Session
-from .ordering import ConversationOrder
-from .pusher.signing import same, visitor_channel
+from ..pusher.hub import Hub, Session
+from ..ordering import ConversationOrder
+from ..pusher.signing import same, visitor_channel
 
 #: The configured limits' defaults (`chat.max_message_chars`, `max_conversations_per_agent`).
 _DEFAULTS = ChatConfig()
@@ -95,7 +95,7 @@ class Chat:
         self.secret = secret
         #: Told of visitors' doings, after the write and the push: hook(kind, data) with
         #: kind "message" (data: the message, as pushed) or "unattended" (data: the
-        #: visitor row; nobody was online). Hooks must not block (realtime/wechat.py).
+        #: visitor row; nobody was online). Hooks must not block (realtime/chat/wechat.py).
         self.visitor_hooks: list[Callable[[str, dict[str, Any]], None]] = []
         #: Told `cu{channel}` of each visitor the notice puts in the waiting line (after
         #: the commit), so that one whose window never holds that channel (an API call
@@ -156,7 +156,7 @@ class Chat:
     @staticmethod
     def policy(session: Session, channel: str) -> str | None:
         """Who may subscribe to WoLive's public-looking channels: the hub's channel policy,
-        `realtime.channels.subscription_refusal` for the socket's caller."""
+        `realtime.chat.channels.subscription_refusal` for the socket's caller."""
         return channels.subscription_refusal(session.caller, channel)
 
     # ---- visitor side -------------------------------------------------------------------
@@ -1051,7 +1051,7 @@ class Chat:
         """`/admin/set/close`: the conversation is over (`wolive_queue.state = complete`);
         it leaves the agent's list and load. Writes the `ended` system line (vars `{name}`: the
         closing agent's nick name; pushed to the visitor, the conversation's agent and the
-        closer), whose cid a rating names (realtime/ratings.py). Pushes `kefu{agent}` `closed`
+        closer), whose cid a rating names (realtime/chat/ratings.py). Pushes `kefu{agent}` `closed`
         `{visiter_id}`
         (`all{business_id}` `claimed` for a waiting visitor), then under `auto` gives the
         freed place to the oldest waiting visitor. Already closed: code 0 again.

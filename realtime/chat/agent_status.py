@@ -4,10 +4,10 @@ console page receives in its boot data.
 Two different things say whether an agent takes chats:
 
 - *online / offline* (`wolive_service.state`): whether any console page of the agent holds
-  `kefu{service_id}` (`realtime.presence`); nobody sets it by hand.
+  `kefu{service_id}` (`realtime.chat.presence`); nobody sets it by hand.
 - *available / away* (`wolive_service_status`): what the agent chose in the top bar. An away
   agent keeps its open conversations and can still be reached by them, but the auto rule
-  gives it nobody new (`realtime.chat.pick_agent`) and it is no transfer target.
+  gives it nobody new (`realtime.chat.conversations.pick_agent`) and it is no transfer target.
 
 A change is pushed, after it is stored, as event `status` with data `{service_id, status,
 state}` to `ud{service_id}` (the agent's own consoles, every tab), `all{business_id}` (the
@@ -21,8 +21,8 @@ from typing import Any
 from store import NotFound, Store
 
 from . import channels
-from .chat import Agent, Chat, ChatError
-from .pusher.hub import Hub
+from .conversations import Agent, Chat, ChatError
+from ..pusher.hub import Hub
 
 #: The statuses an agent may set.
 STATUSES = ("available", "away")

@@ -28,7 +28,7 @@ from typing import Iterable, Optional
 
 from store.identity import IdentityStore
 
-from .pusher.signing import hmac_sha256_hex, same
+from ..pusher.signing import hmac_sha256_hex, same
 
 #: `visiter_id` shape (the chat's rule: 1-200 letters, digits or _-.:@).
 VISITER_ID_RE = re.compile(r"^[A-Za-z0-9_\-.:@]{1,200}$")

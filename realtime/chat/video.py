@@ -23,8 +23,8 @@ from typing import Any
 from store import NotFound, Store
 
 from . import channels
-from .chat import Agent, Chat, ChatError
-from .pusher.hub import Hub
+from .conversations import Agent, Chat, ChatError
+from ..pusher.hub import Hub
 
 #: Prefix of a call's channel: `private-` so joining needs a signature (Pusher "private
 #: channels") and client events are allowed on it.

@@ -29,8 +29,8 @@ from store.ratings import RATING_FIELDS
 
 from . import channels
 from .agents import why_not_act_on
-from .chat import BUSINESS_ID_RE, Agent, ChatError
-from .pusher.hub import Hub
+from .conversations import BUSINESS_ID_RE, Agent, ChatError
+from ..pusher.hub import Hub
 
 # ---- limits (each a named constant, with its unit and reason) ---------------------------
 
@@ -262,8 +262,8 @@ class Content:
     def __init__(self, store: Store, hub: Hub,
                  clock: Callable[[], float] = time.monotonic,
                  assign_waiting: Callable[[str], Awaitable[int]] | None = None) -> None:
-        """`assign_waiting(business_id)`: `realtime.chat.Chat.assign_waiting`, run after a
-        switch that makes service possible again (`set_switches`)."""
+        """`assign_waiting(business_id)`: `realtime.chat.conversations.Chat.assign_waiting`, run
+        after a switch that makes service possible again (`set_switches`)."""
         self.store = store
         self.hub = hub
         self.assign_waiting = assign_waiting

@@ -22,7 +22,7 @@ from typing import Any
 from store import NotFound
 
 from . import channels
-from .chat import Agent, Chat, ChatError
+from .conversations import Agent, Chat, ChatError
 from .content import RateLimiter
 
 #: Typing pushes one sender may cause in any `TYPING_WINDOW_S` seconds.

@@ -34,7 +34,7 @@ from config import Config, WechatConfig
 from store import NotFound, Store
 
 from .agents import why_not_act_on
-from .chat import Agent, Chat, ChatError
+from .conversations import Agent, Chat, ChatError
 
 log = logging.getLogger("wolive.wechat")
 

@@ -27,9 +27,9 @@ from typing import Any
 
 from store import Conflict, NotFound, Store
 
-from .pusher import protocol
-from .chat import BUSINESS_ID_RE, Agent, Chat, ChatError
-from .pusher.hub import Hub
+from ..pusher import protocol
+from .conversations import BUSINESS_ID_RE, Agent, Chat, ChatError
+from ..pusher.hub import Hub
 
 #: `wolive_service.level`, lowest first (handlers/base.LEVELS is this).
 LEVEL_RANK = {"service": 1, "manager": 2, "super_manager": 3}
