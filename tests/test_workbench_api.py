@@ -234,3 +234,31 @@ async def test_visitor_card_device_visits_and_notes(workbench: Workbench) -> Non
 def test_place_of_an_ip(ip: str, place: str) -> None:
     from handlers.visitor_info import place_of
     assert place_of(ip) == place
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_reading_in_one_console_tab_clears_the_unread_count_in_the_others(
+        shop: Shop) -> None:
+    """The agent reads a conversation in one tab (`/admin/set/getwatch`): its other tabs
+    hear `kefu{id}` `agent_read` `{visiter_id, cid}` (the newest visitor message now read)
+    and drop their unread count; nothing is pushed when nothing was unread."""
+    s = shop
+    await s.online(s.boss)
+    v = await s.visitor("v1")
+    assert (await s.notice(v))["data"]["service_id"] == s.boss.sid
+    code, body = await v.client.json("/admin/event/chats", "POST",
+                                     form={**v.ids, "content": "hello?"})
+    assert body["code"] == 0, body
+    cid = body["data"]["cid"]
+    code, body = await post(s.boss, "/admin/set/getwatch", visiter_id="v1")
+    assert body["data"] == {"marked": 1}
+    assert s.boss.sock is not None
+    frame = await s.boss.sock.expect("agent_read", f"kefu{s.boss.sid}")
+    assert frame["data"] == {"visiter_id": "v1", "cid": cid}
+    code, body = await post(s.boss, "/admin/set/getwatch", visiter_id="v1")
+    assert body["data"] == {"marked": 0}
+    # Nothing pushed for it: the next event on the channel (the visitor writing again) is
+    # not preceded by an `agent_read`.
+    await v.client.json("/admin/event/chats", "POST", form={**v.ids, "content": "again"})
+    await s.boss.sock.expect("cu-event", f"kefu{s.boss.sid}")
+    assert [f for f in s.boss.sock.pending if f.get("event") == "agent_read"] == []
