@@ -33,6 +33,7 @@ from handlers.base import access_log_level
 from handlers.logs import setup_logging
 from handlers.ops import MetricsAccess
 from handlers.http_server import MAX_BODY_BYTES, HTTPServer
+from realtime import passwords
 from realtime.pusher import transport
 from realtime.pusher.adapter import Adapter, LocalAdapter
 from realtime.pusher.redis_adapter import RedisAdapter
@@ -344,21 +345,21 @@ async def make_app(cfg: Config) -> Wolive:
 async def create_admin(cfg: Config, business_id: str, user_name: str,
                        password: str) -> None:
     """The installer, scripted: creates the business and its super_manager once."""
-    from handlers.admin import BUSINESS_ID_RE, USER_NAME_RE, check_new_password, hash_password
-    from handlers.base import ApiError
+    from realtime.chat.agents import USER_NAME_RE
+    from realtime.chat.conversations import BUSINESS_ID_RE
     from store import Conflict
     if not BUSINESS_ID_RE.match(business_id):
         raise ConfigProblem("--business-id: 1-100 letters, digits, _ - .")
     if not USER_NAME_RE.match(user_name):
         raise ConfigProblem("--create-admin: 2-64 letters, digits, _ - . @")
     try:
-        check_new_password(password)
-    except ApiError as exc:
+        passwords.check_new_password(password)
+    except passwords.PasswordRefused as exc:
         raise ConfigProblem(f"password: {exc.msg}") from None
     fill_secrets(cfg)
     store = await Store.open(cfg.database.url, base_dir=cfg.base_dir)
     try:
-        hashed = await hash_password(password, cfg.security.bcrypt_rounds)
+        hashed = await passwords.hash_password(password, cfg.security.bcrypt_rounds)
         await store.install(business_id, user_name, user_name, hashed)
     except Conflict:
         raise ConfigProblem("--create-admin: a super_manager exists already") from None
@@ -503,8 +504,6 @@ async def cmd_migrate(cfg: Config, args: argparse.Namespace) -> int:
 
 
 async def cmd_reset_password(cfg: Config, args: argparse.Namespace) -> int:
-    from handlers.admin import check_new_password, hash_password
-    from handlers.base import ApiError
     store = await open_store(cfg)
     try:
         row = await store.find_service_by_name(args.user_name)
@@ -512,10 +511,10 @@ async def cmd_reset_password(cfg: Config, args: argparse.Namespace) -> int:
             raise CommandFailed(f"reset-password: no agent named {args.user_name!r}")
         password = read_password("new password: ")
         try:
-            check_new_password(password)
-        except ApiError as exc:
+            passwords.check_new_password(password)
+        except passwords.PasswordRefused as exc:
             raise CommandFailed(f"reset-password: {exc.msg}") from None
-        hashed = await hash_password(password, cfg.security.bcrypt_rounds)
+        hashed = await passwords.hash_password(password, cfg.security.bcrypt_rounds)
         await store.set_service_password(row["service_id"], hashed)
     finally:
         await store.close()
