@@ -112,14 +112,14 @@ class ConsoleHandler(PageHandler):
         boot = self.boot()
         # video.js shows the video button only when the business allows calls.
         boot["video_state"] = (await self.store.get_business(agent.business_id))["video_state"]
-        boot["presence"] = await self.settings["wolive_agent_status"].boot(agent)
+        boot["presence"] = await self.agent_status.boot(agent)
         self.render("console.html", agent=agent, boot=boot)
 
     def boot(self) -> dict[str, Any]:
         agent = self.agent
         return {"service_id": agent.service_id, "business_id": agent.business_id,
                 "nick_name": agent.nick_name, "avatar": agent.avatar, "level": agent.level,
-                "pusher": self.settings["wolive_pusher_client"]}
+                "pusher": self.pusher_client}
 
 
 def routes() -> list[tuple[str, type]]:
