@@ -32,7 +32,9 @@ from handlers import demo, pusher
 from handlers.base import access_log_level
 from handlers.logs import setup_logging
 from handlers.ops import MetricsAccess
+from handlers.services import SETTINGS_KEY, Services
 from handlers.http_server import MAX_BODY_BYTES, HTTPServer
+from realtime import passwords
 from realtime.pusher import transport
 from realtime.pusher.adapter import Adapter, LocalAdapter
 from realtime.pusher.redis_adapter import RedisAdapter
@@ -43,6 +45,7 @@ from realtime.chat.reports import Reports
 from realtime.pusher.hub import App, Hub
 from realtime.metrics import UNMATCHED_ROUTE, Metrics
 from realtime.chat.agent_status import AgentStatus
+from realtime.chat.agents import Agents
 from realtime.chat.presence import PresenceTracker
 from realtime.chat.quick_replies import QuickReplies
 from realtime.chat.signals import Signals
@@ -88,7 +91,8 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
     request = handler.request
     seconds = request.request_time()
     route = getattr(request, "wolive_route", UNMATCHED_ROUTE)
-    metrics = handler.application.settings.get("wolive_metrics")
+    services = handler.application.settings.get(SETTINGS_KEY)
+    metrics = services.metrics if services is not None else None
     if metrics is not None:
         metrics.observe_http(route, request.method or "", status, seconds)
     if getattr(handler, "access_log_debug", False):
@@ -136,6 +140,11 @@ class Wolive:
     app: tornado.web.Application
     legacy_ws_app: tornado.web.Application
     legacy_api_app: tornado.web.Application
+    #: What the handlers reach (`BaseHandler`'s properties); every listener's settings
+    #: hold this one under `handlers.services.SETTINGS_KEY`.
+    services: Services
+    #: The one ping timer of every plain-TCP Pusher socket (the engine's `wolive_pinger`).
+    pinger: transport.Pinger
     servers: list[tornado.httpserver.HTTPServer] = field(default_factory=list)
     sweeper: tornado.ioloop.PeriodicCallback | None = None
     webhooks: Webhooks | None = None
@@ -160,8 +169,8 @@ class Wolive:
             server.add_sockets(sockets)
             self.servers.append(server)
             bound[name] = sockets[0].getsockname()[1]
-        # One dict shared by every listener's settings (the socket port's origin check).
-        self.app.settings["wolive_ports"].update(bound)
+        # One dict shared by every listener (the socket port's origin check, the demo page).
+        self.services.ports.update(bound)
         self.sweeper = tornado.ioloop.PeriodicCallback(self._sweep, SWEEP_INTERVAL_S * 1000)
         self.sweeper.start()
         return bound
@@ -185,9 +194,9 @@ class Wolive:
             await asyncio.wait_for(self.hub.settled(), SHUTDOWN_DRAIN_S)
         except TimeoutError:
             log.warning("sockets still leaving their channels after %s s", SHUTDOWN_DRAIN_S)
-        self.app.settings["wolive_pinger"].stop()
+        self.pinger.stop()
         await self.presence.drain(SHUTDOWN_DRAIN_S)
-        await self.app.settings["wolive_wechat"].close()
+        await self.services.wechat.close()
         if self.webhooks:
             await self.webhooks.close(WEBHOOK_DRAIN_S)
         for server in self.servers:
@@ -293,6 +302,23 @@ async def make_app(cfg: Config) -> Wolive:
         board, typing_ = content.board_limiter, signals.limit
         content.board_limiter = adapter.rate_limiter("board", board.limit, board.window_s)
         signals.limit = adapter.rate_limiter("typing", typing_.limit, typing_.window_s)
+    rounds = cfg.security.bcrypt_rounds
+
+    async def hasher(password: str) -> str:
+        return await passwords.hash_password(password, rounds)
+
+    services = Services(
+        config=cfg, store=store, hub=hub, chat=chat, presence=presence,
+        agents=Agents(store, hub, hasher, passwords.check_password, chat=chat),
+        agent_status=AgentStatus(store, hub, chat),
+        content=content, history=History(store), quick_replies=QuickReplies(store),
+        reports=Reports(store), signals=signals, uploads=Uploads.from_config(cfg),
+        video=video, wechat=wechat,
+        pusher_client={"key": apps[0].key, "ws_port": cfg.server.legacy_ws_port},
+        metrics=metrics,
+        metrics_access=MetricsAccess.from_config(cfg) if metrics else None)
+    # One ping timer for every plain-TCP socket (TLS ones keep Tornado's pings).
+    pinger = transport.Pinger(hub, cfg.pusher.ping_interval_s, cfg.pusher.ping_timeout_s)
     from realtime.pusher.protocol import MAX_FRAME_BYTES
     settings: dict[str, Any] = dict(
         template_path=os.path.join(ROOT, "templates"),
@@ -306,37 +332,21 @@ async def make_app(cfg: Config) -> Wolive:
         websocket_ping_interval=cfg.pusher.ping_interval_s,
         websocket_ping_timeout=cfg.pusher.ping_timeout_s,
         compress_response=True,
-        wolive_config=cfg, wolive_store=store, wolive_hub=hub, wolive_chat=chat,
-        wolive_presence=presence, wolive_uploads=Uploads.from_config(cfg),
-        wolive_video=video,
-        wolive_wechat=wechat,
-        # Use cases shared by every listener (one message-board and typing rate limiter).
-        wolive_content=content,
-        wolive_history=History(store),
-        wolive_reports=Reports(store),
-        wolive_signals=signals,
-        wolive_quick_replies=QuickReplies(store),
-        wolive_agent_status=AgentStatus(store, hub, chat),
-        wolive_pusher_client={"key": apps[0].key, "ws_port": cfg.server.legacy_ws_port},
-        # {listener name: bound port}, filled by `Wolive.listen` (the same dict everywhere).
-        wolive_ports={},
-        # One outbox (and write window) for every listener's Pusher sockets.
+        # The handlers' services, one object shared by every listener.
+        **{SETTINGS_KEY: services},
+        # The Pusher engine's own keys (realtime/pusher/transport.py): the hub, one outbox
+        # (and write window) for every listener's Pusher sockets, and the one ping timer.
+        wolive_hub=hub,
         wolive_outbox=transport.Outbox(cfg.pusher.write_window_ms / 1000),
-        # One ping timer for every plain-TCP socket (TLS ones keep Tornado's pings).
-        wolive_pinger=transport.Pinger(hub, cfg.pusher.ping_interval_s,
-                                    cfg.pusher.ping_timeout_s),
-        # /metrics (handlers/ops.py): None while config metrics.enabled is false.
-        wolive_metrics=metrics,
-        wolive_metrics_access=MetricsAccess.from_config(cfg) if metrics else None,
-        # /readyz's last answer, to log a change once.
-        wolive_readiness={"ready": True},
+        wolive_pinger=pinger,
     )
     # handlers.pusher.Application: the HTTP API's publish endpoints skip RequestHandler.
     app = pusher.Application(handlers.default_handlers(), **settings)
     legacy_ws = pusher.Application(handlers.legacy_ws_handlers(), **settings)
     legacy_api = pusher.Application(handlers.legacy_api_handlers(), **settings)
     return Wolive(config=cfg, store=store, hub=hub, presence=presence, chat=chat, app=app,
-                  legacy_ws_app=legacy_ws, legacy_api_app=legacy_api, webhooks=webhooks)
+                  legacy_ws_app=legacy_ws, legacy_api_app=legacy_api, services=services,
+                  pinger=pinger, webhooks=webhooks)
 
 
 # ---- command line ------------------------------------------------------------------------
@@ -344,21 +354,21 @@ async def make_app(cfg: Config) -> Wolive:
 async def create_admin(cfg: Config, business_id: str, user_name: str,
                        password: str) -> None:
     """The installer, scripted: creates the business and its super_manager once."""
-    from handlers.admin import BUSINESS_ID_RE, USER_NAME_RE, check_new_password, hash_password
-    from handlers.base import ApiError
+    from realtime.chat.agents import USER_NAME_RE
+    from realtime.chat.conversations import BUSINESS_ID_RE
     from store import Conflict
     if not BUSINESS_ID_RE.match(business_id):
         raise ConfigProblem("--business-id: 1-100 letters, digits, _ - .")
     if not USER_NAME_RE.match(user_name):
         raise ConfigProblem("--create-admin: 2-64 letters, digits, _ - . @")
     try:
-        check_new_password(password)
-    except ApiError as exc:
+        passwords.check_new_password(password)
+    except passwords.PasswordRefused as exc:
         raise ConfigProblem(f"password: {exc.msg}") from None
     fill_secrets(cfg)
     store = await Store.open(cfg.database.url, base_dir=cfg.base_dir)
     try:
-        hashed = await hash_password(password, cfg.security.bcrypt_rounds)
+        hashed = await passwords.hash_password(password, cfg.security.bcrypt_rounds)
         await store.install(business_id, user_name, user_name, hashed)
     except Conflict:
         raise ConfigProblem("--create-admin: a super_manager exists already") from None
@@ -503,8 +513,6 @@ async def cmd_migrate(cfg: Config, args: argparse.Namespace) -> int:
 
 
 async def cmd_reset_password(cfg: Config, args: argparse.Namespace) -> int:
-    from handlers.admin import check_new_password, hash_password
-    from handlers.base import ApiError
     store = await open_store(cfg)
     try:
         row = await store.find_service_by_name(args.user_name)
@@ -512,10 +520,10 @@ async def cmd_reset_password(cfg: Config, args: argparse.Namespace) -> int:
             raise CommandFailed(f"reset-password: no agent named {args.user_name!r}")
         password = read_password("new password: ")
         try:
-            check_new_password(password)
-        except ApiError as exc:
+            passwords.check_new_password(password)
+        except passwords.PasswordRefused as exc:
             raise CommandFailed(f"reset-password: {exc.msg}") from None
-        hashed = await hash_password(password, cfg.security.bcrypt_rounds)
+        hashed = await passwords.hash_password(password, cfg.security.bcrypt_rounds)
         await store.set_service_password(row["service_id"], hashed)
     finally:
         await store.close()

@@ -151,7 +151,7 @@ def apply(variants: list[str]) -> None:
 
         async def make_app(cfg: Any) -> Any:
             server = await real_make(cfg)
-            metrics = server.app.settings["wolive_metrics"]
+            metrics = server.services.metrics
             if "scrape" in variants:
                 from prometheus_client import generate_latest
 

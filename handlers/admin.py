@@ -1,61 +1,16 @@
 """Console pages: the first-run installer, login and logout, the workbench."""
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
-import bcrypt
 import tornado.web
 
 from realtime.chat.agents import USER_NAME_RE
 from realtime.chat.conversations import BUSINESS_ID_RE
+from realtime.passwords import PasswordRefused, check_new_password, check_password, hash_password
 from store import Conflict
 
 from .base import AGENT_COOKIE, ApiError, BaseHandler
-#: Shortest password the installer and agent management accept.
-MIN_PASSWORD = 8
-#: bcrypt only reads the first 72 bytes; refuse longer rather than silently truncate.
-MAX_PASSWORD_BYTES = 72
-#: `wolive-md5:<md5 hex>:<old user name>`: the WoLive hash of an agent `import-wolive`
-#: renamed (a duplicate user name), salted with the name it had (store/wolive_import.py).
-RENAMED_MD5_PREFIX = "wolive-md5:"
-
-
-async def hash_password(password: str, rounds: int) -> str:
-    """bcrypt, off the IOLoop (a cost-12 hash takes ~0.25 s of CPU)."""
-    loop = asyncio.get_running_loop()
-    salt = bcrypt.gensalt(rounds)
-    hashed = await loop.run_in_executor(None, bcrypt.hashpw, password.encode(), salt)
-    return hashed.decode()
-
-
-async def check_password(password: str, stored: str, user_name: str) -> bool:
-    """bcrypt, or once the later WoLive `md5(user_name + "hjkj" + password)` (WOLIVE-NOTES,
-    "Passwords from an existing WoLive database"; for an agent the import renamed, with its
-    old name: `RENAMED_MD5_PREFIX`); the caller rehashes that with bcrypt."""
-    if stored.startswith("$2"):
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(None, bcrypt.checkpw, password.encode(),
-                                              stored.encode())
-        except ValueError:
-            return False
-    import hashlib
-    import hmac
-    if stored.startswith(RENAMED_MD5_PREFIX):  # an agent `import-wolive` had to rename
-        stored, _, user_name = stored[len(RENAMED_MD5_PREFIX):].partition(":")
-    legacy = hashlib.md5((user_name + "hjkj" + password).encode()).hexdigest()
-    return hmac.compare_digest(legacy, stored)
-
-
-def check_new_password(password: str, password2: str | None = None) -> None:
-    """Raises `ApiError` 400 with the reason."""
-    if password2 is not None and password != password2:
-        raise ApiError(400, 1, "the two passwords differ / 两次密码不一致")
-    if len(password) < MIN_PASSWORD:
-        raise ApiError(400, 1, f"password needs at least {MIN_PASSWORD} characters")
-    if len(password.encode()) > MAX_PASSWORD_BYTES:
-        raise ApiError(400, 1, f"password is over {MAX_PASSWORD_BYTES} bytes")
 
 
 class PageHandler(BaseHandler):
@@ -92,7 +47,7 @@ class InstallHandler(PageHandler):
             if not USER_NAME_RE.match(form["user_name"]):
                 raise ApiError(400, 1, "user name: 2-64 letters, digits, _ - . @")
             check_new_password(form["password"], form["password2"])
-        except ApiError as exc:
+        except (ApiError, PasswordRefused) as exc:
             self.set_status(400)
             self.render("install.html", error=exc.msg, form=form)
             return
@@ -157,14 +112,14 @@ class ConsoleHandler(PageHandler):
         boot = self.boot()
         # video.js shows the video button only when the business allows calls.
         boot["video_state"] = (await self.store.get_business(agent.business_id))["video_state"]
-        boot["presence"] = await self.settings["wolive_agent_status"].boot(agent)
+        boot["presence"] = await self.agent_status.boot(agent)
         self.render("console.html", agent=agent, boot=boot)
 
     def boot(self) -> dict[str, Any]:
         agent = self.agent
         return {"service_id": agent.service_id, "business_id": agent.business_id,
                 "nick_name": agent.nick_name, "avatar": agent.avatar, "level": agent.level,
-                "pusher": self.settings["wolive_pusher_client"]}
+                "pusher": self.pusher_client}
 
 
 def routes() -> list[tuple[str, type]]:

@@ -4,10 +4,6 @@ Thin glue: the rule and the events live in `realtime.chat.agent_status`.
 """
 from __future__ import annotations
 
-from typing import cast
-
-from realtime.chat.agent_status import AgentStatus
-
 from .base import AgentApiHandler
 
 
@@ -15,10 +11,6 @@ class SetStatusHandler(AgentApiHandler):
     """`POST /admin/set/status` with `status` = `available` | `away` (the caller's own
     status; `_xsrf` as every console POST). Answer `{code: 0, data: {service_id, status,
     state, changed}}`; code 1 (400) for another value, 401 when not logged in."""
-
-    @property
-    def agent_status(self) -> AgentStatus:
-        return cast(AgentStatus, self.settings["wolive_agent_status"])
 
     async def post(self) -> None:
         status = self.arg("status", required=True, max_len=20)

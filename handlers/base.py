@@ -11,16 +11,32 @@ import hashlib
 import inspect
 import json
 import logging
-from typing import Any, Optional, cast
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Optional, cast
 
 import tornado.web
 
 from config import Config
 from realtime import inputs
-from realtime.chat.agents import LEVEL_RANK
+from realtime.chat.agent_status import AgentStatus
+from realtime.chat.agents import LEVEL_RANK, Agents
+from realtime.chat.content import Content, History
 from realtime.chat.conversations import Agent, Chat, ChatError
+from realtime.chat.presence import PresenceTracker
+from realtime.chat.quick_replies import QuickReplies
+from realtime.chat.reports import Reports
+from realtime.chat.signals import Signals
+from realtime.chat.uploads import Uploads
+from realtime.chat.video import Video
+from realtime.chat.wechat import WechatNotifier
+from realtime.metrics import Metrics
 from realtime.pusher.hub import Hub
 from store import Conflict, NotFound, Store, Unavailable
+
+from .services import SETTINGS_KEY, Readiness, Services, services_of
+
+if TYPE_CHECKING:  # handlers.ops imports this module
+    from .ops import MetricsAccess
 
 log = logging.getLogger("wolive.http")
 
@@ -63,7 +79,8 @@ def password_tag(password_hash: str) -> str:
 
 
 class BaseHandler(tornado.web.RequestHandler):
-    """Typed access to what `wolive.make_app` put in settings, plus the calling agent."""
+    """Typed access to the services `wolive.make_app` built (`handlers.services`), plus the
+    calling agent."""
 
     #: Pages render HTML errors; APIs (the default) answer JSON.
     html_errors = False
@@ -95,22 +112,92 @@ class BaseHandler(tornado.web.RequestHandler):
         if inspect.isawaitable(result):
             await result
 
-    @property
-    def store(self) -> Store:
-        return cast(Store, self.settings["wolive_store"])
+    # ---- the services (built once by `wolive.make_app`, handlers/services.py) -----------
 
     @property
-    def hub(self) -> Hub:
-        return cast(Hub, self.settings["wolive_hub"])
-
-    @property
-    def chat(self) -> Chat:
-        return cast(Chat, self.settings["wolive_chat"])
+    def services(self) -> Services:
+        return services_of(self.settings)
 
     @property
     def config(self) -> Config:
         """The server's checked configuration (`config.Config`)."""
-        return cast(Config, self.settings["wolive_config"])
+        return self.services.config
+
+    @property
+    def store(self) -> Store:
+        return self.services.store
+
+    @property
+    def hub(self) -> Hub:
+        return self.services.hub
+
+    @property
+    def chat(self) -> Chat:
+        return self.services.chat
+
+    @property
+    def presence(self) -> PresenceTracker:
+        return self.services.presence
+
+    @property
+    def agents(self) -> Agents:
+        return self.services.agents
+
+    @property
+    def agent_status(self) -> AgentStatus:
+        return self.services.agent_status
+
+    @property
+    def content(self) -> Content:
+        return self.services.content
+
+    @property
+    def history(self) -> History:
+        return self.services.history
+
+    @property
+    def quick_replies(self) -> QuickReplies:
+        return self.services.quick_replies
+
+    @property
+    def reports(self) -> Reports:
+        return self.services.reports
+
+    @property
+    def signals(self) -> Signals:
+        return self.services.signals
+
+    @property
+    def uploads(self) -> Uploads:
+        return self.services.uploads
+
+    @property
+    def video(self) -> Video:
+        return self.services.video
+
+    @property
+    def wechat(self) -> WechatNotifier:
+        return self.services.wechat
+
+    @property
+    def pusher_client(self) -> Mapping[str, Any]:
+        return self.services.pusher_client
+
+    @property
+    def metrics(self) -> Metrics | None:
+        return self.services.metrics
+
+    @property
+    def metrics_access(self) -> MetricsAccess | None:
+        return self.services.metrics_access
+
+    @property
+    def ports(self) -> dict[str, int]:
+        return self.services.ports
+
+    @property
+    def readiness(self) -> Readiness:
+        return self.services.readiness
 
     # ---- who is calling -----------------------------------------------------------------
 
@@ -217,9 +304,9 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def _cluster_unavailable(self, exc: BaseException | None) -> bool:
         """Whether `exc` says the adapter's shared store (Redis) cannot be reached."""
-        hub = self.settings.get("wolive_hub")
-        return exc is not None and hub is not None and isinstance(
-            exc, hub.adapter.unavailable_errors)
+        services = self.settings.get(SETTINGS_KEY)
+        return exc is not None and services is not None and isinstance(
+            exc, services.hub.adapter.unavailable_errors)
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         """Refusals (use-case and store errors) are answers, not faults: the access log has

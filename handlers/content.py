@@ -17,7 +17,6 @@ from realtime.chat.content import (
     MAX_BOARD_CONTENT_CHARS,
     MAX_EMAIL_CHARS,
     SWITCH_FIELDS,
-    Content,
 )
 
 from .base import AgentApiHandler, ApiError, BaseHandler, VisitorApiHandler
@@ -31,10 +30,6 @@ MAX_TEXT_INPUT_CHARS = 10_000
 
 class ContentMixin(BaseHandler):
     """Typed access to the `Content` use cases, and the small argument helpers."""
-
-    @property
-    def content(self) -> Content:
-        return cast(Content, self.settings["wolive_content"])  # made by wolive.make_app
 
     def id_arg(self, name: str, required: bool = True) -> int | None:
         """A row id: a whole number ≥ 1; `ApiError` 400 when required and missing."""

@@ -17,7 +17,7 @@ class DemoPage(tornado.web.RequestHandler):
 
     def get(self) -> None:
         cfg = self.wolive.config.server
-        ports = self.wolive.app.settings.get("wolive_ports", {})
+        ports = self.wolive.services.ports
         base = cfg.public_url.rstrip("/") or \
             f"{self.request.protocol}://{self.request.host_name}:{ports.get('main', cfg.port)}"
         # `?mode=popup`: the snippet with WoLive's popup window instead of the in-page panel.

@@ -86,8 +86,8 @@ class VisitorHistoryHandler(VisitorApiHandler, VisitorMixin):
             after_cid=self.int_arg("after", -1, lo=0),
             mark=self.int_arg("peek", 0, lo=0, hi=1) == 0)
         if newly_read:
-            from .typing import signals  # read receipt (realtime/chat/signals.py)
-            await signals(self).visitor_saw_history(visiter_id, business_id)
+            # read receipt (realtime/chat/signals.py)
+            await self.signals.visitor_saw_history(visiter_id, business_id)
         self.answer(0, "", rows)
 
     post = get
@@ -235,7 +235,7 @@ class HomeHandler(BaseHandler):
             "channel": visitor["channel"], "record": visitor["from_url"],
             # The page subscribes to these names as given (realtime/chat/channels.py builds them).
             "channels": {"visitor": channels.visitor(visitor["channel"])},
-            "special": special, "pusher": self.settings["wolive_pusher_client"],
+            "special": special, "pusher": self.pusher_client,
             "embed": embed_origin(self.get_query_argument("embed", "")),
         }
 

@@ -10,18 +10,12 @@ from __future__ import annotations
 
 from typing import cast
 
-from realtime.chat.content import History
-
 from .base import AgentApiHandler
 from .content import ContentMixin
 
 
 class HistoryHandler(AgentApiHandler, ContentMixin):
     """Any logged-in agent; what it may see is decided by `History` from its level."""
-
-    @property
-    def history(self) -> History:
-        return cast(History, self.settings["wolive_history"])  # made by wolive.make_app
 
     def history_scope(self) -> str | None:
         """The business asked about: `business_id` if the caller may see it (else 403), the

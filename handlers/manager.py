@@ -2,15 +2,16 @@
 super_manager's businesses (`/admin/business/...`).
 
 Thin: read the documented parameters (and only those: no mass assignment), check the
-caller's level and business, check new passwords, call `realtime.chat.agents.Agents`, answer
+caller's level and business, check new passwords (`realtime.passwords`), call
+`realtime.chat.agents.Agents` (built once by `wolive.make_app`), answer
 `{code: 0, msg: "成功"}` or `{code: 1, msg}` with a 4xx status. The rules themselves live in
 `realtime/chat/agents.py`.
 """
 from __future__ import annotations
 
-from realtime.chat.agents import Agents, Profile
+from realtime.chat.agents import Profile
+from realtime.passwords import PasswordRefused, check_new_password
 
-from .admin import check_new_password, check_password, hash_password
 from .base import AgentApiHandler, ApiError
 
 #: Longest password text read before the bcrypt rule (72 bytes) refuses it properly.
@@ -20,15 +21,6 @@ OK = "成功"
 
 class ManagerHandler(AgentApiHandler):
     """Console URLs of this module: the use cases and the profile parameters."""
-
-    @property
-    def agents(self) -> Agents:
-        rounds = self.config.security.bcrypt_rounds
-
-        async def hasher(password: str) -> str:
-            return await hash_password(password, rounds)
-
-        return Agents(self.store, self.hub, hasher, check_password, chat=self.chat)
 
     def opt(self, name: str, max_len: int = 255) -> str | None:
         """A text parameter, or None when the caller did not send it."""
@@ -46,7 +38,11 @@ class ManagerHandler(AgentApiHandler):
 
     def new_password(self, first: str, second: str) -> str:
         password = self.arg(first, required=True, max_len=MAX_PASSWORD_ARG)
-        check_new_password(password, self.arg(second, required=True, max_len=MAX_PASSWORD_ARG))
+        try:
+            check_new_password(password,
+                               self.arg(second, required=True, max_len=MAX_PASSWORD_ARG))
+        except PasswordRefused as exc:
+            raise ApiError(400, 1, exc.msg) from None
         return password
 
     def business_arg(self, required: bool = False) -> str:

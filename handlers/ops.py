@@ -10,12 +10,12 @@ import ipaddress
 import json
 import logging
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from prometheus_client.exposition import choose_encoder
 
 from config import Config
-from realtime.metrics import Metrics, background
+from realtime.metrics import background
 
 from .base import ApiError, BaseHandler
 
@@ -85,8 +85,7 @@ class MetricsHandler(_OpsHandler):
     refuses."""
 
     async def get(self) -> None:
-        metrics = cast(Metrics | None, self.settings.get("wolive_metrics"))
-        access = cast(MetricsAccess | None, self.settings.get("wolive_metrics_access"))
+        metrics, access = self.metrics, self.metrics_access
         if metrics is None or access is None:
             raise ApiError(404, 1, "not found: metrics are off (config metrics.enabled)")
         why = access.refusal(self.request.headers, self.request.remote_ip or "")
@@ -118,16 +117,16 @@ class ReadyHandler(_OpsHandler):
 
     async def get(self) -> None:
         reason = await self._problem()
-        state = self.settings["wolive_readiness"]
+        state = self.readiness
         if reason is None:
-            if not state["ready"]:
+            if not state.ready:
                 log.warning("ready again")
-            state["ready"] = True
+            state.ready = True
             self._answer(200, {"status": "ready"})
             return
-        if state["ready"]:
+        if state.ready:
             log.warning("not ready: %s", reason)
-        state["ready"] = False
+        state.ready = False
         self.set_header("Retry-After", "5")
         self._answer(503, {"status": "not ready", "reason": reason})
 
@@ -136,10 +135,10 @@ class ReadyHandler(_OpsHandler):
             return "shutting down"
         # One probe at a time: a slow one is left to finish (cancelling it would cost its
         # pooled connection), and probes meanwhile wait for it instead of adding more.
-        state = self.settings["wolive_readiness"]
-        probe = state.get("probe")
+        state = self.readiness
+        probe = state.probe
         if probe is None or probe.done():
-            probe = state["probe"] = background(self.store.ping())
+            probe = state.probe = background(self.store.ping())
         try:
             await asyncio.wait_for(asyncio.shield(probe), READY_TIMEOUT_S)
         except TimeoutError:

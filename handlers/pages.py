@@ -52,9 +52,9 @@ class ConsolePage(PageHandler):
         return {"page": name, "me": me, "service_id": agent.service_id,
                 "business_id": agent.business_id, "nick_name": agent.nick_name,
                 "avatar": agent.avatar, "level": agent.level,
-                "pusher": self.settings["wolive_pusher_client"], "base": self.public_base(),
+                "pusher": self.pusher_client, "base": self.public_base(),
                 # Keeps the agent online on every page (issue 9; static/.../presence.js).
-                "presence": await self.settings["wolive_agent_status"].boot(agent)}
+                "presence": await self.agent_status.boot(agent)}
 
 
 

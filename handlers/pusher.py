@@ -26,7 +26,6 @@ import tornado.routing
 import tornado.web
 import tornado.websocket
 
-from config import Config
 from realtime.pusher import protocol as p
 from realtime.pusher import http_api as pusher_api
 from realtime.pusher import transport
@@ -38,6 +37,7 @@ from store import NotFound, Unavailable
 from .base import (AGENT_COOKIE, AGENT_COOKIE_DAYS, RETRY_AFTER_S, ApiError, BaseHandler,
                    access_log_level, password_tag)
 from .logs import RequestIdTransform, WithRequestId, request_id_for
+from .services import SETTINGS_KEY, services_of
 
 log = logging.getLogger("wolive.pusher")
 
@@ -69,12 +69,12 @@ class PusherSocket(transport.PusherSocketHandler):
             return False
         if o.netloc.lower() == self.request.host.lower():
             return True
-        public = urlsplit(cast(Config, self.settings["wolive_config"]).server.public_url)
+        services = services_of(self.settings)
+        public = urlsplit(services.config.server.public_url)
         if public.netloc and (o.scheme, o.netloc.lower()) == (public.scheme,
                                                                public.netloc.lower()):
             return True
-        ports: dict[str, int] = self.settings.get("wolive_ports") or {}
-        return o.hostname == self.request.host_name and port == ports.get("main")
+        return o.hostname == self.request.host_name and port == services.ports.get("main")
 
     async def caller(self) -> Caller:
         """The agent whose signed cookie came with the handshake from wolive's own origin,
@@ -87,7 +87,7 @@ class PusherSocket(transport.PusherSocketHandler):
             return Caller()
         try:
             sid_s, tag = raw.decode().split(":", 1)
-            row = await self.settings["wolive_store"].get_service(int(sid_s))
+            row = await services_of(self.settings).store.get_service(int(sid_s))
         except Unavailable as exc:  # the store logged it
             raise transport.CallerUnavailable(str(exc)) from exc
         except (ValueError, NotFound):  # bad cookie or unknown agent: an anonymous socket
@@ -370,7 +370,7 @@ class _LeanPublish(tornado.httputil.HTTPMessageDelegate):
         waits for the answer's `finish`, `_PublishConnection` for the task)."""
         body = b"".join(self.chunks)
         self.chunks = []
-        hub: Hub = self.app.settings["wolive_hub"]
+        hub = services_of(self.app.settings).hub
         if hub.adapter.inline:
             # Answered in the caller's stack: over an inline adapter the use case never
             # suspends.
@@ -531,7 +531,8 @@ class Application(tornado.web.Application):
         for rule in self.wildcard_router.rules:
             rule.matcher = _Labelled(rule.matcher, route_label(rule.matcher))
         #: `realtime.metrics.Metrics` when `metrics.enabled`, else None.
-        self.metrics = settings.get("wolive_metrics")
+        services = settings.get(SETTINGS_KEY)
+        self.metrics = services.metrics if services is not None else None
 
     def get_handler_delegate(self, request: tornado.httputil.HTTPServerRequest,
                              target_class: type[tornado.web.RequestHandler],

@@ -5,9 +5,9 @@ this module parses, knows the caller (a logged-in agent; `_xsrf` on POSTs) and a
 from __future__ import annotations
 
 import json
-from typing import Any, cast
+from typing import Any
 
-from realtime.chat.quick_replies import MAX_CONTENT_CHARS, MAX_OWN, QuickReplies
+from realtime.chat.quick_replies import MAX_CONTENT_CHARS, MAX_OWN
 
 from .base import AgentApiHandler, ApiError
 
@@ -20,10 +20,6 @@ MAX_IMPORT_CHARS = MAX_OWN * (MAX_CONTENT_CHARS * 6 + 4)
 
 class QuickReplyHandler(AgentApiHandler):
     """Typed access to the `QuickReplies` use cases and the small argument helpers."""
-
-    @property
-    def quick(self) -> QuickReplies:
-        return cast(QuickReplies, self.settings["wolive_quick_replies"])  # wolive.make_app
 
     def reply_id(self) -> int:
         """`id`: a whole number ≥ 1; `ApiError` 400 else."""
@@ -52,15 +48,15 @@ class ListHandler(QuickReplyHandler):
     """GET: the shared and own quick replies (`QuickReplies.listing`)."""
 
     async def get(self) -> None:
-        self.answer(0, "", await self.quick.listing(self.agent))
+        self.answer(0, "", await self.quick_replies.listing(self.agent))
 
 
 class AddHandler(QuickReplyHandler):
     """POST `content`, `title`, `shared`: one more quick reply."""
 
     async def post(self) -> None:
-        row = await self.quick.add(self.agent, self.arg("content", max_len=10_000),
-                                   self.arg("title", max_len=2_000), self.shared_arg())
+        row = await self.quick_replies.add(self.agent, self.arg("content", max_len=10_000),
+                                           self.arg("title", max_len=2_000), self.shared_arg())
         self.answer(0, "成功", row)
 
 
@@ -69,8 +65,8 @@ class EditHandler(QuickReplyHandler):
 
     async def post(self) -> None:
         rid = self.reply_id()
-        row = await self.quick.edit(self.agent, rid, self.optional("content", 10_000),
-                                    self.optional("title", 2_000))
+        row = await self.quick_replies.edit(self.agent, rid, self.optional("content", 10_000),
+                                            self.optional("title", 2_000))
         self.answer(0, "成功", row)
 
 
@@ -79,7 +75,7 @@ class DeleteHandler(QuickReplyHandler):
 
     async def post(self) -> None:
         rid = self.reply_id()
-        await self.quick.delete(self.agent, rid)
+        await self.quick_replies.delete(self.agent, rid)
         self.answer(0, "成功", {"id": rid})
 
 
@@ -96,7 +92,7 @@ class ReorderHandler(QuickReplyHandler):
         if not all(p.isdigit() and len(p) <= 10 for p in parts):
             raise ApiError(400, 1, "parameter ids must be ids separated by commas")
         shared = self.shared_arg()
-        rows = await self.quick.reorder(self.agent, [int(p) for p in parts], shared)
+        rows = await self.quick_replies.reorder(self.agent, [int(p) for p in parts], shared)
         self.answer(0, "成功", rows)
 
 
@@ -116,7 +112,7 @@ class ImportHandler(QuickReplyHandler):
                 raw = None
             if not isinstance(raw, list):
                 raise ApiError(400, 1, "parameter contents must be a JSON array of texts")
-        self.answer(0, "成功", await self.quick.import_own(self.agent, raw))
+        self.answer(0, "成功", await self.quick_replies.import_own(self.agent, raw))
 
 
 def routes() -> list[tuple[str, type]]:

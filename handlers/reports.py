@@ -8,19 +8,15 @@ in realtime/chat/reports.py.
 """
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
-from realtime.chat.reports import Reports, report_csv
+from realtime.chat.reports import report_csv
 
 from .base import AgentApiHandler
 
 
 class ReportHandler(AgentApiHandler):
     """Any logged-in agent; what it may see is decided by `Reports.scope` from its level."""
-
-    @property
-    def reports(self) -> Reports:
-        return cast(Reports, self.settings["wolive_reports"])  # made by wolive.make_app
 
     async def data(self) -> dict[str, Any]:
         return await self.reports.report(

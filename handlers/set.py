@@ -105,8 +105,8 @@ class WatchHandler(ConsoleHandler):
     async def post(self) -> None:
         visiter_id = await self.visiter_arg()
         count = await self.chat.mark_read_by_agent(self.agent, visiter_id)
-        from .typing import signals  # read receipt: cu{channel} `read` (realtime/chat/signals.py)
-        await signals(self).agent_read(self.agent, visiter_id, count)
+        # read receipt: cu{channel} `read` (realtime/chat/signals.py)
+        await self.signals.agent_read(self.agent, visiter_id, count)
         self.answer(0, "success", {"marked": count})
 
 

@@ -2,17 +2,10 @@
 `/admin/event/typing` and `/admin/event/read` (visitor)."""
 from __future__ import annotations
 
-from typing import Any, cast
-
-from realtime.chat.signals import Signals
+from typing import Any
 
 from .base import AgentApiHandler, ApiError, BaseHandler, VisitorApiHandler
 from .event import VisitorMixin
-
-
-def signals(handler: BaseHandler) -> Signals:
-    """The server's `Signals` (made by `wolive.make_app`)."""
-    return cast(Signals, handler.settings["wolive_signals"])
 
 
 def flag(handler: BaseHandler, name: str = "typing") -> bool:
@@ -37,7 +30,7 @@ class AgentTypingHandler(AgentApiHandler):
     async def post(self) -> None:
         visiter_id = await self.chat.resolve_visiter(
             self.agent, self.arg("visiter_id", max_len=200), self.arg("channel", max_len=255))
-        self.answer(0, "success", await signals(self).agent_typing(
+        self.answer(0, "success", await self.signals.agent_typing(
             self.agent, visiter_id, flag(self)))
 
 
@@ -49,7 +42,7 @@ class VisitorTypingHandler(VisitorApiHandler, VisitorMixin):
     async def post(self) -> None:
         visiter_id = self.arg("visiter_id", required=True, max_len=200)
         business_id = self.arg("business_id", required=True, max_len=100)
-        self.answer(0, "success", await signals(self).visitor_typing(
+        self.answer(0, "success", await self.signals.visitor_typing(
             visiter_id, business_id, self.visitor_channel_arg(business_id, visiter_id),
             flag(self)))
 
@@ -61,7 +54,7 @@ class VisitorReadHandler(VisitorApiHandler, VisitorMixin):
     async def post(self) -> None:
         visiter_id = self.arg("visiter_id", required=True, max_len=200)
         business_id = self.arg("business_id", required=True, max_len=100)
-        data: dict[str, Any] = await signals(self).visitor_read(
+        data: dict[str, Any] = await self.signals.visitor_read(
             visiter_id, business_id, self.visitor_channel_arg(business_id, visiter_id),
             self.int_arg("cid", 0, lo=0))
         self.answer(0, "success", data)

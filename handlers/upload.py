@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-from typing import Any, cast
+from typing import Any
 
 import tornado.httputil
 import tornado.web
@@ -29,7 +29,6 @@ from realtime.chat.uploads import (
     URL_PREFIX,
     StoredUpload,
     UploadError,
-    Uploads,
     content_disposition,
 )
 
@@ -61,10 +60,6 @@ class UploadForm(BaseHandler):
     uploads may travel in the body: then it is checked once the body is parsed."""
 
     _form_parsed = False
-
-    @property
-    def uploads(self) -> Uploads:
-        return cast(Uploads, self.settings["wolive_uploads"])
 
     async def prepare(self) -> None:
         await super().prepare()
@@ -248,8 +243,8 @@ class StoredFileHandler(BaseHandler):
 
     async def get(self, name: str, include_body: bool = True) -> None:
         if not STORED_NAME_RE.match(name):  # an old WoLive path, aliased by an import
-            name = LegacyUploads(self.uploads_store()).lookup(URL_PREFIX + name) or ""
-        found = self.uploads_store().find(name) if name else None
+            name = LegacyUploads(self.uploads).lookup(URL_PREFIX + name) or ""
+        found = self.uploads.find(name) if name else None
         if found is None:
             raise ApiError(404, 1, "no such file / 文件不存在")
         path, stored = found
@@ -278,9 +273,6 @@ class StoredFileHandler(BaseHandler):
 
     async def head(self, name: str) -> None:
         await self.get(name, include_body=False)
-
-    def uploads_store(self) -> Uploads:
-        return cast(Uploads, self.settings["wolive_uploads"])
 
 
 def routes() -> list[Any]:

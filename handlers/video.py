@@ -12,17 +12,13 @@ from typing import cast
 
 from realtime.pusher import protocol as p
 from realtime.pusher.http_api import SOCKET_ID_RE
-from realtime.chat.video import CALL_PREFIX, Party, Video, VisitorParty
+from realtime.chat.video import CALL_PREFIX, Party, VisitorParty
 
 from .base import AgentApiHandler, ApiError, BaseHandler, VisitorApiHandler
 from .event import VisitorMixin
 
 
 class VideoMixin(BaseHandler):
-    @property
-    def video(self) -> Video:
-        return cast(Video, self.settings["wolive_video"])
-
     def visitor_ids(self) -> tuple[str, str, str]:
         """(visiter_id, business_id, channel) of a visitor-side call."""
         visiter_id = self.arg("visiter_id", required=True, max_len=200)

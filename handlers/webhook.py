@@ -20,7 +20,6 @@ import time
 from typing import Any, cast
 
 from realtime import inputs
-from realtime.chat.presence import PresenceTracker
 from realtime.pusher.signing import hmac_sha256_hex, same
 
 from .base import ApiError, BaseHandler
@@ -45,10 +44,6 @@ class WebhookHandler(BaseHandler):
 
     def check_xsrf_cookie(self) -> None:
         return None  # a server-to-server call, proven by its signature instead
-
-    @property
-    def presence(self) -> PresenceTracker:
-        return cast(PresenceTracker, self.settings["wolive_presence"])
 
     async def post(self) -> None:
         body = self.request.body

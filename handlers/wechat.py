@@ -6,10 +6,6 @@ business: managers and super_managers only.
 """
 from __future__ import annotations
 
-from typing import cast
-
-from realtime.chat.wechat import WechatNotifier
-
 from .base import AgentApiHandler, ApiError
 
 
@@ -19,10 +15,6 @@ class WeixinHandler(AgentApiHandler):
     unbinds it (`data: {removed}`). Errors: 400 malformed `open_id` or `action`, 401 not
     logged in, 403 `_xsrf` missing / another agent without the level / another business,
     404 unknown agent or not bound, 409 too many bindings."""
-
-    @property
-    def wechat(self) -> WechatNotifier:
-        return cast(WechatNotifier, self.settings["wolive_wechat"])
 
     async def get(self) -> None:
         rows = await self.wechat.bindings(self.agent, self.int_arg("service_id", 0))

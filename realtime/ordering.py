@@ -1,8 +1,8 @@
 """A conversation's messages are pushed in cid (commit) order.
 
 Clients follow a conversation by the highest cid they have received from the server's stream
-and, after a reconnect, ask for what came `after` it (ARCHITECTURE, "Exactly once, in
-order"). That cursor is only safe when a conversation's messages reach the stream in cid
+and, after a reconnect, ask for what came `after` it (docs/api.md, "Exactly once, in order: `cid` is
+the cursor"). That cursor is only safe when a conversation's messages reach the stream in cid
 order and a message is in the database before any later one is pushed. Two sends in one
 conversation at once (the visitor and the agent, two tabs) could otherwise commit and push
 in either order: on MariaDB two transactions take cids 10 and 11 and may commit (and push)

@@ -28,11 +28,11 @@ The rules that keep the loop from ever waiting on SQLite's own locks:
   `RuntimeError` at once instead of a 503 after the timeout.
 
 COMMIT keeps `synchronous=FULL` (an acknowledged message survives a power cut): in WAL mode
-that is one fsync of the WAL per commit, in this thread too. On the benchmark machine's
-shared disk it takes 0.24 ms (p50; p99 1.9 ms, max 5.6 ms) of loop time; sending the COMMIT
-alone to a one-thread executor was measured and lost: +0.12 ms of CPU per message (GIL
-hand-over and wake-ups, 0.53 → 0.66 ms) and a lower flat-out rate, with no better p99
-(docs/performance.md). A deployment on a slow disk is where that trade turns.
+that is one fsync of the WAL per commit, in this thread too, and it costs loop time.
+Sending the COMMIT alone to a one-thread executor was tried and reverted: it costs more CPU
+per message (GIL hand-over and wake-ups) and lowers the flat-out rate, with no better p99
+(docs/performance.md, "SQLite in the loop, compiled chat statements"). A deployment on a
+slow disk is where that trade turns.
 """
 from __future__ import annotations
 

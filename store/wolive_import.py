@@ -40,7 +40,7 @@ stops there. What the import does with each kind of row:
   secret (`channel_for`), the one its chat window will use.
 - **passwords** are copied as they are: WoLive's `md5(user_name + "hjkj" + password)` is
   accepted once at the agent's first login and replaced with bcrypt then
-  (`handlers.admin.check_password`).
+  (`realtime.passwords.check_password`).
 """
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ Row = dict[str, Any]
 CopyUpload = Callable[[str], Awaitable[tuple[str | None, str]]]
 
 #: A renamed agent's WoLive md5 hash, kept with its old user name (the hash's salt); the
-#: login accepts it once (handlers/admin.py `check_password`, which has the same prefix).
+#: login accepts it once (realtime/passwords.py `check_password`, which has the same prefix).
 RENAMED_MD5_PREFIX = "wolive-md5:"
 #: The ten tables in the order they are written, with their primary key.
 TABLES: tuple[tuple[str, str], ...] = (

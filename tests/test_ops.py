@@ -5,6 +5,7 @@ request id from `X-Request-Id` to the answer, the error body and the log line.""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
 import subprocess
@@ -21,6 +22,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPResponse
 
 import wolive
 from handlers.ops import MetricsAccess
+from handlers.services import SETTINGS_KEY
 
 SECRET = "ops-secret"
 EVENTS_ROUTE = r"/apps/([0-9A-Za-z_\-]+)/events"
@@ -123,19 +125,22 @@ async def test_metrics_refused_without_token_or_from_elsewhere(
         return MetricsAccess.from_config(wolive.load_config(None, {
             "metrics.enabled": True, **{f"metrics.{k}": v for k, v in metrics.items()}}))
 
-    app.settings["wolive_metrics_access"] = access(allow_ips=["10.0.0.0/8"])
+    def use(**changes: Any) -> None:  # this listener's services, with `changes`
+        app.settings[SETTINGS_KEY] = dataclasses.replace(app.settings[SETTINGS_KEY], **changes)
+
+    use(metrics_access=access(allow_ips=["10.0.0.0/8"]))
     assert (await get(url)).code == 403  # 127.0.0.1 is not in it
-    app.settings["wolive_metrics_access"] = access(token="t0ken", allow_ips=[])
+    use(metrics_access=access(token="t0ken", allow_ips=[]))
     assert (await get(url)).code == 403
     assert (await get(url, {"Authorization": "Bearer wrong"})).code == 403
     assert (await get(url, {"Authorization": "Basic t0ken"})).code == 403
     assert (await get(url, {"Authorization": "Bearer t0ken"})).code == 200
-    app.settings["wolive_metrics_access"] = access(token="t0ken")  # both must pass
+    use(metrics_access=access(token="t0ken"))  # both must pass
     assert (await get(url, {"Authorization": "Bearer t0ken",
                             "X-Real-Ip": "203.0.113.9"})).code == 403
     assert (await get(url, {"Authorization": "Bearer t0ken"})).code == 200
     # Off (the default): 404, as an unknown URL.
-    app.settings["wolive_metrics"] = None
+    use(metrics=None)
     resp = await get(url, {"Authorization": "Bearer t0ken"})
     assert resp.code == 404 and json.loads(resp.body)["code"] == 1
 

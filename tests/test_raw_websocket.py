@@ -306,7 +306,7 @@ async def test_a_slow_reader_past_the_bound_is_closed(wolive_server: Any, http_s
 async def test_one_pinger_closes_sockets_that_do_not_answer(
         wolive_server: Any, http_server: Any, ws_base: str, monkeypatch: Any) -> None:
     monkeypatch.setattr(transport, "CLOSE_WAIT_S", 0.5)
-    pinger = wolive_server.app.settings["wolive_pinger"]
+    pinger = wolive_server.pinger
     pinger.stop()
     pinger.interval = pinger.timeout = 0.3
     answering = await PusherSocket.connect(ws_base)  # Tornado's client answers pings

@@ -85,7 +85,7 @@ def cfg(tmp_path: Path, db_url: str, receiver: Receiver) -> dict[str, Any]:
 # ---- set-up ------------------------------------------------------------------------------
 
 async def add_agent(server: Any, business_id: str, user: str, level: str = "service") -> int:
-    from handlers.admin import hash_password
+    from realtime.passwords import hash_password
     row = await server.store.add_service(business_id, user, user.title(),
                                          await hash_password(PASSWORD, 4), level=level)
     return int(row["service_id"])
@@ -241,7 +241,7 @@ async def test_failures_are_logged_and_never_slow_the_visitor(
     assert "wx-secret" not in caplog.text and "TOKEN-1" not in caplog.text
     # A WeChat that answers slowly does not hold the visitor's request up.
     receiver.token_delay_s = 3.0
-    await wolive_server.app.settings["wolive_wechat"].client.forget_token()
+    await wolive_server.services.wechat.client.forget_token()
     other, other_boot = await open_visitor_window(base_url, BIZ, "v-slow")
     await wolive_server.store.put_queue("v-slow", BIZ, 1)
     started = time.monotonic()
@@ -254,7 +254,7 @@ async def test_failures_are_logged_and_never_slow_the_visitor(
 async def test_unreachable_wechat_is_a_warning(base_url: str, ws_base: str, cfg: dict,
                                                wolive_server: Any, receiver: Receiver,
                                                caplog: pytest.LogCaptureFixture) -> None:
-    client = wolive_server.app.settings["wolive_wechat"].client
+    client = wolive_server.services.wechat.client
     client.api_base = "http://127.0.0.1:9"  # discard port: connection refused
     agent, visitor, boot = await assigned_then_offline(base_url, ws_base, wolive_server)
     with caplog.at_level(logging.WARNING, logger="wolive.wechat"):
@@ -266,7 +266,7 @@ async def test_unreachable_wechat_is_a_warning(base_url: str, ws_base: str, cfg:
 @pytest.mark.gen_test(timeout=20)
 async def test_disabled_without_appid(base_url: str, ws_base: str, wolive_server: Any,
                                       receiver: Receiver) -> None:
-    wolive_server.app.settings["wolive_wechat"].client.appid = ""
+    wolive_server.services.wechat.client.appid = ""
     agent, visitor, boot = await assigned_then_offline(base_url, ws_base, wolive_server)
     await say(visitor, boot, "hi")
     await asyncio.sleep(0.3)

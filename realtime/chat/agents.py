@@ -51,7 +51,7 @@ DISTRIBUTION_RULES = ("auto", "claim")
 BUSINESS_STATES = ("open", "close")
 
 PasswordHasher = Callable[[str], Awaitable[str]]
-#: (password, stored hash, user_name) -> matches; see handlers/admin.check_password.
+#: (password, stored hash, user_name) -> matches; see realtime/passwords.check_password.
 PasswordChecker = Callable[[str, str, str], Awaitable[bool]]
 
 
@@ -170,9 +170,9 @@ def why_not_act_on(caller: Agent, target: dict[str, Any]) -> str | None:
 
 
 class Agents:
-    """The agent-management use cases. `hash_password(pw) -> hash` and
-    `check_password(pw, stored, user_name) -> bool` are handlers/admin's bcrypt helpers
-    (injected: this layer does not import handlers)."""
+    """The agent-management use cases, built once by `wolive.make_app`.
+    `hash_password(pw) -> hash` and `check_password(pw, stored, user_name) -> bool` are
+    realtime/passwords.py's bcrypt helpers (injected, with the configured rounds)."""
 
     def __init__(self, store: Store, hub: Hub, hash_password: PasswordHasher,
                  check_password: PasswordChecker, chat: Chat | None = None) -> None:
@@ -223,7 +223,7 @@ class Agents:
 
         A manager adds a `service` to its own business; a super_manager a `service` or a
         `manager` to any existing business (default: its own). `parent_id` = the caller.
-        `password` has passed handlers/admin.check_new_password. Raises `AgentError`:
+        `password` has passed realtime/passwords.check_new_password. Raises `AgentError`:
         400 bad field or level, 403 level/business not allowed, 404 unknown business,
         409 user_name taken."""
         self._at_least(caller, "manager")
@@ -280,7 +280,7 @@ class Agents:
                               ) -> dict[str, Any]:
         """`/admin/manager/modify`: the caller's own password, given the old one.
 
-        `newpass` has passed handlers/admin.check_new_password. Returns the caller's full
+        `newpass` has passed realtime/passwords.check_new_password. Returns the caller's full
         row with the new hash (the handler re-issues the caller's session cookie from it;
         every other session, bound to the old hash, ends). Raises `AgentError` 403 when
         `oldpass` is wrong."""

@@ -1,4 +1,4 @@
-"""The channel registry and fan-out, behind an interface (ARCHITECTURE.md, "adapter").
+"""The channel registry and fan-out, behind an interface.
 
 `LocalAdapter` keeps everything in this process. An adapter for several nodes answers
 membership, presence, cache and channel queries for the whole cluster, so those methods are

@@ -1,10 +1,10 @@
 """The Pusher HTTP API's use cases: check a request body or query, act on the hub, shape the
 answer. The handlers (handlers/pusher.py) only verify the signature, parse JSON and write.
 
-Source: Pusher Channels HTTP API reference ("Events", "Channels", "Users") and
-PUSHER-COMPAT.md. Every refusal is an `ApiProblem` carrying the HTTP status: 400 malformed,
-413 event data over 10 KB, 503 a publish while the server shuts down. Answers are plain
-dicts, written as JSON.
+Source: Pusher Channels HTTP API reference ("Events", "Channels", "Users") and what the
+official server libraries send. Every refusal is an `ApiProblem` carrying the HTTP status:
+400 malformed, 413 event data over 10 KB, 503 a publish while the server shuts down. Answers
+are plain dicts, written as JSON.
 """
 from __future__ import annotations
 

@@ -6,8 +6,9 @@ channel types (public, private, private-encrypted, presence, cache, server-to-us
 `pusher:signin`, client events and their rate limit, presence membership events, the cache
 replay, and the webhook-worthy happenings told to `Hub` listeners.
 
-Sources: the Pusher Channels protocol 7 and the facts the real clients enforce
-(`shared/PUSHER-COMPAT.md`).
+Sources: the Pusher Channels protocol 7 and what the real clients (pusher-js 8, the official
+Node and Python server libraries) enforce; tests/test_pusher_protocol.py and
+tests/node/conformance.js check them.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Pusher Channels protocol 7: frames, error codes, channel names, limits.
 
-Source: the Pusher protocol documentation and the facts the real clients enforce
-(`shared/PUSHER-COMPAT.md`). Close codes 4000-4099 make pusher-js give up, 4100-4199
+Source: the Pusher protocol documentation and what the real clients enforce (pusher-js 8,
+the official server libraries). Close codes 4000-4099 make pusher-js give up, 4100-4199
 reconnect with backoff, 4200-4299 reconnect at once, 4300+ give up.
 """
 from __future__ import annotations
@@ -115,7 +115,8 @@ class ProtocolError(Exception):
 def encode(event: str, data: Any = None, channel: str | None = None,
            user_id: str | None = None, raw_data: bool = False) -> str:
     """One server→client frame. `data` is JSON-encoded into a string unless it already is one
-    (`raw_data`): server→client `data` is always a JSON string (PUSHER-COMPAT, "WebSocket")."""
+    (`raw_data`): server→client `data` is always a JSON-encoded string, as the Pusher
+    protocol specifies and the real clients expect."""
     frame: dict[str, Any] = {"event": event}
     if channel is not None:
         frame["channel"] = channel

@@ -1,8 +1,8 @@
 """Signatures: Pusher HTTP API requests, channel auth strings, webhooks, visitor channels.
 
 Sources: Pusher REST API "Authentication" (string to sign, `body_md5`, ±600 s), Pusher
-"Authorizing users" (channel auth strings), PUSHER-COMPAT.md (URL-decoded values, the
-empty-body MD5 on GET, constant-time compare).
+"Authorizing users" (channel auth strings), and what the official server libraries do
+(URL-decoded values, the empty-body MD5 on GET, constant-time compare).
 """
 from __future__ import annotations
 
@@ -81,8 +81,9 @@ def channel_auth(key: str, secret: str, socket_id: str, channel: str,
 
 def visitor_channel(server_secret: str, business_id: str, visiter_id: str) -> str:
     """The visitor's channel (the page listens on ``cu`` + it): unguessable without the server
-    secret, stable for one visitor, and a valid Pusher channel name (WOLIVE-NOTES, "Identity
-    and channels": the original hex-encoded the ids, so anyone could derive anyone's)."""
+    secret, stable for one visitor, and a valid Pusher channel name (the original WoLive
+    hex-encoded the ids, so anyone could derive anyone's; README, "What is different from
+    WoLive (on purpose)")."""
     subject = f"visitor-channel\n{business_id}\n{visiter_id}"
     return "v" + hmac_sha256_hex(server_secret, subject)[:40]
 

@@ -40,8 +40,8 @@ class Outbox:
 
     Every frame for a Pusher socket is queued here, and a callback writes each socket's
     queued frames with one `send()`. A loopback `send()` costs the kernel about as much for
-    one frame as for ten (4-9 µs on the benchmark machine), so what is written together is
-    nearly free (docs/performance.md, "Write coalescing" and "The write window"):
+    one frame as for ten, so what is written together is nearly free (docs/performance.md,
+    "Machine", "Write coalescing" and "The write window"):
 
     - Published frames (`put`: channel events, fan-out) wait for the write window: after a
       write of published frames, the next one waits until `window` seconds have passed

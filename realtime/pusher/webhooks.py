@@ -1,6 +1,6 @@
 """Pusher webhooks: POST what happens on channels to the URLs each app configures.
 
-Wire format (Pusher Channels "Webhooks"; PUSHER-COMPAT.md, "Webhooks")::
+Wire format (Pusher Channels "Webhooks", and what the official server libraries accept)::
 
     POST <url>
     Content-Type: application/json        exactly: the Node library rejects "; charset=..."
@@ -42,7 +42,7 @@ run for up to 300 s.
 
 Legacy mode (`WebhookTarget.legacy_names`): WoLive's own pusher sent `channel_added` /
 `channel_removed` for occupied / vacated and `time_ms` in float seconds to `/admin/event`,
-whose handler checks only the signature (WoLive document, "离线访问"). Such a target gets
+whose handler checks only the signature (docs/api.md, "Presence webhooks"). Such a target gets
 those names and that `time_ms`; every other detail is the same.
 """
 from __future__ import annotations

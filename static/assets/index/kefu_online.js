@@ -4,7 +4,7 @@
  *   <script src='https://kefu.example.com/assets/index/kefu_online.js'></script>
  * Empty attributes get defaults; a visitor keeps its id across visits (localStorage).
  * `visiter_sign` (hex HMAC-SHA256 of visiter_id with the business's identity secret, made
- * by the site's server) lets a site's own user id reattach in any browser (issue 10).
+ * by the site's server) lets a site's own user id reattach in any browser (docs/api.md, "Visitor identity").
  *
  * The button opens a chat panel on the page: an iframe of the chat window
  * (/index/index/home?...&embed=<this page's origin>) from the wolive origin, so the page's CSS
@@ -84,7 +84,7 @@
     var origin = '';
     try { origin = new URL(base).origin; } catch (e) { origin = ''; }
     var business = a.getAttribute('business_id') || 'admin';
-    // Identity (issue 10): the visitor's token for this site is kept here (the panel is
+    // Identity: the visitor's token for this site is kept here (the panel is
     // cross-site: its cookie may be blocked) and handed to the window in the URL fragment,
     // never in a query (logs, Referer). Without an id the server makes one (`identity`).
     var asked = a.getAttribute('visiter_id') || '';

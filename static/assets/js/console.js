@@ -1,4 +1,4 @@
-/* The agent workbench (issue 5): conversations and the waiting queue (left), the conversation
+/* The agent workbench: conversations and the waiting queue (left), the conversation
  * (middle), the visitor's details (right). Every piece of visitor or agent text goes into the
  * page through textContent; images only from this server's /upload/ paths (Wolive.bubble). */
 (function () {
@@ -223,7 +223,7 @@
   ud.bind('on_notice', function () {
     refreshConversations();
   });
-  /* Coming online hands this agent the waiting visitors at once (issue 9): what happened
+  /* Coming online hands this agent the waiting visitors at once: what happened
    * before these channels were joined is read again once they are. */
   ud.bind('pusher:subscription_succeeded', refreshConversations);
   var all = pusher.subscribe(names.business);
@@ -246,7 +246,7 @@
   /* Online colleagues, for transfers. */
   var team = pusher.subscribe(names.team);
 
-  /* Exactly once, in order (issue 9): each time kefu{id} is subscribed (again), everything
+  /* Exactly once, in order: each time kefu{id} is subscribed (again), everything
    * new reaches the console live; what came meanwhile is fetched for every conversation in
    * the list (getchats: unread counts and last messages, merged with what was heard live,
    * see `stream`) and, for the open one, its messages after the stream cursor. */
@@ -338,7 +338,7 @@
     render();
   }
 
-  /* A visitor rated its ended conversation (issue 9): told even when the conversation has
+  /* A visitor rated its ended conversation: told even when the conversation has
    * left the list; the details panel shows it as the latest rating. */
   function rated(m) {
     if (W.systemInfo(m).key !== 'rated') { return; }
@@ -738,7 +738,7 @@
     if (!e.target.closest('.toolbar')) { closePopovers(); }
   });
 
-  /* Quick replies live on the server, shared and own (quick-replies.js, issue 9). */
+  /* Quick replies live on the server, shared and own (quick-replies.js). */
   var greeting = '';
   var quickMenu = W.quickReplies.menu({
     holder: $('quick-list'), form: $('quick-add'), text: $('quick-text'),
@@ -767,7 +767,7 @@
     if (team.members) {
       team.members.each(function (m) {
         if (String(m.id) === String(boot.service_id)) { return; }
-        if (W.presence && W.presence.away[m.id]) { return; }  // away: no transfers (issue 9)
+        if (W.presence && W.presence.away[m.id]) { return; }  // away: no transfers
         found++;
         var b = W.el('button', 'transfer-to'); b.type = 'button';
         b.dataset.service = m.id;
@@ -795,7 +795,7 @@
     });
   }
 
-  /* ---- a conversation handed to this agent (issue 9: a transfer, or its agent left) ----
+  /* ---- a conversation handed to this agent (a transfer, or its agent left) -------------
    * `kefu{id}` `handover`: a notice with the visitor, who sent it and the note (only this
    * agent gets the note), the sound, and a badge on the conversation until it is opened. */
   i18n.add({

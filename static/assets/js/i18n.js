@@ -1,4 +1,4 @@
-/* wolive i18n: Chinese by default, English one click away (issue 5, "Languages").
+/* wolive i18n: Chinese by default, English one click away.
  * Usage: Wolive.i18n.add({zh: {key: '中文'}, en: {key: 'English'}}) once per page script;
  *        Wolive.i18n.t('key', {n: 3}) → text ("{n}" placeholders filled);
  *        <span data-i18n="key"></span> is filled (textContent) by Wolive.i18n.apply(root);

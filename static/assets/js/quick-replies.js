@@ -1,4 +1,4 @@
-/* Quick replies kept on the server (issue 9, item 9; /admin/quickreply/*): the API client,
+/* Quick replies kept on the server (/admin/quickreply/*): the API client,
  * the workbench's quick-reply menu (shared and own, grouped), the one-time offer to import
  * the quick replies an older console kept in this browser's localStorage, and the settings
  * page's manager (own ones; shared ones for managers). Every title and content goes into the

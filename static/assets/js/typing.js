@@ -1,4 +1,4 @@
-/* Typing signals, throttled on the client (issue 9): the server allows 4 typing calls in any
+/* Typing signals, throttled on the client: the server allows 4 typing calls in any
  * 2 seconds per sender (realtime/chat/signals.py, TYPING_LIMIT) and answers 429 over it; a person
  * typing fast, sending short lines one after another or switching conversations must never
  * get there. Used by the console (/admin/set/typing) and the visitor window

@@ -1,4 +1,4 @@
-/* wolive video calls, for the console and the visitor window (issue 5, "Video").
+/* wolive video calls, for the console and the visitor window (docs/api.md, "Video").
  *
  * Asking: the visitor POSTs /admin/event/video, the agent /admin/set/video; the other side
  * gets `video` {call, ice_servers, ...} on its own channel (kefu{id} / cu{channel}) and

@@ -1,4 +1,4 @@
-/* The chat window's identify step (templates/identify.html; issue 10, item 3).
+/* The chat window's identify step (templates/identify.html).
  * The server shows it when another browser owns the asked visiter_id. The site's widget
  * (static/assets/index/kefu_online.js) may have put this browser's token for the visitor in
  * the URL fragment (#vid=…&vt=…): fragments are never sent to a server nor in a Referer.

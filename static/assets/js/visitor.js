@@ -131,7 +131,7 @@
       var se = pusher.subscribe(agentChannel);
       se.bind('geton', function () { agentOnline = true; awayTold = false; renderHead(); });
       se.bind('logout', function () { agentOnline = false; renderHead(); });
-      // The agent's explicit available / away (issue 9); geton / logout stay online / offline.
+      // The agent's explicit available / away; geton / logout stay online / offline.
       se.bind('status', function (d) { agentAway = !!d && d.status === 'away'; renderHead(); });
     }
   }
@@ -418,7 +418,7 @@
     box.scrollTop = box.scrollHeight;
   }
 
-  /* ---- the agent left (issue 9): told, moved, queued again, or asked for contact details --
+  /* ---- the agent left: told, moved, queued again, or asked for contact details -----------
    * A system line `agent_left` {name, then} comes live: "moved" (a `taken_over` line and
    * cu_notice follow), "queue" (ask notice again: the window shows its place), "contact"
    * (nobody can take over: the contact form). Writing while the agent is offline is stored
@@ -500,7 +500,7 @@
     window.woliveVisitor.contact = card;
   }
 
-  /* ---- end and rating (issue 9) -------------------------------------------------------- */
+  /* ---- end and rating ----------------------------------------------------------------- */
   /* After the newest `ended` line that no `rated` line follows, a rating card: 1–5 stars
    * (radio buttons: arrows and space on a keyboard, big targets on a phone) and an optional
    * comment. It follows the transcript, however lines arrive (live, history, catch-up). */
@@ -870,7 +870,7 @@
     $('back').addEventListener('click', function () { location.href = from; });
   }
   $('lang-btn').addEventListener('click', function () { T.set(T.lang === 'zh' ? 'en' : 'zh'); });
-  /* Video (issue 5 hook): static/assets/js/video.js owns #video-btn (shows it when the
+  /* Video hook: static/assets/js/video.js owns #video-btn (shows it when the
    * business's video_state is open, and starts the call on a click) and exposes Wolive.video.
    * Without that script the button stays hidden. */
   /* ---- start ------------------------------------------------------------------------------ */

@@ -145,7 +145,7 @@
     var vars = s.key === 'rated' ? W.ratingVars(s.vars) : s.vars;
     return W.i18n ? W.i18n.t('sys.' + s.key, vars) : s.key;
   };
-  /* Hand-over lines (issue 9: transfers, the agent who leaves, contact details left). */
+  /* Hand-over lines (transfers, the agent who leaves, contact details left). */
   if (W.i18n) {
     W.i18n.add({
       zh: { 'sys.transferred': '{from} 已将对话转接给 {to}', 'sys.transferred_waiting': '对话已转接给 {to}',
@@ -160,7 +160,7 @@
     });
   }
 
-  /* End and rating (issue 9): the lines `ended` {name}, `reopened`, `rated` {score, comment,
+  /* End and rating: the lines `ended` {name}, `reopened`, `rated` {score, comment,
    * ended_cid}. W.stars(n) is "★★★★☆"; W.ratingVars adds {stars, quoted} (the comment in
    * quotes, or nothing) for the texts. The visitor window words `rated` its own way. */
   W.stars = function (n) {
@@ -182,7 +182,7 @@
   }
 
   /* A message list that shows each cid once, in cid order, whatever order they arrive in.
-   * It also keeps the conversation's stream cursor (issue 9, "exactly once, in order"): the
+   * It also keeps the conversation's stream cursor (docs/api.md, "Exactly once, in order"): the
    * highest cid *received from the server's stream* — live events and history/catch-up
    * answers — noted with `heard(m)`. A page's own acknowledged sends are shown with
    * `add(m, true)` but never heard: they may carry a higher cid than a message of the other
@@ -241,7 +241,7 @@
     return this.cursor;
   };
   /* An image in `row` that loads after it was scrolled into view pushes the list's bottom
-   * down: keep the row in view once it has its size (the page's own image, issue 9). */
+   * down: keep the row in view once it has its size (the page's own image). */
   W.scrollOnLoad = function (box, row) {
     row.querySelectorAll('img').forEach(function (img) {
       if (img.complete) { return; }
@@ -305,7 +305,7 @@
     });
   };
 
-  /* No lost messages (issues 5 and 9). `W.onReconnect(pusher, fn)` calls fn() each time the
+  /* No lost messages. `W.onReconnect(pusher, fn)` calls fn() each time the
    * connection comes back after having been lost (not on the first connect); pusher-js
    * itself reconnects and subscribes again. `W.onSubscribed(channel, fn)` calls fn(again)
    * each time `channel`'s subscription succeeds (again = false the first time): from then on

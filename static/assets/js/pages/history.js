@@ -134,7 +134,7 @@
     return row;
   }
 
-  /* The visitor's ratings in the period (issue 9), above the transcript. */
+  /* The visitor's ratings in the period, above the transcript. */
   function ratings(rows) {
     var wrapEl = el('div', 'hist-ratings');
     wrapEl.appendChild(el('strong', '', t('hi.ratings')));

@@ -1,4 +1,4 @@
-/* /admin/page/embed, "Visitor identity" (manager and up; issue 10): the business's identity
+/* /admin/page/embed, "Visitor identity" (manager and up): the business's identity
  * secret with signing examples for the site's server (PHP, Python, Node), a button that makes
  * a new secret, and the "require signed ids" switch (`/admin/manager/identity`). */
 (function () {

@@ -1,4 +1,4 @@
-/* The agent's presence on every console page (issue 9), loaded by the shared top bar
+/* The agent's presence on every console page, loaded by the shared top bar
  * (templates/topbar.html) with `defer`.
  *
  * - Keeps the agent online: holds the agent's channel (`boot.presence.channels.presence`,

@@ -1,6 +1,6 @@
 /* The shared console top bar (templates/topbar.html): marks the current page's link, switches
- * the language (Wolive.i18n.set). The connection and available / away state are presence.js's
- * (issue 9). Loaded with `defer`; brings in i18n.js itself if the page has not. */
+ * the language (Wolive.i18n.set). The connection and available / away state are presence.js's.
+ * Loaded with `defer`; brings in i18n.js itself if the page has not. */
 (function () {
   'use strict';
   var DICT = {

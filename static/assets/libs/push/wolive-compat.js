@@ -1,4 +1,4 @@
-/* wolive: let the WoLive document's client snippet (written for pusher-js 4) run on
+/* wolive: let the original WoLive's client snippet (written for pusher-js 4) run on
  * pusher-js 8. pusher-js 8 throws without `cluster` and reads `forceTLS`, not `encrypted`;
  * the snippet gives `encrypted` and no cluster. Nothing else changes. */
 (function (root) {
