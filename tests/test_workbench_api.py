@@ -10,6 +10,8 @@ import pytest
 from helpers import BIZ, Client, db_rows
 from shop import Agent, Shop, Visitor, expect_about, get, post
 
+from realtime.chat.signals import TYPING_WINDOW_S
+
 IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
           "(KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1")
 Workbench = tuple[Shop, dict[str, Agent], Visitor]
@@ -24,7 +26,7 @@ async def say(v: Visitor, content: str) -> dict[str, Any]:
 
 @pytest.mark.gen_test(timeout=30)
 async def test_typing_both_ways_rate_limited_and_checked(
-        workbench: Workbench, base_url: str) -> None:
+        workbench: Workbench, base_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     s, ag, v1 = workbench
     anna, bert = ag["anna"], ag["bert"]
     assert v1.sock and anna.sock and bert.sock
@@ -74,8 +76,11 @@ async def test_typing_both_ways_rate_limited_and_checked(
     assert resp.code == 403
     await v1.sock.nothing(0.2)
 
-    # Once the window has passed the agent may signal again.
-    await asyncio.sleep(2.05)
+    # Once the window has passed the agent may signal again: the limiter's clock is moved past
+    # the window instead of waiting it out.
+    limiter = s.server.services.signals.limit
+    later = limiter.clock() + TYPING_WINDOW_S
+    monkeypatch.setattr(limiter, "clock", lambda: later)
     code, body = await post(anna, "/admin/set/typing", visiter_id="v1", typing="1")
     assert (code, body["code"]) == (200, 0), body
     assert (await v1.sock.expect("typing"))["data"]["typing"] is True
