@@ -344,7 +344,7 @@ async def make_app(cfg: Config) -> Wolive:
 async def create_admin(cfg: Config, business_id: str, user_name: str,
                        password: str) -> None:
     """The installer, scripted: creates the business and its super_manager once."""
-    from handlers.admin import BUSINESS_ID_RE, USER_NAME_RE, check_new_password, hash_password
+    from handlers.install import BUSINESS_ID_RE, USER_NAME_RE, check_new_password, hash_password
     from handlers.base import ApiError
     from store import Conflict
     if not BUSINESS_ID_RE.match(business_id):
@@ -503,7 +503,7 @@ async def cmd_migrate(cfg: Config, args: argparse.Namespace) -> int:
 
 
 async def cmd_reset_password(cfg: Config, args: argparse.Namespace) -> int:
-    from handlers.admin import check_new_password, hash_password
+    from handlers.install import check_new_password, hash_password
     from handlers.base import ApiError
     store = await open_store(cfg)
     try:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import admin, assets, event, manager, pusher, set as set_api
+from . import install, assets, event, manager, pusher, set as set_api
 from . import content, history
 from . import upload, video, webhook, wechat
 from . import typing as typing_api, visitor_info
@@ -26,7 +26,7 @@ def default_handlers() -> list[Any]:
     out: list[Any] = []
     out.extend(ops.routes())  # metrics and health (issue 13)
     out.extend(typing_api.routes() + visitor_info.routes())  # the workbench (issue 5)
-    out.extend(pages.routes())  # the console's other pages (issue 5)
+    out.extend(pages.routes())  # the workbench and the console's other pages (issue 5)
     out.extend(quick_replies.routes())  # quick replies on the server
     out.extend(contact.routes())  # a visitor's contact details
     out.extend(agent_status.routes())  # available / away
@@ -34,7 +34,7 @@ def default_handlers() -> list[Any]:
     out.extend(identity.routes())  # visitor identity settings (issue 10)
     out.extend(reports.routes())  # reports for managers (issue 13)
     for module in (pusher, event, set_api, manager, content, history, upload, video, webhook,
-                   wechat, admin, assets):
+                   wechat, install, assets):
         out.extend(module.routes())
     return out
 

@@ -293,6 +293,12 @@ class VisitorApiHandler(BaseHandler):
         self.finish()
 
 
+class PageHandler(BaseHandler):
+    """An HTML page of the console: errors render as a page, not JSON."""
+
+    html_errors = True
+
+
 #: Agent levels, lowest first (WoLive document, `wolive_service.level`).
 LEVELS = LEVEL_RANK
 

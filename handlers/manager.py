@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from realtime.chat.agents import Agents, Profile
 
-from .admin import check_new_password, check_password, hash_password
+from .install import check_new_password, check_password, hash_password
 from .base import AgentApiHandler, ApiError
 
 #: Longest password text read before the bcrypt rule (72 bytes) refuses it properly.

@@ -14,7 +14,7 @@ from typing import Any
 from helpers import (BIZ, BOSS, PASSWORD, Client, PusherSocket, db_rows, open_visitor_window,
                      wait_for)
 
-from handlers.admin import hash_password
+from handlers.install import hash_password
 from store import NotFound
 
 SUBSCRIBED = "pusher_internal:subscription_succeeded"

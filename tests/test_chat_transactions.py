@@ -13,7 +13,7 @@ from helpers import PASSWORD as PW, BIZ
 from helpers import Client, PusherSocket, db_rows, open_visitor_window, wait_for
 from sqlalchemy import event
 
-from handlers.admin import hash_password
+from handlers.install import hash_password
 
 
 

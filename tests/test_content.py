@@ -16,7 +16,7 @@ from helpers import OTHER_BIZ as OTHER
 from shop import Shop
 
 import realtime.chat.content as content_rules
-from handlers.admin import hash_password
+from handlers.install import hash_password
 from store import Store
 
 TIMEOUT = 60

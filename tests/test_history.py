@@ -13,7 +13,7 @@ from helpers import BIZ, PASSWORD, Client
 from helpers import OTHER_BIZ as OTHER
 from shop import Shop
 
-from handlers.admin import hash_password
+from handlers.install import hash_password
 
 DAY = 86_400
 TIMEOUT = 60

@@ -513,7 +513,7 @@ async def test_a_stale_presence_write_from_another_node_is_corrected(
     """Two nodes' presence writes may land in either order: a node that wrote a state the
     cluster no longer has (here: offline while a console is held on another node) checks
     after its write and makes it right."""
-    from handlers.admin import hash_password
+    from handlers.install import hash_password
     from helpers import db_rows
     from realtime.chat.presence import PresenceTracker
     store = wolive_server.store

@@ -119,7 +119,7 @@ def stored(cfg: dict[str, Any]) -> list[str]:
 
 async def add_agent(server: Any, business_id: str, user: str, level: str = "service"
                     ) -> None:
-    from handlers.admin import hash_password
+    from handlers.install import hash_password
     await server.store.add_service(business_id, user, user.title(),
                                    await hash_password(PASSWORD, 4), level=level)
 

@@ -48,7 +48,7 @@ def vids(boot: dict[str, Any]) -> dict[str, str]:
 
 async def add_agent(server: Any, business_id: str, user: str, level: str = "service"
                     ) -> Client:
-    from handlers.admin import hash_password
+    from handlers.install import hash_password
     await server.store.add_service(business_id, user, user.title(),
                                    await hash_password(PASSWORD, 4), level=level)
     return Client("")

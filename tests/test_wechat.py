@@ -85,7 +85,7 @@ def cfg(tmp_path: Path, db_url: str, receiver: Receiver) -> dict[str, Any]:
 # ---- set-up ------------------------------------------------------------------------------
 
 async def add_agent(server: Any, business_id: str, user: str, level: str = "service") -> int:
-    from handlers.admin import hash_password
+    from handlers.install import hash_password
     row = await server.store.add_service(business_id, user, user.title(),
                                          await hash_password(PASSWORD, 4), level=level)
     return int(row["service_id"])

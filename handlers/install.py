@@ -1,8 +1,8 @@
-"""Console pages: the first-run installer, login and logout, the workbench."""
+"""The first-run installer, login and logout, the root redirect, and the password rules
+(agent management uses them too)."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import bcrypt
 import tornado.web
@@ -11,7 +11,7 @@ from realtime.chat.agents import USER_NAME_RE
 from realtime.chat.conversations import BUSINESS_ID_RE
 from store import Conflict
 
-from .base import AGENT_COOKIE, ApiError, BaseHandler
+from .base import AGENT_COOKIE, ApiError, PageHandler
 #: Shortest password the installer and agent management accept.
 MIN_PASSWORD = 8
 #: bcrypt only reads the first 72 bytes; refuse longer rather than silently truncate.
@@ -56,10 +56,6 @@ def check_new_password(password: str, password2: str | None = None) -> None:
         raise ApiError(400, 1, f"password needs at least {MIN_PASSWORD} characters")
     if len(password.encode()) > MAX_PASSWORD_BYTES:
         raise ApiError(400, 1, f"password is over {MAX_PASSWORD_BYTES} bytes")
-
-
-class PageHandler(BaseHandler):
-    html_errors = True
 
 
 class RootHandler(PageHandler):
@@ -147,31 +143,10 @@ class LogoutHandler(PageHandler):
         self.redirect("/admin/login/index")
 
 
-class ConsoleHandler(PageHandler):
-    """`/admin/index/index`: the agent's workbench."""
-
-    async def get(self) -> None:
-        agent = self.current_user
-        if agent is None:
-            return self.redirect("/admin/login/index")
-        boot = self.boot()
-        # video.js shows the video button only when the business allows calls.
-        boot["video_state"] = (await self.store.get_business(agent.business_id))["video_state"]
-        boot["presence"] = await self.settings["wolive_agent_status"].boot(agent)
-        self.render("console.html", agent=agent, boot=boot)
-
-    def boot(self) -> dict[str, Any]:
-        agent = self.agent
-        return {"service_id": agent.service_id, "business_id": agent.business_id,
-                "nick_name": agent.nick_name, "avatar": agent.avatar, "level": agent.level,
-                "pusher": self.settings["wolive_pusher_client"]}
-
-
 def routes() -> list[tuple[str, type]]:
     return [
         (r"/", RootHandler),
         (r"/install(?:\.php)?", InstallHandler),
         (r"/admin/login/index", LoginHandler),
         (r"/admin/login/logout", LogoutHandler),
-        (r"/admin(?:/index(?:/index)?)?/?", ConsoleHandler),
     ]
