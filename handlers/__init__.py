@@ -7,13 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import install, assets, event, manager, pusher, set as set_api
+from . import install, assets, manager, pusher, set as set_api, visitor
 from . import content, history
 from . import upload, video, webhook, wechat
 from . import typing as typing_api, visitor_info
 from . import pages
 from . import quick_replies
-from . import contact
 from . import agent_status
 from . import ratings
 from . import identity
@@ -28,12 +27,11 @@ def default_handlers() -> list[Any]:
     out.extend(typing_api.routes() + visitor_info.routes())  # the workbench (issue 5)
     out.extend(pages.routes())  # the workbench and the console's other pages (issue 5)
     out.extend(quick_replies.routes())  # quick replies on the server
-    out.extend(contact.routes())  # a visitor's contact details
     out.extend(agent_status.routes())  # available / away
     out.extend(ratings.routes())  # end and rating
     out.extend(identity.routes())  # visitor identity settings (issue 10)
     out.extend(reports.routes())  # reports for managers (issue 13)
-    for module in (pusher, event, set_api, manager, content, history, upload, video, webhook,
+    for module in (pusher, visitor, set_api, manager, content, history, upload, video, webhook,
                    wechat, install, assets):
         out.extend(module.routes())
     return out

@@ -80,7 +80,7 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def set_default_headers(self) -> None:
         # No page or answer of the console may be framed by another site (clickjacking).
-        # The visitor chat window allows it (handlers/event.py `HomeHandler`): sites show
+        # The visitor chat window allows it (handlers/visitor.py `HomeHandler`): sites show
         # it in their in-page panel.
         self.set_header("X-Frame-Options", "DENY")
         self.set_header("Content-Security-Policy", "frame-ancestors 'none'")

@@ -21,7 +21,7 @@ from realtime.chat.content import (
 )
 
 from .base import AgentApiHandler, ApiError, BaseHandler, VisitorApiHandler
-from .event import VisitorMixin
+from .visitor import VisitorMixin
 
 #: Longest raw rich body a request may send (characters), before it is sanitised.
 MAX_RICH_INPUT_CHARS = 200_000

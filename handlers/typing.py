@@ -7,7 +7,7 @@ from typing import Any, cast
 from realtime.chat.signals import Signals
 
 from .base import AgentApiHandler, ApiError, BaseHandler, VisitorApiHandler
-from .event import VisitorMixin
+from .visitor import VisitorMixin
 
 
 def signals(handler: BaseHandler) -> Signals:

@@ -35,7 +35,7 @@ from realtime.chat.uploads import (
 
 from .base import AgentApiHandler, ApiError, BaseHandler, VisitorApiHandler
 from .content import ConsoleHandler
-from .event import VisitorMixin
+from .visitor import VisitorMixin
 
 #: The chime served at the document's default `voice_address`.
 DEFAULT_VOICE_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
