@@ -19,6 +19,7 @@ from config import Config
 from realtime import inputs
 from realtime.chat.agents import LEVEL_RANK
 from realtime.chat.conversations import Agent, Chat, ChatError
+from realtime.chat.signals import Signals
 from realtime.pusher.hub import Hub
 from store import Conflict, NotFound, Store, Unavailable
 
@@ -326,3 +327,23 @@ class AgentApiHandler(BaseHandler):
             raise ApiError(403, 1, "not your business / 无权访问其他商户")
         return agent
 
+
+# ---- typing indicators and read receipts (handlers/conversations.py, handlers/visitor.py) ----
+
+def signals(handler: BaseHandler) -> Signals:
+    """The server's `Signals` (made by `wolive.make_app`)."""
+    return cast(Signals, handler.settings["wolive_signals"])
+
+
+def flag(handler: BaseHandler, name: str = "typing") -> bool:
+    raw = handler.arg(name, "1", max_len=5).strip().lower()
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off", ""):
+        return False
+    raise ApiError(400, 1, f"parameter {name} must be 0 or 1")
+
+
+#: A typing signal over the rate is an ordinary answer (the pages throttle their own, see
+#: static/assets/js/typing.js): logged at INFO, not as a warning per request.
+QUIET_RATE_LIMIT = frozenset({429})

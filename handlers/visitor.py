@@ -1,5 +1,5 @@
 """Visitor-facing API (`/admin/event/...`) and the visitor chat window (`/index/index/home`):
-assignment, messages, history, queue position, contact details.
+assignment, messages, history, queue position, contact details, typing and read receipts.
 
 Parameter names are the WoLive document's. A visitor proves who it is with `channel`, the
 unguessable name the server gave its window (or the signed cookie the window set).
@@ -19,7 +19,7 @@ from realtime.pusher.signing import same
 from store import NotFound
 
 from . import identity
-from .base import ApiError, BaseHandler, VisitorApiHandler
+from .base import QUIET_RATE_LIMIT, ApiError, BaseHandler, VisitorApiHandler, flag, signals
 
 VISITOR_COOKIE = "wolive_visitor"
 
@@ -87,7 +87,7 @@ class VisitorHistoryHandler(VisitorApiHandler, VisitorMixin):
             after_cid=self.int_arg("after", -1, lo=0),
             mark=self.int_arg("peek", 0, lo=0, hi=1) == 0)
         if newly_read:
-            from .typing import signals  # read receipt (realtime/chat/signals.py)
+            # read receipt (realtime/chat/signals.py)
             await signals(self).visitor_saw_history(visiter_id, business_id)
         self.answer(0, "", rows)
 
@@ -124,6 +124,32 @@ class ContactHandler(VisitorApiHandler, VisitorMixin):
         values = {k: self.arg(k, "", max_len=n) for k, n in CONTACT_LIMITS.items()}
         data = await self.chat.leave_contact(
             visiter_id, business_id, self.visitor_channel_arg(business_id, visiter_id), values)
+        self.answer(0, "success", data)
+
+
+class VisitorTypingHandler(VisitorApiHandler, VisitorMixin):
+    """`POST /admin/event/typing`: `visiter_id`, `business_id`, `channel`, `typing` 1/0."""
+
+    quiet_statuses = QUIET_RATE_LIMIT
+
+    async def post(self) -> None:
+        visiter_id = self.arg("visiter_id", required=True, max_len=200)
+        business_id = self.arg("business_id", required=True, max_len=100)
+        self.answer(0, "success", await signals(self).visitor_typing(
+            visiter_id, business_id, self.visitor_channel_arg(business_id, visiter_id),
+            flag(self)))
+
+
+class VisitorReadHandler(VisitorApiHandler, VisitorMixin):
+    """`POST /admin/event/read`: `visiter_id`, `business_id`, `channel`, `cid` (the newest
+    agent message the window showed; 0 or absent: all)."""
+
+    async def post(self) -> None:
+        visiter_id = self.arg("visiter_id", required=True, max_len=200)
+        business_id = self.arg("business_id", required=True, max_len=100)
+        data: dict[str, Any] = await signals(self).visitor_read(
+            visiter_id, business_id, self.visitor_channel_arg(business_id, visiter_id),
+            self.int_arg("cid", 0, lo=0))
         self.answer(0, "success", data)
 
 
@@ -281,5 +307,7 @@ def routes() -> list[tuple[str, type]]:
         (r"/admin/event/history", VisitorHistoryHandler),
         (r"/admin/event/position", PositionHandler),
         (r"/admin/event/contact", ContactHandler),
+        (r"/admin/event/typing", VisitorTypingHandler),
+        (r"/admin/event/read", VisitorReadHandler),
         (r"/index/index/home", HomeHandler),
     ]
