@@ -7,12 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import install, assets, manager, pusher, conversations, visitor
+from . import install, assets, agents, pusher, conversations, visitor
 from . import content, history
 from . import upload, video, webhook, wechat
 from . import pages
 from . import quick_replies
-from . import agent_status
 from . import ratings
 from . import identity
 from . import ops
@@ -25,11 +24,10 @@ def default_handlers() -> list[Any]:
     out.extend(ops.routes())  # metrics and health (issue 13)
     out.extend(pages.routes())  # the workbench and the console's other pages (issue 5)
     out.extend(quick_replies.routes())  # quick replies on the server
-    out.extend(agent_status.routes())  # available / away
     out.extend(ratings.routes())  # end and rating
     out.extend(identity.routes())  # visitor identity settings (issue 10)
     out.extend(reports.routes())  # reports for managers (issue 13)
-    for module in (pusher, visitor, conversations, manager, content, history, upload, video,
+    for module in (pusher, visitor, conversations, agents, content, history, upload, video,
                    webhook, wechat, install, assets):
         out.extend(module.routes())
     return out

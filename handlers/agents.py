@@ -1,5 +1,6 @@
-"""Agent management (`/admin/manager/...`, WoLive document "客服管理Api") and the
-super_manager's businesses (`/admin/business/...`).
+"""Agent management (`/admin/manager/...`, WoLive document "客服管理Api"), the
+super_manager's businesses (`/admin/business/...`) and the agent's own available / away
+status (`/admin/set/status`, issue 9; the rule and events: `realtime.chat.agent_status`).
 
 Thin: read the documented parameters (and only those: no mass assignment), check the
 caller's level and business, check new passwords, call `realtime.chat.agents.Agents`, answer
@@ -8,6 +9,9 @@ caller's level and business, check new passwords, call `realtime.chat.agents.Age
 """
 from __future__ import annotations
 
+from typing import cast
+
+from realtime.chat.agent_status import AgentStatus
 from realtime.chat.agents import Agents, Profile
 
 from .install import check_new_password, check_password, hash_password
@@ -19,7 +23,7 @@ OK = "成功"
 
 
 class ManagerHandler(AgentApiHandler):
-    """Console URLs of this module: the use cases and the profile parameters."""
+    """Agent and business management: the use cases and the profile parameters."""
 
     @property
     def agents(self) -> Agents:
@@ -162,6 +166,20 @@ class BusinessStateHandler(ManagerHandler):
         self.answer(0, OK, await self.agents.set_business_state(caller, business_id, state))
 
 
+class SetStatusHandler(AgentApiHandler):
+    """`POST /admin/set/status` with `status` = `available` | `away` (the caller's own
+    status; `_xsrf` as every console POST). Answer `{code: 0, data: {service_id, status,
+    state, changed}}`; code 1 (400) for another value, 401 when not logged in."""
+
+    @property
+    def agent_status(self) -> AgentStatus:
+        return cast(AgentStatus, self.settings["wolive_agent_status"])
+
+    async def post(self) -> None:
+        status = self.arg("status", required=True, max_len=20)
+        self.answer(0, "", await self.agent_status.set(self.agent, status))
+
+
 def routes() -> list[tuple[str, type]]:
     return [
         (r"/admin/manager/regist[Ff]or[Ss]ervice", RegistForServiceHandler),
@@ -172,4 +190,5 @@ def routes() -> list[tuple[str, type]]:
         (r"/admin/business/list", BusinessListHandler),
         (r"/admin/business/add", BusinessAddHandler),
         (r"/admin/business/state", BusinessStateHandler),
+        (r"/admin/set/status", SetStatusHandler),
     ]
