@@ -9,7 +9,7 @@ from typing import Any
 
 from . import install, assets, agents, pusher, conversations, visitor
 from . import content, history
-from . import upload, video, webhook, wechat
+from . import uploads, video, webhook, wechat
 from . import pages
 from . import quick_replies
 from . import ratings
@@ -27,7 +27,7 @@ def default_handlers() -> list[Any]:
     out.extend(ratings.routes())  # end and rating
     out.extend(identity.routes())  # visitor identity settings (issue 10)
     out.extend(reports.routes())  # reports for managers (issue 13)
-    for module in (pusher, visitor, conversations, agents, content, history, upload, video,
+    for module in (pusher, visitor, conversations, agents, content, history, uploads, video,
                    webhook, wechat, install, assets):
         out.extend(module.routes())
     return out

@@ -34,7 +34,7 @@ from realtime.chat.uploads import (
 )
 
 from .base import AgentApiHandler, ApiError, BaseHandler, VisitorApiHandler
-from .content import ConsoleHandler
+from .content import ContentApiHandler
 from .visitor import VisitorMixin
 
 #: The chime served at the document's default `voice_address`.
@@ -202,7 +202,7 @@ class AvatarUploadHandler(UploadForm, AgentApiHandler):
         self.answer(0, "", stored.url)
 
 
-class VoiceUploadHandler(UploadForm, ConsoleHandler):
+class VoiceUploadHandler(UploadForm, ContentApiHandler):
     """`/admin/manager/uploadvoice` (field `voice`: an MP3, WAV, OGG or M4A file, checked by
     content): the business's new-message sound. Stores it and sets `voice_address` to it.
     Manager (its business) or super_manager (`business_id`). Answer `{code: 0, msg: "成功",
