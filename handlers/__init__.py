@@ -7,19 +7,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import install, assets, agents, pusher, conversations, visitor
-from . import content, history
-from . import uploads, video, webhook, wechat
-from . import pages
-from . import quick_replies
-from . import ratings
-from . import identity
-from . import ops
-from . import reports
+from . import agents, assets, content, conversations, history, identity, install, ops, pages
+from . import pusher, quick_replies, ratings, reports, uploads, video, visitor, webhook, wechat
 
 
 def default_handlers() -> list[Any]:
-    """Every route of the main port, most specific first."""
+    """Every route of the main port, most specific first (within a module: `/upload/(.+)`
+    and `/assets/(.*)` come after the fixed paths they would also match; no two modules'
+    patterns overlap)."""
     out: list[Any] = []
     out.extend(ops.routes())  # metrics and health (issue 13)
     out.extend(pages.routes())  # the workbench and the console's other pages (issue 5)
