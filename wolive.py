@@ -37,7 +37,7 @@ from realtime.pusher import transport
 from realtime.pusher.adapter import Adapter, LocalAdapter
 from realtime.pusher.redis_adapter import RedisAdapter
 from realtime.chat import channels
-from realtime.chat.conversations import Chat
+from realtime.chat.facade import Chat
 from realtime.chat.content import Content, History
 from realtime.chat.reports import Reports
 from realtime.pusher.hub import App, Hub

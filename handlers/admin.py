@@ -8,7 +8,7 @@ import bcrypt
 import tornado.web
 
 from realtime.chat.agents import USER_NAME_RE
-from realtime.chat.conversations import BUSINESS_ID_RE
+from realtime.chat.values import BUSINESS_ID_RE
 from store import Conflict
 
 from .base import AGENT_COOKIE, ApiError, BaseHandler

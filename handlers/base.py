@@ -18,7 +18,9 @@ import tornado.web
 from config import Config
 from realtime import inputs
 from realtime.chat.agents import LEVEL_RANK
-from realtime.chat.conversations import Agent, Chat, ChatError
+from realtime.chat.errors import ChatError
+from realtime.chat.facade import Chat
+from realtime.chat.values import Agent
 from realtime.pusher.hub import Hub
 from store import Conflict, NotFound, Store, Unavailable
 

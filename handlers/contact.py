@@ -1,9 +1,9 @@
 """`/admin/event/contact`: contact details a visitor leaves when its agent is away (issue 9,
 "Told when the agent leaves"). The visitor proves itself with `channel`, like the other
-visitor calls; the rules are `realtime.chat.conversations.Chat.leave_contact`'s."""
+visitor calls; the rules are `realtime.chat.visitors.Visitors.leave_contact`'s."""
 from __future__ import annotations
 
-from realtime.chat.conversations import CONTACT_LIMITS
+from realtime.chat.visitors import CONTACT_LIMITS
 
 from .base import VisitorApiHandler
 from .event import VisitorMixin

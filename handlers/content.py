@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from realtime.chat.conversations import ChatError
+from realtime.chat.errors import ChatError
 from realtime.chat.content import (
     DEFAULT_PAGE_LIMIT,
     MAX_BOARD_CONTENT_CHARS,

@@ -12,7 +12,7 @@ from typing import Any
 
 from realtime import inputs
 from realtime.chat import channels
-from realtime.chat.conversations import ChatError
+from realtime.chat.errors import ChatError
 from realtime.chat.identity import Resolved
 from realtime.pusher.signing import same
 from store import NotFound

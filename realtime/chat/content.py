@@ -29,7 +29,8 @@ from store.ratings import RATING_FIELDS
 
 from . import channels
 from .agents import why_not_act_on
-from .conversations import BUSINESS_ID_RE, Agent, ChatError
+from .errors import ChatError
+from .values import BUSINESS_ID_RE, Agent
 from ..pusher.hub import Hub
 
 # ---- limits (each a named constant, with its unit and reason) ---------------------------
@@ -262,7 +263,7 @@ class Content:
     def __init__(self, store: Store, hub: Hub,
                  clock: Callable[[], float] = time.monotonic,
                  assign_waiting: Callable[[str], Awaitable[int]] | None = None) -> None:
-        """`assign_waiting(business_id)`: `realtime.chat.conversations.Chat.assign_waiting`, run
+        """`assign_waiting(business_id)`: `realtime.chat.handover.Handover.assign_waiting`, run
         after a switch that makes service possible again (`set_switches`)."""
         self.store = store
         self.hub = hub

@@ -30,7 +30,8 @@ from typing import Any
 
 from store import NotFound, Store
 
-from .conversations import Agent, ChatError
+from .errors import ChatError
+from .values import Agent
 from .content import DATE_RE
 
 #: Longest range of one report (days, both ends included).

@@ -22,7 +22,9 @@ from typing import Any
 from store import NotFound
 
 from . import channels
-from .conversations import Agent, Chat, ChatError
+from .errors import ChatError
+from .facade import Chat
+from .values import Agent
 from .content import RateLimiter
 
 #: Typing pushes one sender may cause in any `TYPING_WINDOW_S` seconds.
