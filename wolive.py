@@ -38,7 +38,8 @@ from realtime.pusher.adapter import Adapter, LocalAdapter
 from realtime.pusher.redis_adapter import RedisAdapter
 from realtime.chat import channels
 from realtime.chat.facade import Chat
-from realtime.chat.content import Content, History
+from realtime.chat.content import Content
+from realtime.chat.history import History
 from realtime.chat.reports import Reports
 from realtime.pusher.hub import App, Hub
 from realtime.metrics import UNMATCHED_ROUTE, Metrics

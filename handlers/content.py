@@ -13,12 +13,12 @@ from typing import Any, cast
 
 from realtime.chat.errors import ChatError
 from realtime.chat.content import (
-    DEFAULT_PAGE_LIMIT,
     MAX_BOARD_CONTENT_CHARS,
     MAX_EMAIL_CHARS,
     SWITCH_FIELDS,
     Content,
 )
+from realtime.chat.paging import DEFAULT_PAGE_LIMIT
 
 from .base import AgentApiHandler, ApiError, BaseHandler, VisitorApiHandler
 from .event import VisitorMixin

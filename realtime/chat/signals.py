@@ -25,7 +25,7 @@ from . import channels
 from .errors import ChatError
 from .facade import Chat
 from .values import Agent
-from .content import RateLimiter
+from ..rate_limit import RateLimiter
 
 #: Typing pushes one sender may cause in any `TYPING_WINDOW_S` seconds.
 TYPING_LIMIT = 4
