@@ -20,14 +20,17 @@ from config import Config
 from realtime import inputs
 from realtime.chat.agent_status import AgentStatus
 from realtime.chat.agents import LEVEL_RANK, Agents
-from realtime.chat.content import Content, History
-from realtime.chat.conversations import Agent, Chat, ChatError
+from realtime.chat.content import Content
+from realtime.chat.errors import ChatError
+from realtime.chat.facade import Chat
+from realtime.chat.history import History
 from realtime.chat.presence import PresenceTracker
 from realtime.chat.quick_replies import QuickReplies
 from realtime.chat.reports import Reports
 from realtime.chat.signals import Signals
 from realtime.chat.uploads import Uploads
 from realtime.chat.video import Video
+from realtime.chat.values import Agent
 from realtime.chat.wechat import WechatNotifier
 from realtime.metrics import Metrics
 from realtime.pusher.hub import Hub

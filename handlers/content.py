@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from realtime.chat.conversations import ChatError
+from realtime.chat.errors import ChatError
 from realtime.chat.content import (
-    DEFAULT_PAGE_LIMIT,
     MAX_BOARD_CONTENT_CHARS,
     MAX_EMAIL_CHARS,
     SWITCH_FIELDS,
 )
+from realtime.chat.paging import DEFAULT_PAGE_LIMIT
 
 from .base import AgentApiHandler, ApiError, BaseHandler, VisitorApiHandler
 from .visitor import VisitorMixin

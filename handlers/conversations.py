@@ -3,7 +3,7 @@
 logged-in agent, `_xsrf` on POST.
 
 URLs and parameter names are the WoLive document's ("对话平台Api"); who may touch which
-visitor is `realtime.chat.conversations.Chat._queue_for`'s rule (a `service` agent its own
+visitor is `realtime.chat.conversations.Conversations._queue_for`'s rule (a `service` agent its own
 conversations, a manager its business's, nobody another business's).
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from realtime.chat.conversations import MAX_TRANSFER_NOTE
+from realtime.chat.handover import MAX_TRANSFER_NOTE
 from realtime.chat.ratings import Ratings
 from store.visitors import EDITABLE
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import tornado.web
 
 from realtime.chat.agents import USER_NAME_RE
-from realtime.chat.conversations import BUSINESS_ID_RE
+from realtime.chat.values import BUSINESS_ID_RE
 from realtime.passwords import PasswordRefused, check_new_password, check_password, hash_password
 from store import Conflict
 

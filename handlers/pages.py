@@ -94,7 +94,7 @@ class SearchHistoryHandler(HistoryHandler):
     A service agent only ever searches its own conversations. Answer `{rows: [{visiter_id,
     visiter_name, avatar, channel, state, last_time, messages, last_content, last_direction,
     last_type, nick_name}], total, page, limit}`; `messages` counts the matching messages
-    (`realtime.chat.content.History.search`)."""
+    (`realtime.chat.history.History.search`)."""
 
     async def get(self) -> None:
         business_id = self.arg("business_id", max_len=100) or self.agent.business_id

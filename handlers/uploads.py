@@ -22,7 +22,7 @@ from typing import Any
 import tornado.httputil
 import tornado.web
 
-from realtime.chat.conversations import ChatError
+from realtime.chat.errors import ChatError
 from realtime.chat.legacy_uploads import LegacyUploads
 from realtime.chat.uploads import (
     STORED_NAME_RE,

@@ -13,7 +13,8 @@ from typing import Any
 
 from realtime import inputs
 from realtime.chat import channels
-from realtime.chat.conversations import CONTACT_LIMITS, ChatError
+from realtime.chat.errors import ChatError
+from realtime.chat.visitors import CONTACT_LIMITS
 from realtime.chat.identity import Resolved
 from realtime.pusher.signing import same
 from store import NotFound
@@ -112,7 +113,7 @@ class PositionHandler(VisitorApiHandler, VisitorMixin):
 
 class ContactHandler(VisitorApiHandler, VisitorMixin):
     """`/admin/event/contact`: contact details a visitor leaves when its agent is away (issue 9,
-    "Told when the agent leaves"); the rules are `realtime.chat.conversations.Chat.leave_contact`'s.
+    "Told when the agent leaves"); the rules are `realtime.chat.visitors.Visitors.leave_contact`'s.
 
     POST `visiter_id`, `business_id`, `channel`, and `name`, `tel`, `email`, `note`
     (`tel` or `email` required). Data `{cid, saved}`: the transcript line's cid and the

@@ -38,7 +38,7 @@ from urllib.parse import quote
 import filetype
 
 from config import Config, UploadsConfig
-from .conversations import ChatError
+from .errors import ChatError
 
 #: Largest upload's default (`uploads.max_bytes`): the WoLive document's nginx
 #: `client_max_body_size 18M`.
