@@ -39,8 +39,9 @@ from realtime.pusher import transport
 from realtime.pusher.adapter import Adapter, LocalAdapter
 from realtime.pusher.redis_adapter import RedisAdapter
 from realtime.chat import channels
-from realtime.chat.conversations import Chat
-from realtime.chat.content import Content, History
+from realtime.chat.facade import Chat
+from realtime.chat.content import Content
+from realtime.chat.history import History
 from realtime.chat.reports import Reports
 from realtime.pusher.hub import App, Hub
 from realtime.metrics import UNMATCHED_ROUTE, Metrics
@@ -355,7 +356,7 @@ async def create_admin(cfg: Config, business_id: str, user_name: str,
                        password: str) -> None:
     """The installer, scripted: creates the business and its super_manager once."""
     from realtime.chat.agents import USER_NAME_RE
-    from realtime.chat.conversations import BUSINESS_ID_RE
+    from realtime.chat.values import BUSINESS_ID_RE
     from store import Conflict
     if not BUSINESS_ID_RE.match(business_id):
         raise ConfigProblem("--business-id: 1-100 letters, digits, _ - .")

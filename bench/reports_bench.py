@@ -47,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import insert, text  # noqa: E402
 
-from realtime.chat.conversations import Agent  # noqa: E402
+from realtime.chat.values import Agent  # noqa: E402
 from realtime.chat.reports import Reports  # noqa: E402
 from store import Store  # noqa: E402
 from store.ratings import rating  # noqa: E402

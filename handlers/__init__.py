@@ -7,34 +7,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import admin, assets, event, manager, pusher, set as set_api
-from . import content, history
-from . import upload, video, webhook, wechat
-from . import typing as typing_api, visitor_info
-from . import pages
-from . import quick_replies
-from . import contact
-from . import agent_status
-from . import ratings
-from . import identity
-from . import ops
-from . import reports
+from . import agents, assets, content, conversations, history, identity, install, ops, pages
+from . import pusher, quick_replies, ratings, reports, uploads, video, visitor, webhook, wechat
 
 
 def default_handlers() -> list[Any]:
-    """Every route of the main port, most specific first."""
+    """Every route of the main port, most specific first (within a module: `/upload/(.+)`
+    and `/assets/(.*)` come after the fixed paths they would also match; no two modules'
+    patterns overlap)."""
     out: list[Any] = []
     out.extend(ops.routes())  # metrics and health (issue 13)
-    out.extend(typing_api.routes() + visitor_info.routes())  # the workbench (issue 5)
-    out.extend(pages.routes())  # the console's other pages (issue 5)
+    out.extend(pages.routes())  # the workbench and the console's other pages (issue 5)
     out.extend(quick_replies.routes())  # quick replies on the server
-    out.extend(contact.routes())  # a visitor's contact details
-    out.extend(agent_status.routes())  # available / away
     out.extend(ratings.routes())  # end and rating
     out.extend(identity.routes())  # visitor identity settings (issue 10)
     out.extend(reports.routes())  # reports for managers (issue 13)
-    for module in (pusher, event, set_api, manager, content, history, upload, video, webhook,
-                   wechat, admin, assets):
+    for module in (pusher, visitor, conversations, agents, content, history, uploads, video,
+                   webhook, wechat, install, assets):
         out.extend(module.routes())
     return out
 

@@ -20,14 +20,17 @@ from config import Config
 from realtime import inputs
 from realtime.chat.agent_status import AgentStatus
 from realtime.chat.agents import LEVEL_RANK, Agents
-from realtime.chat.content import Content, History
-from realtime.chat.conversations import Agent, Chat, ChatError
+from realtime.chat.content import Content
+from realtime.chat.errors import ChatError
+from realtime.chat.facade import Chat
+from realtime.chat.history import History
 from realtime.chat.presence import PresenceTracker
 from realtime.chat.quick_replies import QuickReplies
 from realtime.chat.reports import Reports
 from realtime.chat.signals import Signals
 from realtime.chat.uploads import Uploads
 from realtime.chat.video import Video
+from realtime.chat.values import Agent
 from realtime.chat.wechat import WechatNotifier
 from realtime.metrics import Metrics
 from realtime.pusher.hub import Hub
@@ -97,7 +100,7 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def set_default_headers(self) -> None:
         # No page or answer of the console may be framed by another site (clickjacking).
-        # The visitor chat window allows it (handlers/event.py `HomeHandler`): sites show
+        # The visitor chat window allows it (handlers/visitor.py `HomeHandler`): sites show
         # it in their in-page panel.
         self.set_header("X-Frame-Options", "DENY")
         self.set_header("Content-Security-Policy", "frame-ancestors 'none'")
@@ -380,6 +383,12 @@ class VisitorApiHandler(BaseHandler):
         self.finish()
 
 
+class PageHandler(BaseHandler):
+    """An HTML page of the console: errors render as a page, not JSON."""
+
+    html_errors = True
+
+
 #: Agent levels, lowest first (WoLive document, `wolive_service.level`).
 LEVELS = LEVEL_RANK
 
@@ -407,3 +416,18 @@ class AgentApiHandler(BaseHandler):
             raise ApiError(403, 1, "not your business / 无权访问其他商户")
         return agent
 
+
+# ---- typing indicators and read receipts (handlers/conversations.py, handlers/visitor.py) ----
+
+def flag(handler: BaseHandler, name: str = "typing") -> bool:
+    raw = handler.arg(name, "1", max_len=5).strip().lower()
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off", ""):
+        return False
+    raise ApiError(400, 1, f"parameter {name} must be 0 or 1")
+
+
+#: A typing signal over the rate is an ordinary answer (the pages throttle their own, see
+#: static/assets/js/typing.js): logged at INFO, not as a warning per request.
+QUIET_RATE_LIMIT = frozenset({429})

@@ -11,16 +11,16 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from realtime.chat.conversations import ChatError
+from realtime.chat.errors import ChatError
 from realtime.chat.content import (
-    DEFAULT_PAGE_LIMIT,
     MAX_BOARD_CONTENT_CHARS,
     MAX_EMAIL_CHARS,
     SWITCH_FIELDS,
 )
+from realtime.chat.paging import DEFAULT_PAGE_LIMIT
 
 from .base import AgentApiHandler, ApiError, BaseHandler, VisitorApiHandler
-from .event import VisitorMixin
+from .visitor import VisitorMixin
 
 #: Longest raw rich body a request may send (characters), before it is sanitised.
 MAX_RICH_INPUT_CHARS = 200_000
@@ -42,7 +42,7 @@ class ContentMixin(BaseHandler):
         return self.int_arg("page", 1), self.int_arg("limit", DEFAULT_PAGE_LIMIT)
 
 
-class ConsoleHandler(AgentApiHandler, ContentMixin):
+class ContentApiHandler(AgentApiHandler, ContentMixin):
     """A console URL scoped to one business: the caller's, or for a super_manager the one
     named by `business_id` (WOLIVE-NOTES: no agent touches another business's data)."""
 
@@ -55,7 +55,7 @@ class ConsoleHandler(AgentApiHandler, ContentMixin):
 
 # ---- greetings ---------------------------------------------------------------------------
 
-class GreetingHandler(ConsoleHandler):
+class GreetingHandler(ContentApiHandler):
     """`/admin/manager/cmtalk`: GET the caller's greeting (or null); POST `content` sets it
     and turns it on → `{code: 0, msg: "成功", data: {sid, service_id, content, state}}`."""
 
@@ -67,7 +67,7 @@ class GreetingHandler(ConsoleHandler):
         self.answer(0, "成功", await self.content.set_greeting(self.agent, content))
 
 
-class GreetingsHandler(ConsoleHandler):
+class GreetingsHandler(ContentApiHandler):
     """`/admin/manager/greetings`: a service agent's own greeting; a manager's business's
     (a super_manager's: `business_id`'s) greetings with each agent's `nick_name`."""
 
@@ -78,7 +78,7 @@ class GreetingsHandler(ConsoleHandler):
     post = get
 
 
-class GreetingStateHandler(ConsoleHandler):
+class GreetingStateHandler(ContentApiHandler):
     """`/admin/manager/greetingstate`: POST `state` = using | unuse turns a greeting on or
     off; the caller's own, or (manager and up) `service_id`'s in its business."""
 
@@ -91,7 +91,7 @@ class GreetingStateHandler(ConsoleHandler):
 
 # ---- FAQ -------------------------------------------------------------------------------
 
-class AddQuestionHandler(ConsoleHandler):
+class AddQuestionHandler(ContentApiHandler):
     """`/admin/manager/addquestion`: `question`, `answer` (rich: sanitised), `answer_read`
     (plain; derived when empty), `qid` (present = edit). Manager and up."""
 
@@ -105,7 +105,7 @@ class AddQuestionHandler(ConsoleHandler):
         self.answer(0, "成功", row)
 
 
-class QuestionsHandler(ConsoleHandler):
+class QuestionsHandler(ContentApiHandler):
     """`/admin/manager/questions`: the business's FAQ. Manager and up."""
 
     async def get(self) -> None:
@@ -114,7 +114,7 @@ class QuestionsHandler(ConsoleHandler):
     post = get
 
 
-class DelQuestionHandler(ConsoleHandler):
+class DelQuestionHandler(ContentApiHandler):
     """`/admin/manager/delquestion`: POST `qid`. Manager and up; its business's only."""
 
     async def post(self) -> None:
@@ -125,7 +125,7 @@ class DelQuestionHandler(ConsoleHandler):
 
 # ---- tabs --------------------------------------------------------------------------------
 
-class GetTabHandler(ConsoleHandler):
+class GetTabHandler(ContentApiHandler):
     """`/admin/set/gettab`: `title`, `content` (rich: sanitised), `content_read` (plain;
     derived when empty), `tid` (present = edit). Manager and up."""
 
@@ -139,7 +139,7 @@ class GetTabHandler(ConsoleHandler):
         self.answer(0, "成功", row)
 
 
-class TabsHandler(ConsoleHandler):
+class TabsHandler(ContentApiHandler):
     """`/admin/set/tabs`: the business's tabs. Manager and up."""
 
     async def get(self) -> None:
@@ -148,7 +148,7 @@ class TabsHandler(ConsoleHandler):
     post = get
 
 
-class DelTabHandler(ConsoleHandler):
+class DelTabHandler(ContentApiHandler):
     """`/admin/set/deltab`: POST `tid`. Manager and up; its business's only."""
 
     async def post(self) -> None:
@@ -184,7 +184,7 @@ class VisitorTabsHandler(VisitorApiHandler, ContentMixin):
 
 # ---- business switches -------------------------------------------------------------------
 
-class SwitchesHandler(ConsoleHandler):
+class SwitchesHandler(ContentApiHandler):
     """`/admin/manager/switches`: GET the business's `distribution_rule, video_state,
     audio_state, voice_state, voice_address, state`; POST any of them. Manager (its
     business) or super_manager (`business_id`); `state` super_manager only."""
@@ -270,7 +270,7 @@ class MessagePageHandler(ContentMixin, BoardInput):
         self.render("message.html", business_id=business_id, form=form, error="", done=True)
 
 
-class MessagesHandler(ConsoleHandler):
+class MessagesHandler(ContentApiHandler):
     """`/admin/set/messages`: the business's messages, newest first, paged (`page`,
     `limit` ≤ 100) → `{rows, total, page, limit, unread}`. Any agent of the business."""
 
@@ -282,7 +282,7 @@ class MessagesHandler(ConsoleHandler):
     post = get
 
 
-class ReadMessageHandler(ConsoleHandler):
+class ReadMessageHandler(ContentApiHandler):
     """`/admin/set/readmessage`: POST `mid` (and `state` readed | unread, default readed)."""
 
     async def post(self) -> None:
@@ -292,7 +292,7 @@ class ReadMessageHandler(ConsoleHandler):
         self.answer(0, "success", row)
 
 
-class DelMessageHandler(ConsoleHandler):
+class DelMessageHandler(ContentApiHandler):
     """`/admin/set/delmessage`: POST `mid`. Manager and up; its business's only."""
 
     async def post(self) -> None:

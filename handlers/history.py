@@ -4,11 +4,12 @@
 (`channel`, `puttime` week | month) and `/admin/set/getdesignForViews` (`channel`, `start`,
 `end`). All paged (`page` from 1, `limit` ≤ 100) and scoped: a service agent sees its own
 conversations, a manager its business's, a super_manager the business it names with
-`business_id` (or any). Rules in realtime/chat/content.py (`History`).
+`business_id` (or any). Rules in realtime/chat/history.py (`History`).
 """
 from __future__ import annotations
 
 from typing import cast
+
 
 from .base import AgentApiHandler
 from .content import ContentMixin

@@ -1,5 +1,6 @@
-"""The console's other pages (issue 5): history, agents, settings, message board, businesses,
-embed code, reports (issue 13). Each is a page shell (templates/page_*.html) whose script
+"""The console's pages: the agent's workbench (`/admin/index/index`) and the other pages
+(issue 5): history, agents, settings, message board, businesses, embed code, reports
+(issue 13). Each other page is a page shell (templates/page_*.html) whose script
 calls the JSON APIs of docs/api.md; the handler only checks who is asking.
 
 Not logged in: 302 to the login page. Logged in below the page's level: 403 with a page that
@@ -9,8 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .admin import PageHandler
-from .base import LEVELS
+from .base import LEVELS, PageHandler
 from .history import HistoryHandler
 
 #: page name → lowest level that may open it.
@@ -23,6 +23,26 @@ PAGES = {
     "embed": "service",
     "reports": "service",     # a service agent sees its own numbers (handlers/reports.py)
 }
+
+
+class WorkbenchPage(PageHandler):
+    """`/admin/index/index`: the agent's workbench."""
+
+    async def get(self) -> None:
+        agent = self.current_user
+        if agent is None:
+            return self.redirect("/admin/login/index")
+        boot = self.boot()
+        # video.js shows the video button only when the business allows calls.
+        boot["video_state"] = (await self.store.get_business(agent.business_id))["video_state"]
+        boot["presence"] = await self.agent_status.boot(agent)
+        self.render("console.html", agent=agent, boot=boot)
+
+    def boot(self) -> dict[str, Any]:
+        agent = self.agent
+        return {"service_id": agent.service_id, "business_id": agent.business_id,
+                "nick_name": agent.nick_name, "avatar": agent.avatar, "level": agent.level,
+                "pusher": self.pusher_client}
 
 
 class ConsolePage(PageHandler):
@@ -74,7 +94,7 @@ class SearchHistoryHandler(HistoryHandler):
     A service agent only ever searches its own conversations. Answer `{rows: [{visiter_id,
     visiter_name, avatar, channel, state, last_time, messages, last_content, last_direction,
     last_type, nick_name}], total, page, limit}`; `messages` counts the matching messages
-    (`realtime.chat.content.History.search`)."""
+    (`realtime.chat.history.History.search`)."""
 
     async def get(self) -> None:
         business_id = self.arg("business_id", max_len=100) or self.agent.business_id
@@ -90,4 +110,5 @@ class SearchHistoryHandler(HistoryHandler):
 
 def routes() -> list[tuple[str, type]]:
     return [(r"/admin/page/(%s)/?" % "|".join(PAGES), ConsolePage),
-            (r"/admin/set/searchhistory", SearchHistoryHandler)]
+            (r"/admin/set/searchhistory", SearchHistoryHandler),
+            (r"/admin(?:/index(?:/index)?)?/?", WorkbenchPage)]

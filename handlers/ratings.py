@@ -5,7 +5,7 @@ from realtime.chat.ratings import Ratings
 from store.ratings import MAX_RATING_COMMENT
 
 from .base import VisitorApiHandler
-from .event import VisitorMixin
+from .visitor import VisitorMixin
 
 
 class RatingHandler(VisitorApiHandler, VisitorMixin):

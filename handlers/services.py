@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any, cast
 from config import Config
 from realtime.chat.agent_status import AgentStatus
 from realtime.chat.agents import Agents
-from realtime.chat.content import Content, History
-from realtime.chat.conversations import Chat
+from realtime.chat.content import Content
+from realtime.chat.history import History
+from realtime.chat.facade import Chat
 from realtime.chat.presence import PresenceTracker
 from realtime.chat.quick_replies import QuickReplies
 from realtime.chat.reports import Reports

@@ -15,7 +15,7 @@ from realtime.pusher.http_api import SOCKET_ID_RE
 from realtime.chat.video import CALL_PREFIX, Party, VisitorParty
 
 from .base import AgentApiHandler, ApiError, BaseHandler, VisitorApiHandler
-from .event import VisitorMixin
+from .visitor import VisitorMixin
 
 
 class VideoMixin(BaseHandler):

@@ -33,7 +33,7 @@ from prometheus_client.registry import Collector
 if TYPE_CHECKING:
     from store import Store
 
-    from .chat.conversations import Chat
+    from .chat.facade import Chat
     from .pusher.hub import Hub
     from .pusher.webhooks import Webhooks
 

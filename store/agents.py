@@ -3,7 +3,7 @@ installing, adding, finding, editing and deleting agents and businesses, and wha
 assignment reads of the online agents (their load, when each was last busy).
 
 No rule about who may do what lives here (that is the use cases' job: `realtime.chat.agents`,
-`realtime.chat.conversations`), only the reads and the writes, each write in one committed
+`realtime.chat.assignment`), only the reads and the writes, each write in one committed
 transaction.
 Agent and business rows are read through the row cache (`store.rowcache`). Raises `Conflict`
 for a taken `user_name` / `business_id` and `NotFound` for a missing row.

@@ -10,7 +10,7 @@ A waiting visitor is a `wolive_queue` row with `service_id = 0` and `state = nor
 order the rows were made (`qid`). A *stranded* visitor is one whose open conversation
 (`normal`) belongs to an agent who is offline while the visitor's window is open
 (`wolive_visiter.state` online): its agent left and nobody could take over then. It is served
-like a waiting visitor when someone can (`realtime.chat.conversations.Chat.assign_waiting`).
+like a waiting visitor when someone can (`realtime.chat.handover.Handover.assign_waiting`).
 
 Every change of a queue row that starts, moves or ends a conversation also writes the
 reports' row in the same transaction (`store.reports.track`).

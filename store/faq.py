@@ -3,8 +3,9 @@ shown in the visitor's chat window.
 
 Every row is read and written within its business: each method that takes an id also
 takes the `business_id` it must belong to, so a caller cannot reach another business's
-rows by id. Values arrive already validated and sanitised (`realtime.chat.content`); this
-module only stores them. Every write is committed before the method returns.
+rows by id. Values arrive already validated and sanitised (`realtime.chat.content` with
+`realtime.rich_text`); this module only stores them. Every write is committed before the
+method returns.
 """
 from __future__ import annotations
 

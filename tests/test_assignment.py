@@ -13,7 +13,7 @@ from helpers import Client, db_rows, wait_for
 from shop import BIZ, Shop, expect_about, post
 
 import wolive
-from realtime.chat.conversations import pick_agent
+from realtime.chat.assignment import pick_agent
 
 
 @pytest.fixture

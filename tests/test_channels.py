@@ -15,7 +15,7 @@ from conftest import ROOT
 
 from realtime.chat import channels
 from realtime.chat.agent_status import agent_channels
-from realtime.chat.conversations import Agent
+from realtime.chat.values import Agent
 from realtime.pusher.hub import Caller
 from realtime.pusher.protocol import valid_channel_name
 

@@ -17,6 +17,7 @@ from shop import Shop
 
 import realtime.chat.content as content_rules
 from realtime.passwords import hash_password
+from realtime.rate_limit import RateLimiter
 from store import Store
 
 TIMEOUT = 60
@@ -501,7 +502,7 @@ async def test_leave_message_validation_and_rate_limit(w: World, base_url: str) 
 
 def test_rate_limiter_window_and_memory() -> None:
     now = [1000.0]
-    lim = content_rules.RateLimiter(2, 600.0, max_keys=3, clock=lambda: now[0])
+    lim = RateLimiter(2, 600.0, max_keys=3, clock=lambda: now[0])
     assert lim.take("a") and lim.take("a") and not lim.take("a")
     now[0] += 599
     assert not lim.take("a")

@@ -352,7 +352,7 @@ async def test_a_comeback_on_another_node_within_the_hold_sends_no_webhook(
 @pytest.mark.gen_test(timeout=20)
 async def test_a_video_call_asked_on_one_node_is_joined_and_ended_on_others(
         nodes: list[Node]) -> None:
-    from realtime.chat.conversations import Agent
+    from realtime.chat.values import Agent
     from realtime.chat.video import Video, VisitorParty
     videos = []
     for n in nodes:

@@ -482,5 +482,5 @@ def wait_agent_or_nobody(chat: Any) -> None:
     ("https://" + "a" * 400, None),
 ])
 def test_embed_origin(value: str, want: str | None) -> None:
-    from handlers.event import embed_origin
+    from handlers.visitor import embed_origin
     assert embed_origin(value) == want

@@ -233,7 +233,7 @@ async def test_console_side_login_xsrf_level_and_business(
 
 
 def test_calls_expire_and_ice_servers_are_checked() -> None:
-    from realtime.chat.conversations import Agent
+    from realtime.chat.values import Agent
     from realtime.pusher.adapter import run_inline
     from realtime.chat.video import Video, VisitorParty, check_ice_servers
     now = [1000.0]

@@ -19,7 +19,7 @@ from helpers import db_rows, wait_for
 from shop import BIZ, PASSWORD, Shop, Visitor, expect_about, post
 
 import wolive
-from realtime.chat.conversations import Chat
+from realtime.chat.facade import Chat
 from store import Store
 
 

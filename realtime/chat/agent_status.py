@@ -7,7 +7,7 @@ Two different things say whether an agent takes chats:
   `kefu{service_id}` (`realtime.chat.presence`); nobody sets it by hand.
 - *available / away* (`wolive_service_status`): what the agent chose in the top bar. An away
   agent keeps its open conversations and can still be reached by them, but the auto rule
-  gives it nobody new (`realtime.chat.conversations.pick_agent`) and it is no transfer target.
+  gives it nobody new (`realtime.chat.assignment.pick_agent`) and it is no transfer target.
 
 A change is pushed, after it is stored, as event `status` with data `{service_id, status,
 state}` to `ud{service_id}` (the agent's own consoles, every tab), `all{business_id}` (the
@@ -21,7 +21,9 @@ from typing import Any
 from store import NotFound, Store
 
 from . import channels
-from .conversations import Agent, Chat, ChatError
+from .errors import ChatError
+from .facade import Chat
+from .values import Agent
 from ..pusher.hub import Hub
 
 #: The statuses an agent may set.

@@ -28,7 +28,9 @@ from typing import Any
 from store import Conflict, NotFound, Store
 
 from ..pusher import protocol
-from .conversations import BUSINESS_ID_RE, Agent, Chat, ChatError
+from .errors import ChatError
+from .facade import Chat
+from .values import BUSINESS_ID_RE, Agent
 from ..pusher.hub import Hub
 
 #: `wolive_service.level`, lowest first (handlers/base.LEVELS is this).

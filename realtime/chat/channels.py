@@ -71,7 +71,7 @@ PREFIXES: dict[str, str] = {
 CALL_PREFIX = PREFIXES[CALL]
 
 _SERVICE_ID = r"[0-9]{1,10}"                  # wolive_service.service_id, int(11)
-_BUSINESS_ID = r"[A-Za-z0-9_\-.]{1,100}"      # realtime.chat.conversations.BUSINESS_ID_RE
+_BUSINESS_ID = r"[A-Za-z0-9_\-.]{1,100}"      # realtime.chat.values.BUSINESS_ID_RE
 _VISITOR = r"v[0-9a-f]{40}"                   # realtime.pusher.signing.visitor_channel
 _CALL = r"[0-9a-f]{32}"                       # secrets.token_hex(16)
 
@@ -227,7 +227,7 @@ def subscription_refusal(caller: Caller, name: str) -> str | None:
 
 
 class Member(Protocol):
-    """A logged-in agent as `may_join` needs it (`realtime.chat.conversations.Agent`)."""
+    """A logged-in agent as `may_join` needs it (`realtime.chat.values.Agent`)."""
 
     service_id: int
     business_id: str

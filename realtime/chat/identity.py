@@ -28,10 +28,9 @@ from typing import Iterable, Optional
 
 from store.identity import IdentityStore
 
+from .values import VISITER_ID_RE
 from ..pusher.signing import hmac_sha256_hex, same
 
-#: `visiter_id` shape (the chat's rule: 1-200 letters, digits or _-.:@).
-VISITER_ID_RE = re.compile(r"^[A-Za-z0-9_\-.:@]{1,200}$")
 #: A token: 64 lower-case hex characters.
 TOKEN_RE = re.compile(r"^[0-9a-f]{64}$")
 #: A signature: 64 hex characters (either case accepted).

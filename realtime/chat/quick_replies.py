@@ -21,7 +21,10 @@ from store import Conflict, NotFound, Store
 from store.quick_replies import SHARED
 
 from .agents import LEVEL_RANK
-from .conversations import Agent, ChatError
+from .errors import ChatError
+
+# ---- limits (each a named constant, with its unit and reason) ---------------------------
+from .values import Agent
 
 # ---- limits (each a named constant, with its unit and reason) ---------------------------
 

@@ -14,7 +14,11 @@ from typing import Any
 from store import Conflict, NotFound
 from store.ratings import MAX_RATING_COMMENT, RATING_FIELDS
 
-from .conversations import BLOCKED_MSG, Chat, ChatError
+from .errors import BLOCKED_MSG, ChatError
+
+#: The system line keys this module writes and reads.
+
+from .facade import Chat
 
 #: The system line keys this module writes and reads.
 ENDED = "ended"

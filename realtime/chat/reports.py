@@ -30,8 +30,9 @@ from typing import Any
 
 from store import NotFound, Store
 
-from .conversations import Agent, ChatError
-from .content import DATE_RE
+from .dates import DATE_RE
+from .errors import ChatError
+from .values import Agent
 
 #: Longest range of one report (days, both ends included).
 MAX_DAYS = 366

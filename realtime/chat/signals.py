@@ -22,8 +22,10 @@ from typing import Any
 from store import NotFound
 
 from . import channels
-from .conversations import Agent, Chat, ChatError
-from .content import RateLimiter
+from .errors import ChatError
+from .facade import Chat
+from .values import Agent
+from ..rate_limit import RateLimiter
 
 #: Typing pushes one sender may cause in any `TYPING_WINDOW_S` seconds.
 TYPING_LIMIT = 4

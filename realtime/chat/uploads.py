@@ -13,7 +13,7 @@ Here:
 - the stored name is `secrets.token_hex(16)` plus an extension derived from the detected
   type (files: a small allowlist, else `.bin`); user input never reaches a path;
 - files live in `uploads.dir` (default `data_dir/uploads`), outside `static/` and every
-  web root, written 0640 (never executable), and are served only by `handlers/upload.py`
+  web root, written 0640 (never executable), and are served only by `handlers/uploads.py`
   with a Content-Type from the detected type, `nosniff`, a sandboxing CSP, and, for files,
   `Content-Disposition: attachment` with the original name;
 - the size limit is the document's nginx `client_max_body_size 18M` (`uploads.max_bytes`).
@@ -38,7 +38,7 @@ from urllib.parse import quote
 import filetype
 
 from config import Config, UploadsConfig
-from .conversations import ChatError
+from .errors import ChatError
 
 #: Largest upload's default (`uploads.max_bytes`): the WoLive document's nginx
 #: `client_max_body_size 18M`.
@@ -98,7 +98,7 @@ STORED_NAME_RE = re.compile(r"^[0-9a-f]{32}\.[a-z0-9]{1,5}$")
 #: The sidecar of `<name>` is `<name>.meta.json`: its two extra dots keep it from ever
 #: matching `STORED_NAME_RE`, so it is never served.
 META_SUFFIX = ".meta.json"
-#: URL path prefix the stored files are served under (handlers/upload.py).
+#: URL path prefix the stored files are served under (handlers/uploads.py).
 URL_PREFIX = "/upload/"
 #: Modes: the folder is the server's own; files are read/write for the owner, never run.
 DIR_MODE = 0o750

@@ -23,7 +23,9 @@ from typing import Any
 from store import NotFound, Store
 
 from . import channels
-from .conversations import Agent, Chat, ChatError
+from .errors import ChatError
+from .facade import Chat
+from .values import Agent
 from ..pusher.hub import Hub
 
 #: Prefix of a call's channel: `private-` so joining needs a signature (Pusher "private

@@ -34,7 +34,9 @@ from config import Config, WechatConfig
 from store import NotFound, Store
 
 from .agents import why_not_act_on
-from .conversations import Agent, Chat, ChatError
+from .errors import ChatError
+from .facade import Chat
+from .values import Agent
 
 log = logging.getLogger("wolive.wechat")
 

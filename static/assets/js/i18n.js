@@ -38,7 +38,7 @@
     return forms[rule] !== undefined ? forms[rule] : forms.other;
   }
   /* The server names a visitor without a name "访客" + the last 6 characters of its id
-   * (realtime/chat/conversations.py, _record_visit). */
+   * (realtime/chat/visitors.py, _record_visit). */
   var GENERATED = /^访客(\S{1,6})$/;
   dict.zh['i18n.visitor'] = '访客{id}';
   dict.en['i18n.visitor'] = 'Visitor {id}';

@@ -22,7 +22,7 @@ from typing import Any
 import tornado.httputil
 import tornado.web
 
-from realtime.chat.conversations import ChatError
+from realtime.chat.errors import ChatError
 from realtime.chat.legacy_uploads import LegacyUploads
 from realtime.chat.uploads import (
     STORED_NAME_RE,
@@ -33,8 +33,8 @@ from realtime.chat.uploads import (
 )
 
 from .base import AgentApiHandler, ApiError, BaseHandler, VisitorApiHandler
-from .content import ConsoleHandler
-from .event import VisitorMixin
+from .content import ContentApiHandler
+from .visitor import VisitorMixin
 
 #: The chime served at the document's default `voice_address`.
 DEFAULT_VOICE_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -197,7 +197,7 @@ class AvatarUploadHandler(UploadForm, AgentApiHandler):
         self.answer(0, "", stored.url)
 
 
-class VoiceUploadHandler(UploadForm, ConsoleHandler):
+class VoiceUploadHandler(UploadForm, ContentApiHandler):
     """`/admin/manager/uploadvoice` (field `voice`: an MP3, WAV, OGG or M4A file, checked by
     content): the business's new-message sound. Stores it and sets `voice_address` to it.
     Manager (its business) or super_manager (`business_id`). Answer `{code: 0, msg: "成功",

@@ -1,17 +1,24 @@
-"""Conversation API for the console (`/admin/set/...`): a logged-in agent, `_xsrf` on POST.
+"""Conversation API for the console (`/admin/set/...`): the agent's work on its conversations
+(reply, claim, transfer, close, blacklist, read receipts, typing, the visitor card). A
+logged-in agent, `_xsrf` on POST.
 
 URLs and parameter names are the WoLive document's ("对话平台Api"); who may touch which
-visitor is `realtime.chat.conversations.Chat._queue_for`'s rule (a `service` agent its own
+visitor is `realtime.chat.conversations.Conversations._queue_for`'s rule (a `service` agent its own
 conversations, a manager its business's, nobody another business's).
 """
 from __future__ import annotations
 
-from realtime.chat.conversations import MAX_TRANSFER_NOTE
+import functools
+from typing import Any
 
-from .base import AgentApiHandler
+from realtime.chat.handover import MAX_TRANSFER_NOTE
+from realtime.chat.ratings import Ratings
+from store.visitors import EDITABLE
+
+from .base import QUIET_RATE_LIMIT, AgentApiHandler, flag
 
 
-class ConsoleHandler(AgentApiHandler):
+class ConversationApiHandler(AgentApiHandler):
     """A console call about one visitor, named by `visiter_id` or by its `channel`."""
 
     async def visiter_arg(self) -> str:
@@ -49,7 +56,7 @@ class GetWaitHandler(AgentApiHandler):
     post = get
 
 
-class ClaimHandler(ConsoleHandler):
+class ClaimHandler(ConversationApiHandler):
     """`/admin/set/get`: claim a waiting visitor (`visiter_id`); exactly one agent wins,
     the others get code 2."""
 
@@ -57,7 +64,7 @@ class ClaimHandler(ConsoleHandler):
         self.answer(0, "success", await self.chat.claim(self.agent, await self.visiter_arg()))
 
 
-class GetChatNowHandler(ConsoleHandler):
+class GetChatNowHandler(ConversationApiHandler):
     """`/admin/set/getchatnow`: restore a conversation removed from the list (the
     `wolive_queue` row's `visiter_id`); answers its conversation-list entry."""
 
@@ -74,7 +81,7 @@ class GetBlackDataHandler(AgentApiHandler):
     post = get
 
 
-class GetMessageHandler(ConsoleHandler):
+class GetMessageHandler(ConversationApiHandler):
     """`/admin/set/getmessage`: the visitor's unread message count (`channel` or
     `visiter_id`)."""
 
@@ -99,7 +106,7 @@ class HistoryHandler(AgentApiHandler):
         self.answer(0, "", rows)
 
 
-class WatchHandler(ConsoleHandler):
+class WatchHandler(ConversationApiHandler):
     """`/admin/set/getwatch`: mark the visitor's messages read (`channel` or `visiter_id`)."""
 
     async def post(self) -> None:
@@ -110,7 +117,7 @@ class WatchHandler(ConsoleHandler):
         self.answer(0, "success", {"marked": count})
 
 
-class BlacklistHandler(ConsoleHandler):
+class BlacklistHandler(ConversationApiHandler):
     """`/admin/set/blacklist`: blacklist the visitor (`channel` or `visiter_id`)."""
 
     async def post(self) -> None:
@@ -118,7 +125,7 @@ class BlacklistHandler(ConsoleHandler):
                                                             await self.visiter_arg()))
 
 
-class UnblackHandler(ConsoleHandler):
+class UnblackHandler(ConversationApiHandler):
     """`/admin/set/unblack`: take the visitor off the blacklist (`channel` or
     `visiter_id`)."""
 
@@ -126,7 +133,7 @@ class UnblackHandler(ConsoleHandler):
         self.answer(0, "success", await self.chat.unblack(self.agent, await self.visiter_arg()))
 
 
-class TransferHandler(ConsoleHandler):
+class TransferHandler(ConversationApiHandler):
     """`/admin/set/transfer` (also `/admin/set/getswitch`): give the conversation
     (`visiter_id`) to another online agent of the business (`service_id`), with an optional
     `note` for that agent only (at most `MAX_TRANSFER_NOTE` characters)."""
@@ -141,11 +148,119 @@ class TransferHandler(ConsoleHandler):
         self.answer(0, "success", await self.chat.transfer(self.agent, visiter_id, to, note))
 
 
-class CloseHandler(ConsoleHandler):
+class CloseHandler(ConversationApiHandler):
     """`/admin/set/close`: end the conversation (`wolive_queue.state = complete`)."""
 
     async def post(self) -> None:
         self.answer(0, "success", await self.chat.close(self.agent, await self.visiter_arg()))
+
+
+class AgentTypingHandler(AgentApiHandler):
+    """`POST /admin/set/typing`: `visiter_id` (or `channel`), `typing` 1/0."""
+
+    quiet_statuses = QUIET_RATE_LIMIT
+
+    async def post(self) -> None:
+        visiter_id = await self.chat.resolve_visiter(
+            self.agent, self.arg("visiter_id", max_len=200), self.arg("channel", max_len=255))
+        self.answer(0, "success", await self.signals.agent_typing(
+            self.agent, visiter_id, flag(self)))
+
+
+# ---- the visitor card (`/admin/set/visitor`) -----------------------------------------------
+# What the workbench's right column shows of a visitor, and the name / phone / note an agent
+# keeps about it (`store.visitors`).
+
+
+@functools.lru_cache(maxsize=1)
+def _geoip() -> Any:
+    from geoip2fast import GeoIP2Fast  # its country data ships inside the package
+    return GeoIP2Fast(verbose=False)
+
+
+@functools.lru_cache(maxsize=4096)
+def place_of(ip: str) -> str:
+    """The country of an IP address, e.g. "China (CN)"; "Localhost" / "Private Network ..."
+    for local addresses; "" when unknown or not an address (geoip2fast's bundled data)."""
+    if not ip:
+        return ""
+    try:
+        found = _geoip().lookup(ip)
+    except Exception:  # a malformed address is simply unknown
+        return ""
+    if getattr(found, "is_private", False):
+        return str(found.country_name)
+    code = str(getattr(found, "country_code", "") or "")
+    if not code or code == "--":
+        return ""
+    return f"{found.country_name} ({code})"
+
+
+@functools.lru_cache(maxsize=2048)
+def parse_user_agent(ua: str) -> dict[str, Any]:
+    """`{browser, os, device, mobile}` from a User-Agent (ua-parser); empty strings when
+    unknown."""
+    if not ua:
+        return {"browser": "", "os": "", "device": "", "mobile": False}
+    from ua_parser import parse
+
+    r = parse(ua)
+
+    def name(part: Any) -> str:
+        if part is None:
+            return ""
+        return " ".join(str(x) for x in (part.family, part.major) if x and x != "Other")
+
+    device = ""
+    if r.device is not None and r.device.family not in ("Other", ""):
+        device = r.device.family
+    low = ua.lower()
+    mobile = any(w in low for w in ("mobile", "iphone", "android", "ipad"))
+    return {"browser": name(r.user_agent), "os": name(r.os), "device": device,
+            "mobile": mobile}
+
+
+class VisitorInfoHandler(AgentApiHandler):
+    """GET `visiter_id` (or `channel`): the visitor's card. POST also `name`, `tel`, `note`
+    (only those sent change)."""
+
+    async def card(self, visiter_id: str) -> dict[str, Any]:
+        visitor = await self.store.get_visiter(visiter_id, self.agent.business_id)
+        info = await self.store.visitor_info(visiter_id, self.agent.business_id) or {}
+        ua = info.get("user_agent", "") or ""
+        return {
+            "visiter_id": visiter_id, "visiter_name": visitor["visiter_name"],
+            "avatar": visitor["avatar"], "channel": visitor["channel"],
+            "online": visitor["state"] == "online", "ip": visitor["ip"],
+            "place": place_of(visitor["ip"]),
+            "from_url": visitor["from_url"], "referrer": info.get("referrer", "") or "",
+            "user_agent": ua, "device": parse_user_agent(ua),
+            "first_visit": int(info.get("first_visit") or 0),
+            "last_visit": int(info.get("last_visit") or 0),
+            "visits": int(info.get("visits") or 0),
+            "name": info.get("name", "") or "", "tel": info.get("tel", "") or "",
+            "note": info.get("note", "") or "",
+            # The newest rating this agent may see (issue 9), or None.
+            "rating": await Ratings(self.chat).latest_for_agent(
+                self.agent.service_id, self.agent.level, visiter_id, self.agent.business_id),
+        }
+
+    async def visiter(self, write: bool) -> str:
+        vid = await self.chat.resolve_visiter(
+            self.agent, self.arg("visiter_id", max_len=200), self.arg("channel", max_len=255))
+        await self.chat._queue_for(self.agent, vid, write=write)
+        return vid
+
+    async def get(self) -> None:
+        self.answer(0, "", await self.card(await self.visiter(write=False)))
+
+    async def post(self) -> None:
+        vid = await self.visiter(write=True)
+        values = {k: self.arg(k, max_len=n).strip() for k, n in EDITABLE.items()
+                  if k in self.body_args()}
+        if values:
+            await self.store.set_visitor_info(vid, self.agent.business_id, **values)
+        self.answer(0, "success", await self.card(vid))
 
 
 def routes() -> list[tuple[str, type]]:
@@ -164,4 +279,6 @@ def routes() -> list[tuple[str, type]]:
         (r"/admin/set/transfer", TransferHandler),
         (r"/admin/set/getswitch", TransferHandler),
         (r"/admin/set/close", CloseHandler),
+        (r"/admin/set/typing", AgentTypingHandler),
+        (r"/admin/set/visitor", VisitorInfoHandler),
     ]

@@ -1,5 +1,6 @@
-"""Agent management (`/admin/manager/...`, WoLive document "客服管理Api") and the
-super_manager's businesses (`/admin/business/...`).
+"""Agent management (`/admin/manager/...`, WoLive document "客服管理Api"), the
+super_manager's businesses (`/admin/business/...`) and the agent's own available / away
+status (`/admin/set/status`, issue 9; the rule and events: `realtime.chat.agent_status`).
 
 Thin: read the documented parameters (and only those: no mass assignment), check the
 caller's level and business, check new passwords (`realtime.passwords`), call
@@ -20,7 +21,7 @@ OK = "成功"
 
 
 class ManagerHandler(AgentApiHandler):
-    """Console URLs of this module: the use cases and the profile parameters."""
+    """Agent and business management: the use cases and the profile parameters."""
 
     def opt(self, name: str, max_len: int = 255) -> str | None:
         """A text parameter, or None when the caller did not send it."""
@@ -158,6 +159,16 @@ class BusinessStateHandler(ManagerHandler):
         self.answer(0, OK, await self.agents.set_business_state(caller, business_id, state))
 
 
+class SetStatusHandler(AgentApiHandler):
+    """`POST /admin/set/status` with `status` = `available` | `away` (the caller's own
+    status; `_xsrf` as every console POST). Answer `{code: 0, data: {service_id, status,
+    state, changed}}`; code 1 (400) for another value, 401 when not logged in."""
+
+    async def post(self) -> None:
+        status = self.arg("status", required=True, max_len=20)
+        self.answer(0, "", await self.agent_status.set(self.agent, status))
+
+
 def routes() -> list[tuple[str, type]]:
     return [
         (r"/admin/manager/regist[Ff]or[Ss]ervice", RegistForServiceHandler),
@@ -168,4 +179,5 @@ def routes() -> list[tuple[str, type]]:
         (r"/admin/business/list", BusinessListHandler),
         (r"/admin/business/add", BusinessAddHandler),
         (r"/admin/business/state", BusinessStateHandler),
+        (r"/admin/set/status", SetStatusHandler),
     ]

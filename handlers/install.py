@@ -1,20 +1,16 @@
-"""Console pages: the first-run installer, login and logout, the workbench."""
+"""The first-run installer, login and logout, and the root redirect (the password rules are
+`realtime.passwords`')."""
 from __future__ import annotations
 
-from typing import Any
 
 import tornado.web
 
 from realtime.chat.agents import USER_NAME_RE
-from realtime.chat.conversations import BUSINESS_ID_RE
+from realtime.chat.values import BUSINESS_ID_RE
 from realtime.passwords import PasswordRefused, check_new_password, check_password, hash_password
 from store import Conflict
 
-from .base import AGENT_COOKIE, ApiError, BaseHandler
-
-
-class PageHandler(BaseHandler):
-    html_errors = True
+from .base import AGENT_COOKIE, ApiError, PageHandler
 
 
 class RootHandler(PageHandler):
@@ -102,31 +98,10 @@ class LogoutHandler(PageHandler):
         self.redirect("/admin/login/index")
 
 
-class ConsoleHandler(PageHandler):
-    """`/admin/index/index`: the agent's workbench."""
-
-    async def get(self) -> None:
-        agent = self.current_user
-        if agent is None:
-            return self.redirect("/admin/login/index")
-        boot = self.boot()
-        # video.js shows the video button only when the business allows calls.
-        boot["video_state"] = (await self.store.get_business(agent.business_id))["video_state"]
-        boot["presence"] = await self.agent_status.boot(agent)
-        self.render("console.html", agent=agent, boot=boot)
-
-    def boot(self) -> dict[str, Any]:
-        agent = self.agent
-        return {"service_id": agent.service_id, "business_id": agent.business_id,
-                "nick_name": agent.nick_name, "avatar": agent.avatar, "level": agent.level,
-                "pusher": self.pusher_client}
-
-
 def routes() -> list[tuple[str, type]]:
     return [
         (r"/", RootHandler),
         (r"/install(?:\.php)?", InstallHandler),
         (r"/admin/login/index", LoginHandler),
         (r"/admin/login/logout", LogoutHandler),
-        (r"/admin(?:/index(?:/index)?)?/?", ConsoleHandler),
     ]

@@ -1,4 +1,5 @@
-"""Visitor-facing API (`/admin/event/...`) and the visitor chat window (`/index/index/home`).
+"""Visitor-facing API (`/admin/event/...`) and the visitor chat window (`/index/index/home`):
+assignment, messages, history, queue position, contact details, typing and read receipts.
 
 Parameter names are the WoLive document's. A visitor proves who it is with `channel`, the
 unguessable name the server gave its window (or the signed cookie the window set).
@@ -12,13 +13,14 @@ from typing import Any
 
 from realtime import inputs
 from realtime.chat import channels
-from realtime.chat.conversations import ChatError
+from realtime.chat.errors import ChatError
+from realtime.chat.visitors import CONTACT_LIMITS
 from realtime.chat.identity import Resolved
 from realtime.pusher.signing import same
 from store import NotFound
 
 from . import identity
-from .base import ApiError, BaseHandler, VisitorApiHandler
+from .base import QUIET_RATE_LIMIT, ApiError, BaseHandler, VisitorApiHandler, flag
 
 VISITOR_COOKIE = "wolive_visitor"
 
@@ -107,6 +109,49 @@ class PositionHandler(VisitorApiHandler, VisitorMixin):
         self.answer(0, "", data)
 
     post = get
+
+
+class ContactHandler(VisitorApiHandler, VisitorMixin):
+    """`/admin/event/contact`: contact details a visitor leaves when its agent is away (issue 9,
+    "Told when the agent leaves"); the rules are `realtime.chat.visitors.Visitors.leave_contact`'s.
+
+    POST `visiter_id`, `business_id`, `channel`, and `name`, `tel`, `email`, `note`
+    (`tel` or `email` required). Data `{cid, saved}`: the transcript line's cid and the
+    visitor-details fields it filled."""
+
+    async def post(self) -> None:
+        visiter_id = self.arg("visiter_id", required=True, max_len=200)
+        business_id = self.arg("business_id", required=True, max_len=100)
+        values = {k: self.arg(k, "", max_len=n) for k, n in CONTACT_LIMITS.items()}
+        data = await self.chat.leave_contact(
+            visiter_id, business_id, self.visitor_channel_arg(business_id, visiter_id), values)
+        self.answer(0, "success", data)
+
+
+class VisitorTypingHandler(VisitorApiHandler, VisitorMixin):
+    """`POST /admin/event/typing`: `visiter_id`, `business_id`, `channel`, `typing` 1/0."""
+
+    quiet_statuses = QUIET_RATE_LIMIT
+
+    async def post(self) -> None:
+        visiter_id = self.arg("visiter_id", required=True, max_len=200)
+        business_id = self.arg("business_id", required=True, max_len=100)
+        self.answer(0, "success", await self.signals.visitor_typing(
+            visiter_id, business_id, self.visitor_channel_arg(business_id, visiter_id),
+            flag(self)))
+
+
+class VisitorReadHandler(VisitorApiHandler, VisitorMixin):
+    """`POST /admin/event/read`: `visiter_id`, `business_id`, `channel`, `cid` (the newest
+    agent message the window showed; 0 or absent: all)."""
+
+    async def post(self) -> None:
+        visiter_id = self.arg("visiter_id", required=True, max_len=200)
+        business_id = self.arg("business_id", required=True, max_len=100)
+        data: dict[str, Any] = await self.signals.visitor_read(
+            visiter_id, business_id, self.visitor_channel_arg(business_id, visiter_id),
+            self.int_arg("cid", 0, lo=0))
+        self.answer(0, "success", data)
 
 
 class HomeHandler(BaseHandler):
@@ -262,5 +307,8 @@ def routes() -> list[tuple[str, type]]:
         (r"/admin/event/chats?", VisitorChatsHandler),
         (r"/admin/event/history", VisitorHistoryHandler),
         (r"/admin/event/position", PositionHandler),
+        (r"/admin/event/contact", ContactHandler),
+        (r"/admin/event/typing", VisitorTypingHandler),
+        (r"/admin/event/read", VisitorReadHandler),
         (r"/index/index/home", HomeHandler),
     ]
