@@ -69,7 +69,7 @@ def test_every_route_is_in_the_map_with_the_module_that_serves_it() -> None:
         if module not in feature_of[found[0]].get("handlers", []):
             problems.append(f"{pattern}: served by {module}, not named by {found[0]!r}")
     problems += [f"{url}: listed but not routed" for url in where if url not in routes]
-    assert problems == []
+    assert problems == [], "docs/architecture.md and the routes disagree:\n" + "\n".join(problems)
 
 
 @pytest.mark.parametrize("broken, expected", [
