@@ -11,6 +11,7 @@ import pytest
 
 from conftest import ROOT, write_config
 from helpers import PASSWORD, Client, db_rows
+from shop import Shop
 
 
 
@@ -149,3 +150,25 @@ def test_create_admin_flag(tmp_path: Path) -> None:
     weak = subprocess.run(cmd[:-4] + ["--create-admin", "x2"], capture_output=True, text=True,
                           env=dict(os.environ, WOLIVE_ADMIN_PASSWORD="short"), timeout=60)
     assert weak.returncode == 2 and "at least 8" in weak.stderr
+
+
+@pytest.mark.gen_test
+async def test_head_on_pages_is_answered_like_get(shop: Shop) -> None:
+    """A monitor or link checker sends HEAD: a page answers it as GET without a body
+    (RFC 9110 9.3.2), not 405."""
+    stranger = Client(shop.base_url)
+    for client, path, status in [
+            (stranger, "/admin/login/index", 200), (stranger, "/", 302),
+            (shop.boss.client, "/admin/index/index", 200),
+            (shop.boss.client, "/admin/page/history", 200),
+            (shop.boss.client, "/admin/page/settings", 200),
+            (stranger, "/admin/page/history", 302),
+            (stranger, "/index/index/message?business_id=shop1", 200),
+            (stranger, "/index/index/home?business_id=shop1", 200)]:
+        got = await client.fetch(path)
+        head = await client.fetch(path, "HEAD")
+        assert (head.code, got.code) == (status, status), (path, head.code, got.code)
+        assert head.body == b"", path
+        assert head.headers.get("Content-Type") == got.headers.get("Content-Type"), path
+    # An API stays what it was: HEAD is not one of its methods.
+    assert (await shop.boss.client.fetch("/admin/set/getchats", "HEAD")).code == 405

@@ -654,3 +654,31 @@ async def test_every_url_that_acts_on_another_agent_follows_one_rule(
     if not allowed:
         for table, rows in before.items():
             assert db_rows(world.db, f"SELECT * FROM {table}") == rows, table
+
+
+@pytest.mark.gen_test
+async def test_user_names_differing_only_in_case_are_one_name(shop: Shop) -> None:
+    """"Alice" and "alice" are one user name on every database (MariaDB's collation already
+    said so; SQLite now has a NOCASE unique index): registering, renaming to or installing
+    a name taken in another case is refused 409 and writes nothing; logging in ignores case
+    as MariaDB does."""
+    db = shop.db
+    boss = shop.boss.client
+    form = {"user_name": "Alice", "nick_name": "Alice", "password": PW,
+            "password2": PW}
+    code, body = await boss.json("/admin/manager/registForService", "POST", form=form)
+    assert (code, body["code"]) == (200, 0), body
+    for name in ("alice", "ALICE", "BOSS"):
+        code, body = await boss.json("/admin/manager/registForService", "POST",
+                                     form={**form, "user_name": name})
+        assert code == 409 and body["code"] != 0 and "taken" in body["msg"], (name, body)
+    # Renaming oneself to another agent's name in another case: refused too.
+    code, body = await boss.json("/admin/manager/update", "POST",
+                                 form={"user_name": "aLiCe"})
+    assert code == 409, body
+    names = sorted(r["user_name"] for r in db_rows(db, "SELECT user_name FROM wolive_service"))
+    assert names == ["Alice", "boss"]
+    # Logging in with the name in another case is the same agent.
+    alice = Client(shop.base_url)
+    resp = await alice.login("ALICE", PW)
+    assert resp.code == 302 and resp.headers["Location"] == "/admin/index/index"

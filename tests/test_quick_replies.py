@@ -264,3 +264,13 @@ async def test_a_database_from_before_gains_the_table(db_url: str) -> None:
         t = db_rows(db_url, "SELECT ENGINE, TABLE_COLLATION FROM information_schema.TABLES "
                     "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'wolive_quick_reply'")
         assert t[0]["ENGINE"] == "InnoDB" and t[0]["TABLE_COLLATION"].startswith("utf8mb4")
+
+
+@pytest.mark.gen_test
+async def test_a_bad_quick_reply_id_is_named_as_bad_not_missing(shop: Shop) -> None:
+    for value, said in (("-1", "parameter id is out of range (1 to"),
+                        ("0", "parameter id is out of range (1 to"),
+                        ("", "missing parameter: id")):
+        code, body = await shop.boss.client.json("/admin/quickreply/delete", "POST",
+                                                 form={"id": value})
+        assert (code, body["code"]) == (400, 1) and body["msg"].startswith(said), (value, body)

@@ -307,3 +307,23 @@ async def test_installers_racing_on_mariadb_make_one_admin_and_refuse_the_rest(
     finally:
         for s in stores:
             await s.close()
+
+
+@pytest.mark.gen_test
+async def test_nocase_migration_keeps_an_existing_clash_working(tmp_path, caplog) -> None:
+    """An older SQLite database that already holds "Bob" and "bob": migration 10 leaves it
+    working (both agents kept) and names the pair in the log."""
+    from store import Store
+    url = f"sqlite:///{tmp_path}/old.db"
+    store = await Store.open(url)
+    await store.close()
+    db_rows(url, "DROP INDEX service_user_name_nocase")
+    db_rows(url, "DELETE FROM wolive_schema WHERE version >= 10")
+    db_rows(url, "INSERT INTO wolive_service (user_name, nick_name, password, business_id, "
+                 "level, parent_id) VALUES ('Bob', 'B', 'x', 'b', 'service', 0), "
+                 "('bob', 'b', 'x', 'b', 'service', 0)")
+    with caplog.at_level("WARNING", logger="wolive.store"):
+        store = await Store.open(url)
+        await store.close()
+    assert "Bob, bob" in caplog.text or "bob, Bob" in caplog.text
+    assert len(db_rows(url, "SELECT * FROM wolive_service")) == 2

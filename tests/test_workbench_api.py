@@ -10,6 +10,8 @@ import pytest
 from helpers import BIZ, Client, db_rows
 from shop import Agent, Shop, Visitor, expect_about, get, post
 
+from realtime.chat.signals import TYPING_WINDOW_S
+
 IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
           "(KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1")
 Workbench = tuple[Shop, dict[str, Agent], Visitor]
@@ -24,7 +26,7 @@ async def say(v: Visitor, content: str) -> dict[str, Any]:
 
 @pytest.mark.gen_test(timeout=30)
 async def test_typing_both_ways_rate_limited_and_checked(
-        workbench: Workbench, base_url: str) -> None:
+        workbench: Workbench, base_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     s, ag, v1 = workbench
     anna, bert = ag["anna"], ag["bert"]
     assert v1.sock and anna.sock and bert.sock
@@ -74,8 +76,11 @@ async def test_typing_both_ways_rate_limited_and_checked(
     assert resp.code == 403
     await v1.sock.nothing(0.2)
 
-    # Once the window has passed the agent may signal again.
-    await asyncio.sleep(2.05)
+    # Once the window has passed the agent may signal again: the limiter's clock is moved past
+    # the window instead of waiting it out.
+    limiter = s.server.services.signals.limit
+    later = limiter.clock() + TYPING_WINDOW_S
+    monkeypatch.setattr(limiter, "clock", lambda: later)
     code, body = await post(anna, "/admin/set/typing", visiter_id="v1", typing="1")
     assert (code, body["code"]) == (200, 0), body
     assert (await v1.sock.expect("typing"))["data"]["typing"] is True
@@ -234,3 +239,31 @@ async def test_visitor_card_device_visits_and_notes(workbench: Workbench) -> Non
 def test_place_of_an_ip(ip: str, place: str) -> None:
     from handlers.conversations import place_of
     assert place_of(ip) == place
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_reading_in_one_console_tab_clears_the_unread_count_in_the_others(
+        shop: Shop) -> None:
+    """The agent reads a conversation in one tab (`/admin/set/getwatch`): its other tabs
+    hear `kefu{id}` `agent_read` `{visiter_id, cid}` (the newest visitor message now read)
+    and drop their unread count; nothing is pushed when nothing was unread."""
+    s = shop
+    await s.online(s.boss)
+    v = await s.visitor("v1")
+    assert (await s.notice(v))["data"]["service_id"] == s.boss.sid
+    code, body = await v.client.json("/admin/event/chats", "POST",
+                                     form={**v.ids, "content": "hello?"})
+    assert body["code"] == 0, body
+    cid = body["data"]["cid"]
+    code, body = await post(s.boss, "/admin/set/getwatch", visiter_id="v1")
+    assert body["data"] == {"marked": 1}
+    assert s.boss.sock is not None
+    frame = await s.boss.sock.expect("agent_read", f"kefu{s.boss.sid}")
+    assert frame["data"] == {"visiter_id": "v1", "cid": cid}
+    code, body = await post(s.boss, "/admin/set/getwatch", visiter_id="v1")
+    assert body["data"] == {"marked": 0}
+    # Nothing pushed for it: the next event on the channel (the visitor writing again) is
+    # not preceded by an `agent_read`.
+    await v.client.json("/admin/event/chats", "POST", form={**v.ids, "content": "again"})
+    await s.boss.sock.expect("cu-event", f"kefu{s.boss.sid}")
+    assert [f for f in s.boss.sock.pending if f.get("event") == "agent_read"] == []
