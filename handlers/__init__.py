@@ -16,12 +16,12 @@ def default_handlers() -> list[Any]:
     and `/assets/(.*)` come after the fixed paths they would also match; no two modules'
     patterns overlap)."""
     out: list[Any] = []
-    out.extend(ops.routes())  # metrics and health (issue 13)
-    out.extend(pages.routes())  # the workbench and the console's other pages (issue 5)
+    out.extend(ops.routes())  # metrics and health
+    out.extend(pages.routes())  # the workbench and the console's other pages
     out.extend(quick_replies.routes())  # quick replies on the server
     out.extend(ratings.routes())  # end and rating
-    out.extend(identity.routes())  # visitor identity settings (issue 10)
-    out.extend(reports.routes())  # reports for managers (issue 13)
+    out.extend(identity.routes())  # visitor identity settings
+    out.extend(reports.routes())  # reports for managers
     for module in (pusher, visitor, conversations, agents, content, history, uploads, video,
                    webhook, wechat, install, assets):
         out.extend(module.routes())

@@ -1,6 +1,6 @@
 """Agent management (`/admin/manager/...`, WoLive document "客服管理Api"), the
 super_manager's businesses (`/admin/business/...`) and the agent's own available / away
-status (`/admin/set/status`, issue 9; the rule and events: `realtime.chat.agent_status`).
+status (`/admin/set/status`; the rule and events: `realtime.chat.agent_status`).
 
 Thin: read the documented parameters (and only those: no mass assignment), check the
 caller's level and business, check new passwords (`realtime.passwords`), call

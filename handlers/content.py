@@ -3,9 +3,9 @@
 WoLive document: "问候语添加Api" (`/admin/manager/cmtalk`), "添加常用问题"
 (`/admin/manager/addquestion`), "添加tab的编辑面版" (`/admin/set/gettab`), the
 `wolive_business` switches and `wolive_message`; the other URLs here are the lists, toggles
-and deletes the original console had around them (WOLIVE-NOTES, "Console the original
-had"). Use cases and rules live in realtime/chat/content.py; this module parses, checks who is
-calling (level, business) and answers.
+and deletes the original WoLive console had around them. Use cases and rules live in
+realtime/chat/content.py; this module parses, checks who is calling (level, business) and
+answers.
 """
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ class ContentMixin(BaseHandler):
 
 class ContentApiHandler(AgentApiHandler, ContentMixin):
     """A console URL scoped to one business: the caller's, or for a super_manager the one
-    named by `business_id` (WOLIVE-NOTES: no agent touches another business's data)."""
+    named by `business_id` (no agent touches another business's data)."""
 
     def scoped_business(self, level: str = "service") -> str:
         agent = self.require_level(level)

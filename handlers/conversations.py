@@ -240,7 +240,7 @@ class VisitorInfoHandler(AgentApiHandler):
             "visits": int(info.get("visits") or 0),
             "name": info.get("name", "") or "", "tel": info.get("tel", "") or "",
             "note": info.get("note", "") or "",
-            # The newest rating this agent may see (issue 9), or None.
+            # The newest rating this agent may see, or None.
             "rating": await Ratings(self.chat).latest_for_agent(
                 self.agent.service_id, self.agent.level, visiter_id, self.agent.business_id),
         }

@@ -1,4 +1,4 @@
-"""Visitor identity bound to the browser (issue 10, item 3; rules in `realtime.chat.identity`).
+"""Visitor identity bound to the browser (rules in `realtime.chat.identity`).
 
 - The chat window's token cookie (`wolive_vt`, signed, HttpOnly): up to `MAX_HELD` entries
   `[business_id, asked visiter_id, visiter_id, token]`, most recent first.

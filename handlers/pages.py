@@ -1,7 +1,7 @@
-"""The console's pages: the agent's workbench (`/admin/index/index`) and the other pages
-(issue 5): history, agents, settings, message board, businesses, embed code, reports
-(issue 13). Each other page is a page shell (templates/page_*.html) whose script
-calls the JSON APIs of docs/api.md; the handler only checks who is asking.
+"""The console's pages: the agent's workbench (`/admin/index/index`) and the other pages:
+history, agents, settings, message board, businesses, embed code, reports. Each other page
+is a page shell (templates/page_*.html) whose script calls the JSON APIs of docs/api.md;
+the handler only checks who is asking.
 
 Not logged in: 302 to the login page. Logged in below the page's level: 403 with a page that
 keeps the top bar, so the agent can go elsewhere.
@@ -73,7 +73,7 @@ class ConsolePage(PageHandler):
                 "business_id": agent.business_id, "nick_name": agent.nick_name,
                 "avatar": agent.avatar, "level": agent.level,
                 "pusher": self.pusher_client, "base": self.public_base(),
-                # Keeps the agent online on every page (issue 9; static/.../presence.js).
+                # Keeps the agent online on every page (static/.../presence.js).
                 "presence": await self.agent_status.boot(agent)}
 
 

@@ -113,9 +113,9 @@ def query_values(query: str) -> dict[str, str]:
 
 
 class PusherApiHandler(BaseHandler):
-    """Base of the HTTP API: signed requests only (PUSHER-COMPAT, "HTTP API"); JSON always,
-    `{"error": ...}` on failure: 400 malformed, 401 signature, 403 disabled app, 404 unknown
-    app, 413 too large."""
+    """Base of the HTTP API: signed requests only (docs/api.md, "Pusher", "HTTP API");
+    JSON always, `{"error": ...}` on failure: 400 malformed, 401 signature, 403 disabled app,
+    404 unknown app, 413 too large."""
 
     app: App
 

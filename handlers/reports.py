@@ -1,4 +1,4 @@
-"""Reports for managers (issue 13, item 7; docs/api.md, "Reports").
+"""Reports for managers (docs/api.md, "Reports").
 
 `GET /admin/report/data?from=YYYY-MM-DD&to=YYYY-MM-DD[&service_id=][&business_id=]` →
 `{code: 0, data: {from, to, business_id, service_id, days, agents, totals}}`;

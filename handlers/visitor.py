@@ -112,8 +112,9 @@ class PositionHandler(VisitorApiHandler, VisitorMixin):
 
 
 class ContactHandler(VisitorApiHandler, VisitorMixin):
-    """`/admin/event/contact`: contact details a visitor leaves when its agent is away (issue 9,
-    "Told when the agent leaves"); the rules are `realtime.chat.visitors.Visitors.leave_contact`'s.
+    """`/admin/event/contact`: contact details a visitor leaves when its agent is away
+    (docs/api.md, "When the visitor's agent leaves"); the rules are
+    `realtime.chat.visitors.Visitors.leave_contact`'s.
 
     POST `visiter_id`, `business_id`, `channel`, and `name`, `tel`, `email`, `note`
     (`tel` or `email` required). Data `{cid, saved}`: the transcript line's cid and the
@@ -192,8 +193,8 @@ class HomeHandler(BaseHandler):
             raise ApiError(max(exc.status, 400), exc.code, exc.msg) from None
         except NotFound:
             raise ApiError(404, 1, f"unknown business_id {business_id!r}") from None
-        # Who this browser is (issue 10, item 3; handlers/identity.py), the visit and the
-        # visitor card's note: one transaction (`Store.unit`).
+        # Who this browser is (handlers/identity.py), the visit and the visitor card's note:
+        # one transaction (`Store.unit`).
         async with self.store.unit():
             found = await self.visit(business_id, asked, sign, final)
         if found is None:

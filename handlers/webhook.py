@@ -10,9 +10,9 @@ and ignored.
 
 The body is trusted only when `X-Pusher-Signature` is hex HMAC-SHA256 of the raw body with
 the secret of the app named by `X-Pusher-Key` (one of `pusher.apps`), compared in constant
-time (the original compared with `==`: WOLIVE-NOTES, "Flaws of the original"), and its
-`time_ms` is within `WEBHOOK_MAX_AGE_S` of our clock (a captured body cannot be replayed
-later to flip someone's state).
+time (the original WoLive compared with `==`), and its `time_ms` is within
+`WEBHOOK_MAX_AGE_S` of our clock (a captured body cannot be replayed later to flip someone's
+state).
 """
 from __future__ import annotations
 

@@ -40,8 +40,8 @@ def check_new_password(password: str, password2: str | None = None) -> None:
 
 
 async def hash_password(password: str, rounds: int) -> str:
-    """bcrypt with `rounds` (config `security.bcrypt_rounds`), off the IOLoop (a cost-12
-    hash takes ~0.25 s of CPU)."""
+    """bcrypt with `rounds` (config `security.bcrypt_rounds`), off the IOLoop (bcrypt is
+    slow on purpose: at the usual costs a hash takes a sizeable fraction of a second of CPU)."""
     loop = asyncio.get_running_loop()
     salt = bcrypt.gensalt(rounds)
     hashed = await loop.run_in_executor(None, bcrypt.hashpw, password.encode(), salt)
@@ -49,8 +49,8 @@ async def hash_password(password: str, rounds: int) -> str:
 
 
 async def check_password(password: str, stored: str, user_name: str) -> bool:
-    """bcrypt, or once the later WoLive `md5(user_name + "hjkj" + password)` (WOLIVE-NOTES,
-    "Passwords from an existing WoLive database"; for an agent the import renamed, with its
+    """bcrypt, or once the later WoLive `md5(user_name + "hjkj" + password)` (README.md,
+    "Moving from WoLive"; for an agent the import renamed, with its
     old name: `RENAMED_MD5_PREFIX`); the caller rehashes that with bcrypt."""
     if stored.startswith("$2"):
         loop = asyncio.get_running_loop()

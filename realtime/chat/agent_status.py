@@ -1,5 +1,5 @@
-"""An agent's explicit status, `available` or `away` (issue 9), and the channel names every
-console page receives in its boot data.
+"""An agent's explicit status, `available` or `away`, and the channel names every console
+page receives in its boot data.
 
 Two different things say whether an agent takes chats:
 

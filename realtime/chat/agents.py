@@ -2,9 +2,9 @@
 
 URLs are the WoLive document's "客服管理Api" (`/admin/manager/registForService`, `update`,
 `modify`) plus list / delete and the super_manager's business pages. The rules close the
-original's flaws (WOLIVE-NOTES, "Flaws of the original"): any agent could reset any
-password, delete agents, create a super_manager and touch other businesses; POST bodies were
-written whole into tables; names and avatars carried stored XSS.
+flaws of the original WoLive, where any agent could reset any password, delete agents,
+create a super_manager and touch other businesses; POST bodies were written whole into
+tables; names and avatars carried stored XSS.
 
 Rules, in one place:
 - levels rank service < manager < super_manager (`wolive_service.level`); nobody creates a
@@ -75,7 +75,7 @@ def check_user_name(user_name: str) -> str:
 
 def check_nick_name(nick_name: str) -> str:
     """Stripped; raises `AgentError` 400 when empty, over 64 characters, or holding `<`, `>`
-    or control characters (names are shown to visitors: WOLIVE-NOTES, stored XSS)."""
+    or control characters (names are shown to visitors: no stored XSS)."""
     nick_name = (nick_name or "").strip()
     if not nick_name:
         raise AgentError("nick_name is empty / 昵称不能为空", 400)

@@ -19,7 +19,7 @@ def pick_agent(online: list[dict[str, Any]], cap: int = 0) -> int | None:
     away?}]`: the fewest open conversations, ties to the one idle longest (smallest
     `idle_since_ms`), then the lowest id; agents at `cap` (> 0) and agents `away` are passed
     over. None when all are full or away.
-    (WOLIVE-NOTES: the original's "fewest queue rows ever" replaced by current load.)"""
+    (The original WoLive counted queue rows ever assigned; this counts current load.)"""
     free = [r for r in online if not r.get("away") and (not cap or r["load"] < cap)]
     if not free:
         return None

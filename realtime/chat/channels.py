@@ -11,7 +11,7 @@ kind                    name                            who listens (source)
                                                         logout, video, video-refuse (the WoLive
                                                         document); held = the agent is online
 `AGENT_NOTICES`         `ud{service_id}`                the agent's consoles: on_notice (the
-                                                        WoLive document), status (issue 9)
+                                                        WoLive document), status (wolive)
 `BUSINESS`              `all{business_id}`              the business's agents: on_notice, a
                                                         visitor waits (the WoLive document)
 `VISITOR`               `cu{channel}`                   the visitor's windows: my-event, video,
@@ -20,7 +20,7 @@ kind                    name                            who listens (source)
                                                         `realtime.pusher.signing.visitor_channel`
 `AGENT_STATE`           `se{service_id}`                the agent's visitors' windows: geton,
                                                         logout (the WoLive document), status
-`TEAM`                  `presence-business-{business_id}`  online colleagues (wolive, issue 9)
+`TEAM`                  `presence-business-{business_id}`  online colleagues (wolive)
 `PRIVATE_AGENT`         `private-agent-{service_id}`    an app's own private channel per agent
 `ENCRYPTED_AGENT`       `private-encrypted-agent-{id}`  the same, end-to-end encrypted
 `CALL`                  `private-call-{32 hex}`         one video call's signalling
@@ -208,7 +208,7 @@ def _agent_like(name: str) -> bool:
 
 def subscription_refusal(caller: Caller, name: str) -> str | None:
     """Why `caller` may not subscribe to the public channel `name`, or None to allow it
-    (closes the original's "every channel public" flaw, WOLIVE-NOTES): `kefu{id}` and
+    (in the original WoLive every channel was public): `kefu{id}` and
     `ud{id}` only that agent's console (any other `kefu`/`ud` + digits name nobody's),
     anything starting with `all` only `all{caller's business_id}`. Visitor (`cu`) and
     `se` channels are left open: a visitor's channel is unguessable, an agent's state is

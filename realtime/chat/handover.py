@@ -122,11 +122,11 @@ class Handover(Assignment):
         return True
 
     async def claim(self, agent: Agent, visiter_id: str) -> dict[str, Any]:
-        """`/admin/set/get`: take a waiting visitor (WOLIVE-NOTES: "the claim must be atomic
-        — exactly one agent wins"). One conditional UPDATE decides; the winner's visitor
-        gets `cu{channel}` `cu_notice` (the agent and its greeting), the winner's consoles
-        `ud{id}` `on_notice`, the business's agents `all{business_id}` `claimed`
-        `{visiter_id, service_id, nick_name, reason}`; those still waiting their new
+        """`/admin/set/get`: take a waiting visitor, atomically: of any number of agents
+        exactly one wins (docs/api.md, "Console API"). One conditional UPDATE decides; the
+        winner's visitor gets `cu{channel}` `cu_notice` (the agent and its greeting), the
+        winner's consoles `ud{id}` `on_notice`, the business's agents `all{business_id}`
+        `claimed` `{visiter_id, service_id, nick_name, reason}`; those still waiting their new
         places (`publish_positions`). Returns the conversation entry. The winner's greeting
         is stored as its first message (`_greet`).
 

@@ -151,7 +151,7 @@ class History:
         out = page_of(rows, total, page, limit)
         out.update(visiter_id=visitor["visiter_id"], visiter_name=visitor["visiter_name"],
                    avatar=visitor["avatar"], start=since, end=until)
-        # The visitor's ratings given in the span (issue 9), oldest first.
+        # The visitor's ratings given in the span, oldest first.
         out["ratings"] = [{k: r[k] for k in RATING_FIELDS} for r in
                           await self.store.ratings_between(business_id, visitor["visiter_id"],
                                                            since, until, service_id=only)]

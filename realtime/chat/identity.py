@@ -1,4 +1,4 @@
-"""Visitor identity bound to the browser (issue 10, item 3): knowing an id is never proof.
+"""Visitor identity bound to the browser: knowing an id is never proof.
 
 A visitor's channel is derived from `(business_id, visiter_id)` with a server secret, and the
 channel is what every visitor API takes as proof. So the chat window must hand a visitor's

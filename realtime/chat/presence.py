@@ -1,7 +1,7 @@
 """Who is online, written to the database from channel occupancy.
 
 An agent is online while any console tab holds `kefu{service_id}`; a visitor while its
-window holds `cu{channel}` (WOLIVE-NOTES, "Online / offline"). On a change the tracker
+window holds `cu{channel}` (docs/api.md, "Channels and events"). On a change the tracker
 writes `wolive_service.state` / `wolive_visiter.state` and pushes `geton` / `logout`: to
 `se{service_id}` for an agent, to the visitor's agent's `kefu{service_id}` for a visitor.
 
@@ -10,7 +10,7 @@ one transaction for agents and one for visitors (`Store.set_service_states`,
 `Store.set_visiter_states`), so a connect storm of thousands of sockets holds one pooled
 connection, not one per socket. On SQLite that writer and the listeners take turns
 (`Store.background_turn`: one SQLite writer, so they queue on an asyncio lock, not in the pool
-or for SQLite's lock), and requests keep the rest of the pool (issue 10 item 7).
+or for SQLite's lock), and requests keep the rest of the pool.
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from ..pusher.hub import Hub
 log = logging.getLogger("wolive.presence")
 
 #: A channel vacated for less than this is not an offline/online flap: a page reload
-#: re-subscribes well within it (PUSHER-COMPAT, "Webhooks": vacated held ~3 s).
+#: re-subscribes well within it (Pusher likewise delays `channel_vacated` a few seconds).
 VACATE_GRACE_S = 3.0
 
 #: A presence write (or listener) that found the database unavailable is tried again after

@@ -1,4 +1,4 @@
-"""Reports for managers (issue 13, item 7): per day and per agent, over a date range.
+"""Reports for managers: per day and per agent, over a date range.
 
 Built from `wolive_conversation` (store/reports.py) and `wolive_rating`. Definitions (also in
 docs/api.md, "Reports"):

@@ -1,4 +1,4 @@
-"""Typing indicators and read receipts, both ways (issue 5, the agent workbench).
+"""Typing indicators and read receipts, both ways (the agent workbench).
 
 - The agent types: `/admin/set/typing` → `cu{channel}` `typing` `{service_id, nick_name,
   typing}`.

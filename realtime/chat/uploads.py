@@ -2,10 +2,8 @@
 
 The WoLive document's upload URLs (`/admin/event/upload` field `upload`,
 `/admin/event/uploadfile` field `folder`, `/admin/manager/uploadpic` field `img_head`) store
-a file and answer its URL path. The original stored them in the web root under names built
-from user input, with an extension blacklist (WOLIVE-NOTES, "Flaws of the original":
-"Uploads: extension blacklist, user input in the path, files served from the web root").
-Here:
+a file and answer its URL path. The original WoLive stored them in the web root under names
+built from user input, checked only by an extension blacklist. Here:
 
 - the type is read from the bytes (the `filetype` package), never from the name or the
   client's Content-Type; an image must be PNG, JPEG, GIF or WebP and its header must give

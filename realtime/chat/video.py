@@ -2,9 +2,9 @@
 the private call channels both sides later join for WebRTC signalling.
 
 Document: agents listen on `kefu{service_id}` and visitors on `cu{channel}` for `video`
-("监听视频申请请求") and `video-refuse` ("监听对方拒绝视频的请求"). WOLIVE-NOTES, "Video":
-the WebRTC offer / answer / ICE candidates travel as client events on a private channel for
-the call; STUN/TURN servers come from config (the original hard-coded a third party's).
+("监听视频申请请求") and `video-refuse` ("监听对方拒绝视频的请求"). The WebRTC
+offer / answer / ICE candidates travel as client events on a private channel for the call;
+STUN/TURN servers come from config (the original hard-coded a third party's).
 
 A request allocates `private-call-<32 hex>`, remembered (`CALL_TTL_S`) with the one agent and
 the one visitor who may join it (`Video.may_join_call`), so a call's signalling can be read

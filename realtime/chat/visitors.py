@@ -84,7 +84,7 @@ class Visitors(Handover):
                       visiter_name: str = "", avatar: str = "", record: str = "",
                       ip: str = "", special: int | None = None) -> NoticeAnswer:
         """`/admin/event/notice`: assign the visitor (WoLive document, "访客分配接口";
-        WOLIVE-NOTES, "Assigning a visitor").
+        docs/api.md, "`POST /admin/event/notice` — visitor").
 
         Codes: 0 assigned (data: the agent and its greeting; pushes `ud{id}` `on_notice` and
         `cu{channel}` `cu_notice`), 1 business closed, 2 waiting in the queue (data:

@@ -1,6 +1,6 @@
 """WeChat: agents bind their WeChat `open_id` (`wolive_weixin`), and an agent who is
 offline gets a WeChat Official Account template message when a visitor writes to it or
-arrives while nobody is online (WOLIVE-NOTES, "WeChat").
+arrives while nobody is online (docs/api.md, "WeChat").
 
 The client speaks the documented WeChat API (`wechat.api_base`, default
 https://api.weixin.qq.com):
