@@ -97,7 +97,7 @@ class ModifyHandler(ManagerHandler):
         self.answer(0, OK)
 
 
-class ListHandler(ManagerHandler):
+class AgentListHandler(ManagerHandler):
     """`GET /admin/manager/list`: the agents of the caller's business, or of `business_id`
     for a super_manager. Manager and up. Never the password hash."""
 
@@ -109,7 +109,7 @@ class ListHandler(ManagerHandler):
     post = get
 
 
-class DeleteHandler(ManagerHandler):
+class AgentDeleteHandler(ManagerHandler):
     """`POST /admin/manager/delete`: `service_id`. Manager and up."""
 
     async def post(self) -> None:
@@ -174,8 +174,8 @@ def routes() -> list[tuple[str, type]]:
         (r"/admin/manager/regist[Ff]or[Ss]ervice", RegistForServiceHandler),
         (r"/admin/manager/update", UpdateHandler),
         (r"/admin/manager/modify", ModifyHandler),
-        (r"/admin/manager/list", ListHandler),
-        (r"/admin/manager/delete", DeleteHandler),
+        (r"/admin/manager/list", AgentListHandler),
+        (r"/admin/manager/delete", AgentDeleteHandler),
         (r"/admin/business/list", BusinessListHandler),
         (r"/admin/business/add", BusinessAddHandler),
         (r"/admin/business/state", BusinessStateHandler),

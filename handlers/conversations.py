@@ -93,7 +93,7 @@ class GetMessageHandler(ConversationApiHandler):
     post = get
 
 
-class HistoryHandler(AgentApiHandler):
+class ConversationHistoryHandler(AgentApiHandler):
     """`/admin/set/history`: one conversation's messages, oldest first; `before` = a cid,
     or `after` = a cid (what came after it: a reconnecting console's missed messages)."""
 
@@ -272,7 +272,7 @@ def routes() -> list[tuple[str, type]]:
         (r"/admin/set/getchatnow", GetChatNowHandler),
         (r"/admin/set/getblackdata", GetBlackDataHandler),
         (r"/admin/set/getmessage", GetMessageHandler),
-        (r"/admin/set/history", HistoryHandler),
+        (r"/admin/set/history", ConversationHistoryHandler),
         (r"/admin/set/getwatch", WatchHandler),
         (r"/admin/set/blacklist", BlacklistHandler),
         (r"/admin/set/unblack", UnblackHandler),

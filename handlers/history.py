@@ -15,7 +15,7 @@ from .base import AgentApiHandler
 from .content import ContentMixin
 
 
-class HistoryHandler(AgentApiHandler, ContentMixin):
+class HistoryApiHandler(AgentApiHandler, ContentMixin):
     """Any logged-in agent; what it may see is decided by `History` from its level."""
 
     def history_scope(self) -> str | None:
@@ -29,7 +29,7 @@ class HistoryHandler(AgentApiHandler, ContentMixin):
         return business_id
 
 
-class GetVisitersHandler(HistoryHandler):
+class GetVisitersHandler(HistoryApiHandler):
     """`/admin/set/getvisiters`: `service` (an agent's nick name; the caller by default) or
     `service_id` → `{rows: [{visiter_id, visiter_name, avatar, channel, state, ip,
     from_url, timestamp, last_time, messages}], total, page, limit, service_id,
@@ -45,7 +45,7 @@ class GetVisitersHandler(HistoryHandler):
     post = get
 
 
-class GetViewsHandler(HistoryHandler):
+class GetViewsHandler(HistoryApiHandler):
     """`/admin/set/getviews`: `channel`, `puttime` = week | month (the document's `time`
     is accepted too) → `{rows: [<wolive_chats row + nick_name>], total, page, limit,
     visiter_id, visiter_name, avatar, start, end}`, oldest first."""
@@ -61,7 +61,7 @@ class GetViewsHandler(HistoryHandler):
     post = get
 
 
-class GetDesignForViewsHandler(HistoryHandler):
+class GetDesignForViewsHandler(HistoryApiHandler):
     """`/admin/set/getdesignForViews`: `channel`, `start`, `end` (YYYY-MM-DD in the
     server's time zone, or unix seconds; `end` inclusive) → the same shape as getviews."""
 

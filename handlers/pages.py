@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from .base import LEVELS, PageHandler
-from .history import HistoryHandler
+from .history import HistoryApiHandler
 
 #: page name → lowest level that may open it.
 PAGES = {
@@ -85,7 +85,7 @@ class ConsolePage(PageHandler):
 MAX_SEARCH = 100
 
 
-class SearchHistoryHandler(HistoryHandler):
+class SearchHistoryHandler(HistoryApiHandler):
     """`GET /admin/set/searchhistory`: the visitors whose messages match, most recent first.
 
     Params (all optional): `q` (text in a message), `visiter` (part of the visitor's name or

@@ -44,7 +44,7 @@ class QuickReplyHandler(AgentApiHandler):
         return self.arg(name, max_len=max_len)
 
 
-class ListHandler(QuickReplyHandler):
+class QuickReplyListHandler(QuickReplyHandler):
     """GET: the shared and own quick replies (`QuickReplies.listing`)."""
 
     async def get(self) -> None:
@@ -70,7 +70,7 @@ class EditHandler(QuickReplyHandler):
         self.answer(0, "成功", row)
 
 
-class DeleteHandler(QuickReplyHandler):
+class QuickReplyDeleteHandler(QuickReplyHandler):
     """POST `id`: delete one."""
 
     async def post(self) -> None:
@@ -117,10 +117,10 @@ class ImportHandler(QuickReplyHandler):
 
 def routes() -> list[tuple[str, type]]:
     return [
-        (r"/admin/quickreply/list", ListHandler),
+        (r"/admin/quickreply/list", QuickReplyListHandler),
         (r"/admin/quickreply/add", AddHandler),
         (r"/admin/quickreply/edit", EditHandler),
-        (r"/admin/quickreply/delete", DeleteHandler),
+        (r"/admin/quickreply/delete", QuickReplyDeleteHandler),
         (r"/admin/quickreply/reorder", ReorderHandler),
         (r"/admin/quickreply/import", ImportHandler),
     ]
