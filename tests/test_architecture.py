@@ -103,3 +103,13 @@ def test_the_route_check_fails_on_a_map_that_does_not_match(
         test_every_route_is_in_the_map_with_the_module_that_serves_it()
     assert "/admin/set/close: in 0 features" in str(failed.value)
     assert "/admin/set/closed: listed but not routed" in str(failed.value)
+
+
+def test_no_two_handler_classes_share_a_name() -> None:
+    """A handler's class name finds it in one guess (three `ConsoleHandler`s did not)."""
+    seen: dict[str, list[str]] = {}
+    for path in sorted((Path(ROOT) / "handlers").glob("*.py")):
+        for name in re.findall(r"^class (\w+)", path.read_text(encoding="utf-8"), re.M):
+            seen.setdefault(name, []).append(path.name)
+    assert {n: where for n, where in seen.items() if len(where) > 1} == {}
+    assert len(seen) > 50
