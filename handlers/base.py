@@ -87,6 +87,9 @@ class BaseHandler(tornado.web.RequestHandler):
 
     #: Pages render HTML errors; APIs (the default) answer JSON.
     html_errors = False
+    #: HEAD answered as GET without the body (pages always; health checks and fixed files,
+    #: which probes and players ask with HEAD); other APIs answer 405.
+    head_like_get = False
     #: Answer statuses logged at INFO, not WARNING (`access_log_level`).
     quiet_statuses: frozenset[int] = frozenset()
     #: Every answer logged at DEBUG (health checks, which a load balancer calls every few
@@ -106,10 +109,12 @@ class BaseHandler(tornado.web.RequestHandler):
         self.set_header("Content-Security-Policy", "frame-ancestors 'none'")
 
     async def head(self, *args: Any, **kwargs: Any) -> None:
-        """HEAD on a page (`html_errors`) is its GET without the body (RFC 9110 9.3.2;
-        Tornado drops the body of a HEAD answer); an API keeps answering 405."""
+        """HEAD on a page (`html_errors`) or a `head_like_get` handler is its GET without the
+        body (RFC 9110 9.3.2; Tornado drops the body of a HEAD answer); an API keeps
+        answering 405."""
         get = type(self).get
-        if not self.html_errors or get is tornado.web.RequestHandler.get:
+        if (not (self.html_errors or self.head_like_get)
+                or get is tornado.web.RequestHandler.get):
             raise tornado.web.HTTPError(405)
         result = get(self, *args, **kwargs)
         if inspect.isawaitable(result):

@@ -69,7 +69,9 @@ class MetricsAccess:
 
 
 class _OpsHandler(BaseHandler):
-    """No agent lookup (no database read), nothing cached."""
+    """No agent lookup (no database read), nothing cached; HEAD as GET (probes use it)."""
+
+    head_like_get = True
 
     async def prepare(self) -> None:
         self.agent_row = None

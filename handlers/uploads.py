@@ -216,7 +216,9 @@ class VoiceUploadHandler(UploadForm, ContentApiHandler):
 
 class DefaultVoiceHandler(BaseHandler):
     """`/upload/voice/default.mp3`, the document's default `voice_address`: a short chime
-    shipped in static/assets/sounds (WAV bytes; browsers play by content)."""
+    shipped in static/assets/sounds (WAV bytes; browsers play by content). HEAD as GET."""
+
+    head_like_get = True
 
     def get(self) -> None:
         with open(DEFAULT_VOICE_FILE, "rb") as f:

@@ -187,6 +187,20 @@ async def test_request_id_round_trip(base_url: str) -> None:
 
 # ---- health ------------------------------------------------------------------------------
 
+@pytest.mark.gen_test
+async def test_probes_may_ask_with_head(base_url: str) -> None:
+    """Load balancers and uptime monitors often probe with HEAD: `/healthz`, `/readyz` and
+    the fixed default chime answer it as GET without the body (that an API still answers
+    405 is test_install_login's `test_head_on_pages_is_answered_like_get`)."""
+    for path, ctype in (("/healthz", "text/plain"), ("/readyz", "application/json"),
+                        ("/upload/voice/default.mp3", "audio/wav")):
+        got = await get(base_url + path)
+        head = await AsyncHTTPClient().fetch(base_url + path, method="HEAD", raise_error=False)
+        assert (got.code, head.code) == (200, 200), path
+        assert head.body == b"" and got.body != b"", path
+        assert head.headers["Content-Type"].startswith(ctype), path
+
+
 async def serve(cfg: dict[str, Any]) -> tuple[wolive.Wolive, str]:
     server = await wolive.make_app(cfg)
     return server, f"http://127.0.0.1:{server.listen()['main']}"
