@@ -34,9 +34,11 @@ def check_new_password(password: str, password2: str | None = None) -> None:
     if password2 is not None and password != password2:
         raise PasswordRefused("the two passwords differ / 两次密码不一致")
     if len(password) < MIN_PASSWORD:
-        raise PasswordRefused(f"password needs at least {MIN_PASSWORD} characters")
+        raise PasswordRefused(f"password needs at least {MIN_PASSWORD} characters / "
+                              f"密码至少 {MIN_PASSWORD} 个字符")
     if len(password.encode()) > MAX_PASSWORD_BYTES:
-        raise PasswordRefused(f"password is over {MAX_PASSWORD_BYTES} bytes")
+        raise PasswordRefused(f"password is over {MAX_PASSWORD_BYTES} bytes / "
+                              f"密码不能超过 {MAX_PASSWORD_BYTES} 字节")
 
 
 async def hash_password(password: str, rounds: int) -> str:

@@ -336,7 +336,8 @@ async def test_modify_changes_own_password_and_ends_other_sessions(world: World)
 @pytest.mark.parametrize("form, status, words", [
     ({"oldpass": "wrong-password", "newpass": NEW_PW, "newpass2": NEW_PW}, 403, "旧密码错误"),
     ({"oldpass": PW, "newpass": NEW_PW, "newpass2": NEW_PW + "x"}, 400, "differ"),
-    ({"oldpass": PW, "newpass": "short", "newpass2": "short"}, 400, "at least 8"),
+    ({"oldpass": PW, "newpass": "short", "newpass2": "short"}, 400,
+     "at least 8 characters / 密码至少 8"),
     ({"newpass": NEW_PW, "newpass2": NEW_PW}, 400, "oldpass"),
     ({"oldpass": PW, "newpass": NEW_PW}, 400, "newpass2"),
 ])
