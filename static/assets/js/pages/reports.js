@@ -14,7 +14,7 @@
           'rp.abandoned': '排队中离开', 'rp.messages': '消息', 'rp.firstResponse': '首次响应',
           'rp.resolution': '解决时长', 'rp.queueWait': '排队等待', 'rp.ratings': '评价',
           'rp.median': '中位数', 'rp.p90': 'P90', 'rp.medianP90': '中位数 / P90',
-          'rp.avg': '平均 {avg} 分（{n} 条）', 'rp.noRatings': '暂无评价', 'rp.nobody': '（未接待）',
+          'rp.ratingCount': '平均分，共 {n} 条评价', 'rp.noRatings': '暂无评价', 'rp.nobody': '（未接待）',
           'rp.deleted': '（已删除）', 'rp.scopeMine': '只含您自己的对话', 'rp.scopeBiz': '商户 {b}',
           'rp.tz': '按对话开始的日期（服务器时区）计', 'rp.badRange': '请选择开始和结束日期，开始不能晚于结束。', 's': '{n} 秒', 'm': '{m} 分 {s} 秒', 'h': '{h} 小时 {m} 分' },
     en: { 'title.reports': 'Reports · wolive', 'rp.title': 'Reports', 'rp.presets': 'Date range',
@@ -25,7 +25,7 @@
           'rp.missed': 'Missed (left a message)', 'rp.abandoned': 'Left while waiting', 'rp.messages': 'Messages',
           'rp.firstResponse': 'First response', 'rp.resolution': 'Resolution', 'rp.queueWait': 'Queue wait',
           'rp.ratings': 'Ratings', 'rp.median': 'Median', 'rp.p90': 'P90', 'rp.medianP90': 'median / p90',
-          'rp.avg': '{avg} on average ({n})', 'rp.noRatings': 'No ratings', 'rp.nobody': '(nobody)',
+          'rp.ratingCount': 'average of {n} ratings', 'rp.noRatings': 'No ratings', 'rp.nobody': '(nobody)',
           'rp.deleted': '(deleted)', 'rp.scopeMine': 'Your own conversations only', 'rp.scopeBiz': 'Business {b}',
           'rp.tz': 'By the day a conversation started (server time zone)', 'rp.badRange': 'Pick a start and an end date; the start cannot be after the end.', 's': '{n} s', 'm': '{m} min {s} s',
           'h': '{h} h {m} min' }
@@ -83,7 +83,7 @@
     totalsBox.appendChild(stat(t('rp.resolution'), dur(x.resolution.median), t('rp.p90') + ' ' + dur(x.resolution.p90)));
     totalsBox.appendChild(stat(t('rp.queueWait'), dur(x.queue_wait.median), t('rp.p90') + ' ' + dur(x.queue_wait.p90)));
     totalsBox.appendChild(stat(t('rp.ratings'), x.rating_avg === null ? '—' : x.rating_avg,
-                               x.ratings ? t('rp.avg', { avg: x.rating_avg, n: x.ratings }) : t('rp.noRatings')));
+                               x.ratings ? t('rp.ratingCount', { n: x.ratings }) : t('rp.noRatings')));
   }
 
   function chart(id, config) {
