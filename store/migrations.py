@@ -121,21 +121,25 @@ def _v10_user_name_nocase(conn: Connection) -> None:
     collation already has them (SQLite's NOCASE folds ASCII letters). A database that
     already holds such a pair keeps working without the index, and the start-up log names
     the pair to rename. MySQL/MariaDB: nothing to do."""
+    _sqlite_unique_nocase(conn, "wolive_service", "user_name", "service_user_name_nocase")
+
+
+def _sqlite_unique_nocase(conn: Connection, table: str, column: str, index: str) -> None:
+    """On SQLite, a unique index on `column COLLATE NOCASE` unless the table already holds
+    values differing only in case (then a warning names them and the index is left out)."""
     if conn.dialect.name != "sqlite":
         return
-    if "service_user_name_nocase" in {i["name"] for i in
-                                      inspect(conn).get_indexes("wolive_service")}:
+    if index in {i["name"] for i in inspect(conn).get_indexes(table)}:
         return
     clashes = conn.execute(text(
-        "SELECT group_concat(user_name, ', ') FROM wolive_service "
-        "GROUP BY user_name COLLATE NOCASE HAVING count(*) > 1")).scalars().all()
+        f"SELECT group_concat({column}, ', ') FROM {table} "
+        f"GROUP BY {column} COLLATE NOCASE HAVING count(*) > 1")).scalars().all()
     if clashes:
-        log.warning("user names differing only in case: %s; rename all but one of each and "
-                    "run: CREATE UNIQUE INDEX service_user_name_nocase ON wolive_service "
-                    "(user_name COLLATE NOCASE)", "; ".join(clashes))
+        log.warning("%s values differing only in case: %s; rename all but one of each and "
+                    "run: CREATE UNIQUE INDEX %s ON %s (%s COLLATE NOCASE)", column,
+                    "; ".join(clashes), index, table, column)
         return
-    conn.execute(text("CREATE UNIQUE INDEX service_user_name_nocase ON wolive_service "
-                      "(user_name COLLATE NOCASE)"))
+    conn.execute(text(f"CREATE UNIQUE INDEX {index} ON {table} ({column} COLLATE NOCASE)"))
 
 
 def _v11_chat_notes(conn: Connection) -> None:
@@ -237,6 +241,15 @@ def _v13_conversations(conn: Connection) -> None:
     counted from their next change."""
 
 
+def _v14_business_id_nocase(conn: Connection) -> None:
+    """SQLite: unique index `business_id_nocase` on `wolive_business (business_id COLLATE
+    NOCASE)`, so "shop1" and "SHOP1" cannot both be opened, as MariaDB's case-insensitive
+    collation already refuses (before, SQLite accepted the second). A database that already
+    holds such a pair keeps working without the index, and the start-up log names it.
+    MySQL/MariaDB: nothing to do."""
+    _sqlite_unique_nocase(conn, "wolive_business", "business_id", "business_id_nocase")
+
+
 #: Migration for version N is MIGRATIONS[N - 1]. Append only.
 MIGRATIONS: list[Callable[[Connection], None]] = [
     _v1_wolive_tables,
@@ -252,4 +265,5 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     _v11_chat_notes,
     _v12_ids_never_reused,
     _v13_conversations,
+    _v14_business_id_nocase,
 ]

@@ -126,40 +126,40 @@ def test_check_config_and_migrate(tmp_path: Path, db_url: str) -> None:
     if db_url.startswith("sqlite"):
         assert "does not exist yet" in check.stdout
     else:
-        assert "answers; schema version 0 of 13: migrations 1-13 pending" in check.stdout
+        assert "answers; schema version 0 of 14: migrations 1-14 pending" in check.stdout
 
     dry = run(config, "migrate", "--dry-run")
     assert dry.returncode == 0, dry.stderr
     if db_url.startswith("sqlite"):
-        assert "migrate would make it with every table and run migrations 1-13" in dry.stdout
+        assert "migrate would make it with every table and run migrations 1-14" in dry.stdout
     else:
         assert "would create tables: wolive_service" in dry.stdout
-        for version in range(1, 14):
+        for version in range(1, 15):
             assert f"would run migration {version}: " in dry.stdout
     assert snapshot(db_url) == before  # nothing made, not even the SQLite file
 
     done = run(config, "migrate")
     assert done.returncode == 0, done.stderr
-    assert "from schema version 0 to 13 (ran 1-13)" in done.stdout
+    assert "from schema version 0 to 14 (ran 1-14)" in done.stdout
     assert "wolive_chats" in tables(db_url)
     assert run(config, "migrate").stdout.startswith("nothing to do")
-    assert "schema version 13 of 13" in run(config, "check-config").stdout
+    assert "schema version 14 of 14" in run(config, "check-config").stdout
 
-    # A database from before migrations 11 to 13: a dry run lists them and runs nothing.
+    # A database from before migrations 11 to 14: a dry run lists them and runs nothing.
     db_rows(db_url, "DELETE FROM wolive_schema WHERE version > 10")
     before = snapshot(db_url)
     dry = run(config, "migrate", "--dry-run")
     assert dry.returncode == 0, dry.stderr
-    assert [line.split(":")[0] for line in dry.stdout.splitlines()] == ["dry run"] * 3
-    for version in (11, 12, 13):
+    assert [line.split(":")[0] for line in dry.stdout.splitlines()] == ["dry run"] * 4
+    for version in (11, 12, 13, 14):
         assert f"would run migration {version}: " in dry.stdout
     assert "migration 10" not in dry.stdout
     assert snapshot(db_url) == before
-    assert "migrations 11-13 pending" in run(config, "check-config").stdout
+    assert "migrations 11-14 pending" in run(config, "check-config").stdout
     done = run(config, "migrate")
-    assert "from schema version 10 to 13 (ran 11-13)" in done.stdout, done.stdout
+    assert "from schema version 10 to 14 (ran 11-14)" in done.stdout, done.stdout
     assert [r["version"] for r in db_rows(db_url, "SELECT version FROM wolive_schema "
-                                          "ORDER BY version")] == list(range(1, 14))
+                                          "ORDER BY version")] == list(range(1, 15))
 
 
 # ---- create-admin and reset-password -----------------------------------------------------

@@ -555,6 +555,7 @@ async def test_business_add_creates_business_and_manager(world: World) -> None:
 @pytest.mark.gen_test
 @pytest.mark.parametrize("extra, status", [
     ({"business_id": B}, 409),                      # business exists
+    ({"business_id": B.upper()}, 409),              # the same id in other case, as MariaDB
     ({"user_name": "svc_a"}, 409),                  # user name taken: no business either
     ({"business_id": "bad id!"}, 400),
     ({"business_id": ""}, 400),

@@ -327,3 +327,33 @@ async def test_nocase_migration_keeps_an_existing_clash_working(tmp_path, caplog
         await store.close()
     assert "Bob, bob" in caplog.text or "bob, Bob" in caplog.text
     assert len(db_rows(url, "SELECT * FROM wolive_service")) == 2
+
+
+@pytest.mark.gen_test
+async def test_business_id_nocase_migration_keeps_an_existing_clash_working(tmp_path,
+                                                                           caplog) -> None:
+    """An older SQLite database that already holds businesses "Shop9" and "shop9":
+    migration 14 leaves it working (both kept) and names the pair in the log; without a
+    clash it makes the index, so a case variant is refused from then on."""
+    from store import Store
+    url = f"sqlite:///{tmp_path}/old.db"
+    store = await Store.open(url)
+    await store.close()
+    db_rows(url, "DROP INDEX business_id_nocase")
+    db_rows(url, "DELETE FROM wolive_schema WHERE version >= 14")
+    db_rows(url, "INSERT INTO wolive_business (business_id) VALUES ('Shop9'), ('shop9')")
+    with caplog.at_level("WARNING", logger="wolive.store"):
+        store = await Store.open(url)
+        await store.close()
+    assert "Shop9, shop9" in caplog.text or "shop9, Shop9" in caplog.text
+    assert len(db_rows(url, "SELECT * FROM wolive_business")) == 2
+    indexes = [r["name"] for r in db_rows(url, "SELECT name FROM sqlite_master "
+                                               "WHERE type = 'index'")]
+    assert "business_id_nocase" not in indexes
+    db_rows(url, "DELETE FROM wolive_business WHERE business_id = 'Shop9'")
+    db_rows(url, "DELETE FROM wolive_schema WHERE version >= 14")
+    store = await Store.open(url)
+    await store.close()
+    with pytest.raises(Exception, match="UNIQUE"):
+        db_rows(url, "INSERT INTO wolive_business (business_id) VALUES ('SHOP9')")
+
