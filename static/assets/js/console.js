@@ -95,6 +95,17 @@
   });
 
   var convs = {};          // visiter_id -> conversation (getchats entry + typing)
+  /* geton / logout heard, by visiter_id, numbered: a list asked for before one of them was
+   * heard may carry the older state (the visitor's window opened while it was on its way),
+   * and a geton for a visitor not in the list yet must still count when it arrives. One entry
+   * per visitor seen in this tab (lists may answer out of order, so none is dropped). */
+  var presenceSeq = 0;
+  var heardOnline = {};    // visiter_id -> {on, seq}
+  function withHeardOnline(c, asked) {
+    var heard = heardOnline[c.visiter_id];
+    if (heard && heard.seq > asked) { c.online = heard.on; }
+    return c;
+  }
   var waits = {};          // visiter_id -> waiting entry (getwait)
   var active = null;       // visiter_id of the open conversation
   var older = { more: false, loading: false };
@@ -347,6 +358,7 @@
   }
 
   function setOnline(vid, on) {
+    heardOnline[vid] = { on: on, seq: ++presenceSeq };
     var c = convs[vid];
     if (!c) { return; }
     c.online = on;
@@ -373,6 +385,7 @@
   }
 
   function loadConversations() {
+    var asked = presenceSeq;
     return call('GET', '/admin/set/getchats', {}).then(function (r) {
       if (r.code !== 0) { return; }
       var keep = {};
@@ -381,6 +394,7 @@
         var old = keep[c.visiter_id];
         c.last_msg = snapshotMsg(c);
         if (old) { c.typing = old.typing; }
+        withHeardOnline(c, asked);
         stream.merge(c);
         convs[c.visiter_id] = c;
       });
@@ -468,12 +482,13 @@
 
   function claimVisitor(vid, btn) {
     btn.disabled = true;
+    var asked = presenceSeq;
     call('POST', '/admin/set/get', { visiter_id: vid }).then(function (r) {
       if (r.code === -1) { btn.disabled = false; toast(r.msg); return; }  // not sent: try again
       delete waits[vid];
       renderQueue();
       if (r.code === 0) {
-        convs[vid] = r.data;
+        convs[vid] = withHeardOnline(r.data, asked);
         render();
         open(vid);
       } else {
