@@ -42,6 +42,7 @@ from realtime.chat import channels
 from realtime.chat.facade import Chat
 from realtime.chat.content import Content
 from realtime.chat.history import History
+from realtime.chat.ratings import Ratings
 from realtime.chat.reports import Reports
 from realtime.pusher.hub import App, Hub
 from realtime.metrics import UNMATCHED_ROUTE, Metrics
@@ -52,6 +53,7 @@ from realtime.chat.quick_replies import QuickReplies
 from realtime.chat.signals import Signals
 from realtime.chat.uploads import Uploads
 from realtime.chat.video import Video
+from realtime.chat.visitor_cards import VisitorCards
 from realtime.pusher.webhooks import SHUTDOWN_DRAIN_S as WEBHOOK_DRAIN_S
 from realtime.pusher.webhooks import Webhooks
 from realtime.chat.wechat import WechatNotifier
@@ -297,6 +299,7 @@ async def make_app(cfg: Config) -> Wolive:
     content = Content(store, hub, assign_waiting=chat.assign_waiting)
     video = Video(store, hub, chat, list(cfg.video.ice_servers))
     signals = Signals(chat)
+    ratings = Ratings(chat)
     if isinstance(adapter, RedisAdapter):  # rate limits, calls, the WeChat token: shared
         video.shared = adapter
         wechat.client.shared = adapter
@@ -313,7 +316,8 @@ async def make_app(cfg: Config) -> Wolive:
         agents=Agents(store, hub, hasher, passwords.check_password, chat=chat),
         agent_status=AgentStatus(store, hub, chat),
         content=content, history=History(store), quick_replies=QuickReplies(store),
-        reports=Reports(store), signals=signals, uploads=Uploads.from_config(cfg),
+        ratings=ratings, reports=Reports(store), signals=signals,
+        uploads=Uploads.from_config(cfg), visitor_cards=VisitorCards(chat, ratings),
         video=video, wechat=wechat,
         pusher_client={"key": apps[0].key, "ws_port": cfg.server.legacy_ws_port},
         metrics=metrics,

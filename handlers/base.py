@@ -26,10 +26,12 @@ from realtime.chat.facade import Chat
 from realtime.chat.history import History
 from realtime.chat.presence import PresenceTracker
 from realtime.chat.quick_replies import QuickReplies
+from realtime.chat.ratings import Ratings
 from realtime.chat.reports import Reports
 from realtime.chat.signals import Signals
 from realtime.chat.uploads import Uploads
 from realtime.chat.video import Video
+from realtime.chat.visitor_cards import VisitorCards
 from realtime.chat.values import Agent
 from realtime.chat.wechat import WechatNotifier
 from realtime.metrics import Metrics
@@ -168,6 +170,10 @@ class BaseHandler(tornado.web.RequestHandler):
         return self.services.quick_replies
 
     @property
+    def ratings(self) -> Ratings:
+        return self.services.ratings
+
+    @property
     def reports(self) -> Reports:
         return self.services.reports
 
@@ -182,6 +188,10 @@ class BaseHandler(tornado.web.RequestHandler):
     @property
     def video(self) -> Video:
         return self.services.video
+
+    @property
+    def visitor_cards(self) -> VisitorCards:
+        return self.services.visitor_cards
 
     @property
     def wechat(self) -> WechatNotifier:

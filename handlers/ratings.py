@@ -1,7 +1,6 @@
 """`/admin/event/rating`: a visitor rates its ended conversation (`realtime.chat.ratings`)."""
 from __future__ import annotations
 
-from realtime.chat.ratings import Ratings
 from store.ratings import MAX_RATING_COMMENT
 
 from .base import VisitorApiHandler
@@ -18,7 +17,7 @@ class RatingHandler(VisitorApiHandler, VisitorMixin):
         business_id = self.arg("business_id", required=True, max_len=100)
         score = self.arg("score", required=True, max_len=20)
         comment = self.arg("comment", max_len=MAX_RATING_COMMENT)
-        data = await Ratings(self.chat).rate(
+        data = await self.ratings.rate(
             visiter_id, business_id, self.visitor_channel_arg(business_id, visiter_id), score,
             comment)
         self.answer(0, "success", data)

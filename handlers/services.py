@@ -21,10 +21,12 @@ from realtime.chat.history import History
 from realtime.chat.facade import Chat
 from realtime.chat.presence import PresenceTracker
 from realtime.chat.quick_replies import QuickReplies
+from realtime.chat.ratings import Ratings
 from realtime.chat.reports import Reports
 from realtime.chat.signals import Signals
 from realtime.chat.uploads import Uploads
 from realtime.chat.video import Video
+from realtime.chat.visitor_cards import VisitorCards
 from realtime.chat.wechat import WechatNotifier
 from realtime.metrics import Metrics
 from realtime.pusher.hub import Hub
@@ -65,10 +67,13 @@ class Services:
     content: Content
     history: History
     quick_replies: QuickReplies
+    ratings: Ratings
     reports: Reports
     signals: Signals
     uploads: Uploads
     video: Video
+    #: The workbench's visitor card (who, where from, device, visits, notes, rating).
+    visitor_cards: VisitorCards
     wechat: WechatNotifier
     #: What the pages' pusher-js needs: `{"key": ..., "ws_port": ...}`.
     pusher_client: Mapping[str, Any]

@@ -237,7 +237,7 @@ async def test_visitor_card_device_visits_and_notes(workbench: Workbench) -> Non
                                        ("10.1.2.3", "Private Network Class A"),
                                        ("", ""), ("not an ip", "")])
 def test_place_of_an_ip(ip: str, place: str) -> None:
-    from handlers.conversations import place_of
+    from realtime.chat.visitor_cards import place_of
     assert place_of(ip) == place
 
 
