@@ -121,7 +121,7 @@ async def read_hiredis(url: str) -> float:
             done.set_result(cpu() - start[0])
             return
         json.loads(data)
-    reader = BusReader(url, CHANNEL, on_message)
+    reader = BusReader(url, [CHANNEL], on_message)
     await reader.open()
     proc = sender(url)
     used = await done

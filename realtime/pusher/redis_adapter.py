@@ -1,8 +1,12 @@
 """Channel membership and fan-out for several nodes, on Redis (`RedisAdapter`).
 
 Each node delivers to its own sockets as `LocalAdapter` does, and hands every publish to the
-other nodes over one Redis pub/sub channel, `{prefix}:bus` (Redis pub/sub ignores the
-database number, so the prefix is what keeps two deployments on one Redis apart). What must
+other nodes over Redis pub/sub: a channel's publishes go to `{prefix}:bus:{app}:{channel}`,
+which a node listens to while its sockets hold that channel (the subscription confirmed
+before a socket is told it is in), so a node reads only what its sockets get; notices to
+every node (`broadcast`) go to `{prefix}:bus`, and the markers of `turn` to the node's own
+`{prefix}:mark:{instance}` (Redis pub/sub ignores the database number, so the prefix is
+what keeps two deployments on one Redis apart). What must
 be the same on every node lives in Redis under `{prefix}:`, and each transition is decided
 by exactly one Lua script run, so one node, and only one, hears of it:
 
@@ -32,9 +36,10 @@ they reached it. The other nodes' publishes come in on another (`redis_bus.BusRe
 
 `turn(key)` orders the publishes of several nodes: `turn:{key}` is taken by a script that
 also tells which node held it last; when that was another node, this one first waits for a
-marker of its own to come back on the bus (so the last holder's publishes are delivered
-here), and the key is given back by the writer after the turn's publishes, so the next
-holder's publishes follow them everywhere.
+marker of its own to come back on its bus connection (Redis sends one connection's messages
+in the order it took the publishes, whatever their channels, so the last holder's publishes
+are delivered here first), and the key is given back by the writer after the turn's
+publishes, so the next holder's publishes follow them everywhere.
 """
 from __future__ import annotations
 
@@ -244,11 +249,15 @@ class RedisAdapter(LocalAdapter):
         #: Bus markers this node waits to see come back (`_caught_up`), by id.
         self._markers: dict[str, asyncio.Future[None]] = {}
         self._journaled = 0  # journal tokens given so far
+        #: The notices' bus channel (every node listens); a channel's publishes go to
+        #: `_channel_bus` (the nodes holding sockets on it listen), markers to `_markers_bus`.
         self._bus = f"{prefix}:bus"
+        self._markers_bus = f"{prefix}:mark:{self._instance}"
         # Publishes, cache writes and journal entries leave in order by one connection;
         # the other nodes' publishes come in by another (`redis_bus`).
         self._writer = BusWriter(redis_url)
-        self._reader = BusReader(redis_url, self._bus, self._on_bus)
+        self._reader = BusReader(redis_url, [self._bus, self._markers_bus], self._on_bus,
+                                 held=self._held_buses)
         self._tasks: list[asyncio.Task[None]] = []
         #: Whether this node hears the other nodes' publishes now (False from losing its
         #: bus connection until it listens again).
@@ -486,6 +495,15 @@ class RedisAdapter(LocalAdapter):
             self.listening = True
             log.warning("cluster: node %s listens to the bus again", self.node)
 
+    def _channel_bus(self, app_id: str, channel: str) -> str:
+        """The Redis channel carrying `channel`'s publishes (no ':' in a channel name)."""
+        return f"{self.prefix}:bus:{app_id}:{channel}"
+
+    def _held_buses(self) -> list[str]:
+        """The channel buses this node must hear: those of the channels its sockets hold."""
+        return [self._channel_bus(app_id, channel)
+                for app_id, chans in self._apps.items() for channel in chans]
+
     def _on_bus(self, data: str) -> None:
         try:
             parts = json.loads(data)
@@ -511,7 +529,7 @@ class RedisAdapter(LocalAdapter):
                 except_socket_id: str | None = None) -> int:
         # Queued first, so the bus write leaves before this node's own socket writes and
         # the other nodes deliver meanwhile.
-        self._queue("PUBLISH", self._bus, json.dumps(
+        self._queue("PUBLISH", self._channel_bus(app_id, channel), json.dumps(
             [self.node, app_id, channel, frame, except_socket_id], ensure_ascii=False))
         return super().publish(app_id, channel, frame, except_socket_id)
 
@@ -553,7 +571,7 @@ class RedisAdapter(LocalAdapter):
         marker = uuid.uuid4().hex
         back = self._markers[marker] = asyncio.get_running_loop().create_future()
         try:
-            self._queue("PUBLISH", self._bus, json.dumps([self.node, marker]))
+            self._queue("PUBLISH", self._markers_bus, json.dumps([self.node, marker]))
             await asyncio.wait_for(back, max(0.0, deadline - time.monotonic()))
         except asyncio.TimeoutError:
             raise RedisTimeoutError("the bus marker did not come back") from None
@@ -574,6 +592,9 @@ class RedisAdapter(LocalAdapter):
         if conn.socket_id in members:
             return False
         members[conn.socket_id] = conn
+        # Listening to the channel's bus (sent at once, confirmed while the script runs):
+        # once the subscriber is told it is in, every publish to the channel reaches it.
+        listening = self._reader.follow(self._channel_bus(app_id, channel))
         decided = await self._lua_subscribe(
             keys=[self._key("ch", app_id, channel), f"{self.prefix}:chans:{app_id}",
                   f"{self.prefix}:node:{self.node}:subs", self._key("hold:c", app_id, channel)],
@@ -587,7 +608,20 @@ class RedisAdapter(LocalAdapter):
                 self._emit(app_id, channel, True)
             finally:
                 self.emitting_comeback = False
+        if listening is not None:
+            # After the occupancy it decided is told (a failure here closes the socket,
+            # whose unsubscribe then decides the vacated that pairs with it).
+            try:
+                await asyncio.wait_for(asyncio.shield(listening), LOST_AFTER_S)
+            except asyncio.TimeoutError:
+                raise RedisTimeoutError("Redis did not confirm a bus subscription") from None
         return True
+
+    def _forget_local(self, app_id: str, channel: str, conn: Connection) -> bool | None:
+        emptied = super()._forget_local(app_id, channel, conn)
+        if emptied:  # no socket here holds it any more: its publishes need not come here
+            self._reader.unfollow(self._channel_bus(app_id, channel))
+        return emptied
 
     async def unsubscribe(self, app_id: str, channel: str, conn: Connection) -> bool:
         if self._forget_local(app_id, channel, conn) is None:

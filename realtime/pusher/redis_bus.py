@@ -15,7 +15,7 @@ import asyncio
 import logging
 import ssl
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import hiredis
@@ -282,38 +282,141 @@ class BusWriter:
 
 
 class BusReader:
-    """Subscribed to one channel; each message's data goes to `on_message` (str), in the
-    order Redis sent them, from the loop's read callback."""
+    """Subscribed to some fixed channels and to those `follow` adds; each message's data
+    goes to `on_message` (str), in the order Redis sent them, from the loop's read callback.
+    Subscribes and unsubscribes made in one loop turn leave in one send, in order. On
+    `open` (the first and after a lost connection) it subscribes to the fixed channels and
+    to every name `held()` gives."""
 
-    def __init__(self, url: str, channel: str, on_message: Callable[[str], None]) -> None:
+    def __init__(self, url: str, channels: list[str], on_message: Callable[[str], None],
+                 held: Callable[[], Iterable[str]] = tuple) -> None:
         self.url = url
-        self.channel = channel
+        self.channels = list(channels)
         self.on_message = on_message
+        self.held = held
         self._conn: _Resp | None = None
+        self._latest: _Resp | None = None  # the last connection opened (`wait_closed`)
+        # Followed names: the future is done once Redis confirmed the subscription.
+        self._following: dict[str, asyncio.Future[None]] = {}
+        # Subscriptions sent and not confirmed yet, in the order they were sent.
+        self._confirming: deque[tuple[str, asyncio.Future[None]]] = deque()
+        self._out: list[tuple[str, ...]] = []
+        self._scheduled = False
 
     async def open(self) -> None:
-        """Connect and subscribe; returns once Redis confirmed the subscription. Raises as
-        `_open` does."""
+        """Connect and subscribe; returns once Redis confirmed every subscription. Raises
+        as `_open` does, and `redis.exceptions.ConnectionError` when the connection closes
+        before, `redis.exceptions.TimeoutError` when Redis does not confirm within
+        `CONNECT_TIMEOUT_S`."""
         conn = await _open(self.url)
-        confirmed = await conn.call("SUBSCRIBE", self.channel)
-        if not (isinstance(confirmed, list) and confirmed[:1] == ["subscribe"]):
-            conn.close()
-            raise ResponseError(f"SUBSCRIBE answered {confirmed!r}")
+        self._conn = self._latest = conn
         conn.on_reply = self._reply
-        self._conn = conn
+        conn.lost.add_done_callback(lambda _done: self._lost(conn))
+        self._following = {}
+        waits = [self._follow_on(conn, name) for name in [*self.channels, *self.held()]]
+        self._flush()
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                await asyncio.gather(*(w for w in waits if w is not None))
+        except TimeoutError:
+            conn.close()
+            raise RedisTimeoutError("Redis did not confirm the bus subscriptions") from None
+        except BaseException:
+            conn.close()
+            raise
+
+    def follow(self, name: str) -> asyncio.Future[None] | None:
+        """Subscribe to `name` too: None when already confirmed, else a future done once
+        Redis confirmed it (failing with `redis.exceptions.ConnectionError` if the
+        connection closes first). Raises `redis.exceptions.ConnectionError` when not
+        connected."""
+        held = self._following.get(name)
+        if held is not None:
+            return None if held.done() and held.exception() is None else held
+        conn = self._conn
+        if conn is None or conn.transport is None or conn.transport.is_closing():
+            raise RedisConnectionError("not listening to the bus: connection to Redis lost")
+        return self._follow_on(conn, name)
+
+    def _follow_on(self, conn: _Resp, name: str) -> asyncio.Future[None]:
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiter.add_done_callback(_retrieve)
+        self._following[name] = waiter
+        self._confirming.append((name, waiter))
+        self._send(("SUBSCRIBE", name))
+        return waiter
+
+    def unfollow(self, name: str) -> None:
+        """Stop listening to `name` (a `follow`ed one; others are left as they are)."""
+        if self._following.pop(name, None) is not None and self._conn is not None:
+            self._send(("UNSUBSCRIBE", name))
+
+    def following(self) -> set[str]:
+        """The names followed now (the fixed channels included)."""
+        return set(self._following)
+
+    def _send(self, command: tuple[str, ...]) -> None:
+        self._out.append(command)
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        out, self._out = self._out, []
+        conn = self._conn
+        if out and conn is not None and conn.transport is not None \
+                and not conn.transport.is_closing():
+            conn.send(out)
 
     def _reply(self, reply: Any) -> None:
-        if isinstance(reply, list) and len(reply) == 3 and reply[0] == "message":
-            try:
-                self.on_message(reply[2])
-            except Exception:  # one bad message must not close the bus
-                log.exception("redis bus: a message could not be delivered")
+        if isinstance(reply, list) and len(reply) == 3:
+            kind = reply[0]
+            if kind == "message":
+                try:
+                    self.on_message(reply[2])
+                except Exception:  # one bad message must not close the bus
+                    log.exception("redis bus: a message could not be delivered")
+            elif kind == "subscribe":
+                for i, (name, waiter) in enumerate(self._confirming):
+                    if name == reply[1]:
+                        del self._confirming[i]
+                        if not waiter.done():
+                            waiter.set_result(None)
+                        break
+        elif isinstance(reply, hiredis.ReplyError):
+            # A refused SUBSCRIBE (an ACL without the channel): its waiter fails.
+            log.warning("redis bus: a subscription was refused (%s)", reply)
+            if self._confirming:
+                name, waiter = self._confirming.popleft()
+                if self._following.get(name) is waiter:
+                    del self._following[name]
+                if not waiter.done():
+                    waiter.set_exception(ResponseError(str(reply)))
+
+    def _lost(self, conn: _Resp) -> None:
+        if conn is not self._conn:
+            return
+        self._conn = None
+        self._following = {}
+        self._out = []
+        while self._confirming:
+            _, waiter = self._confirming.popleft()
+            if not waiter.done():
+                waiter.set_exception(RedisConnectionError("connection to Redis lost"))
 
     async def wait_closed(self) -> Exception | None:
         """Wait until the connection closes; returns why (None when closed by `close`)."""
-        assert self._conn is not None
-        return await self._conn.lost
+        assert self._latest is not None
+        # Shielded: a waiter cancelled (the node closing) must not mark the connection lost.
+        return await asyncio.shield(self._latest.lost)
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
+        if self._latest is not None:
+            self._latest.close()
+
+
+def _retrieve(done: asyncio.Future[None]) -> None:
+    """Marks a waiter's exception as seen: a subscriber that left no longer awaits it."""
+    if not done.cancelled():
+        done.exception()
