@@ -897,6 +897,65 @@ async def test_the_bus_writer_reports_what_it_could_not_send_and_sends_again_onc
 
 
 @pytest.mark.gen_test(timeout=30)
+async def test_the_bus_reader_follows_channels_and_follows_the_held_ones_again_on_reopen(
+        tmp_path: Any) -> None:
+    """`BusReader.follow` answers once Redis confirmed the subscription (then None: nothing
+    to wait for), `unfollow` stops the messages, a follow while disconnected is refused, and
+    `open` after a Redis restart subscribes again to the fixed channels and to what
+    `held()` gives, and to nothing else."""
+    import redis.asyncio as aioredis
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from realtime.pusher.redis_bus import BusReader
+    private = PrivateRedis(tmp_path).start()
+    heard: list[str] = []
+    held = {"ch:a"}
+    reader = BusReader(private.url, ["fixed"], heard.append, held=lambda: sorted(held))
+    r = aioredis.from_url(private.url, decode_responses=True)
+
+    async def listening() -> set[str]:
+        return set(await r.pubsub_channels())
+
+    try:
+        await reader.open()
+        assert await listening() == {"fixed", "ch:a"}
+        waiter = reader.follow("ch:b")
+        assert waiter is not None and reader.follow("ch:b") is waiter
+        await waiter
+        assert reader.follow("ch:b") is None
+        await r.publish("ch:b", "one")
+        await wait_for(lambda: heard == ["one"])
+        reader.unfollow("ch:b")
+        await wait_for(lambda: "ch:b" not in reader.following())
+        deadline = asyncio.get_running_loop().time() + 5
+        while "ch:b" in await listening():
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.02)
+        await r.publish("ch:b", "two")
+        await r.publish("fixed", "three")
+        await wait_for(lambda: heard[-1:] == ["three"])
+        assert "two" not in heard
+
+        await r.aclose()
+        private.stop()
+        await asyncio.wait_for(reader.wait_closed(), 10)  # the reader saw it go
+        with pytest.raises(RedisConnectionError):
+            reader.follow("ch:c")
+        private.start()
+        held.add("ch:d")
+        await reader.open()
+        r = aioredis.from_url(private.url, decode_responses=True)
+        assert await listening() == {"fixed", "ch:a", "ch:d"}
+        assert reader.follow("ch:d") is None
+        await r.publish("ch:d", "four")
+        await wait_for(lambda: heard[-1:] == ["four"])
+    finally:
+        reader.close()
+        await r.aclose()
+        private.stop()
+
+
+@pytest.mark.gen_test(timeout=30)
 async def test_a_node_whose_bus_connection_drops_closes_its_sockets_and_listens_again(
         nodes: list[Node]) -> None:
     """Redis closes a node's bus subscription (`CLIENT KILL`, as it does itself to a

@@ -296,8 +296,9 @@ class BusReader:
         self.held = held
         self._conn: _Resp | None = None
         self._latest: _Resp | None = None  # the last connection opened (`wait_closed`)
-        # Followed names: the future is done once Redis confirmed the subscription.
-        self._following: dict[str, asyncio.Future[None]] = {}
+        # Followed names: the waiter while Redis has not confirmed the subscription, then
+        # None (a confirmed channel keeps no object of its own).
+        self._following: dict[str, asyncio.Future[None] | None] = {}
         # Subscriptions sent and not confirmed yet, in the order they were sent.
         self._confirming: deque[tuple[str, asyncio.Future[None]]] = deque()
         self._out: list[tuple[str, ...]] = []
@@ -330,9 +331,8 @@ class BusReader:
         Redis confirmed it (failing with `redis.exceptions.ConnectionError` if the
         connection closes first). Raises `redis.exceptions.ConnectionError` when not
         connected."""
-        held = self._following.get(name)
-        if held is not None:
-            return None if held.done() and held.exception() is None else held
+        if name in self._following:
+            return self._following[name]
         conn = self._conn
         if conn is None or conn.transport is None or conn.transport.is_closing():
             raise RedisConnectionError("not listening to the bus: connection to Redis lost")
@@ -348,8 +348,10 @@ class BusReader:
 
     def unfollow(self, name: str) -> None:
         """Stop listening to `name` (a `follow`ed one; others are left as they are)."""
-        if self._following.pop(name, None) is not None and self._conn is not None:
-            self._send(("UNSUBSCRIBE", name))
+        if name in self._following:
+            del self._following[name]
+            if self._conn is not None:
+                self._send(("UNSUBSCRIBE", name))
 
     def following(self) -> set[str]:
         """The names followed now (the fixed channels included)."""
@@ -381,6 +383,8 @@ class BusReader:
                 for i, (name, waiter) in enumerate(self._confirming):
                     if name == reply[1]:
                         del self._confirming[i]
+                        if self._following.get(name) is waiter:
+                            self._following[name] = None
                         if not waiter.done():
                             waiter.set_result(None)
                         break
