@@ -111,7 +111,8 @@ class HealthHandler(_OpsHandler):
 
 class ReadyHandler(_OpsHandler):
     """`GET /readyz`: 200 `{"status": "ready"}` when the server can serve: not shutting
-    down and the database answers a trivial query within `READY_TIMEOUT_S`; else 503
+    down, in touch with its cluster (`Adapter.problem`) and the database answers a trivial
+    query within `READY_TIMEOUT_S`; else 503
     `{"status": "not ready", "reason": ...}`. A change either way is logged once (each
     answer only at DEBUG)."""
 
@@ -135,6 +136,10 @@ class ReadyHandler(_OpsHandler):
     async def _problem(self) -> str | None:
         if self.hub.closing:
             return "shutting down"
+        # A node cut off from the cluster closes its sockets; it must not be sent new ones.
+        cluster = self.hub.adapter.problem()
+        if cluster is not None:
+            return cluster
         # One probe at a time: a slow one is left to finish (cancelling it would cost its
         # pooled connection), and probes meanwhile wait for it instead of adding more.
         state = self.readiness

@@ -10,6 +10,7 @@ import asyncio
 import base64
 import json
 import secrets
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -490,6 +491,21 @@ async def test_redis_out_of_reach_is_a_503_on_the_http_api_and_the_chat(
                                       form={"visiter_id": "v-503"})
         assert code == 503, body
         assert db_rows(node.db_url, state)[0]["state"] == before != "complete"
+        # Not ready while cut off (a load balancer sends new sockets elsewhere), ready again
+        # once Redis is back.
+        probe = Client(node.base_url).http
+
+        async def readiness(code: int) -> Any:
+            deadline = time.monotonic() + 20
+            while True:
+                resp = await probe.fetch(node.base_url + "/readyz", raise_error=False)
+                if resp.code == code:
+                    return json.loads(resp.body)
+                assert time.monotonic() < deadline, (resp.code, resp.body, node.logs())
+                await asyncio.sleep(0.1)
+        assert (await readiness(503))["reason"].startswith("cluster: ")
+        private.start()
+        assert (await readiness(200)) == {"status": "ready"}
     finally:
         private.stop()
         assert stop_server(node) == 0, node.logs()

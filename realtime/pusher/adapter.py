@@ -152,6 +152,12 @@ class Adapter(ABC):
         """A mark for `flushed(since=...)`: how many publishes were handed on so far."""
         return 0
 
+    def problem(self) -> str | None:
+        """Why this node cannot serve its part of the cluster now (it hears no other
+        node's publishes, or cannot reach the shared store), for `/readyz`; None when it
+        can. Alone, nothing stands in the way."""
+        return None
+
     async def flushed(self, since: int | None = None) -> None:
         """Return once the publishes made so far have reached every node. With `since` (a
         `sent_mark()`), raises one of `unavailable_errors` when one made after the mark

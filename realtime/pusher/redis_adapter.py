@@ -450,6 +450,14 @@ class RedisAdapter(LocalAdapter):
     def sent_mark(self) -> int:
         return self._writer.queued
 
+    def problem(self) -> str | None:
+        if not self.listening:
+            return "cluster: not listening to the other nodes (bus connection to Redis lost)"
+        silent = time.monotonic() - self._last_ok
+        if self._lost or silent > LOST_AFTER_S:
+            return f"cluster: Redis has not answered for {silent:.0f} s"
+        return None
+
     async def flushed(self, since: int | None = None) -> None:
         """Wait until every publish and cache write made so far has reached Redis (or was
         given up: the connection lost, or refused), for at most `LOST_AFTER_S`. With `since`
