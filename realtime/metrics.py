@@ -223,5 +223,9 @@ class _LiveCollector(Collector):
             yield GaugeMetricFamily("wolive_agents_online",
                                     "Agents online (all businesses; read from the database)",
                                     value=online)
+        yield GaugeMetricFamily("wolive_cluster_ready",
+                                "1 while this node hears the other nodes and reaches Redis "
+                                "(always 1 alone), else 0: /readyz says why",
+                                value=0 if adapter.problem() is not None else 1)
         yield GaugeMetricFamily("wolive_start_time_seconds",
                                 "When this server was built (unix seconds)", value=m.started)

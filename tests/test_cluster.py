@@ -449,6 +449,7 @@ async def test_redis_out_of_reach_is_a_503_on_the_http_api_and_the_chat(
     private = PrivateRedis(tmp_path).start()
     extra = cluster_sections(tmp_path / "uploads", "wolive-test-503")
     extra["cluster"]["redis_url"] = private.url
+    extra["metrics"] = {"enabled": True, "allow_ips": ["127.0.0.1"]}
     home = tmp_path / "node"
     home.mkdir()
     node = start_server(home, fresh_mysql_db, extra=extra, cookie_secret=secrets.token_hex(16),
@@ -504,8 +505,15 @@ async def test_redis_out_of_reach_is_a_503_on_the_http_api_and_the_chat(
                 assert time.monotonic() < deadline, (resp.code, resp.body, node.logs())
                 await asyncio.sleep(0.1)
         assert (await readiness(503))["reason"].startswith("cluster: ")
+
+        async def cluster_ready() -> str:
+            text = (await probe.fetch(node.base_url + "/metrics")).body.decode()
+            return next(line.split()[1] for line in text.splitlines()
+                        if line.startswith("wolive_cluster_ready "))
+        assert await cluster_ready() == "0.0"
         private.start()
         assert (await readiness(200)) == {"status": "ready"}
+        assert await cluster_ready() == "1.0"
     finally:
         private.stop()
         assert stop_server(node) == 0, node.logs()

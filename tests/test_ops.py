@@ -96,6 +96,7 @@ async def test_metrics_parse_and_move_with_traffic(base_url: str, ws_base: str) 
                  '{method="POST",route="/admin/event/notice",status="200"}') == 1
     assert moved(before, after, "wolive_pusher_connections_total" + app) == 1
     assert after["wolive_pusher_sockets" + app] == 1
+    assert after["wolive_cluster_ready{}"] == 1  # alone: always
     assert after["wolive_pusher_channels" + app] >= 1
     assert after["wolive_pusher_subscriptions" + app] >= 1
     assert moved(before, after, "wolive_pusher_messages_published_total" + app) >= 1
