@@ -188,3 +188,13 @@ def test_may_join() -> None:
     assert channels.may_join(None, "private-agent-12") is None
     other = SimpleNamespace(service_id=13, business_id="shop1", nick_name="", avatar="")
     assert channels.may_join(other, "private-agent-12") is None
+
+
+@pytest.mark.parametrize("name", ["news\n", "news\r\n", "\nnews", "ne ws", ""])
+def test_a_name_with_a_line_break_or_space_is_not_a_channel(name: str) -> None:
+    """Pusher's channel names are [A-Za-z0-9_\\-=@,.;]+ and nothing else: a trailing
+    newline is refused too (a `$` anchor would let it through)."""
+    from realtime.pusher.protocol import valid_user_id
+    assert not valid_channel_name(name)
+    assert not valid_channel_name("#server-to-user-" + name)
+    assert not valid_user_id(name)

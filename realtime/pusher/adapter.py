@@ -209,6 +209,13 @@ class Adapter(ABC):
         """Add `conn` to `channel`; True when it was not subscribed before."""
 
     @abstractmethod
+    def joined(self, app_id: str, channel: str, conn: Connection) -> None:
+        """`conn` was subscribed through a stand-in of the same socket_id (one that keeps
+        what is published meanwhile, so nothing reaches the socket before its
+        subscription_succeeded); publishes go to `conn` itself from now on. Nothing when
+        the socket is no longer subscribed."""
+
+    @abstractmethod
     async def unsubscribe(self, app_id: str, channel: str, conn: Connection) -> bool:
         """Remove `conn` from `channel`; True when it was subscribed."""
 
@@ -288,6 +295,11 @@ class LocalAdapter(Adapter):
         if len(members) == 1:
             self._emit(app_id, channel, True)
         return True
+
+    def joined(self, app_id: str, channel: str, conn: Connection) -> None:
+        members = self._apps.get(app_id, {}).get(channel)
+        if members is not None and conn.socket_id in members:
+            members[conn.socket_id] = conn
 
     async def unsubscribe(self, app_id: str, channel: str, conn: Connection) -> bool:
         left = self._forget_local(app_id, channel, conn)

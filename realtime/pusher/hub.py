@@ -96,6 +96,27 @@ dict (Pusher webhook docs), called synchronously on the socket's path: never blo
 """
 
 
+class _Joining:
+    """A socket while it subscribes to one channel, as the adapter's list of the channel's
+    sockets holds it: what is published to the channel meanwhile is kept in order (`held`)
+    and sent after subscription_succeeded (and a cache channel's last event), not before
+    (Pusher: a channel's events follow its subscription_succeeded)."""
+
+    __slots__ = ("conn", "socket_id", "held")
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.socket_id = conn.socket_id
+        self.held: list[str] = []
+
+    def send(self, frame: str) -> bool:
+        self.held.append(frame)
+        return True
+
+    def close(self, code: int, reason: str) -> None:
+        self.conn.close(code, reason)
+
+
 class _Refused(Exception):
     """A subscription refused: sent as `pusher:subscription_error` {type, error, status}."""
 
@@ -380,8 +401,16 @@ class Session:
         self._run(self._leave_all())
 
     async def _leave_all(self) -> None:
+        # Every channel is left even when the cluster's store fails on one: the adapter
+        # forgets the socket here at once and settles the store once it answers again.
+        failed: BaseException | None = None
         for channel in list(self.channels):
-            await self._leave(channel)
+            try:
+                await self._leave(channel)
+            except self.hub.adapter.unavailable_errors as exc:
+                failed = failed or exc
+        if failed is not None:
+            raise failed
 
     def _run(self, step: Coroutine[Any, Any, None]) -> None:
         """Handle `step` after every step before it (class docstring)."""
@@ -499,7 +528,8 @@ class Session:
             return
         adapter, app_id = self.hub.adapter, self.app.id
         self.channels.add(channel)
-        await adapter.subscribe(app_id, channel, self.conn)
+        joining = _Joining(self.conn)
+        await adapter.subscribe(app_id, channel, joining)
         first = False
         if member is not None:
             self.presence_ids[channel] = member[0]
@@ -517,11 +547,19 @@ class Session:
             self.hub.emit(self.app, happening)
         if p.is_cache_channel(channel):
             cached = await adapter.cache_get(app_id, channel)
+            adapter.joined(app_id, channel, self.conn)
             if cached is not None:
-                self.conn.send(cached.frame)
+                # Kept meanwhile: it comes in its place among the others, not twice.
+                if cached.frame not in joining.held:
+                    self.conn.send(cached.frame)
             else:
                 self.conn.send(p.encode("pusher:cache_miss", channel=channel))
                 self.hub.emit(self.app, {"name": "cache_miss", "channel": channel})
+        else:
+            adapter.joined(app_id, channel, self.conn)
+        for frame in joining.held:
+            self.conn.send(frame)
+        joining.held = []
 
     async def _presence_member(self, channel: str, data: dict[str, Any]) -> tuple[str, Any]:
         """Check a presence subscribe; returns (user_id, user_info). The signature covers
@@ -575,15 +613,17 @@ class Session:
             return
         self.channels.discard(channel)
         adapter, app_id = self.hub.adapter, self.app.id
-        if self.presence_ids.pop(channel, None) is not None:
-            gone = await adapter.remove_member(app_id, channel, self.socket_id)
-            if gone is not None:
-                adapter.publish(app_id, channel, p.encode(
-                    "pusher_internal:member_removed", {"user_id": gone}, channel=channel),
-                    except_socket_id=self.socket_id)
-                self.hub.emit(self.app, {"name": "member_removed", "channel": channel,
-                                         "user_id": gone})
-        await adapter.unsubscribe(app_id, channel, self.conn)
+        try:
+            if self.presence_ids.pop(channel, None) is not None:
+                gone = await adapter.remove_member(app_id, channel, self.socket_id)
+                if gone is not None:
+                    adapter.publish(app_id, channel, p.encode(
+                        "pusher_internal:member_removed", {"user_id": gone},
+                        channel=channel), except_socket_id=self.socket_id)
+                    self.hub.emit(self.app, {"name": "member_removed", "channel": channel,
+                                             "user_id": gone})
+        finally:  # left here even when the member could not be removed from the store
+            await adapter.unsubscribe(app_id, channel, self.conn)
 
     # ---- user sign-in -------------------------------------------------------------------
 

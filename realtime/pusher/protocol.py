@@ -31,7 +31,7 @@ MAX_EVENT_DATA_BYTES = 10 * 1024
 MAX_EVENT_NAME = 200
 #: Channel names: Pusher's documented character set and length.
 MAX_CHANNEL_NAME = 200
-CHANNEL_NAME_RE = re.compile(r"^[A-Za-z0-9_\-=@,.;]+$")
+CHANNEL_NAME_RE = re.compile(r"\A[A-Za-z0-9_\-=@,.;]+\Z")
 #: The one channel family whose name has a `#`: events for one signed-in user (Pusher
 #: "User authentication"); pusher-js subscribes to it after `pusher:signin_success`.
 SERVER_TO_USER_PREFIX = "#server-to-user-"

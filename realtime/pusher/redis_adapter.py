@@ -71,6 +71,8 @@ LOST_AFTER_S = 4.0
 #: How long a vacated / member_removed stays held in Redis at most (ms): far past the
 #: webhooks' 3 s, so the holder's `release_hold` decides, not the expiry.
 HOLD_MS = 60_000
+#: Connections to Redis a node opens at most for scripts and queries (more callers wait).
+REDIS_CONNECTIONS = 64
 #: How long a turn (`RedisAdapter.turn`) is kept at most (ms) if its holder dies holding it.
 TURN_MS = 5_000
 
@@ -234,7 +236,11 @@ class RedisAdapter(LocalAdapter):
         #: This node's number among the nodes of `prefix` (digits); given, or taken from
         #: Redis by `start` (`INCR {prefix}:node_seq`, so never one another node has).
         self.node = node
-        self.redis = aioredis.from_url(redis_url, decode_responses=True)
+        # A burst (every client of a restarted node reconnecting at once) waits for one of
+        # the pool's connections instead of being refused ("Too many connections").
+        self.redis = aioredis.Redis.from_pool(aioredis.BlockingConnectionPool.from_url(
+            redis_url, decode_responses=True, max_connections=REDIS_CONNECTIONS,
+            timeout=LOST_AFTER_S))
         self._lua_subscribe = self.redis.register_script(_SUBSCRIBE)
         self._lua_unsubscribe = self.redis.register_script(_UNSUBSCRIBE)
         self._lua_add_member = self.redis.register_script(_ADD_MEMBER)
@@ -265,6 +271,9 @@ class RedisAdapter(LocalAdapter):
         self._last_ok = time.monotonic()
         self._lost = False
         self._member_comebacks: set[tuple[str, str, str]] = set()
+        #: Whether Redis may still hold memberships of sockets gone here (a leave failed,
+        #: or the bus was lost): `_reconcile` runs at the next heartbeat that reaches Redis.
+        self._stale = False
 
     def _node_key(self, node: str, what: str) -> str:
         return f"{self.prefix}:node:{node}:{what}"
@@ -334,6 +343,8 @@ class RedisAdapter(LocalAdapter):
                 if self._lost:
                     log.warning("cluster: node %s reaches Redis again", self.node)
                     self._lost = False
+                if self._stale:
+                    await self._reconcile()
                 await self.reap()
             except RedisError as exc:
                 if not self._lost and time.monotonic() - self._last_ok > LOST_AFTER_S:
@@ -359,11 +370,31 @@ class RedisAdapter(LocalAdapter):
             reaped.append(node)
         return reaped
 
-    async def _remove_node(self, node: str) -> None:
-        subs_key = self._node_key(node, "subs")
-        entries = await self.redis.smembers(subs_key)  # type: ignore[misc]
-        log.warning("cluster: node %s is gone; removing its %d subscriptions", node,
-                    len(entries))
+    async def _reconcile(self) -> None:
+        """Remove from Redis the memberships of this node's sockets that are gone here (their
+        leaves failed while Redis was out of reach), with the member_removed and vacated
+        that follow, decided as every leave is. Raises `RedisError` (tried again later)."""
+        self._stale = False
+        subs_key = self._node_key(str(self.node), "subs")
+        try:
+            entries: set[str] = await self.redis.smembers(  # type: ignore[misc,assignment]
+                subs_key)
+            gone = []
+            for raw in entries:
+                app_id, channel, socket_id = json.loads(raw)
+                if socket_id not in self._apps.get(app_id, {}).get(channel, ()):
+                    gone.append(raw)
+            if gone:
+                log.warning("cluster: node %s removes %d subscriptions of its sockets that "
+                            "left while Redis was out of reach", self.node, len(gone))
+                await self._remove_entries(subs_key, gone)
+        except BaseException:
+            self._stale = True
+            raise
+
+    async def _remove_entries(self, subs_key: str, entries: Any) -> None:
+        """Remove the memberships `entries` (members of `subs_key`) from Redis, telling the
+        member_removed and vacated they decide."""
         for raw in entries:
             app_id, channel, socket_id = json.loads(raw)
             if channel.startswith("presence-"):
@@ -378,6 +409,13 @@ class RedisAdapter(LocalAdapter):
                 args=[socket_id, channel, raw, HOLD_MS])
             if decided == 2:
                 self._emit(app_id, channel, False)
+
+    async def _remove_node(self, node: str) -> None:
+        subs_key = self._node_key(node, "subs")
+        entries = await self.redis.smembers(subs_key)  # type: ignore[misc]
+        log.warning("cluster: node %s is gone; removing its %d subscriptions", node,
+                    len(entries))
+        await self._remove_entries(subs_key, entries)
         journal_key = self._node_key(node, "journal")
         left: dict[str, str] = await self.redis.hgetall(  # type: ignore[misc, assignment]
             journal_key)
@@ -500,8 +538,14 @@ class RedisAdapter(LocalAdapter):
                 except (RedisError, OSError):
                     pause = 0.5
             self._emit_lost()
+            self._stale = True  # the sockets closed meanwhile may have failed to leave
             self.listening = True
             log.warning("cluster: node %s listens to the bus again", self.node)
+            try:
+                await self._reconcile()
+            except RedisError as exc:  # the heartbeat tries again
+                log.warning("cluster: node %s could not settle its sockets' leaves yet (%s)",
+                            self.node, exc)
 
     def _channel_bus(self, app_id: str, channel: str) -> str:
         """The Redis channel carrying `channel`'s publishes (no ':' in a channel name)."""
@@ -634,11 +678,16 @@ class RedisAdapter(LocalAdapter):
     async def unsubscribe(self, app_id: str, channel: str, conn: Connection) -> bool:
         if self._forget_local(app_id, channel, conn) is None:
             return False
-        decided = await self._lua_unsubscribe(
-            keys=[self._key("ch", app_id, channel), f"{self.prefix}:chans:{app_id}",
-                  f"{self.prefix}:node:{self.node}:subs", self._key("hold:c", app_id, channel)],
-            args=[conn.socket_id, channel, json.dumps([app_id, channel, conn.socket_id]),
-                  HOLD_MS])
+        try:
+            decided = await self._lua_unsubscribe(
+                keys=[self._key("ch", app_id, channel), f"{self.prefix}:chans:{app_id}",
+                      f"{self.prefix}:node:{self.node}:subs",
+                      self._key("hold:c", app_id, channel)],
+                args=[conn.socket_id, channel, json.dumps([app_id, channel, conn.socket_id]),
+                      HOLD_MS])
+        except BaseException:
+            self._stale = True  # Redis may still count it: `_reconcile` removes it later
+            raise
         if decided == 2:
             self._emit(app_id, channel, False)
         return True
@@ -695,9 +744,13 @@ class RedisAdapter(LocalAdapter):
         return bool(await self.redis.delete(key))
 
     async def remove_member(self, app_id: str, channel: str, socket_id: str) -> str | None:
-        gone = await self._lua_remove_member(
-            keys=self._presence_keys(app_id, channel),
-            args=[socket_id, self._member_hold_prefix(app_id, channel), HOLD_MS])
+        try:
+            gone = await self._lua_remove_member(
+                keys=self._presence_keys(app_id, channel),
+                args=[socket_id, self._member_hold_prefix(app_id, channel), HOLD_MS])
+        except BaseException:
+            self._stale = True  # `_reconcile` removes the member once Redis answers
+            raise
         return str(gone) if gone else None
 
     async def members(self, app_id: str, channel: str) -> dict[str, Any]:

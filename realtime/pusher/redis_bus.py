@@ -320,9 +320,11 @@ class BusReader:
             async with asyncio.timeout(CONNECT_TIMEOUT_S):
                 await asyncio.gather(*(w for w in waits if w is not None))
         except TimeoutError:
+            self._lost(conn)  # at once: no follow() may be handed a cancelled waiter
             conn.close()
             raise RedisTimeoutError("Redis did not confirm the bus subscriptions") from None
         except BaseException:
+            self._lost(conn)
             conn.close()
             raise
 
