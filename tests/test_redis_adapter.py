@@ -54,7 +54,7 @@ def nodes(io_loop: Any) -> Iterator[list[Node]]:
             await adapter.start()
             out.append(Node(Hub([APP], adapter=adapter), adapter))
         return out
-    out = io_loop.run_sync(start)
+    out = io_loop.run_sync(start, timeout=60)
     yield out
 
     async def stop() -> None:
@@ -66,7 +66,7 @@ def nodes(io_loop: Any) -> Iterator[list[Node]]:
         if keys:
             await r.delete(*keys)
         await r.aclose()
-    io_loop.run_sync(stop)
+    io_loop.run_sync(stop, timeout=60)  # a stuck close fails the test, not the run
 
 
 def subscribe(session: Session, channel: str, user_id: str | None = None) -> None:

@@ -467,7 +467,10 @@ class RedisAdapter(LocalAdapter):
                         self.node, exc)
         self._writer.close()
         self._reader.close()
-        await self.redis.aclose()
+        try:  # a connection stuck on a silent peer must not hold up the node's exit
+            await asyncio.wait_for(self.redis.aclose(), LOST_AFTER_S)
+        except (asyncio.TimeoutError, RedisError, OSError) as exc:
+            log.warning("cluster: node %s: closing its Redis connections: %r", self.node, exc)
 
     async def _settle(self) -> None:
         """`flushed`, for at most `LOST_AFTER_S` (Redis may be gone)."""
