@@ -29,22 +29,14 @@ import redis.asyncio as aioredis  # noqa: E402
 from realtime.pusher import redis_adapter  # noqa: E402
 from realtime.pusher.redis_adapter import RedisAdapter  # noqa: E402
 from test_redis_adapter import APP, Node, nodes, subscribe, subscribed  # noqa: E402,F401
-
-
-class _Errors(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
+from conftest import _Collect  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
-def asyncio_errors() -> Iterator[_Errors]:
+def asyncio_errors() -> Iterator[_Collect]:
     """conftest fails a test on wolive / tornado error logs; asyncio's own ("Task
     exception was never retrieved", "Future exception was never retrieved") too here."""
-    handler = _Errors()
+    handler = _Collect()
     logging.getLogger("asyncio").addHandler(handler)
     yield handler
     logging.getLogger("asyncio").removeHandler(handler)
