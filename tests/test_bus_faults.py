@@ -393,8 +393,10 @@ async def test_a_crowd_joining_at_once_on_a_fresh_node_gets_every_later_publish(
     stop.set()
     await pub
     last = counter[0]
-    await a.adapter.flushed()
-    await asyncio.sleep(1)
+    # A last event after every numbered one: once each socket has it, it has all it gets.
+    a.hub.trigger(ch, "end", {}, app=APP)
+    for _, conn in socks:
+        await wait_for(lambda conn=conn: conn.events("end"), timeout=30)
     unanswered = [(s.socket_id, conn.closed, conn.frames[:3]) for s, conn in socks
                   if not conn.events("pusher_internal:subscription_succeeded")]
     assert not unanswered, (len(unanswered), unanswered[:3])
@@ -482,8 +484,13 @@ async def test_presence_churn_over_three_nodes_leaves_every_socket_with_the_true
     await asyncio.gather(*tasks)
     for n in nodes:
         await n.hub.settled()
-        await n.adapter.flushed()
-    await asyncio.sleep(1)
+    # An event from each node after its member events: once every socket still in has all
+    # three, it has every member_added / member_removed it will get.
+    for n in nodes:
+        n.hub.trigger(ch, "end", {}, app=APP)
+    for s, conn, _ in socks:
+        if ch in s.channels:
+            await wait_for(lambda conn=conn: len(conn.events("end")) >= 3, timeout=30)
     truth = set(await nodes[0].adapter.members(APP.id, ch))
     holders = {uid for s, _, uid in socks if ch in s.channels}
     assert truth == holders

@@ -545,18 +545,16 @@ class Session:
             if adapter.member_comeback(app_id, channel, member[0]):
                 happening["comeback"] = True
             self.hub.emit(self.app, happening)
-        if p.is_cache_channel(channel):
-            cached = await adapter.cache_get(app_id, channel)
-            adapter.joined(app_id, channel, self.conn)
-            if cached is not None:
-                # Kept meanwhile: it comes in its place among the others, not twice.
-                if cached.frame not in joining.held:
-                    self.conn.send(cached.frame)
-            else:
-                self.conn.send(p.encode("pusher:cache_miss", channel=channel))
-                self.hub.emit(self.app, {"name": "cache_miss", "channel": channel})
-        else:
-            adapter.joined(app_id, channel, self.conn)
+        cache = p.is_cache_channel(channel)
+        cached = await adapter.cache_get(app_id, channel) if cache else None
+        adapter.joined(app_id, channel, self.conn)
+        if cached is not None:
+            # Kept meanwhile: it comes in its place among the others, not twice.
+            if cached.frame not in joining.held:
+                self.conn.send(cached.frame)
+        elif cache:
+            self.conn.send(p.encode("pusher:cache_miss", channel=channel))
+            self.hub.emit(self.app, {"name": "cache_miss", "channel": channel})
         for frame in joining.held:
             self.conn.send(frame)
         joining.held = []
